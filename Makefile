@@ -1,0 +1,45 @@
+# jaxprune: the two commands first (see README).
+#   make demo   -- set up, prepare Fashion-MNIST offline, train the default experiment
+#   make test   -- set up with the test extra, lint, run the test suite
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+WORKDIR ?= workdirs/mlp7_fashion_mnist
+CONFIG ?= configs/mlp7_fashion_mnist.py
+
+.PHONY: demo test lint format bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(PY) -m jaxprune.data prepare
+	$(PY) -m jaxprune.main --config=$(CONFIG) --workdir=$(WORKDIR)
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed-test
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: lint
+	JAX_PLATFORMS=cpu $(PY) -m pytest -q
+
+bench: $(VENV)/.installed-test
+	$(PY) -m pip install -q torch==2.13.0
+	JAX_PLATFORMS=cpu $(PY) experiments/benchmarks/train_step.py
+
+clean:
+	rm -rf $(VENV) workdirs .pytest_cache .ruff_cache

@@ -1,0 +1,191 @@
+"""Experiment config: the base ConfigDict every config file starts from, checks, smoke.
+
+Config files under `configs/` define `get_config(arg=None)`, start from
+`base_config()`, set their fields, and call `finalize(config, arg)`, which
+applies the `smoke` variant (a seconds-long run of the same code path).
+`validate(config)` rejects bad values with a message naming the field and what
+is allowed; unknown fields are rejected by the locked ConfigDict itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import ml_collections
+from ml_collections import config_dict
+
+# Fields that do not change what a run computes: a resumed run may differ in them.
+RESUME_SAFE_FIELDS = (
+  "progress",
+  "eval_every_epochs",
+  "checkpoint_every_epochs",
+  "analysis",
+)
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """All fields of a training run, with defaults."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.num_epochs = 30
+  c.batch_size = 128
+  c.eval_batch_size = 1000
+  c.eval_every_epochs = 1
+  c.checkpoint_every_epochs = 1
+  c.keep_checkpoints = 2
+  c.progress = True
+
+  c.model = ml_collections.ConfigDict()
+  c.model.name = "mlp7_relu"
+  c.model.init = "default"
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = "fashion_mnist_local"
+  c.data.data_dir = config_dict.placeholder(str)
+  c.data.manual_dir = config_dict.placeholder(str)
+  c.data.image_size = config_dict.placeholder(tuple)  # (H, W); None = native.
+  c.data.mean = config_dict.placeholder(tuple)  # None = the dataset's constants.
+  c.data.std = config_dict.placeholder(tuple)
+  c.data.augment = "none"  # none | cifar (pad 4 + crop + flip) | flip.
+  c.data.validation_fraction = 0.0  # e.g. 0.1 for Le & Hua's 90/10 split.
+  c.data.split_seed = 42
+  c.data.train_limit = 0  # 0 = all examples.
+  c.data.test_limit = 0
+  c.data.resident = config_dict.placeholder(bool)  # None = dataset default.
+
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.name = "sgd"
+  c.optimizer.momentum = 0.9
+  c.optimizer.nesterov = False
+  c.optimizer.weight_decay = 1e-4
+
+  c.schedule = ml_collections.ConfigDict()
+  c.schedule.name = "piecewise"
+  c.schedule.spec = "0:0.01,15:0.001,25:0.0001"
+  c.schedule.epochs = c.get_ref("num_epochs")
+
+  # Measurements taken during training (logged with the metrics).
+  c.analysis = ml_collections.ConfigDict()
+  c.analysis.jsv_every_epochs = 0  # Mean Jacobian singular value; 0 = off.
+  c.analysis.jsv_num_examples = 256  # Fixed training examples used for it.
+  return c
+
+
+def finalize(
+  config: ml_collections.ConfigDict, arg: str | None
+) -> ml_collections.ConfigDict:
+  """Applies the config-string variant: '' / None (as is) or 'smoke'."""
+  if arg in (None, ""):
+    return config
+  if arg == "smoke":
+    return smoke(config)
+  raise ValueError(f"config argument must be '' or 'smoke', got {arg!r}")
+
+
+def _rescale_spec(spec: str, old_epochs: int, new_epochs: int) -> str:
+  """'0:0.1,80:0.01' over 160 epochs -> same shape over `new_epochs`."""
+  pairs = []
+  for item in spec.split(","):
+    epoch, lr = item.split(":")
+    scaled = int(int(epoch) * new_epochs / old_epochs)
+    if pairs and scaled <= pairs[-1][0]:
+      continue  # Stages shorter than one epoch collapse.
+    pairs.append((scaled, lr))
+  return ",".join(f"{e}:{lr}" for e, lr in pairs)
+
+
+def smoke(
+  config: ml_collections.ConfigDict, epochs: int = 2
+) -> ml_collections.ConfigDict:
+  """Shrinks a config to a seconds-long run on a few hundred examples."""
+  old_epochs = int(config.num_epochs)
+  with config.unlocked():
+    config.num_epochs = epochs
+    config.data.train_limit = 512
+    config.data.test_limit = 256
+    config.batch_size = min(config.batch_size, 64)
+    config.eval_batch_size = 128
+    if "spec" in config.schedule:
+      config.schedule.spec = _rescale_spec(config.schedule.spec, old_epochs, epochs)
+    if "milestones" in config.schedule:
+      scaled = {int(m * epochs / old_epochs) for m in config.schedule.milestones}
+      config.schedule.milestones = tuple(sorted(m for m in scaled if 0 < m < epochs))
+  return config
+
+
+def _positive(config, field: str) -> None:
+  value = config
+  for part in field.split("."):
+    value = value[part]
+  if not isinstance(value, int) or value <= 0:
+    raise ValueError(f"{field} must be a positive integer, got {value!r}")
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming the first invalid field and what is allowed."""
+  from jaxprune import models, schedules  # Registries; imported lazily.
+  from jaxprune.data import datasets, pipeline
+  from jaxprune.train import optim
+
+  for field in ("num_epochs", "batch_size", "eval_batch_size", "eval_every_epochs"):
+    _positive(config, field)
+  _positive(config, "checkpoint_every_epochs")
+  _positive(config, "keep_checkpoints")
+  if config.model.name not in models.names():
+    raise ValueError(
+      f"model.name must be one of {models.names()}, got {config.model.name!r}"
+    )
+  datasets.get_spec(config.data.name)
+  if config.data.augment not in pipeline.AUGMENTATIONS:
+    raise ValueError(
+      f"data.augment must be one of {list(pipeline.AUGMENTATIONS)}, got "
+      f"{config.data.augment!r}"
+    )
+  if not 0.0 <= config.data.validation_fraction < 1.0:
+    raise ValueError(
+      f"data.validation_fraction must be in [0, 1), got {config.data.validation_fraction}"
+    )
+  for field in ("train_limit", "test_limit"):
+    if config.data[field] < 0:
+      raise ValueError(f"data.{field} must be >= 0 (0 = all), got {config.data[field]}")
+  if config.optimizer.name not in optim.OPTIMIZERS:
+    raise ValueError(
+      f"optimizer.name must be one of {list(optim.OPTIMIZERS)}, got "
+      f"{config.optimizer.name!r}"
+    )
+  # Building the schedule validates its fields (names, specs, milestones).
+  schedules.create(config.schedule, steps_per_epoch=1)
+
+
+def model_overrides(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """`config.model` minus `name`, as keyword arguments for `models.create`."""
+  overrides = config.model.to_dict()
+  overrides.pop("name")
+  return overrides
+
+
+def to_json_dict(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  return json.loads(config.to_json_best_effort(sort_keys=True))
+
+
+def config_hash(config: ml_collections.ConfigDict) -> str:
+  """Stable short hash of everything that determines a run's results."""
+  fields = to_json_dict(config)
+  for key in RESUME_SAFE_FIELDS:
+    fields.pop(key, None)
+  return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def diff(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
+  """Dotted names of fields that differ between two config dicts."""
+  out = []
+  for key in sorted(set(saved) | set(current)):
+    name = f"{prefix}{key}"
+    a, b = saved.get(key), current.get(key)
+    if isinstance(a, dict) and isinstance(b, dict):
+      out.extend(diff(a, b, name + "."))
+    elif a != b and key not in RESUME_SAFE_FIELDS:
+      out.append(name)
+  return out

@@ -1,0 +1,167 @@
+"""Dataset registry and host-side loading through TFDS data sources.
+
+Every dataset jaxprune trains on is read with `tfds.data_source` (array_record,
+random access, no TensorFlow). Small datasets are read whole into uint8 numpy
+arrays that the pipeline then keeps on device; large ones (ImageNet) are only
+opened, and `pipeline.StreamingSplit` reads batches from them.
+
+Datasets on machines that have them: `mnist`, `fashion_mnist`, `cifar10`,
+`cifar100` (prepared in array_record format, e.g. `tfds build --file_format=
+array_record`), `imagenet2012` (manual dir). Offline here: `fashion_mnist_local`,
+prepared by `prepare()` from the Debian package's IDX files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from jaxprune.data import fashion_mnist_local
+
+# Normalisation constants, as used by the seeds (see seed_code_facts.md §5).
+MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
+CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
+CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+# Fashion-MNIST training-set statistics (pixel mean/std of the 60k images / 255).
+FASHION_MEAN, FASHION_STD = (0.2860,), (0.3530,)
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+  """Static facts about a dataset."""
+
+  tfds_name: str
+  image_shape: tuple[int, int, int]  # Native (H, W, C); None dims = variable size.
+  num_classes: int
+  mean: tuple[float, ...]
+  std: tuple[float, ...]
+  train_split: str = "train"
+  test_split: str = "test"
+  resident: bool = True  # Fits in memory: held on device, epochs scanned.
+  image_key: str = "image"
+  label_key: str = "label"
+
+
+SPECS: dict[str, DatasetSpec] = {
+  "fashion_mnist_local": DatasetSpec(
+    "fashion_mnist_local", (28, 28, 1), 10, FASHION_MEAN, FASHION_STD
+  ),
+  "fashion_mnist": DatasetSpec(
+    "fashion_mnist", (28, 28, 1), 10, FASHION_MEAN, FASHION_STD
+  ),
+  "mnist": DatasetSpec("mnist", (28, 28, 1), 10, MNIST_MEAN, MNIST_STD),
+  "cifar10": DatasetSpec("cifar10", (32, 32, 3), 10, CIFAR10_MEAN, CIFAR10_STD),
+  "cifar100": DatasetSpec("cifar100", (32, 32, 3), 100, CIFAR100_MEAN, CIFAR100_STD),
+  "imagenet2012": DatasetSpec(
+    "imagenet2012",
+    (224, 224, 3),
+    1000,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    test_split="validation",
+    resident=False,
+  ),
+}
+
+
+def get_spec(name: str) -> DatasetSpec:
+  if name not in SPECS:
+    raise ValueError(f"data.name must be one of {sorted(SPECS)}, got {name!r}")
+  return SPECS[name]
+
+
+def default_data_dir(data_dir: str | None) -> str:
+  return os.path.expanduser(
+    data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
+  )
+
+
+def prepare(
+  name: str, data_dir: str | None = None, manual_dir: str | None = None
+) -> None:
+  """Prepares `name` in `data_dir` if it is not there yet.
+
+  Only `fashion_mnist_local` is prepared here (offline, from IDX files); the stock
+  datasets must have been prepared in array_record format beforehand.
+  """
+  data_dir = default_data_dir(data_dir)
+  if name == "fashion_mnist_local":
+    builder = fashion_mnist_local.FashionMnistLocal(
+      data_dir=data_dir, file_format="array_record"
+    )
+    if not builder.is_prepared():
+      manual_dir = manual_dir or fashion_mnist_local.DEFAULT_MANUAL_DIR
+      builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir)
+      )
+
+
+def open_split(name: str, split: str, data_dir: str | None = None):
+  """Returns a random-access TFDS data source for one split."""
+  try:
+    return tfds.data_source(name, split=split, data_dir=default_data_dir(data_dir))
+  except Exception as e:  # TFDS raises several types for a missing dataset.
+    raise FileNotFoundError(
+      f"Could not open TFDS dataset {name!r} split {split!r} in "
+      f"{default_data_dir(data_dir)} ({type(e).__name__}: {e}). Prepare it in "
+      "array_record format first (for fashion_mnist_local: `python -m jaxprune.data "
+      "prepare`)."
+    ) from e
+
+
+def get_records(source, keys: list[int]) -> list[dict]:
+  """Batched random access (5x faster than one by one on array_record)."""
+  try:
+    return source.__getitems__(keys)
+  except TypeError:
+    # tfds.testing.mock_data (4.9.10) installs an unbound `__getitems__`.
+    return [source[k] for k in keys]
+
+
+def read_all(source, spec: DatasetSpec, limit: int = 0, chunk: int = 10000):
+  """Reads a whole split into (images uint8 [N,H,W,C], labels int32 [N])."""
+  n = len(source) if not limit else min(limit, len(source))
+  images, labels = [], []
+  for start in range(0, n, chunk):
+    records = get_records(source, list(range(start, min(n, start + chunk))))
+    images.append(np.stack([np.asarray(r[spec.image_key]) for r in records]))
+    labels.append(np.asarray([r[spec.label_key] for r in records]))
+  x = np.concatenate(images).astype(np.uint8)
+  if x.ndim == 3:
+    x = x[..., None]
+  return x, np.concatenate(labels).astype(np.int32)
+
+
+def train_val_split(
+  num_examples: int, validation_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+  """Deterministic split of train indices into (train, validation)."""
+  if not 0.0 <= validation_fraction < 1.0:
+    raise ValueError(
+      f"data.validation_fraction must be in [0, 1), got {validation_fraction}"
+    )
+  perm = np.random.default_rng(seed).permutation(num_examples)
+  num_val = round(num_examples * validation_fraction)
+  return np.sort(perm[num_val:]), np.sort(perm[:num_val])
+
+
+def resize_images(images: np.ndarray, size: Sequence[int]) -> np.ndarray:
+  """Bilinear resize of uint8 images, rounded back to uint8 (like PIL on uint8)."""
+  import jax  # Local import: host-only helper, keeps module import light.
+
+  h, w = size
+  if images.shape[1:3] == (h, w):
+    return images
+  out = []
+  for start in range(0, len(images), 5000):
+    chunk = images[start : start + 5000].astype(np.float32)
+    resized = jax.image.resize(
+      chunk, (len(chunk), h, w, chunk.shape[-1]), method="bilinear", antialias=True
+    )
+    out.append(np.clip(np.rint(np.asarray(resized)), 0, 255).astype(np.uint8))
+  return np.concatenate(out)

@@ -1,0 +1,229 @@
+"""Input pipeline: resident (on-device, scanned) and streaming splits.
+
+Small datasets (MNIST, Fashion-MNIST, CIFAR) are held on device as uint8 arrays
+and a whole epoch runs as one jitted `lax.scan`: the batch indices come from a
+seeded permutation inside the compiled program, so there is no Python per step.
+Larger datasets (ImageNet) stream: a background thread reads and decodes batches
+from the TFDS data source while the device trains.
+
+Both paths hand uint8 NHWC batches to `preprocess`, which runs on device inside
+the train step: scale to [0, 1], augment (CIFAR: 4-pixel zero pad, random crop,
+horizontal flip), normalise with per-channel mean/std.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+from collections.abc import Iterator, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jaxprune.data import datasets
+
+AUGMENTATIONS = ("none", "cifar", "flip")
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocess:
+  """On-device preprocessing; hashable so it can be a static jit argument."""
+
+  mean: tuple[float, ...]
+  std: tuple[float, ...]
+  augment: str = "none"
+  pad: int = 4
+
+  def __call__(self, images: jax.Array, rng: jax.Array, train: bool) -> jax.Array:
+    x = images.astype(jnp.float32) / 255.0
+    if train and self.augment == "cifar":
+      x = random_pad_crop(x, rng, self.pad)
+    if train and self.augment in ("cifar", "flip"):
+      x = random_flip(x, jax.random.fold_in(rng, 1))
+    mean = jnp.asarray(self.mean, jnp.float32)
+    std = jnp.asarray(self.std, jnp.float32)
+    return (x - mean) / std
+
+
+def random_pad_crop(x: jax.Array, rng: jax.Array, pad: int) -> jax.Array:
+  """Zero-pads by `pad` pixels and takes a random crop of the original size."""
+  b, h, w, c = x.shape
+  padded = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+  offsets = jax.random.randint(rng, (b, 2), 0, 2 * pad + 1)
+
+  def crop(image, offset):
+    return jax.lax.dynamic_slice(image, (offset[0], offset[1], 0), (h, w, c))
+
+  return jax.vmap(crop)(padded, offsets)
+
+
+def random_flip(x: jax.Array, rng: jax.Array) -> jax.Array:
+  flip = jax.random.bernoulli(rng, 0.5, (x.shape[0], 1, 1, 1))
+  return jnp.where(flip, x[:, :, ::-1, :], x)
+
+
+def epoch_permutation(rng: jax.Array, num_examples: int, batch_size: int) -> jax.Array:
+  """Batch indices [steps, batch] of one shuffled epoch (remainder dropped)."""
+  steps = num_examples // batch_size
+  perm = jax.random.permutation(rng, num_examples)
+  return perm[: steps * batch_size].reshape(steps, batch_size)
+
+
+@dataclasses.dataclass
+class ResidentSplit:
+  """A split held in memory as uint8 images and int32 labels."""
+
+  images: np.ndarray
+  labels: np.ndarray
+  device_images: jax.Array | None = None  # Set by `place`.
+  device_labels: jax.Array | None = None
+
+  @property
+  def num_examples(self) -> int:
+    return len(self.labels)
+
+  def place(self, sharding) -> ResidentSplit:
+    """Copies the split to device once (replicated for the data-parallel mesh)."""
+    self.device_images = jax.device_put(self.images, sharding)
+    self.device_labels = jax.device_put(self.labels, sharding)
+    return self
+
+
+class StreamingSplit:
+  """A split read batch by batch from a TFDS data source in a background thread."""
+
+  def __init__(
+    self,
+    source,
+    spec: datasets.DatasetSpec,
+    image_size: Sequence[int],
+    indices: np.ndarray | None = None,
+  ):
+    self.source = source
+    self.spec = spec
+    self.image_size = tuple(image_size)
+    self.indices = np.arange(len(source)) if indices is None else indices
+
+  @property
+  def num_examples(self) -> int:
+    return len(self.indices)
+
+  def _load(self, idx: np.ndarray, train: bool, seed: list[int]):
+    from jaxprune.data import imagenet_preprocess  # PIL only when streaming.
+
+    records = datasets.get_records(self.source, [int(i) for i in self.indices[idx]])
+    rng = np.random.default_rng(seed)
+    images = np.stack(
+      [
+        imagenet_preprocess.fixed_size(
+          np.asarray(r[self.spec.image_key]), self.image_size, train, rng
+        )
+        for r in records
+      ]
+    )
+    labels = np.asarray([r[self.spec.label_key] for r in records], np.int32)
+    return images, labels
+
+  def batches(
+    self, batch_size: int, *, train: bool, seed: int, epoch: int, prefetch: int = 4
+  ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Yields (images, labels, weights); eval batches are padded with weight 0."""
+    n = self.num_examples
+    if train:
+      order = np.random.default_rng([seed, epoch]).permutation(n)
+      order = order[: (n // batch_size) * batch_size]
+    else:
+      order = np.arange(n)
+    starts = range(0, len(order), batch_size)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+      futures = []
+      for i, start in enumerate(starts):
+        idx = order[start : start + batch_size]
+        futures.append(pool.submit(self._load, idx, train, [seed, epoch, i]))
+        if len(futures) > prefetch:
+          yield _pad(*futures.pop(0).result(), batch_size)
+      for future in futures:
+        yield _pad(*future.result(), batch_size)
+
+
+def _pad(images, labels, batch_size):
+  weights = np.ones(len(labels), np.float32)
+  missing = batch_size - len(labels)
+  if missing:
+    images = np.concatenate([images, np.zeros((missing, *images.shape[1:]), np.uint8)])
+    labels = np.concatenate([labels, np.zeros(missing, np.int32)])
+    weights = np.concatenate([weights, np.zeros(missing, np.float32)])
+  return images, labels, weights
+
+
+@dataclasses.dataclass
+class Data:
+  """Everything the train loop needs from the input side."""
+
+  spec: datasets.DatasetSpec
+  preprocess: Preprocess
+  train: ResidentSplit | StreamingSplit
+  evals: dict[str, ResidentSplit | StreamingSplit]  # "test", optionally "val".
+  input_shape: tuple[int, int, int]
+
+  @property
+  def resident(self) -> bool:
+    return isinstance(self.train, ResidentSplit)
+
+
+def load(data_config: ml_collections.ConfigDict) -> Data:
+  """Builds train/val/test splits from `config.data`."""
+  spec = datasets.get_spec(data_config.name)
+  if data_config.augment not in AUGMENTATIONS:
+    raise ValueError(
+      f"data.augment must be one of {list(AUGMENTATIONS)}, got {data_config.augment!r}"
+    )
+  datasets.prepare(spec.tfds_name, data_config.data_dir, data_config.manual_dir)
+  native = spec.image_shape
+  size = tuple(data_config.image_size or native[:2])
+  if len(size) != 2 or min(size) <= 0:
+    raise ValueError(f"data.image_size must be (height, width), got {size}")
+  mean = tuple(data_config.mean or spec.mean)
+  std = tuple(data_config.std or spec.std)
+  if len(mean) != native[2] or len(std) != native[2]:
+    raise ValueError(
+      f"data.mean and data.std need {native[2]} values for {spec.tfds_name}, got "
+      f"{mean} and {std}"
+    )
+  preprocess = Preprocess(mean=mean, std=std, augment=data_config.augment)
+  resident = spec.resident if data_config.resident is None else data_config.resident
+  train_source = datasets.open_split(
+    spec.tfds_name, spec.train_split, data_config.data_dir
+  )
+  test_source = datasets.open_split(
+    spec.tfds_name, spec.test_split, data_config.data_dir
+  )
+
+  if resident:
+    x, y = datasets.read_all(train_source, spec, data_config.train_limit)
+    x = datasets.resize_images(x, size)
+    train_idx, val_idx = datasets.train_val_split(
+      len(y), data_config.validation_fraction, data_config.split_seed
+    )
+    train = ResidentSplit(x[train_idx], y[train_idx])
+    tx, ty = datasets.read_all(test_source, spec, data_config.test_limit)
+    evals = {"test": ResidentSplit(datasets.resize_images(tx, size), ty)}
+    if len(val_idx):
+      evals["val"] = ResidentSplit(x[val_idx], y[val_idx])
+  else:
+    n = len(train_source)
+    if data_config.train_limit:
+      n = min(n, data_config.train_limit)
+    train_idx, val_idx = datasets.train_val_split(
+      n, data_config.validation_fraction, data_config.split_seed
+    )
+    train = StreamingSplit(train_source, spec, size, train_idx)
+    n_test = len(test_source)
+    if data_config.test_limit:
+      n_test = min(n_test, data_config.test_limit)
+    evals = {"test": StreamingSplit(test_source, spec, size, np.arange(n_test))}
+    if len(val_idx):
+      evals["val"] = StreamingSplit(train_source, spec, size, val_idx)
+  return Data(spec, preprocess, train, evals, (*size, native[2]))

@@ -1,0 +1,250 @@
+"""`train_and_evaluate(config, workdir)`: one training run, resumable.
+
+Sections, in the order they run: workdir and config; mesh and data; model,
+schedule, optimizer and state; resume; the epoch loop (train, evaluate, log,
+checkpoint); the summary.
+
+Workdir contract (other commands read it):
+  config.json     the run's config (a rerun with a different config is refused);
+  metrics.jsonl   one object per evaluation: step, epoch, train/loss,
+                  train/accuracy, test/loss, test/accuracy, val/... (with a
+                  validation split), lr, time/epoch_seconds;
+  summary.json    status ("completed" | "diverged") and the final metrics;
+  checkpoints/    latest/, best/ (validation accuracy), final/ (orbax);
+  tensorboard/    event files.
+Resume: rerunning the same command continues from the latest checkpoint and
+ends with bit-identical params to an uninterrupted run (the epoch's data order,
+augmentation and dropout keys are all derived from the seed and the step).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import ml_collections
+
+import jaxprune
+from jaxprune import (
+  checkpointing,
+  config_utils,
+  io_utils,
+  metric_writers,
+  models,
+  schedules,
+)
+from jaxprune.data import pipeline
+from jaxprune.train import optim, sharding
+from jaxprune.train.progress import ProgressBar
+from jaxprune.train.state import TrainState, count_params, create_train_state
+from jaxprune.train.steps import Steps, summarize_epoch
+
+
+class TrainingDivergedError(RuntimeError):
+  """The training loss became NaN or infinite."""
+
+
+def _prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, "config.json")
+  current = config_utils.to_json_dict(config)
+  if os.path.exists(path):
+    changed = config_utils.diff(io_utils.read_json(path), current)
+    if changed:
+      raise ValueError(
+        f"workdir {workdir} holds a run with a different config (fields: "
+        f"{', '.join(changed)}); use a new --workdir or the same config to resume"
+      )
+  io_utils.atomic_write_json(path, current)
+
+
+def _truncate_metrics(workdir: str, epoch: int) -> None:
+  """Drops metric rows written after the checkpoint we resume from."""
+  path = os.path.join(workdir, "metrics.jsonl")
+  rows = io_utils.read_jsonl(path)
+  kept = [r for r in rows if r.get("epoch", 0) <= epoch]
+  if len(kept) != len(rows) or os.path.exists(path):
+    io_utils.rewrite_jsonl(path, kept)
+
+
+def _train_one_epoch(
+  steps: Steps, state, data: pipeline.Data, data_rng, epoch: int, seed: int
+):
+  if data.resident:
+    return steps.train_epoch(
+      state, data.train.device_images, data.train.device_labels, data_rng, epoch
+    )
+  per_step = []
+  for images, labels, _ in data.train.batches(
+    steps.batch_size, train=True, seed=seed, epoch=epoch
+  ):
+    batch = sharding.shard_batch((images, labels), steps.mesh)
+    state, metrics = steps.train_batch(state, *batch)
+    per_step.append(metrics)
+  stacked = jax.tree_util.tree_map(lambda *xs: jax.numpy.stack(xs), *per_step)
+  return state, stacked
+
+
+def _summary(status: str, state, epoch: int, last_row: dict[str, Any], **extra) -> dict:
+  return {
+    "status": status,
+    "epoch": epoch,
+    "step": int(jax.device_get(state.step)),
+    **{k: v for k, v in last_row.items() if "/" in k or k == "lr"},
+    **extra,
+    "jaxprune_version": jaxprune.__version__,
+  }
+
+
+Callback = Callable[[int, TrainState], dict[str, float]]
+
+
+def train_and_evaluate(
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  *,
+  callbacks: Sequence[Callback] = (),
+) -> dict[str, Any]:
+  """Trains and evaluates the model described by `config`; returns the summary.
+
+  `callbacks(epoch, state) -> {name: value}` run at every evaluation (and at
+  epoch 0 of a fresh run); their values are logged with the metrics. Callbacks
+  requested by `config.analysis` (e.g. mean JSV tracking) are added to them.
+  """
+  t_start = time.monotonic()
+  # ---------------------------------------------------------------- workdir, config
+  config_utils.validate(config)
+  _prepare_workdir(config, workdir)
+
+  # ---------------------------------------------------------------- mesh, data
+  mesh = sharding.make_mesh()
+  sharding.check_batch_size(config.batch_size, mesh)
+  sharding.check_batch_size(config.eval_batch_size, mesh, "eval_batch_size")
+  data = pipeline.load(config.data)
+  steps_per_epoch = data.train.num_examples // config.batch_size
+  if steps_per_epoch == 0:
+    raise ValueError(
+      f"batch_size={config.batch_size} is larger than the {data.train.num_examples} "
+      "training examples"
+    )
+  if data.resident:
+    repl = sharding.replicated(mesh)
+    for split in (data.train, *data.evals.values()):
+      split.place(repl)
+
+  # ---------------------------------------------------------------- model, optimizer
+  schedule = schedules.create(config.schedule, steps_per_epoch)
+  tx = optim.create(config.optimizer, schedule)
+  model = models.create(
+    config.model.name,
+    num_classes=data.spec.num_classes,
+    **config_utils.model_overrides(config),
+  )
+  init_rng, data_rng = jax.random.split(jax.random.PRNGKey(config.seed))
+  init = jax.jit(
+    functools.partial(create_train_state, model, tx, data.input_shape),
+    out_shardings=sharding.replicated(mesh),
+  )
+  state = init(init_rng)
+  steps = Steps(
+    model,
+    tx,
+    schedule,
+    data.preprocess,
+    mesh,
+    config.batch_size,
+    config.eval_batch_size,
+  )
+
+  # ---------------------------------------------------------------- resume
+  ckpt = checkpointing.Checkpointer(
+    os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints
+  )
+  start_epoch, best = 0, None
+  restored = ckpt.restore("latest", checkpointing.abstract_like(state))
+  if restored is not None:
+    state, meta = restored
+    start_epoch, best = int(meta["epoch"]), meta.get("best_val_accuracy")
+    print(f"Resuming from epoch {start_epoch} (step {int(state.step)})", flush=True)
+  _truncate_metrics(workdir, start_epoch)
+
+  # ---------------------------------------------------------------- epoch loop
+  writer = metric_writers.create_default_writer(workdir)
+  bar = ProgressBar(config.num_epochs, start=start_epoch) if config.progress else None
+  row: dict[str, Any] = {}
+  try:
+    if start_epoch == 0 and callbacks:
+      initial = {"epoch": 0}
+      for callback in callbacks:
+        initial.update(callback(0, state))
+      writer.write_scalars(int(state.step), initial)
+    for epoch in range(start_epoch, config.num_epochs):
+      t0 = time.monotonic()
+      state, per_step = _train_one_epoch(
+        steps, state, data, data_rng, epoch, config.seed
+      )
+      train = summarize_epoch(per_step)
+      done = epoch + 1
+      row = {
+        "epoch": done,
+        "train/loss": train["loss"],
+        "train/accuracy": train["accuracy"],
+        "lr": train["lr"],
+        "time/epoch_seconds": time.monotonic() - t0,
+      }
+      if not train["finite"]:
+        writer.write_scalars(int(state.step), row)
+        io_utils.atomic_write_json(
+          os.path.join(workdir, "summary.json"),
+          _summary("diverged", state, done, row, num_params=count_params(state.params)),
+        )
+        raise TrainingDivergedError(
+          f"training loss is not finite in epoch {done} (lr {train['lr']:.3g}); "
+          f"see {workdir}/summary.json"
+        )
+      if done % config.eval_every_epochs == 0 or done == config.num_epochs:
+        for name, split in data.evals.items():
+          for key, value in steps.evaluate(state, split).items():
+            row[f"{name}/{key}"] = value
+        for callback in callbacks:
+          row.update(callback(done, state))
+      writer.write_scalars(int(state.step), row)
+      writer.flush()
+      is_best = "val/accuracy" in row and (best is None or row["val/accuracy"] > best)
+      if is_best:
+        best = row["val/accuracy"]
+        ckpt.save("best", int(state.step), state, {"epoch": done, "val_accuracy": best})
+      if done % config.checkpoint_every_epochs == 0 or done == config.num_epochs:
+        meta = {"epoch": done, "best_val_accuracy": best}
+        ckpt.save("latest", int(state.step), state, meta)
+      if bar:
+        acc = row.get("test/accuracy", row["train/accuracy"])
+        bar.update(done, f"loss {row['train/loss']:.4f} acc {100 * acc:.2f}%")
+
+    # -------------------------------------------------------------- summary
+    final_epoch = max(config.num_epochs, start_epoch)
+    ckpt.save("final", int(state.step), state, {"epoch": final_epoch})
+    if not row:  # Nothing left to train: evaluate the restored state.
+      row = {"epoch": final_epoch}
+      for name, split in data.evals.items():
+        for key, value in steps.evaluate(state, split).items():
+          row[f"{name}/{key}"] = value
+    summary = _summary(
+      "completed",
+      state,
+      final_epoch,
+      row,
+      best_val_accuracy=best,
+      num_params=count_params(state.params),
+      wall_time_seconds=time.monotonic() - t_start,
+      config_hash=config_utils.config_hash(config),
+    )
+    io_utils.atomic_write_json(os.path.join(workdir, "summary.json"), summary)
+    return summary
+  finally:
+    writer.close()
+    ckpt.close()

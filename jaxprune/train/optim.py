@@ -1,0 +1,48 @@
+"""Optimizer factory: SGD (PyTorch semantics) and Adam from `config.optimizer`.
+
+Weight decay is L2 added to the gradient before momentum, as in PyTorch's
+`SGD(weight_decay=...)`, which every seed repository uses; `adamw` is decoupled.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+import optax
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+
+
+def create(
+  config: ml_collections.ConfigDict, learning_rate: optax.ScalarOrSchedule
+) -> optax.GradientTransformation:
+  """Builds the optax transformation described by `config` (= config.optimizer)."""
+  name = config.name
+  wd = float(config.get("weight_decay", 0.0))
+  if wd < 0:
+    raise ValueError(f"optimizer.weight_decay must be >= 0, got {wd}")
+  if name == "sgd":
+    momentum = float(config.get("momentum", 0.0))
+    if not 0.0 <= momentum < 1.0:
+      raise ValueError(f"optimizer.momentum must be in [0, 1), got {momentum}")
+    nesterov = bool(config.get("nesterov", False))
+    if nesterov and momentum == 0.0:
+      raise ValueError("optimizer.nesterov=True needs optimizer.momentum > 0")
+    # PyTorch: d = g + wd * w; buf = m * buf + d; w -= lr * buf (nesterov: d + m*buf).
+    return optax.chain(
+      optax.add_decayed_weights(wd) if wd else optax.identity(),
+      optax.sgd(learning_rate, momentum=momentum or None, nesterov=nesterov),
+    )
+  if name == "adam":
+    b1, b2 = float(config.get("b1", 0.9)), float(config.get("b2", 0.999))
+    return optax.chain(
+      optax.add_decayed_weights(wd) if wd else optax.identity(),
+      optax.adam(learning_rate, b1=b1, b2=b2, eps=float(config.get("eps", 1e-8))),
+    )
+  if name == "adamw":
+    return optax.adamw(
+      learning_rate,
+      b1=float(config.get("b1", 0.9)),
+      b2=float(config.get("b2", 0.999)),
+      weight_decay=wd,
+    )
+  raise ValueError(f"optimizer.name must be one of {list(OPTIMIZERS)}, got {name!r}")

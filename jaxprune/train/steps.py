@@ -1,0 +1,218 @@
+"""Pure train/eval steps and their compiled, data-parallel drivers.
+
+`train_step(state, images, labels)` is the one place a gradient step happens:
+preprocessing and augmentation on device, forward in train mode, cross-entropy,
+gradients masked, optimizer update, params masked again (so pruned weights stay
+exactly zero through momentum and weight decay), BatchNorm statistics updated.
+
+`Steps` binds the static pieces (model, optimizer, schedule, preprocessing, mesh)
+and compiles:
+  * `train_epoch`: a whole epoch over resident data as one `lax.scan` (the batch
+    indices come from a seeded permutation inside the program);
+  * `train_batch`: one step on a host batch, for streamed data;
+  * `evaluate_resident` / `evaluate_batch`: weighted sums of loss and correct
+    predictions, so padded examples do not count.
+The state argument is donated; shapes never change during a run, so each
+function compiles once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh
+
+from jaxprune.data import pipeline
+from jaxprune.train import sharding
+from jaxprune.train.state import TrainState, apply_masks
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+
+
+def train_step(
+  state: TrainState,
+  images: jax.Array,
+  labels: jax.Array,
+  *,
+  model: nn.Module,
+  tx: optax.GradientTransformation,
+  schedule: optax.Schedule,
+  preprocess: pipeline.Preprocess,
+  loss_hook=None,
+) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One SGD step. `loss_hook(params) -> scalar` adds a regulariser (optional)."""
+  rng = jax.random.fold_in(state.rng, state.step)
+  aug_rng, dropout_rng = jax.random.split(rng)
+  x = preprocess(images, aug_rng, train=True)
+
+  def loss_fn(params):
+    logits, updates = model.apply(
+      {"params": params, "batch_stats": state.batch_stats},
+      x,
+      train=True,
+      mutable=["batch_stats"],
+      rngs={"dropout": dropout_rng},
+    )
+    loss = cross_entropy(logits, labels).mean()
+    total = loss if loss_hook is None else loss + loss_hook(params)
+    return total, (loss, logits, updates)
+
+  grads, (loss, logits, updates) = jax.grad(loss_fn, has_aux=True)(state.params)
+  grads = apply_masks(grads, state.masks)
+  param_updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = apply_masks(optax.apply_updates(state.params, param_updates), state.masks)
+  metrics = {
+    "loss": loss,
+    "accuracy": jnp.mean(jnp.argmax(logits, -1) == labels),
+    "lr": jnp.asarray(schedule(state.step), jnp.float32),
+  }
+  new_state = state.replace(
+    step=state.step + 1,
+    params=params,
+    batch_stats=updates.get("batch_stats", state.batch_stats),
+    opt_state=opt_state,
+  )
+  return new_state, metrics
+
+
+def eval_sums(
+  variables: dict[str, Any],
+  images: jax.Array,
+  labels: jax.Array,
+  weights: jax.Array,
+  *,
+  model: nn.Module,
+  preprocess: pipeline.Preprocess,
+) -> dict[str, jax.Array]:
+  x = preprocess(images, jax.random.PRNGKey(0), train=False)
+  logits = model.apply(variables, x, train=False)
+  correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
+  return {
+    "loss_sum": jnp.sum(cross_entropy(logits, labels) * weights),
+    "correct_sum": jnp.sum(correct * weights),
+    "count": jnp.sum(weights),
+  }
+
+
+def eval_variables(state: TrainState) -> dict[str, Any]:
+  return {"params": state.params, "batch_stats": state.batch_stats}
+
+
+@dataclasses.dataclass
+class Steps:
+  """Compiled train/eval functions for one model, optimizer and mesh."""
+
+  model: nn.Module
+  tx: optax.GradientTransformation
+  schedule: optax.Schedule
+  preprocess: pipeline.Preprocess
+  mesh: Mesh
+  batch_size: int
+  eval_batch_size: int
+  loss_hook: Any = None
+
+  def __post_init__(self):
+    repl = sharding.replicated(self.mesh)
+    step = functools.partial(
+      train_step,
+      model=self.model,
+      tx=self.tx,
+      schedule=self.schedule,
+      preprocess=self.preprocess,
+      loss_hook=self.loss_hook,
+    )
+    self._step = step
+    self.train_epoch = jax.jit(
+      self._train_epoch, donate_argnums=0, out_shardings=(repl, repl)
+    )
+    self.train_batch = jax.jit(step, donate_argnums=0, out_shardings=(repl, repl))
+    self.evaluate_batch = jax.jit(
+      functools.partial(eval_sums, model=self.model, preprocess=self.preprocess),
+      out_shardings=repl,
+    )
+    self.evaluate_resident = jax.jit(self._evaluate_resident, out_shardings=repl)
+
+  def _constrain(self, x):
+    return jax.lax.with_sharding_constraint(x, sharding.batch_sharded(self.mesh))
+
+  def _train_epoch(self, state, images, labels, data_rng, epoch):
+    order = pipeline.epoch_permutation(
+      jax.random.fold_in(data_rng, epoch), labels.shape[0], self.batch_size
+    )
+
+    def body(state, idx):
+      return self._step(
+        state, self._constrain(images[idx]), self._constrain(labels[idx])
+      )
+
+    return jax.lax.scan(body, state, order)
+
+  def _evaluate_resident(self, variables, images, labels):
+    n = labels.shape[0]
+    b = self.eval_batch_size
+    num_batches = -(-n // b)
+    pad = num_batches * b - n
+    weights = jnp.concatenate([jnp.ones(n), jnp.zeros(pad)])
+    images = jnp.concatenate(
+      [images, jnp.zeros((pad, *images.shape[1:]), images.dtype)]
+    )
+    labels = jnp.concatenate([labels, jnp.zeros(pad, labels.dtype)])
+    batches = (
+      images.reshape(num_batches, b, *images.shape[1:]),
+      labels.reshape(num_batches, b),
+      weights.reshape(num_batches, b),
+    )
+
+    def body(totals, batch):
+      x, y, w = (self._constrain(t) for t in batch)
+      sums = eval_sums(variables, x, y, w, model=self.model, preprocess=self.preprocess)
+      return jax.tree_util.tree_map(jnp.add, totals, sums), None
+
+    zeros = {"loss_sum": 0.0, "correct_sum": 0.0, "count": 0.0}
+    zeros = jax.tree_util.tree_map(jnp.float32, zeros)
+    totals, _ = jax.lax.scan(body, zeros, batches)
+    return totals
+
+  def evaluate(self, state: TrainState, split) -> dict[str, float]:
+    """Mean loss and accuracy of `state` on a resident or streaming split."""
+    variables = eval_variables(state)
+    if isinstance(split, pipeline.ResidentSplit):
+      totals = self.evaluate_resident(
+        variables, split.device_images, split.device_labels
+      )
+    else:
+      totals = None
+      for images, labels, weights in split.batches(
+        self.eval_batch_size, train=False, seed=0, epoch=0
+      ):
+        batch = sharding.shard_batch((images, labels, weights), self.mesh)
+        sums = self.evaluate_batch(variables, *batch)
+        totals = (
+          sums if totals is None else jax.tree_util.tree_map(jnp.add, totals, sums)
+        )
+    totals = jax.device_get(totals)
+    count = max(float(totals["count"]), 1.0)
+    return {
+      "loss": float(totals["loss_sum"]) / count,
+      "accuracy": float(totals["correct_sum"]) / count,
+    }
+
+
+def summarize_epoch(metrics: dict[str, Any]) -> dict[str, float]:
+  """Per-step metric arrays of an epoch -> epoch means (lr: last value)."""
+  host = jax.device_get(metrics)
+  return {
+    "loss": float(np.mean(host["loss"])),
+    "accuracy": float(np.mean(host["accuracy"])),
+    "lr": float(np.asarray(host["lr"]).reshape(-1)[-1]),
+    "finite": bool(np.all(np.isfinite(host["loss"]))),
+  }

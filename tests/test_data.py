@@ -1,0 +1,147 @@
+"""Data: the offline TFDS builder, failure messages, splits, augmentation."""
+
+from __future__ import annotations
+
+import gzip
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from conftest import write_tiny_fmnist
+
+from jaxprune.data import datasets, fashion_mnist_local, pipeline
+
+
+def test_builder_round_trips_idx_files(tiny_fmnist):
+  data_dir, _, arrays = tiny_fmnist
+  spec = datasets.get_spec("fashion_mnist_local")
+  for split, prefix in (("train", "train"), ("test", "t10k")):
+    source = tfds.data_source("fashion_mnist_local", split=split, data_dir=data_dir)
+    images, labels = datasets.read_all(source, spec)
+    want_images, want_labels = arrays[prefix]
+    # TFDS shuffles record order on write: compare after sorting by pixels.
+    assert images.shape == (len(want_labels), 28, 28, 1) and images.dtype == np.uint8
+    order = np.lexsort(images.reshape(len(labels), -1).T)
+    want_order = np.lexsort(want_images.reshape(len(want_labels), -1).T)
+    np.testing.assert_array_equal(images[order, ..., 0], want_images[want_order])
+    np.testing.assert_array_equal(labels[order], want_labels[want_order])
+
+
+def test_missing_file_names_the_file_and_how_to_get_it(tmp_path):
+  with pytest.raises(fashion_mnist_local.DatasetFileError) as e:
+    fashion_mnist_local.read_split(str(tmp_path), "train")
+  assert "train-images-idx3-ubyte.gz" in str(e.value)
+  assert "apt-get install dataset-fashion-mnist" in str(e.value)
+
+
+def test_truncated_and_corrupt_files_are_rejected(tmp_path):
+  write_tiny_fmnist(str(tmp_path), num_train=20, num_test=10)
+  path = os.path.join(tmp_path, "train-images-idx3-ubyte.gz")
+  with gzip.open(path) as f:
+    raw = f.read()
+  with gzip.open(path, "wb") as f:  # Valid gzip, but the payload is cut short.
+    f.write(raw[:-100])
+  with pytest.raises(fashion_mnist_local.DatasetFileError, match="bytes, expected"):
+    fashion_mnist_local.read_idx_images(path)
+  with open(path, "wb") as f:  # Not gzip at all.
+    f.write(b"garbage" * 10)
+  with pytest.raises(
+    fashion_mnist_local.DatasetFileError, match="truncated or corrupt"
+  ):
+    fashion_mnist_local.read_idx_images(path)
+
+
+def test_real_dataset_size_is_enforced(tmp_path):
+  write_tiny_fmnist(str(tmp_path), num_train=20, num_test=10)
+  with pytest.raises(fashion_mnist_local.DatasetFileError, match="has 20 images"):
+    fashion_mnist_local.read_split(str(tmp_path), "train", strict_counts=True)
+
+
+def test_train_val_split_is_deterministic_and_disjoint():
+  train, val = datasets.train_val_split(1000, 0.1, seed=42)
+  train2, val2 = datasets.train_val_split(1000, 0.1, seed=42)
+  np.testing.assert_array_equal(train, train2)
+  np.testing.assert_array_equal(val, val2)
+  assert len(val) == 100 and len(train) == 900
+  assert not set(train) & set(val)
+  assert sorted(set(train) | set(val)) == list(range(1000))
+  with pytest.raises(ValueError, match="validation_fraction"):
+    datasets.train_val_split(10, 1.0, seed=0)
+
+
+def test_pad_crop_is_a_window_of_the_zero_padded_image():
+  x = jnp.arange(2 * 6 * 6 * 1, dtype=jnp.float32).reshape(2, 6, 6, 1) + 1
+  rng = jax.random.PRNGKey(3)
+  out = np.asarray(pipeline.random_pad_crop(x, rng, pad=2))
+  offsets = np.asarray(jax.random.randint(rng, (2, 2), 0, 5))
+  padded = np.pad(np.asarray(x), ((0, 0), (2, 2), (2, 2), (0, 0)))
+  for i, (r, c) in enumerate(offsets):
+    np.testing.assert_array_equal(out[i], padded[i, r : r + 6, c : c + 6])
+
+
+def test_flip_mirrors_width_axis():
+  x = jnp.arange(4 * 3 * 5 * 1, dtype=jnp.float32).reshape(4, 3, 5, 1)
+  rng = jax.random.PRNGKey(0)
+  out = np.asarray(pipeline.random_flip(x, rng))
+  flips = np.asarray(jax.random.bernoulli(rng, 0.5, (4, 1, 1, 1))).reshape(-1)
+  for i in range(4):
+    want = np.asarray(x)[i, :, ::-1] if flips[i] else np.asarray(x)[i]
+    np.testing.assert_array_equal(out[i], want)
+
+
+def test_preprocess_normalises_per_channel():
+  pre = pipeline.Preprocess(mean=(0.5, 0.25), std=(0.5, 0.25))
+  images = jnp.full((1, 2, 2, 2), 255, jnp.uint8)
+  out = np.asarray(pre(images, jax.random.PRNGKey(0), train=False))
+  np.testing.assert_allclose(out[..., 0], 1.0)
+  np.testing.assert_allclose(out[..., 1], 3.0)
+
+
+def test_epoch_permutation_covers_each_example_once():
+  order = np.asarray(pipeline.epoch_permutation(jax.random.PRNGKey(1), 103, 10))
+  assert order.shape == (10, 10)
+  assert len(set(order.reshape(-1))) == 100
+
+
+def test_resize_matches_shape_and_range():
+  images = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 1), dtype=np.uint8)
+  out = datasets.resize_images(images, (32, 32))
+  assert out.shape == (3, 32, 32, 1) and out.dtype == np.uint8
+  # Bilinear upsampling keeps the mean brightness to within rounding.
+  assert abs(out.mean() - images.mean()) < 2.0
+
+
+def test_load_builds_val_split_and_limits(tiny_config):
+  cfg = tiny_config.data
+  with cfg.unlocked():
+    cfg.validation_fraction = 0.25
+    cfg.test_limit = 100
+  data = pipeline.load(cfg)
+  assert data.train.num_examples == 384 and data.evals["val"].num_examples == 128
+  assert data.evals["test"].num_examples == 100
+  assert data.input_shape == (32, 32, 1)
+
+
+def test_unknown_dataset_and_augment_are_rejected(tiny_config):
+  cfg = tiny_config.data
+  with cfg.unlocked():
+    cfg.augment = "mixup"
+  with pytest.raises(ValueError, match=r"data.augment must be one of \['none'"):
+    pipeline.load(cfg)
+  with pytest.raises(ValueError, match=r"data\.name must be one of"):
+    datasets.get_spec("svhn")
+
+
+def test_stock_tfds_dataset_through_mock_data():
+  """Stock datasets (here mnist) go through the same loader (mocked, offline)."""
+  from jaxprune import config_utils
+
+  cfg = config_utils.base_config().data
+  cfg.name = "mnist"
+  with tfds.testing.mock_data(num_examples=64):
+    data = pipeline.load(cfg)
+  assert data.train.images.shape == (64, 28, 28, 1)
+  assert data.train.labels.min() >= 0 and data.train.labels.max() < 10
