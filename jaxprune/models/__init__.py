@@ -1,0 +1,248 @@
+"""Model registry: build any jaxprune model by name, with every width configurable.
+
+Usage::
+
+  model = models.create("resnet56", num_classes=10, shortcut="A_avgpool_append")
+  variables = model.init(rng, jnp.zeros((1, 32, 32, 3)), train=False)
+  logits, updates = model.apply(variables, x, train=True, mutable=["batch_stats"])
+
+Every model is a Flax linen module called as ``apply(variables, x, train)`` on
+NHWC float32 inputs. Models with BatchNorm keep statistics in the
+``batch_stats`` collection; the others have only ``params``.
+
+Structured pruning shrinks layers; :func:`read_widths` reads the widths of a
+(compact) params tree in the exact form the ``widths`` override takes, so
+``create(name, widths=read_widths(name, params))`` rebuilds a small-dense model
+with matching shapes. Widths per family:
+
+* ``mlp7_*``: tuple of the 6 hidden widths, default ``(100,) * 6``.
+* ``lenet5_*``: ``(conv0, conv1, conv2, fc0)``, default ``(6, 16, 120, 84)``.
+* ``resnet{20,32,44,56,110}``: :class:`ResNetWidths` ``(stages, blocks)``, e.g.
+  ``ResNetWidths((16, 32, 64), ((16,) * n, (32,) * n, (64,) * n))``; a dict
+  ``{"stages": ..., "blocks": ...}`` with lists is accepted too.
+
+Overrides (keyword arguments of :func:`create`): ``widths``, ``init``
+(``"default"`` or ``"orthogonal"``) for all models, ``activation``
+(``"relu"``/``"linear"``) for MLP/LeNet, ``shortcut`` for ResNets.
+"""
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import flax.linen as nn
+
+from jaxprune.models import graph, initializers, mnist_nets, resnet_cifar
+from jaxprune.models.graph import ChannelGroup, Consumer
+from jaxprune.models.resnet_cifar import ResNetWidths
+
+__all__ = [
+  "ChannelGroup",
+  "Consumer",
+  "ResNetWidths",
+  "channel_groups",
+  "create",
+  "default_widths",
+  "names",
+  "read_widths",
+  "with_widths",
+]
+
+Widths = Any  # tuple[int, ...] or ResNetWidths, depending on the family.
+
+
+@dataclasses.dataclass(frozen=True)
+class _Entry:
+  """How to build, validate and read back one registered model."""
+
+  module_cls: type[nn.Module]
+  defaults: Mapping[str, Any]
+  # Normalises/validates the full field dict (all overrides applied).
+  check: Callable[[dict[str, Any]], dict[str, Any]]
+  read_widths: Callable[[Mapping[str, Any]], Widths]
+  # Channel groups from the checked fields and num_classes (see graph.py).
+  groups: Callable[[dict[str, Any], int], list[graph.ChannelGroup]]
+
+
+def _check_common(fields: dict[str, Any]) -> None:
+  initializers.check_scheme(fields["init"])
+
+
+def _mlp_check(fields: dict[str, Any]) -> dict[str, Any]:
+  _check_common(fields)
+  mnist_nets.check_activation(fields["activation"])
+  fields["widths"] = mnist_nets.check_widths(fields["widths"], 6, "MLP-7")
+  return fields
+
+
+def _lenet_check(fields: dict[str, Any]) -> dict[str, Any]:
+  _check_common(fields)
+  mnist_nets.check_activation(fields["activation"])
+  fields["widths"] = mnist_nets.check_widths(fields["widths"], 4, "LeNet-5")
+  return fields
+
+
+def _resnet_check(blocks_per_stage: int) -> Callable[[dict[str, Any]], dict[str, Any]]:
+  def check(fields: dict[str, Any]) -> dict[str, Any]:
+    _check_common(fields)
+    resnet_cifar.check_shortcut(fields["shortcut"])
+    fields["widths"] = resnet_cifar.check_widths(
+      fields["widths"], blocks_per_stage, fields["shortcut"]
+    )
+    return fields
+
+  return check
+
+
+def _build_registry() -> dict[str, _Entry]:
+  registry = {}
+  for act in mnist_nets.ACTIVATIONS:
+    registry[f"mlp7_{act}"] = _Entry(
+      mnist_nets.MLP,
+      {"widths": mnist_nets.MLP7_WIDTHS, "activation": act, "init": "default"},
+      _mlp_check,
+      mnist_nets.read_mlp_widths,
+      lambda f, k: graph.mlp_groups(f["widths"], k),
+    )
+  for act in mnist_nets.ACTIVATIONS:
+    registry[f"lenet5_{act}"] = _Entry(
+      mnist_nets.LeNet5,
+      {"widths": mnist_nets.LENET5_WIDTHS, "activation": act, "init": "default"},
+      _lenet_check,
+      mnist_nets.read_lenet5_widths,
+      lambda f, k: graph.lenet5_groups(f["widths"], k),
+    )
+  for depth in (20, 32, 44, 56, 110):
+    registry[f"resnet{depth}"] = _Entry(
+      resnet_cifar.CifarResNet,
+      {
+        "widths": resnet_cifar.default_widths(depth),
+        "shortcut": resnet_cifar.DEFAULT_SHORTCUT,
+        "init": "default",
+      },
+      _resnet_check((depth - 2) // 6),
+      resnet_cifar.read_widths,
+      lambda f, k: graph.cifar_resnet_groups(f["widths"], f["shortcut"], k),
+    )
+  return registry
+
+
+_REGISTRY = _build_registry()
+
+
+def names() -> list[str]:
+  """Registered model names, in registration order."""
+  return list(_REGISTRY)
+
+
+def _entry(name: str) -> _Entry:
+  if name not in _REGISTRY:
+    raise ValueError(f"unknown model name {name!r}; must be one of {names()}")
+  return _REGISTRY[name]
+
+
+def default_widths(name: str) -> Widths:
+  """The unpruned widths of model ``name``, in ``widths`` override form."""
+  return _entry(name).defaults["widths"]
+
+
+def create(name: str, num_classes: int = 10, **overrides: Any) -> nn.Module:
+  """Builds the registered model ``name``.
+
+  Args:
+    name: one of :func:`names`.
+    num_classes: width of the classifier ``head``.
+    **overrides: module fields to change from the registered defaults, e.g.
+      ``widths``, ``init``, ``activation`` or ``shortcut``.
+
+  Returns:
+    An unbound Flax linen module.
+
+  Raises:
+    ValueError: unknown name, unknown override key or invalid value; the
+      message names the field and the allowed values.
+  """
+  fields = _checked_fields(name, num_classes, overrides)
+  # ``init`` would shadow ``nn.Module.init``, so the module field is renamed.
+  fields["init_scheme"] = fields.pop("init")
+  return _entry(name).module_cls(num_classes=num_classes, **fields)
+
+
+def _checked_fields(
+  name: str, num_classes: int, overrides: Mapping[str, Any]
+) -> dict[str, Any]:
+  """Registered defaults with ``overrides`` applied, validated."""
+  entry = _entry(name)
+  unknown = sorted(set(overrides) - set(entry.defaults))
+  if unknown:
+    raise ValueError(
+      f"unknown override(s) {unknown} for model {name!r}; "
+      f"allowed overrides are {sorted(entry.defaults)}"
+    )
+  if (
+    isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1
+  ):
+    raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+  return entry.check({**entry.defaults, **overrides})
+
+
+def channel_groups(
+  name: str, num_classes: int = 10, **overrides: Any
+) -> list[ChannelGroup]:
+  """The coupled channel groups of ``create(name, num_classes, **overrides)``.
+
+  See :mod:`jaxprune.models.graph` for the format and worked examples.
+  """
+  fields = _checked_fields(name, num_classes, overrides)
+  return _entry(name).groups(fields, num_classes)
+
+
+def with_widths(
+  name: str, widths: Widths, sizes: Mapping[str, int], **overrides: Any
+) -> Widths:
+  """Writes ``{group_name: new_size}`` into ``widths`` of model ``name``.
+
+  Args:
+    name: registered model name.
+    widths: current widths (any form ``create`` accepts).
+    sizes: new sizes keyed by :class:`ChannelGroup` name.
+    **overrides: other overrides of the model (e.g. ``shortcut``), used to
+      compute the groups and to validate the result.
+
+  Returns:
+    The new widths, normalised as ``create`` would.
+
+  Raises:
+    ValueError: unknown group, a group without a width (the classifier), or
+      resulting widths that ``create`` would reject.
+  """
+  fields = _checked_fields(name, 10, {**overrides, "widths": widths})
+  groups = _entry(name).groups(fields, 10)
+  new = graph.apply_sizes(groups, fields["widths"], sizes)
+  return _checked_fields(name, 10, {**overrides, "widths": new})["widths"]
+
+
+def read_widths(name: str, params: Mapping[str, Any]) -> Widths:
+  """Reads the layer widths of model ``name`` from its params tree.
+
+  Args:
+    name: the registered name the params belong to.
+    params: the ``params`` collection, or the full variables dict holding it.
+
+  Returns:
+    Widths in the form ``create(name, widths=...)`` accepts.
+
+  Raises:
+    ValueError: if the params do not fit model ``name``.
+  """
+  entry = _entry(name)
+  if "params" in params:
+    params = params["params"]
+  widths = entry.read_widths(params)
+  # Validate against this name (e.g. the block count of the depth). The params
+  # do not record the shortcut variant, so check with B_conv, the only variant
+  # that allows any stage widths.
+  fields = dict(entry.defaults, widths=widths)
+  if "shortcut" in fields:
+    fields["shortcut"] = "B_conv"
+  return entry.check(fields)["widths"]
