@@ -43,9 +43,13 @@ def _jax_steps(name: str, input_shape, augment: str):
     ml_collections.ConfigDict(dict(name="sgd", momentum=0.9, weight_decay=1e-4)), 0.05
   )
   mesh = sharding.make_mesh()
-  pre = pipeline.Preprocess(mean=(0.5,) * input_shape[-1], std=(0.25,) * input_shape[-1], augment=augment)
+  pre = pipeline.Preprocess(
+    mean=(0.5,) * input_shape[-1], std=(0.25,) * input_shape[-1], augment=augment
+  )
   steps = Steps(model, tx, lambda s: 0.05, pre, mesh, BATCH, BATCH)
-  state = jax.jit(lambda r: create_train_state(model, tx, input_shape, r))(jax.random.PRNGKey(0))
+  state = jax.jit(lambda r: create_train_state(model, tx, input_shape, r))(
+    jax.random.PRNGKey(0)
+  )
   return steps, state
 
 
@@ -175,7 +179,9 @@ def torch_epoch_seconds(repeats: int, n: int = 60000) -> dict:
   rng = np.random.default_rng(0)
   images = torch.from_numpy(rng.integers(0, 256, (n, 1, 32, 32), dtype=np.uint8))
   labels = torch.from_numpy(rng.integers(0, 10, n))
-  loader = DataLoader(TensorDataset(images, labels), batch_size=BATCH, shuffle=True, drop_last=True)
+  loader = DataLoader(
+    TensorDataset(images, labels), batch_size=BATCH, shuffle=True, drop_last=True
+  )
   times = []
   for _ in range(repeats):
     t0 = time.perf_counter()
@@ -228,8 +234,10 @@ def main() -> None:
       "ratio": t["epoch_s"] / j["epoch_s"],
     }
   )
-  print(f"jax {results['jax']} ({results['jax_backend']}), torch {results['torch']}, "
-        f"{results['cpus']} CPUs, {results['platform']}")
+  print(
+    f"jax {results['jax']} ({results['jax_backend']}), torch {results['torch']}, "
+    f"{results['cpus']} CPUs, {results['platform']}"
+  )
   print("| figure | jaxprune | PyTorch | speed-up (PyTorch time / jaxprune time) |")
   print("|---|---|---|---|")
   for r in rows:
