@@ -182,3 +182,27 @@ def test_masked_weights_stay_zero_through_momentum_and_decay(tiny_config):
   ):
     assert np.all(np.asarray(p)[np.asarray(m) == 0] == 0)
     assert np.any(np.asarray(p)[np.asarray(m) == 1] != 0)
+
+
+def test_start_from_given_weights_and_masks(tiny_config, tmp_path):
+  """A phase started from given weights keeps them (lr 0) with the masks applied."""
+  from jaxprune import models
+  from jaxprune.train import Start
+  from jaxprune.train.state import init_variables
+
+  params, stats = init_variables(
+    models.create("mlp7_relu", widths=(50,) * 6), jax.random.PRNGKey(7), (32, 32, 1)
+  )
+  masks = jax.tree_util.tree_map(lambda p: (jnp.abs(p) > 0.05).astype(p.dtype), params)
+  tiny_config.num_epochs = 1
+  tiny_config.schedule.spec = "0:0.0"
+  workdir = str(tmp_path / "run")
+  train_and_evaluate(
+    tiny_config,
+    workdir,
+    start=Start(params, stats, masks),
+    model_overrides={"widths": (50,) * 6},
+  )
+  got = _final_params(workdir)
+  want = jax.tree_util.tree_map(lambda p, m: np.asarray(p * m), params, masks)
+  jax.tree_util.tree_map(np.testing.assert_array_equal, want, got)

@@ -19,6 +19,7 @@ augmentation and dropout keys are all derived from the seed and the step).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import time
@@ -40,12 +41,30 @@ from jaxprune import (
 from jaxprune.data import pipeline
 from jaxprune.train import optim, sharding
 from jaxprune.train.progress import ProgressBar
-from jaxprune.train.state import TrainState, count_params, create_train_state
+from jaxprune.train.state import (
+  TrainState,
+  count_params,
+  create_train_state,
+  state_from_params,
+)
 from jaxprune.train.steps import Steps, summarize_epoch
 
 
 class TrainingDivergedError(RuntimeError):
   """The training loss became NaN or infinite."""
+
+
+@dataclasses.dataclass
+class Start:
+  """Weights a training phase starts from (pretrained, pruned, rewound ...)."""
+
+  params: Any
+  batch_stats: Any
+  masks: Any = None  # None: dense (all ones).
+
+
+def _state_from_start(start: Start, tx, state_rng, _init_rng) -> TrainState:
+  return state_from_params(start.params, start.batch_stats, tx, state_rng, start.masks)
 
 
 def _prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
@@ -108,12 +127,21 @@ def train_and_evaluate(
   workdir: str,
   *,
   callbacks: Sequence[Callback] = (),
+  start: Start | None = None,
+  model_overrides: dict[str, Any] | None = None,
+  schedule_pruning: Any = None,
 ) -> dict[str, Any]:
   """Trains and evaluates the model described by `config`; returns the summary.
 
   `callbacks(epoch, state) -> {name: value}` run at every evaluation (and at
   epoch 0 of a fresh run); their values are logged with the metrics. Callbacks
   requested by `config.analysis` (e.g. mean JSV tracking) are added to them.
+
+  Protocols (prune -> retrain, IMP, ...) chain calls: `start` gives the weights
+  (and masks) to begin from instead of a fresh initialisation, with a fresh
+  optimizer; `model_overrides` (e.g. the `widths` of a small-dense model after
+  surgery) are added to `config.model`'s; `schedule_pruning` carries the pruning
+  statistics ALLR-style schedules need (see `jaxprune.schedules.create`).
   """
   t_start = time.monotonic()
   # ---------------------------------------------------------------- workdir, config
@@ -137,19 +165,21 @@ def train_and_evaluate(
       split.place(repl)
 
   # ---------------------------------------------------------------- model, optimizer
-  schedule = schedules.create(config.schedule, steps_per_epoch)
+  schedule = schedules.create(config.schedule, steps_per_epoch, schedule_pruning)
   tx = optim.create(config.optimizer, schedule)
   model = models.create(
     config.model.name,
     num_classes=data.spec.num_classes,
-    **config_utils.model_overrides(config),
+    **{**config_utils.model_overrides(config), **(model_overrides or {})},
   )
   init_rng, data_rng = jax.random.split(jax.random.PRNGKey(config.seed))
-  init = jax.jit(
-    functools.partial(create_train_state, model, tx, data.input_shape),
-    out_shardings=sharding.replicated(mesh),
-  )
-  state = init(init_rng)
+  if start is None:
+    init = functools.partial(create_train_state, model, tx, data.input_shape)
+  else:
+    init = functools.partial(
+      _state_from_start, start, tx, jax.random.split(init_rng)[1]
+    )
+  state = jax.jit(init, out_shardings=sharding.replicated(mesh))(init_rng)
   steps = Steps(
     model,
     tx,
