@@ -16,6 +16,8 @@ from typing import Any
 import ml_collections
 from ml_collections import config_dict
 
+from jaxprune import pruning
+
 # Fields that do not change what a run computes: a resumed run may differ in them.
 RESUME_SAFE_FIELDS = (
   "progress",
@@ -28,6 +30,7 @@ RESUME_SAFE_FIELDS = (
 def base_config() -> ml_collections.ConfigDict:
   """All fields of a training run, with defaults."""
   c = ml_collections.ConfigDict()
+  c.protocol = "train"  # See jaxprune.protocols.
   c.seed = 0
   c.num_epochs = 30
   c.batch_size = 128
@@ -70,6 +73,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.analysis = ml_collections.ConfigDict()
   c.analysis.jsv_every_epochs = 0  # Mean Jacobian singular value; 0 = off.
   c.analysis.jsv_num_examples = 256  # Fixed training examples used for it.
+  c.pruning = pruning.default_config()  # Dense unless pruning.name is set.
   return c
 
 
@@ -125,10 +129,11 @@ def _positive(config, field: str) -> None:
 
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ValueError naming the first invalid field and what is allowed."""
-  from jaxprune import models, schedules  # Registries; imported lazily.
+  from jaxprune import models, protocols, schedules  # Registries; imported lazily.
   from jaxprune.data import datasets, pipeline
   from jaxprune.train import optim
 
+  protocols.get(config.get("protocol", "train"))
   for field in ("num_epochs", "batch_size", "eval_batch_size", "eval_every_epochs"):
     _positive(config, field)
   _positive(config, "checkpoint_every_epochs")

@@ -28,12 +28,13 @@ def main(argv: list[str]) -> int:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   # Orbax logs every save at INFO; keep the console for progress and results.
   logging.set_verbosity(logging.WARNING)
-  from jaxprune.train import TrainingDivergedError, train_and_evaluate
+  from jaxprune import protocols
+  from jaxprune.train import TrainingDivergedError
 
   workdir = os.path.abspath(_WORKDIR.value)
   print(f"workdir: {workdir}", flush=True)
   try:
-    summary = train_and_evaluate(_CONFIG.value, workdir)
+    summary = protocols.run(_CONFIG.value, workdir)
   except TrainingDivergedError as e:
     print(f"DIVERGED: {e}", file=sys.stderr)
     return 3

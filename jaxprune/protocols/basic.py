@@ -1,0 +1,15 @@
+"""The plain training protocol: one `train_and_evaluate` run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ml_collections
+
+from jaxprune.protocols import register
+from jaxprune.train import train_and_evaluate
+
+
+@register("train")
+def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  return train_and_evaluate(config, workdir)

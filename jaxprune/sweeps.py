@@ -1,0 +1,231 @@
+"""Sweeps: a base config plus a list of overrides, run resumably, one row per run.
+
+A sweep config file defines `get_config(arg)` (the base) and `get_sweep(arg)`
+(a list of override dicts with dotted keys, usually built with `product` and
+`seeds`). `run_sweep` executes every point with `jaxprune.protocols.run` in
+`<workdir>/runs/<config_hash>/` and appends one row per finished run to
+`<workdir>/results.jsonl` (under a file lock, one write per row, so shards on
+several processes or machines sharing a directory do not interleave).
+
+Finished points (their config hash is in results.jsonl) are skipped; an
+interrupted point resumes from its own checkpoints. Points are split across
+processes with `shard=(i, n)`: process i runs points i, i+n, i+2n, ...
+
+Command line:
+  python -m jaxprune.sweeps --config=configs/le2021/table2.py[:ARG] --workdir=DIR \
+      [--shard=i/n] [--list]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import importlib.util
+import itertools
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import ml_collections
+
+import jaxprune
+from jaxprune import config_utils, io_utils
+
+RESULTS_FILE = "results.jsonl"
+# Row fields copied from a protocol's summary when present.
+SUMMARY_FIELDS = (
+  "status",
+  "epoch",
+  "best_val_accuracy",
+  "sparsity",
+  "params",
+  "nonzero_params",
+  "flops",
+  "nonzero_flops",
+  "speedup",
+  "num_params",
+  "wall_time_seconds",
+  "setup",
+)
+
+
+def product(**axes: Sequence[Any]) -> list[dict[str, Any]]:
+  """Grid over dotted keys: product(**{"a.b": [1, 2], "c": [3]}) -> 2 points."""
+  keys = list(axes)
+  return [dict(zip(keys, values)) for values in itertools.product(*axes.values())]
+
+
+def seeds(
+  points: Iterable[dict[str, Any]], values: Sequence[int]
+) -> list[dict[str, Any]]:
+  """Every point once per seed (`seed` is the innermost axis)."""
+  return [{**p, "seed": s} for p in points for s in values]
+
+
+def apply_overrides(
+  base: ml_collections.ConfigDict, overrides: dict[str, Any]
+) -> ml_collections.ConfigDict:
+  """A copy of `base` with dotted-key overrides; unknown keys raise ValueError."""
+  config = ml_collections.ConfigDict(base.to_dict(preserve_field_references=True))
+  config.lock()
+  for key, value in overrides.items():
+    node, *rest = key.rsplit(".", 1)[::-1]
+    parent = config
+    if rest:
+      for part in rest[0].split("."):
+        if part not in parent:
+          raise ValueError(f"sweep override {key!r}: unknown field {part!r}")
+        parent = parent[part]
+    if node not in parent:
+      raise ValueError(f"sweep override {key!r}: unknown field {node!r}")
+    if isinstance(value, dict):
+      value = ml_collections.ConfigDict(value)
+    with parent.ignore_type():
+      parent[node] = value
+  return config
+
+
+def expand(
+  base: ml_collections.ConfigDict, sweep: Sequence[dict[str, Any]]
+) -> list[tuple[dict[str, Any], ml_collections.ConfigDict, str]]:
+  """(overrides, config, config_hash) per point; duplicate points are refused."""
+  points, seen = [], {}
+  for index, overrides in enumerate(sweep):
+    config = apply_overrides(base, overrides)
+    digest = config_utils.config_hash(config)
+    if digest in seen:
+      raise ValueError(f"sweep points {seen[digest]} and {index} are the same run")
+    seen[digest] = index
+    points.append((overrides, config, digest))
+  return points
+
+
+def git_commit() -> str:
+  try:
+    out = subprocess.run(
+      ["git", "rev-parse", "--short", "HEAD"],
+      cwd=os.path.dirname(os.path.abspath(__file__)),
+      capture_output=True,
+      text=True,
+      timeout=10,
+    )
+    return out.stdout.strip() or "unknown"
+  except (OSError, subprocess.SubprocessError):
+    return "unknown"
+
+
+@contextlib.contextmanager
+def _locked(path: str):
+  with open(path + ".lock", "a") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def make_row(
+  overrides: dict[str, Any],
+  config: ml_collections.ConfigDict,
+  digest: str,
+  summary: dict[str, Any],
+) -> dict[str, Any]:
+  row = {
+    "config_hash": digest,
+    "overrides": overrides,
+    "seed": int(config.seed),
+    "metrics": {
+      k: v for k, v in summary.items() if "/" in k and not k.startswith("time/")
+    },
+    "jaxprune_version": jaxprune.__version__,
+    "git_commit": git_commit(),
+    "config": config_utils.to_json_dict(config),
+  }
+  row.update({k: summary[k] for k in SUMMARY_FIELDS if k in summary})
+  return row
+
+
+def finished_hashes(workdir: str) -> set[str]:
+  rows = io_utils.read_jsonl(os.path.join(workdir, RESULTS_FILE))
+  return {r["config_hash"] for r in rows}
+
+
+def run_sweep(
+  base: ml_collections.ConfigDict,
+  sweep: Sequence[dict[str, Any]],
+  workdir: str,
+  *,
+  shard: tuple[int, int] = (0, 1),
+  run_fn: Callable[[ml_collections.ConfigDict, str], dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+  """Runs this shard's unfinished points; returns the rows it appended."""
+  from jaxprune import protocols
+  from jaxprune.train import TrainingDivergedError
+
+  index, count = shard
+  if not 0 <= index < count:
+    raise ValueError(f"shard must be i/n with 0 <= i < n, got {index}/{count}")
+  run_fn = run_fn or protocols.run
+  os.makedirs(workdir, exist_ok=True)
+  results = os.path.join(workdir, RESULTS_FILE)
+  points = expand(base, sweep)
+  done = finished_hashes(workdir)
+  appended = []
+  for i, (overrides, config, digest) in enumerate(points):
+    if i % count != index or digest in done:
+      continue
+    print(f"[sweep] point {i + 1}/{len(points)} {overrides}", flush=True)
+    run_dir = os.path.join(workdir, "runs", digest)
+    try:
+      summary = run_fn(config, run_dir)
+    except TrainingDivergedError:
+      summary = io_utils.read_json(os.path.join(run_dir, "summary.json"))
+    row = make_row(overrides, config, digest, summary)
+    with _locked(results):
+      if digest not in finished_hashes(workdir):  # Another shard may have run it.
+        io_utils.append_jsonl(results, row)
+        appended.append(row)
+  return appended
+
+
+def load_sweep_module(path: str):
+  spec = importlib.util.spec_from_file_location("jaxprune_sweep_config", path)
+  if spec is None or not os.path.exists(path):
+    raise FileNotFoundError(f"sweep config not found: {path}")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  for fn in ("get_config", "get_sweep"):
+    if not hasattr(module, fn):
+      raise ValueError(f"{path} must define {fn}(arg)")
+  return module
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(prog="python -m jaxprune.sweeps")
+  parser.add_argument("--config", required=True, help="PATH[:ARG] of a sweep config")
+  parser.add_argument("--workdir", required=True)
+  parser.add_argument("--shard", default="0/1", help="i/n: run points i, i+n, ...")
+  parser.add_argument("--list", action="store_true", help="only list the points")
+  args = parser.parse_args(argv)
+  path, _, arg = args.config.partition(":")
+  module = load_sweep_module(path)
+  base, sweep = module.get_config(arg or None), module.get_sweep(arg or None)
+  try:
+    index, count = (int(x) for x in args.shard.split("/"))
+  except ValueError:
+    parser.error(f"--shard must look like i/n, got {args.shard!r}")
+  if args.list:
+    done = finished_hashes(args.workdir)
+    for i, (overrides, _, digest) in enumerate(expand(base, sweep)):
+      print(f"{i:4d} {digest} {'done' if digest in done else 'todo'} {overrides}")
+    return 0
+  rows = run_sweep(base, sweep, args.workdir, shard=(index, count))
+  print(f"[sweep] {len(rows)} runs finished; results: {args.workdir}/{RESULTS_FILE}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,86 @@
+"""Sweeps: grid expansion, resumable execution, results rows."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from jaxprune import config_utils, io_utils, protocols, sweeps
+
+
+def test_product_and_seeds_expand_in_order():
+  points = sweeps.seeds(sweeps.product(**{"a": [1, 2], "b.c": ["x"]}), [0, 1])
+  assert points == [
+    {"a": 1, "b.c": "x", "seed": 0},
+    {"a": 1, "b.c": "x", "seed": 1},
+    {"a": 2, "b.c": "x", "seed": 0},
+    {"a": 2, "b.c": "x", "seed": 1},
+  ]
+
+
+def test_overrides_apply_and_unknown_fields_are_named():
+  base = config_utils.base_config()
+  config = sweeps.apply_overrides(base, {"optimizer.momentum": 0.5, "num_epochs": 7})
+  assert config.optimizer.momentum == 0.5 and base.optimizer.momentum == 0.9
+  assert config.schedule.epochs == 7  # The field reference to num_epochs survives.
+  with pytest.raises(ValueError, match="unknown field 'momentun'"):
+    sweeps.apply_overrides(base, {"optimizer.momentun": 0.5})
+  with pytest.raises(ValueError, match="are the same run"):
+    sweeps.expand(base, [{"seed": 1}, {"seed": 1}])
+
+
+def _strip_timing(rows):
+  return [{k: v for k, v in r.items() if k != "wall_time_seconds"} for r in rows]
+
+
+def test_interrupted_sweep_resumes_without_recomputing(tiny_config, tmp_path):
+  tiny_config.num_epochs = 1
+  tiny_config.schedule.spec = "0:0.05"
+  sweep = sweeps.seeds([{}], [0, 1]) + [{"optimizer.momentum": 0.5}]  # 3 runs.
+
+  reference = str(tmp_path / "uninterrupted")
+  sweeps.run_sweep(tiny_config, sweep, reference)
+
+  calls = []
+
+  def dies_on_third_run(config, workdir):
+    calls.append(workdir)
+    if len(calls) == 2:
+      raise KeyboardInterrupt("killed")
+    return protocols.run(config, workdir)
+
+  interrupted = str(tmp_path / "interrupted")
+  with pytest.raises(KeyboardInterrupt):
+    sweeps.run_sweep(tiny_config, sweep, interrupted, run_fn=dies_on_third_run)
+  assert len(io_utils.read_jsonl(os.path.join(interrupted, "results.jsonl"))) == 1
+
+  resumed = []
+
+  def counting(config, workdir):
+    resumed.append(workdir)
+    return protocols.run(config, workdir)
+
+  sweeps.run_sweep(tiny_config, sweep, interrupted, run_fn=counting)
+  assert len(resumed) == 2  # Only the two unfinished points ran.
+  want = io_utils.read_jsonl(os.path.join(reference, "results.jsonl"))
+  got = io_utils.read_jsonl(os.path.join(interrupted, "results.jsonl"))
+  assert _strip_timing(got) == _strip_timing(want)
+  assert [r["seed"] for r in got] == [0, 1, 0]
+  assert all(0.0 <= r["metrics"]["test/accuracy"] <= 1.0 for r in got)
+
+
+def test_shards_partition_the_points(tiny_config, tmp_path):
+  ran = {0: [], 1: []}
+  sweep = sweeps.seeds([{}], [0, 1, 2])
+
+  for shard in (0, 1):
+
+    def fake(config, workdir, shard=shard):
+      ran[shard].append(int(config.seed))
+      return {"status": "completed", "test/accuracy": 0.5}
+
+    sweeps.run_sweep(tiny_config, sweep, str(tmp_path), shard=(shard, 2), run_fn=fake)
+  assert ran == {0: [0, 2], 1: [1]}
+  with pytest.raises(ValueError, match="shard must be"):
+    sweeps.run_sweep(tiny_config, sweep, str(tmp_path), shard=(2, 2))
