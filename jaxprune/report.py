@@ -1,0 +1,175 @@
+"""Reports: aggregate a sweep's results.jsonl into paper-style tables and figures.
+
+A *setting* is a row's overrides without its seed; every setting gets the mean
+and standard deviation (numpy's default, ddof=0, over seeds) of each metric,
+written as a markdown table (`mean ± std`) and a CSV with separate columns.
+Figures plot a metric against one override (e.g. sparsity, retraining epochs)
+with one line per value of another (e.g. the schedule), error bars = std.
+
+Command line:
+  python -m jaxprune.report --results=DIR/results.jsonl --out=DIR/report \
+      [--metric=test/accuracy] [--x=pruning.sparsity --hue=schedule.name]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from jaxprune import io_utils
+
+# Top-level row fields aggregated besides row["metrics"].
+EXTRA_FIELDS = (
+  "sparsity",
+  "speedup",
+  "nonzero_params",
+  "nonzero_flops",
+  "best_val_accuracy",
+)
+
+
+def _values(row: dict[str, Any]) -> dict[str, float]:
+  values = {k: v for k, v in row.get("metrics", {}).items() if _is_number(v)}
+  values.update({k: row[k] for k in EXTRA_FIELDS if _is_number(row.get(k))})
+  return values
+
+
+def _is_number(value: Any) -> bool:
+  return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def setting_of(row: dict[str, Any]) -> dict[str, Any]:
+  return {k: v for k, v in sorted(row.get("overrides", {}).items()) if k != "seed"}
+
+
+def aggregate(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+  """One entry per setting: {"setting", "n", "status", "mean": {...}, "std": {...}}."""
+  groups: dict[str, list[dict[str, Any]]] = {}
+  for row in rows:
+    groups.setdefault(json.dumps(setting_of(row), sort_keys=True), []).append(row)
+  out = []
+  for key, members in groups.items():
+    ok = [r for r in members if r.get("status", "completed") == "completed"]
+    metrics = sorted({m for r in ok for m in _values(r)})
+    mean, std = {}, {}
+    for metric in metrics:
+      xs = np.asarray([_values(r)[metric] for r in ok if metric in _values(r)], float)
+      mean[metric], std[metric] = float(xs.mean()), float(xs.std())
+    out.append(
+      {
+        "setting": json.loads(key),
+        "n": len(ok),
+        "diverged": len(members) - len(ok),
+        "seeds": sorted(r.get("seed") for r in members),
+        "mean": mean,
+        "std": std,
+      }
+    )
+  return out
+
+
+def _format(mean: float | None, std: float | None, percent: bool) -> str:
+  if mean is None or math.isnan(mean):
+    return "-"
+  scale = 100.0 if percent else 1.0
+  if std is None:
+    return f"{mean * scale:.2f}"
+  return f"{mean * scale:.2f} ± {std * scale:.2f}"
+
+
+def tables(
+  aggregated: Sequence[dict[str, Any]], metrics: Sequence[str]
+) -> tuple[str, str]:
+  """(markdown, csv) with one row per setting; accuracies shown in percent."""
+  keys = sorted({k for a in aggregated for k in a["setting"]})
+  header = [*keys, "n", *metrics]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  buffer = io.StringIO()
+  writer = csv.writer(buffer)
+  writer.writerow([*keys, "n", *[f"{m}_{s}" for m in metrics for s in ("mean", "std")]])
+  for a in aggregated:
+    cells = [str(a["setting"].get(k, "")) for k in keys] + [str(a["n"])]
+    cells += [
+      _format(a["mean"].get(m), a["std"].get(m), m.endswith("accuracy"))
+      for m in metrics
+    ]
+    lines.append("| " + " | ".join(cells) + " |")
+    numbers = [v for m in metrics for v in (a["mean"].get(m), a["std"].get(m))]
+    writer.writerow([a["setting"].get(k, "") for k in keys] + [a["n"], *numbers])
+  return "\n".join(lines) + "\n", buffer.getvalue()
+
+
+def figure(
+  aggregated: Sequence[dict[str, Any]], metric: str, x: str, hue: str | None, out: str
+) -> None:
+  """Metric vs override `x`, one line per `hue` value; PNG written atomically."""
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  lines: dict[Any, list[tuple[float, float, float]]] = {}
+  for a in aggregated:
+    if x not in a["setting"] or metric not in a["mean"]:
+      continue
+    label = a["setting"].get(hue, "") if hue else metric
+    lines.setdefault(label, []).append(
+      (float(a["setting"][x]), a["mean"][metric], a["std"][metric])
+    )
+  if not lines:
+    raise ValueError(f"no setting has both override {x!r} and metric {metric!r}")
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for label, points in sorted(lines.items(), key=lambda kv: str(kv[0])):
+    points.sort()
+    xs, ys, es = zip(*points)
+    ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=str(label))
+  ax.set_xlabel(x)
+  ax.set_ylabel(metric)
+  if hue:
+    ax.legend(title=hue)
+  ax.grid(alpha=0.3)
+  fig.tight_layout()
+  buffer = io.BytesIO()
+  fig.savefig(buffer, format="png", dpi=120)
+  plt.close(fig)
+  io_utils.atomic_write_bytes(out, buffer.getvalue())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(prog="python -m jaxprune.report")
+  parser.add_argument("--results", required=True, help="a sweep's results.jsonl")
+  parser.add_argument("--out", required=True, help="output directory")
+  parser.add_argument("--metric", action="append", help="metrics to tabulate")
+  parser.add_argument("--x", help="override to plot on the x axis")
+  parser.add_argument("--hue", help="override giving one line per value")
+  args = parser.parse_args(argv)
+  if not os.path.exists(args.results):
+    parser.error(f"--results file not found: {args.results}")
+  rows = io_utils.read_jsonl(args.results)
+  if not rows:
+    parser.error(f"--results has no rows: {args.results}")
+  aggregated = aggregate(rows)
+  metrics = args.metric or ["test/accuracy"]
+  markdown, table_csv = tables(aggregated, metrics)
+  io_utils.atomic_write_bytes(os.path.join(args.out, "table.md"), markdown.encode())
+  io_utils.atomic_write_bytes(os.path.join(args.out, "table.csv"), table_csv.encode())
+  io_utils.atomic_write_json(os.path.join(args.out, "aggregated.json"), aggregated)
+  if args.x:
+    for metric in metrics:
+      name = metric.replace("/", "_") + f"_vs_{args.x.replace('.', '_')}.png"
+      figure(aggregated, metric, args.x, args.hue, os.path.join(args.out, name))
+  print(markdown)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,89 @@
+"""Reports: aggregation equals a direct computation; tables and figures render."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+from jaxprune import io_utils, report
+
+
+def _rows():
+  rng = np.random.default_rng(0)
+  rows = []
+  for schedule in ("ft", "clr"):
+    for sparsity in (0.5, 0.9):
+      for seed in range(3):
+        rows.append(
+          {
+            "overrides": {
+              "schedule.name": schedule,
+              "pruning.sparsity": sparsity,
+              "seed": seed,
+            },
+            "seed": seed,
+            "status": "completed",
+            "metrics": {"test/accuracy": float(rng.uniform(0.8, 0.9)), "time/x": 1.0},
+            "sparsity": sparsity,
+          }
+        )
+  rows.append({**rows[0], "seed": 9, "status": "diverged", "metrics": {}})
+  return rows
+
+
+def test_aggregate_matches_direct_computation():
+  rows = _rows()
+  aggregated = report.aggregate(rows)
+  assert len(aggregated) == 4
+  for a in aggregated:
+    members = [
+      r["metrics"]["test/accuracy"]
+      for r in rows
+      if report.setting_of(r) == a["setting"] and r["status"] == "completed"
+    ]
+    assert a["n"] == 3 == len(members)
+    assert a["mean"]["test/accuracy"] == pytest.approx(np.mean(members), abs=1e-12)
+    assert a["std"]["test/accuracy"] == pytest.approx(np.std(members), abs=1e-12)
+  first = next(a for a in aggregated if a["setting"] == report.setting_of(rows[0]))
+  assert first["diverged"] == 1
+
+
+def test_tables_and_cli_outputs(tmp_path):
+  results = str(tmp_path / "results.jsonl")
+  io_utils.rewrite_jsonl(results, _rows())
+  out = str(tmp_path / "report")
+  assert (
+    report.main(
+      [
+        "--results",
+        results,
+        "--out",
+        out,
+        "--x",
+        "pruning.sparsity",
+        "--hue",
+        "schedule.name",
+      ]
+    )
+    == 0
+  )
+  markdown = pathlib.Path(out, "table.md").read_text()
+  assert "± " in markdown and "| pruning.sparsity | schedule.name | n |" in markdown
+  table = list(csv.DictReader(io.StringIO(pathlib.Path(out, "table.csv").read_text())))
+  aggregated = report.aggregate(_rows())
+  for line, a in zip(table, aggregated):
+    assert float(line["test/accuracy_mean"]) == pytest.approx(
+      a["mean"]["test/accuracy"]
+    )
+  png = os.path.join(out, "test_accuracy_vs_pruning_sparsity.png")
+  assert pathlib.Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_missing_results_is_a_clear_error(tmp_path):
+  with pytest.raises(SystemExit):
+    report.main(["--results", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path)])
