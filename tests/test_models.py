@@ -47,7 +47,8 @@ PARAM_COUNTS_B_CONV = {
   "resnet56": 855_770,
   "resnet110": 1_730_714,
 }
-RESNETS = [n for n in models.names() if n.startswith("resnet")]
+RESNETS = ["resnet20", "resnet32", "resnet44", "resnet56", "resnet110"]
+FIRST_WAVE = ["mlp7_relu", "mlp7_linear", "lenet5_relu", "lenet5_linear", *RESNETS]
 
 
 def _input_shape(name: str, small: bool = False) -> tuple[int, ...]:
@@ -95,7 +96,7 @@ def _shapes(tree):
 
 
 def test_names():
-  assert models.names() == [
+  assert models.names()[:9] == [
     "mlp7_relu",
     "mlp7_linear",
     "lenet5_relu",
@@ -108,7 +109,7 @@ def test_names():
   ]
 
 
-@pytest.mark.parametrize("name", models.names())
+@pytest.mark.parametrize("name", FIRST_WAVE)
 def test_param_counts(name):
   variables = _abstract_variables(models.create(name), _input_shape(name))
   assert _count(variables["params"]) == PARAM_COUNTS[name]
@@ -137,7 +138,7 @@ def test_param_names():
   assert sorted(params) == [f"fc{i}" for i in range(6)] + ["head"]
 
 
-@pytest.mark.parametrize("name", models.names())
+@pytest.mark.parametrize("name", FIRST_WAVE)
 def test_forward_shape(name):
   model = models.create(name, num_classes=7)
   x = jax.ShapeDtypeStruct(_input_shape(name), jnp.float32)

@@ -20,10 +20,30 @@ with matching shapes. Widths per family:
 * ``resnet{20,32,44,56,110}``: :class:`ResNetWidths` ``(stages, blocks)``, e.g.
   ``ResNetWidths((16, 32, 64), ((16,) * n, (32,) * n, (64,) * n))``; a dict
   ``{"stages": ..., "blocks": ...}`` with lists is accepted too.
+* ``vgg11/16/19`` (CIFAR) and ``vgg11_bn/vgg16_bn`` (ImageNet): flat tuple,
+  one width per conv then per hidden dense layer (``vgg.VGG16_CFGS`` has
+  VGG-16-A/B/C).
+* ``resnet18/34`` (ImageNet), ``resnet18_cifar``, ``preresnet*`` with
+  ``block="basic"``: :class:`ResNetWidths` (the stem shares stage 0's width).
+* ``resnet50``, ``preresnet56/110/164`` (bottleneck), ``wrn28_10``,
+  ``wrn40_2``: ``ResidualWidths(stem, stages, blocks)``; bottleneck blocks are
+  ``(conv1, conv2)`` pairs, WRN blocks a single inner width.
+* ``densenet40``, ``densenet_bc100``: ``DenseNetWidths(stem, blocks,
+  transitions)``; ``blocks[i][j]`` is the growth (BC: ``(inner, growth)``).
+
+Every dict/list form of these is accepted; ``default_widths(name)`` shows the
+structure. :func:`channel_groups` describes which layers share channels (see
+:mod:`jaxprune.models.graph`) and :func:`with_widths` writes pruned group
+sizes back into a widths structure.
 
 Overrides (keyword arguments of :func:`create`): ``widths``, ``init``
 (``"default"`` or ``"orthogonal"``) for all models, ``activation``
-(``"relu"``/``"linear"``) for MLP/LeNet, ``shortcut`` for ResNets.
+(``"relu"``/``"linear"``) for MLP/LeNet, ``shortcut`` for CIFAR ResNets,
+``classifier`` (``slimming``/``l1``/``gap``) and ``dropout`` for VGG,
+``block`` and ``bn_init`` for PreResNets, ``bn_init`` for DenseNets,
+``dropout`` for WRNs (and ImageNet VGG). :func:`input_shape` gives the
+per-example input each model is used at (32x32x1 MNIST, 32x32x3 CIFAR,
+224x224x3 ImageNet).
 """
 
 import dataclasses
@@ -32,7 +52,17 @@ from typing import Any
 
 import flax.linen as nn
 
-from jaxprune.models import graph, initializers, mnist_nets, resnet_cifar
+from jaxprune.models import (
+  densenet,
+  graph,
+  initializers,
+  mnist_nets,
+  preresnet,
+  resnet_cifar,
+  resnet_imagenet,
+  vgg,
+  wide_resnet,
+)
 from jaxprune.models.graph import ChannelGroup, Consumer
 from jaxprune.models.resnet_cifar import ResNetWidths
 
@@ -43,6 +73,7 @@ __all__ = [
   "channel_groups",
   "create",
   "default_widths",
+  "input_shape",
   "names",
   "read_widths",
   "with_widths",
@@ -62,6 +93,10 @@ class _Entry:
   read_widths: Callable[[Mapping[str, Any]], Widths]
   # Channel groups from the checked fields and num_classes (see graph.py).
   groups: Callable[[dict[str, Any], int], list[graph.ChannelGroup]]
+  # Module fields set by the registered name that overrides may not change.
+  module_fields: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  # One example's NHWC input shape (for counting and benchmarks).
+  input_shape: tuple[int, int, int] = (32, 32, 3)
 
 
 def _check_common(fields: dict[str, Any]) -> None:
@@ -94,8 +129,13 @@ def _resnet_check(blocks_per_stage: int) -> Callable[[dict[str, Any]], dict[str,
   return check
 
 
+# Families that describe their registry entries themselves (``entries()``).
+_FAMILIES = (vgg, preresnet, wide_resnet, densenet, resnet_imagenet)
+
+
 def _build_registry() -> dict[str, _Entry]:
   registry = {}
+  mnist = (32, 32, 1)  # MNIST resized to 32x32, as in the TPP lineage.
   for act in mnist_nets.ACTIVATIONS:
     registry[f"mlp7_{act}"] = _Entry(
       mnist_nets.MLP,
@@ -103,6 +143,7 @@ def _build_registry() -> dict[str, _Entry]:
       _mlp_check,
       mnist_nets.read_mlp_widths,
       lambda f, k: graph.mlp_groups(f["widths"], k),
+      input_shape=mnist,
     )
   for act in mnist_nets.ACTIVATIONS:
     registry[f"lenet5_{act}"] = _Entry(
@@ -111,6 +152,7 @@ def _build_registry() -> dict[str, _Entry]:
       _lenet_check,
       mnist_nets.read_lenet5_widths,
       lambda f, k: graph.lenet5_groups(f["widths"], k),
+      input_shape=mnist,
     )
   for depth in (20, 32, 44, 56, 110):
     registry[f"resnet{depth}"] = _Entry(
@@ -124,6 +166,9 @@ def _build_registry() -> dict[str, _Entry]:
       resnet_cifar.read_widths,
       lambda f, k: graph.cifar_resnet_groups(f["widths"], f["shortcut"], k),
     )
+  for family in _FAMILIES:
+    for name, spec in family.entries().items():
+      registry[name] = _Entry(**spec)
   return registry
 
 
@@ -141,9 +186,18 @@ def _entry(name: str) -> _Entry:
   return _REGISTRY[name]
 
 
-def default_widths(name: str) -> Widths:
-  """The unpruned widths of model ``name``, in ``widths`` override form."""
-  return _entry(name).defaults["widths"]
+def input_shape(name: str) -> tuple[int, int, int]:
+  """The per-example NHWC input shape model ``name`` is used at."""
+  return _entry(name).input_shape
+
+
+def default_widths(name: str, **overrides: Any) -> Widths:
+  """The unpruned widths of model ``name``, in ``widths`` override form.
+
+  ``overrides`` that change the widths' structure (VGG ``classifier``,
+  PreResNet ``block``) are taken into account.
+  """
+  return _checked_fields(name, 10, overrides)["widths"]
 
 
 def create(name: str, num_classes: int = 10, **overrides: Any) -> nn.Module:
@@ -173,17 +227,18 @@ def _checked_fields(
 ) -> dict[str, Any]:
   """Registered defaults with ``overrides`` applied, validated."""
   entry = _entry(name)
-  unknown = sorted(set(overrides) - set(entry.defaults))
+  allowed = set(entry.defaults)
+  unknown = sorted(set(overrides) - allowed)
   if unknown:
     raise ValueError(
       f"unknown override(s) {unknown} for model {name!r}; "
-      f"allowed overrides are {sorted(entry.defaults)}"
+      f"allowed overrides are {sorted(allowed)}"
     )
   if (
     isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1
   ):
     raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-  return entry.check({**entry.defaults, **overrides})
+  return entry.check({**entry.module_fields, **entry.defaults, **overrides})
 
 
 def channel_groups(
@@ -222,12 +277,14 @@ def with_widths(
   return _checked_fields(name, 10, {**overrides, "widths": new})["widths"]
 
 
-def read_widths(name: str, params: Mapping[str, Any]) -> Widths:
+def read_widths(name: str, params: Mapping[str, Any], **overrides: Any) -> Widths:
   """Reads the layer widths of model ``name`` from its params tree.
 
   Args:
     name: the registered name the params belong to.
     params: the ``params`` collection, or the full variables dict holding it.
+    **overrides: the non-width overrides the params were built with, when
+      they change the widths' structure (e.g. VGG's ``classifier``).
 
   Returns:
     Widths in the form ``create(name, widths=...)`` accepts.
@@ -242,7 +299,7 @@ def read_widths(name: str, params: Mapping[str, Any]) -> Widths:
   # Validate against this name (e.g. the block count of the depth). The params
   # do not record the shortcut variant, so check with B_conv, the only variant
   # that allows any stage widths.
-  fields = dict(entry.defaults, widths=widths)
-  if "shortcut" in fields:
+  fields = {**entry.module_fields, **entry.defaults, **overrides, "widths": widths}
+  if "shortcut" in fields and "shortcut" not in overrides:
     fields["shortcut"] = "B_conv"
   return entry.check(fields)["widths"]

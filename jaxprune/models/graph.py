@@ -254,3 +254,120 @@ def cifar_resnet_groups(
       )
     )
   return [*groups, head_group(num_classes)]
+
+
+# --- Generic residual networks (ImageNet ResNets, PreResNets, WRNs) -------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ResidualSpec:
+  """Module names of a residual family, for :func:`residual_groups`.
+
+  ``inner`` lists, per inner width of a block, (conv, norm after it, conv that
+  reads it). ``out_norm``/``proj_norm``/``stem_norm`` are None in
+  pre-activation nets, where instead ``pre_norm`` (the block's first BN, over
+  its input) and ``final_norm`` (before the head) normalise the stream.
+  """
+
+  inner: tuple[tuple[str, str, str], ...]
+  out_conv: str
+  out_norm: str | None = None
+  proj_conv: str = "shortcut_conv"
+  proj_norm: str | None = None
+  stem_conv: str = "stem_conv"
+  stem_norm: str | None = None
+  pre_norm: str | None = None
+  final_norm: str | None = None
+
+
+def residual_groups(
+  spec: ResidualSpec,
+  stem: int,
+  stages: Sequence[int],
+  blocks: Sequence[Sequence[Any]],
+  projection: Sequence[bool],
+  num_classes: int,
+  stem_path: tuple = ("stem",),
+) -> list[ChannelGroup]:
+  """Groups of a residual net; ``projection[s]``: stage s's first block has a
+  1x1 projection shortcut (else identity, and stage 0 shares the stem)."""
+  groups = []
+  multi = len(spec.inner) > 1
+  for s, stage_blocks in enumerate(blocks):
+    for b, inner in enumerate(stage_blocks):
+      blk = f"stage{s}_block{b}"
+      sizes = inner if multi else (inner,)
+      for k, ((conv, norm, nxt), size) in enumerate(zip(spec.inner, sizes)):
+        groups.append(
+          ChannelGroup(
+            name=f"{blk}/inner{k + 1}" if multi else f"{blk}/inner",
+            size=size,
+            width_path=("blocks", s, b, k) if multi else ("blocks", s, b),
+            producers=((blk, conv),),
+            norms=((blk, norm),),
+            consumers=(Consumer((blk, nxt), in_channels=size),),
+            prunable=True,
+          )
+        )
+
+  def reader(s: int, b: int, width: int) -> tuple[list, list]:
+    """Consumers and pre-activation norms of block (s, b)'s input."""
+    blk = f"stage{s}_block{b}"
+    consumers = [Consumer((blk, spec.inner[0][0]), in_channels=width)]
+    if b == 0 and projection[s]:
+      consumers.append(Consumer((blk, spec.proj_conv), in_channels=width))
+    norms = [(blk, spec.pre_norm)] if spec.pre_norm else []
+    return consumers, norms
+
+  stem_producers = [(spec.stem_conv,)]
+  stem_norms = [(spec.stem_norm,)] if spec.stem_norm else []
+  if projection[0]:
+    consumers, norms = reader(0, 0, stem)
+    groups.append(
+      ChannelGroup(
+        name="stem",
+        size=stem,
+        width_path=stem_path,
+        producers=tuple(stem_producers),
+        norms=tuple(stem_norms + norms),
+        consumers=tuple(consumers),
+        prunable=True,
+      )
+    )
+  for s, width in enumerate(stages):
+    n = len(blocks[s])
+    producers = [(f"stage{s}_block{b}", spec.out_conv) for b in range(n)]
+    norms = []
+    if spec.out_norm:
+      norms = [(f"stage{s}_block{b}", spec.out_norm) for b in range(n)]
+    if projection[s]:
+      producers.append((f"stage{s}_block0", spec.proj_conv))
+      if spec.proj_norm:
+        norms.append((f"stage{s}_block0", spec.proj_norm))
+    consumers = []
+    if s == 0 and not projection[0]:
+      producers = stem_producers + producers
+      norms = stem_norms + norms
+    readers = [(s, b) for b in range(n) if b > 0 or (s == 0 and not projection[0])]
+    if s + 1 < len(stages):
+      readers.append((s + 1, 0))
+    for rs, rb in readers:
+      c, m = reader(rs, rb, width)
+      consumers += c
+      norms += m
+    if s + 1 == len(stages):
+      consumers.append(Consumer(("head",), in_channels=width))
+      if spec.final_norm:
+        norms.append((spec.final_norm,))
+    groups.append(
+      ChannelGroup(
+        name=f"stage{s}/residual",
+        size=width,
+        width_path=("stages", s),
+        producers=tuple(producers),
+        norms=tuple(norms),
+        consumers=tuple(consumers),
+        prunable=True,
+      )
+    )
+  return [*groups, head_group(num_classes)]

@@ -89,6 +89,8 @@ def dense(
   init: str,
   gain: float,
   name: str,
+  default_kernel: Initializer | None = None,
+  default_bias: Initializer | None = None,
 ) -> nn.Dense:
   """A biased Dense layer initialised like PyTorch, or orthogonally.
 
@@ -98,6 +100,8 @@ def dense(
     init: ``"default"`` (PyTorch default) or ``"orthogonal"``.
     gain: orthogonal-init gain; ignored for ``"default"``.
     name: Flax submodule name (becomes the params key).
+    default_kernel: kernel init for ``"default"`` if not PyTorch's.
+    default_bias: bias init for ``"default"`` if not PyTorch's.
 
   Returns:
     An unbound ``nn.Dense``.
@@ -112,8 +116,8 @@ def dense(
     )
   return nn.Dense(
     features,
-    kernel_init=torch_default_kernel(),
-    bias_init=torch_default_bias(fan_in),
+    kernel_init=default_kernel or torch_default_kernel(),
+    bias_init=default_bias or torch_default_bias(fan_in),
     name=name,
   )
 
@@ -130,6 +134,7 @@ def conv(
   default_kernel: Initializer,
   gain: float,
   name: str,
+  default_bias: Initializer | None = None,
 ) -> nn.Conv:
   """A square conv with PyTorch-style explicit symmetric padding.
 
@@ -148,6 +153,8 @@ def conv(
     default_kernel: kernel initialiser used for ``init="default"``.
     gain: orthogonal-init gain.
     name: Flax submodule name.
+    default_bias: bias init for ``"default"`` if not PyTorch's (torchvision
+      zeroes conv biases).
 
   Returns:
     An unbound ``nn.Conv``.
@@ -158,7 +165,9 @@ def conv(
     bias_init = jax.nn.initializers.zeros
   else:
     kernel_init = default_kernel
-    bias_init = torch_default_bias(kernel_size * kernel_size * in_features)
+    bias_init = default_bias or torch_default_bias(
+      kernel_size * kernel_size * in_features
+    )
   return nn.Conv(
     features,
     (kernel_size, kernel_size),
@@ -171,17 +180,20 @@ def conv(
   )
 
 
-def batch_norm(train: bool, name: str) -> nn.BatchNorm:
+def batch_norm(
+  train: bool, name: str, scale: float = 1.0, momentum: float = 0.9
+) -> nn.BatchNorm:
   """BatchNorm with PyTorch ``BatchNorm2d`` defaults (gamma=1, beta=0).
 
   Flax's ``momentum`` weighs the old running value, so PyTorch's momentum 0.1
-  becomes 0.9 here.
+  becomes 0.9 here. ``scale`` is the initial gamma (network slimming and
+  Li et al.'s VGG start from 0.5).
   """
   return nn.BatchNorm(
     use_running_average=not train,
-    momentum=0.9,
+    momentum=momentum,
     epsilon=1e-5,
-    scale_init=jax.nn.initializers.ones,
+    scale_init=jax.nn.initializers.constant(scale),
     bias_init=jax.nn.initializers.zeros,
     name=name,
   )

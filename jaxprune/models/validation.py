@@ -1,0 +1,66 @@
+"""Validation of ``create`` overrides shared by the model families.
+
+Widths of every family are nested tuples/NamedTuples of positive ints.
+:func:`normalize_widths` checks a user value against the family's default
+widths (same nesting and lengths) and returns it in the canonical form; dicts
+keyed by NamedTuple field names and lists are accepted because configs and
+JSON produce them. Errors name the offending entry, e.g.
+``widths['blocks'][1][0]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+def _where(path: str, key: Any) -> str:
+  return f"{path}[{key!r}]"
+
+
+def normalize_widths(value: Any, template: Any, path: str = "widths") -> Any:
+  """``value`` in the structure of ``template`` (ints, tuples, NamedTuples).
+
+  Raises:
+    ValueError: naming the entry that does not fit.
+  """
+  if isinstance(template, int):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+      raise ValueError(f"{path} must be a positive int, got {value!r}")
+    return int(value)
+  fields = getattr(template, "_fields", None)
+  if fields is not None and isinstance(value, Mapping):
+    if set(value) != set(fields):
+      raise ValueError(
+        f"{path} must have exactly the keys {sorted(fields)}, got {sorted(value)}"
+      )
+    value = tuple(value[f] for f in fields)
+  if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence):
+    raise ValueError(
+      f"{path} must be a sequence of {len(template)} entries, got {value!r}"
+    )
+  if len(value) != len(template):
+    raise ValueError(
+      f"{path} must have {len(template)} entries, got {len(value)}: {value!r}"
+    )
+  keys = fields if fields is not None else range(len(template))
+  items = [
+    normalize_widths(v, t, _where(path, k)) for k, v, t in zip(keys, value, template)
+  ]
+  return type(template)(*items) if fields is not None else tuple(items)
+
+
+def check_choice(value: Any, field: str, choices: Sequence[Any]) -> Any:
+  """Returns ``value`` if it is one of ``choices``, else raises ValueError."""
+  if isinstance(value, bool) or value not in choices:
+    raise ValueError(f"{field} must be one of {list(choices)}, got {value!r}")
+  return value
+
+
+def check_rate(value: Any, field: str) -> float:
+  """A probability in [0, 1)."""
+  if (
+    isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1
+  ):
+    raise ValueError(f"{field} must be a float in [0, 1), got {value!r}")
+  return float(value)
