@@ -24,6 +24,7 @@ RESUME_SAFE_FIELDS = (
   "eval_every_epochs",
   "checkpoint_every_epochs",
   "analysis",
+  "cache_dir",  # Where shared phases are stored, not what they compute.
 )
 
 
@@ -74,7 +75,56 @@ def base_config() -> ml_collections.ConfigDict:
   c.analysis.jsv_every_epochs = 0  # Mean Jacobian singular value; 0 = off.
   c.analysis.jsv_num_examples = 256  # Fixed training examples used for it.
   c.pruning = pruning.default_config()  # Dense unless pruning.name is set.
+  _protocol_sections(c)
   return c
+
+
+def _protocol_sections(c: ml_collections.ConfigDict) -> None:
+  """Fields of the pruning protocols (see `jaxprune.protocols`); unused by "train"."""
+  # Shared store of dense pretrainings, keyed by their config hash. None:
+  # <workdir>/../cache (a sweep's run <sweep>/runs/<hash> uses <sweep>/cache).
+  c.cache_dir = config_dict.placeholder(str)
+
+  # Retraining after pruning (prune_retrain, bimp, slimming).
+  c.retrain = ml_collections.ConfigDict()
+  c.retrain.num_epochs = 10  # Per prune-retrain cycle (bimp: split of the budget).
+  # A retraining variant (ft lrw slr clr llr allr allr_d1 allr_d2 and the tuned
+  # constant/step/cosine/linear, which need `lr`) derived from `config.schedule`,
+  # or "piecewise" with `spec` over the retraining epochs.
+  c.retrain.schedule = "llr"
+  c.retrain.lr = config_dict.placeholder(float)
+  c.retrain.spec = ""
+  c.retrain.flavor = "zimmer2023"  # zimmer2023 | le2021
+  c.retrain.warmup_fraction = config_dict.placeholder(float)  # None: the variant's.
+  c.retrain.warmup_shape = "cosine"
+  c.retrain.warmup_init_lr = 0.0
+  c.retrain.orthp = False  # OrthP after pruning (and surgery), before retraining.
+  c.retrain.orthp_gain = 0.0  # 0: from the model's activation (sqrt 2 for ReLU).
+  c.retrain.dense_workdir = config_dict.placeholder(str)  # Use this finished run.
+
+  # BIMP: config.num_epochs is T0; the rest of the budget is split over cycles.
+  c.bimp = ml_collections.ConfigDict()
+  c.bimp.budget_epochs = 0  # T, total epochs (training + all retraining).
+
+  # Lottery: rewinding point from pruning.rewind / pruning.rewind_epoch.
+  c.lottery = ml_collections.ConfigDict()
+  c.lottery.random_control = True  # Also train the same mask from a random init.
+
+  # Training a pruned architecture from scratch (Liu et al. 2019).
+  c.scratch = ml_collections.ConfigDict()
+  c.scratch.budget = "B"  # E | B
+  c.scratch.source = "pruned"  # pruned | uniform | guided
+  c.scratch.e_convention = "rethinking2019"  # rethinking2019 | le2021
+  c.scratch.b_extra_epochs = 0  # K2 of K1 * F1 / F2 + K2.
+  c.scratch.max_speedup = 0.0  # Cap on F1 / F2 (Liu et al.'s ImageNet: 2); 0: none.
+
+  # Wang et al. 2023's prune-at-epoch-k protocols over the scratch schedule.
+  c.prune_epoch = ml_collections.ConfigDict()
+  c.prune_epoch.setup = "pkfn"  # pkfn | sx_a | sx_b
+  c.prune_epoch.epoch = 30  # k
+  c.prune_epoch.finetune_lr = 0.01  # SX-A / SX-B.
+  c.prune_epoch.max_stage_epochs = 30  # Halving rule 3; 0: no limit.
+  c.prune_epoch.speedup = config_dict.placeholder(float)  # SX-B; None: counted.
 
 
 def finalize(
@@ -160,8 +210,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
       f"optimizer.name must be one of {list(optim.OPTIMIZERS)}, got "
       f"{config.optimizer.name!r}"
     )
-  # Building the schedule validates its fields (names, specs, milestones).
-  schedules.create(config.schedule, steps_per_epoch=1)
+  # Building the schedule validates its fields (names, specs, milestones). A
+  # retraining schedule (a protocol's phase) needs its pruning stats and the
+  # real steps per epoch; train_and_evaluate builds (and so checks) it anyway.
+  if not schedules.is_retraining(config.schedule):
+    schedules.create(config.schedule, steps_per_epoch=1)
 
 
 def model_overrides(config: ml_collections.ConfigDict) -> dict[str, Any]:

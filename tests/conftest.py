@@ -87,3 +87,19 @@ def tiny_config(tiny_fmnist):
   config.schedule.spec = "0:0.05,2:0.005"
   config.lock()
   return config
+
+
+@pytest.fixture(scope="module")
+def fast_compiles():
+  """Turns off most XLA optimisations for one test module (faster compiles).
+
+  Use with `pytestmark = pytest.mark.usefixtures("fast_compiles")` in modules
+  whose runs are short enough that compile time dominates. The flag is restored
+  afterwards, so other modules run the optimised programs users get.
+  """
+  import jax
+
+  old = jax.config.read("jax_disable_most_optimizations")
+  jax.config.update("jax_disable_most_optimizations", True)
+  yield
+  jax.config.update("jax_disable_most_optimizations", old)

@@ -7,8 +7,8 @@ Figures (median of `--repeats` timed runs after warm-up/compilation):
   * one epoch of MLP-7-ReLU on Fashion-MNIST shapes (60,000 x 32x32x1, batch 128):
     jaxprune's resident, `lax.scan`ned epoch vs PyTorch with a shuffling
     DataLoader over in-memory tensors and a per-step Python loop.
-The PyTorch code mirrors the seeds' training loops (plain nn.Module, SGD,
-`loss.backward(); optimizer.step()` per batch).
+The PyTorch code (`torch_reference.py`) mirrors the seeds' training loops (plain
+nn.Module, SGD, `loss.backward(); optimizer.step()` per batch).
 
 Run:  make bench   (installs torch==2.13.0 into the venv first), or
       JAX_PLATFORMS=cpu .venv/bin/python experiments/benchmarks/train_step.py
@@ -92,63 +92,11 @@ def jax_epoch_seconds(repeats: int, n: int = 60000) -> dict:
 
 
 # ------------------------------------------------------------------ PyTorch reference
-def torch_models():
-  import torch
-  from torch import nn
-  from torch.nn import functional as F
-
-  class Block(nn.Module):
-    def __init__(self, cin, cout, stride):
-      super().__init__()
-      self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-      self.bn1 = nn.BatchNorm2d(cout)
-      self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-      self.bn2 = nn.BatchNorm2d(cout)
-      self.pad = cout - cin
-      self.stride = stride
-
-    def forward(self, x):
-      out = F.relu(self.bn1(self.conv1(x)))
-      out = self.bn2(self.conv2(out))
-      short = x
-      if self.stride != 1 or self.pad:  # Option A: subsample + zero channels.
-        short = x[:, :, :: self.stride, :: self.stride]
-        short = F.pad(short, (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2))
-      return F.relu(out + short)
-
-  class ResNet(nn.Module):
-    def __init__(self, depth):
-      super().__init__()
-      n = (depth - 2) // 6
-      self.conv = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
-      self.bn = nn.BatchNorm2d(16)
-      layers, cin = [], 16
-      for stage, width in enumerate((16, 32, 64)):
-        for b in range(n):
-          layers.append(Block(cin, width, 2 if stage and b == 0 else 1))
-          cin = width
-      self.layers = nn.Sequential(*layers)
-      self.fc = nn.Linear(64, 10)
-
-    def forward(self, x):
-      x = self.layers(F.relu(self.bn(self.conv(x))))
-      return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
-
-  def mlp7():
-    layers, width_in = [nn.Flatten()], 1024
-    for _ in range(6):
-      layers += [nn.Linear(width_in, 100), nn.ReLU()]
-      width_in = 100
-    return nn.Sequential(*layers, nn.Linear(100, 10))
-
-  return ResNet, mlp7
-
-
 def torch_step_throughput(depth: int, steps_per_run: int, repeats: int) -> dict:
   import torch
+  import torch_reference
 
-  resnet, _ = torch_models()
-  model = resnet(depth).train()
+  model = torch_reference.CifarResNet(depth).train()
   opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
   x = torch.randn(BATCH, 3, 32, 32)
   y = torch.randint(0, 10, (BATCH,))
@@ -171,10 +119,10 @@ def torch_step_throughput(depth: int, steps_per_run: int, repeats: int) -> dict:
 
 def torch_epoch_seconds(repeats: int, n: int = 60000) -> dict:
   import torch
+  import torch_reference
   from torch.utils.data import DataLoader, TensorDataset
 
-  _, mlp7 = torch_models()
-  model = mlp7().train()
+  model = torch_reference.mlp7().train()
   opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
   rng = np.random.default_rng(0)
   images = torch.from_numpy(rng.integers(0, 256, (n, 1, 32, 32), dtype=np.uint8))

@@ -48,13 +48,23 @@ def train_step(
   schedule: optax.Schedule,
   preprocess: pipeline.Preprocess,
   loss_hook=None,
+  soft_masks: bool = False,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
-  """One SGD step. `loss_hook(params) -> scalar` adds a regulariser (optional)."""
+  """One SGD step. `loss_hook(params) -> scalar` adds a regulariser (optional).
+
+  Hard masks (default): gradients and params are masked, so pruned weights stay
+  exactly zero. `soft_masks=True` (GMP-style soft pruning): the forward pass uses
+  `params * masks` but the dense params are kept and updated (pruned weights get
+  no loss gradient, only weight decay/momentum), so a later mask recomputation
+  may let them regrow.
+  """
   rng = jax.random.fold_in(state.rng, state.step)
   aug_rng, dropout_rng = jax.random.split(rng)
   x = preprocess(images, aug_rng, train=True)
 
   def loss_fn(params):
+    if soft_masks:
+      params = apply_masks(params, state.masks)
     logits, updates = model.apply(
       {"params": params, "batch_stats": state.batch_stats},
       x,
@@ -67,9 +77,12 @@ def train_step(
     return total, (loss, logits, updates)
 
   grads, (loss, logits, updates) = jax.grad(loss_fn, has_aux=True)(state.params)
-  grads = apply_masks(grads, state.masks)
+  if not soft_masks:
+    grads = apply_masks(grads, state.masks)
   param_updates, opt_state = tx.update(grads, state.opt_state, state.params)
-  params = apply_masks(optax.apply_updates(state.params, param_updates), state.masks)
+  params = optax.apply_updates(state.params, param_updates)
+  if not soft_masks:
+    params = apply_masks(params, state.masks)
   metrics = {
     "loss": loss,
     "accuracy": jnp.mean(jnp.argmax(logits, -1) == labels),
@@ -104,7 +117,12 @@ def eval_sums(
 
 
 def eval_variables(state: TrainState) -> dict[str, Any]:
-  return {"params": state.params, "batch_stats": state.batch_stats}
+  # Masked so that soft-pruned (dense-kept) params evaluate as the sparse net;
+  # a no-op for hard masks, whose params are already zero where pruned.
+  return {
+    "params": apply_masks(state.params, state.masks),
+    "batch_stats": state.batch_stats,
+  }
 
 
 @dataclasses.dataclass
@@ -119,6 +137,7 @@ class Steps:
   batch_size: int
   eval_batch_size: int
   loss_hook: Any = None
+  soft_masks: bool = False
 
   def __post_init__(self):
     repl = sharding.replicated(self.mesh)
@@ -129,6 +148,7 @@ class Steps:
       schedule=self.schedule,
       preprocess=self.preprocess,
       loss_hook=self.loss_hook,
+      soft_masks=self.soft_masks,
     )
     self._step = step
     self.train_epoch = jax.jit(

@@ -1,0 +1,275 @@
+"""Config-driven entry point: ``default_config()`` and ``prune(config, params, ...)``.
+
+``config.name`` picks the structure ("none" = dense, "unstructured",
+"structured"); the other fields pick score, allocation, schedule and the
+prunable predicate independently (see :func:`default_config`). ``prune`` is a
+pure host function over params trees, meant to be called between training
+phases; the caller builds a fresh optimizer around the result with
+``jaxprune.train.state.state_from_params(result.params, result.batch_stats,
+tx, rng, result.masks)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import ml_collections
+from ml_collections import config_dict
+
+from jaxprune import models
+from jaxprune.pruning import allocation as alloc_lib
+from jaxprune.pruning import masks as masks_lib
+from jaxprune.pruning import presets, schedules, structured, surgery
+from jaxprune.pruning import scores as scores_lib
+
+NAMES = ("none", "unstructured", "structured")
+STRUCTURED_ALLOCATIONS = ("per_group", "global")
+MODES = ("hard", "soft")
+REWINDS = ("none", "init", "epoch")
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """Every pruning field, with defaults (``name="none"``: dense training)."""
+  c = ml_collections.ConfigDict()
+  c.name = "none"  # none | unstructured | structured
+  # Score: unstructured magnitude|random|saliency; structured
+  # l1|l2|random|bn_scale|taylor; "" = magnitude / l1.
+  c.criterion = ""
+  c.allocation = "global"  # Unstructured: global|uniform|uniform_plus|erk|lamp.
+  c.sparsity = 0.0  # Unstructured target: fraction of prunable weights zeroed.
+  c.normalize = False  # global: divide each layer's scores by their L2 norm.
+  c.erk_power = 1.0
+  c.classifier_max = 0.8  # uniform_plus: largest classifier sparsity.
+  # The prunable predicate (unstructured).
+  c.prune_conv = True
+  c.prune_dense = True
+  c.prune_first_layer = True
+  c.prune_classifier = True
+  c.exclude = ()  # Regexes on "module/path/kernel".
+  # Structured.
+  c.groups = "inner"  # inner (first conv of every block) | all
+  # per_group: ratio/stage_ratios/preset per group; global: one threshold
+  # over all selected groups' scores (network slimming over BN scales).
+  c.group_allocation = "per_group"
+  c.ratio = 0.0  # Uniform prune ratio per group (or the global fraction).
+  c.stage_ratios = ()  # Per-stage ratios; overrides ratio when set.
+  c.skip = ()  # Group names or Li et al. layer ids left dense.
+  c.preset = ""  # e.g. resnet56_b; see presets.PRESETS.
+  c.rounding = "keep_floor"  # keep_floor | prune_ceil
+  c.surgery = True  # Return the small-dense model (else masks on the big one).
+  c.slimming_strength = 0.0  # s of the s*sum|gamma| training penalty.
+  # Schedule (see pruning.schedules).
+  c.schedule = "one_shot"  # one_shot | imp | gmp
+  c.prune_epoch = config_dict.placeholder(int)  # None: prune the given weights.
+  c.imp_cycles = 0  # >0: BIMP's equal per-cycle rate; 0: use imp_rate.
+  c.imp_rate = 0.2  # Fraction of the remaining weights pruned per cycle.
+  c.gmp_start = 0  # GMP (epochs): first and last pruning epoch, frequency.
+  c.gmp_end = 0
+  c.gmp_frequency = 1
+  c.mode = "hard"  # hard: pruned stay pruned; soft: masks recomputed (GMP).
+  # Rewinding / re-initialisation of the survivors before retraining.
+  c.rewind = "none"  # none | init | epoch
+  c.rewind_epoch = 0
+  c.reinit = False  # Random re-init of the same mask.
+  c.reinit_rescale = False  # Scale the re-init std by 1/sqrt(kept fraction).
+  return c
+
+
+def _choice(config, field: str, allowed) -> None:
+  if config[field] not in allowed:
+    raise ValueError(
+      f"pruning.{field} must be one of {list(allowed)}, got {config[field]!r}"
+    )
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """ValueError naming the first invalid field and the allowed values."""
+  _choice(config, "name", NAMES)
+  _choice(config, "mode", MODES)
+  _choice(config, "schedule", schedules.SCHEDULES)
+  _choice(config, "rewind", REWINDS)
+  if config.name == "unstructured":
+    _choice(config, "criterion", ("", *scores_lib.SCORES))
+    _choice(config, "allocation", alloc_lib.ALLOCATIONS)
+    if not 0.0 <= config.sparsity <= 1.0:
+      raise ValueError(f"pruning.sparsity must be in [0, 1], got {config.sparsity}")
+  elif config.name == "structured":
+    _choice(config, "criterion", ("", *structured.CRITERIA))
+    _choice(config, "group_allocation", STRUCTURED_ALLOCATIONS)
+    _choice(config, "rounding", structured.ROUNDINGS)
+    _choice(config, "groups", presets.GROUP_SETS)
+    _choice(config, "preset", presets.PRESETS)
+    for r in (config.ratio, *config.stage_ratios):
+      if not 0.0 <= r < 1.0:
+        raise ValueError(f"pruning.ratio/stage_ratios must be in [0, 1), got {r}")
+  if not 0.0 <= config.imp_rate < 1.0:
+    raise ValueError(f"pruning.imp_rate must be in [0, 1), got {config.imp_rate}")
+  if config.gmp_frequency < 1:
+    raise ValueError(f"pruning.gmp_frequency must be >= 1, got {config.gmp_frequency}")
+  if config.schedule == "gmp" and config.gmp_end < config.gmp_start:
+    raise ValueError("pruning.gmp_end must be >= pruning.gmp_start")
+
+
+@dataclasses.dataclass
+class PruneResult:
+  """What :func:`prune` returns; ``params``/``masks`` fit ``widths``' model."""
+
+  params: Any
+  batch_stats: Any
+  masks: Any
+  widths: Any = None  # Small-dense widths after surgery, else None.
+  keep: dict | None = None  # Structured: kept channels per group.
+  prunable: Any = None  # Unstructured: the predicate's bool tree.
+
+
+def predicate(
+  config: ml_collections.ConfigDict,
+  model_name: str | None,
+  num_classes: int = 10,
+  **overrides,
+) -> masks_lib.Prunable:
+  """The :class:`masks.Prunable` the config asks for, roles from the model graph."""
+  kw = {}
+  if model_name is not None:
+    first, cls = masks_lib.roles_from_groups(
+      models.channel_groups(model_name, num_classes, **overrides)
+    )
+    kw = {"first_layers": first, "classifiers": cls}
+  return masks_lib.Prunable(
+    conv=config.prune_conv,
+    dense=config.prune_dense,
+    first_layer=config.prune_first_layer,
+    classifier=config.prune_classifier,
+    exclude=tuple(config.exclude),
+    **kw,
+  )
+
+
+def _num_classes(params: Any) -> int:
+  return int(params["head"]["kernel"].shape[-1])
+
+
+def prune(
+  config: ml_collections.ConfigDict,
+  params: Any,
+  batch_stats: Any = None,
+  *,
+  model_name: str,
+  rng: jax.Array | None = None,
+  grads: Any = None,
+  masks: Any = None,
+  sparsity: float | None = None,
+  model_overrides: dict[str, Any] | None = None,
+  input_shape: tuple[int, ...] | None = None,
+) -> PruneResult:
+  """Applies the config's pruning once.
+
+  Args:
+    config: a :func:`default_config` (possibly modified).
+    params, batch_stats: current variables.
+    model_name: registered model name (for roles, groups and surgery).
+    rng: needed by random scores.
+    grads: needed by saliency / taylor scores.
+    masks: current masks; with ``mode="hard"`` pruned weights stay pruned.
+    sparsity: overrides ``config.sparsity`` (a schedule's current target).
+    model_overrides: the model's ``create`` overrides (``shortcut``, ...),
+      without ``widths``.
+    input_shape: one example's NHWC shape (default: the model's registered
+      one); surgery checks the small-dense params against it.
+  """
+  validate(config)
+  batch_stats = {} if batch_stats is None else batch_stats
+  overrides = dict(model_overrides or {})
+  overrides.pop("widths", None)
+  if config.name == "none":
+    m = masks if masks is not None else masks_lib.ones_like(params)
+    return PruneResult(masks_lib.apply(params, m), batch_stats, m)
+  num_classes = _num_classes(params)
+  widths = models.read_widths(model_name, params, **overrides)
+  if config.name == "unstructured":
+    pred = predicate(config, model_name, num_classes, widths=widths, **overrides)
+    prunable = masks_lib.prunable_tree(params, pred)
+    s = config.sparsity if sparsity is None else sparsity
+    criterion = config.criterion or "magnitude"
+    scores = scores_lib.compute(criterion, params, rng=rng, grads=grads)
+    new = alloc_lib.unstructured_masks(
+      scores,
+      prunable,
+      s,
+      config.allocation,
+      current=masks if config.mode == "hard" else None,
+      roles=alloc_lib.roles_tree(params, pred),
+      erk_power=config.erk_power,
+      classifier_max=config.classifier_max,
+      normalize=config.normalize,
+    )
+    new = masks_lib.from_bool(new, params)
+    return PruneResult(
+      masks_lib.apply(params, new), batch_stats, new, prunable=prunable
+    )
+
+  groups = models.channel_groups(model_name, num_classes, widths=widths, **overrides)
+  source = params if masks is None else masks_lib.apply(params, masks)
+  scores = structured.group_scores(
+    groups, source, config.criterion or "l1", rng=rng, grads=grads
+  )
+  if config.preset:
+    ratios, sizes = presets.preset(config.preset, groups)
+  else:
+    ratios = presets.ratios(
+      groups,
+      which=config.groups,
+      ratio=config.ratio,
+      stage_ratios=tuple(config.stage_ratios),
+      skip=tuple(config.skip),
+    )
+    sizes = {}
+  # Criteria may leave groups unscored (bn_scale: groups without BN).
+  ratios = {k: v for k, v in ratios.items() if k in scores}
+  sizes = {k: v for k, v in sizes.items() if k in scores}
+  if config.group_allocation == "global":
+    names = [n for n in presets.select_groups(groups, config.groups) if n in scores]
+    ratio = config.ratio if sparsity is None else sparsity
+    keep = structured.select_global(scores, names, ratio)
+  else:
+    keep = structured.select_per_group(scores, ratios, config.rounding)
+    for name, k in sizes.items():
+      keep[name] = structured.top_indices(scores[name], k)
+  if not config.surgery:
+    m = structured.channel_masks(groups, keep, params)
+    if masks is not None:
+      m = masks_lib.combine(m, masks)
+    return PruneResult(masks_lib.apply(params, m), batch_stats, m, keep=keep)
+  small = surgery.shrink(
+    model_name,
+    source,
+    batch_stats,
+    keep,
+    num_classes=num_classes,
+    input_shape=input_shape,
+    **overrides,
+  )
+  return PruneResult(
+    small.params,
+    small.batch_stats,
+    masks_lib.ones_like(small.params),
+    small.widths,
+    keep,
+  )
+
+
+def slimming_hook(
+  config: ml_collections.ConfigDict, model_name: str, num_classes: int = 10, **overrides
+):
+  """The network-slimming ``loss_hook`` (None when ``slimming_strength`` is 0).
+
+  Like network slimming, it penalises every BatchNorm scale of the model.
+  """
+  if not config.slimming_strength:
+    return None
+  groups = models.channel_groups(model_name, num_classes, **overrides)
+  return structured.bn_l1_penalty(
+    config.slimming_strength, structured.all_norm_paths(groups)
+  )
