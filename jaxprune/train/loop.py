@@ -31,6 +31,7 @@ import ml_collections
 
 import jaxprune
 from jaxprune import (
+  analysis,
   checkpointing,
   config_utils,
   io_utils,
@@ -120,6 +121,7 @@ def _summary(status: str, state, epoch: int, last_row: dict[str, Any], **extra) 
 
 
 Callback = Callable[[int, TrainState], dict[str, float]]
+EpochEndHook = Callable[[int, TrainState], TrainState]
 
 
 def train_and_evaluate(
@@ -130,6 +132,10 @@ def train_and_evaluate(
   start: Start | None = None,
   model_overrides: dict[str, Any] | None = None,
   schedule_pruning: Any = None,
+  loss_hook: Callable[[Any], Any] | None = None,
+  soft_masks: bool = False,
+  on_epoch_end: EpochEndHook | None = None,
+  evaluate_start: bool = False,
 ) -> dict[str, Any]:
   """Trains and evaluates the model described by `config`; returns the summary.
 
@@ -142,6 +148,13 @@ def train_and_evaluate(
   optimizer; `model_overrides` (e.g. the `widths` of a small-dense model after
   surgery) are added to `config.model`'s; `schedule_pruning` carries the pruning
   statistics ALLR-style schedules need (see `jaxprune.schedules.create`).
+
+  `loss_hook(params) -> scalar` (a regulariser, e.g. network slimming's) and
+  `soft_masks` (GMP soft pruning) go to `Steps`. `on_epoch_end(epoch, state) ->
+  state` runs after every training epoch, before evaluation and checkpointing
+  (GMP updates the masks there; the optimizer state is kept). With
+  `evaluate_start`, a fresh run evaluates its starting weights and logs them as
+  the epoch-0 row (accuracy right after pruning, before retraining).
   """
   t_start = time.monotonic()
   # ---------------------------------------------------------------- workdir, config
@@ -188,7 +201,10 @@ def train_and_evaluate(
     mesh,
     config.batch_size,
     config.eval_batch_size,
+    loss_hook=loss_hook,
+    soft_masks=soft_masks,
   )
+  callbacks = [*callbacks, *analysis.make_callbacks(config.analysis, model, data)]
 
   # ---------------------------------------------------------------- resume
   ckpt = checkpointing.Checkpointer(
@@ -207,8 +223,12 @@ def train_and_evaluate(
   bar = ProgressBar(config.num_epochs, start=start_epoch) if config.progress else None
   row: dict[str, Any] = {}
   try:
-    if start_epoch == 0 and callbacks:
+    if start_epoch == 0 and (callbacks or evaluate_start):
       initial = {"epoch": 0}
+      if evaluate_start:
+        for name, split in data.evals.items():
+          for key, value in steps.evaluate(state, split).items():
+            initial[f"{name}/{key}"] = value
       for callback in callbacks:
         initial.update(callback(0, state))
       writer.write_scalars(int(state.step), initial)
@@ -219,6 +239,8 @@ def train_and_evaluate(
       )
       train = summarize_epoch(per_step)
       done = epoch + 1
+      if on_epoch_end is not None:
+        state = jax.device_put(on_epoch_end(done, state), sharding.replicated(mesh))
       row = {
         "epoch": done,
         "train/loss": train["loss"],

@@ -1,0 +1,156 @@
+"""Matplotlib figures for the analysis toolkit, written atomically as PNGs.
+
+Figures are built on ``matplotlib.figure.Figure`` directly, never through
+``pyplot``: no global figure registry, no GUI backend needed (saving renders
+with Agg), safe in scripts, tests and threads, and a notebook still displays
+a returned figure inline. Every helper returns the figure and, given ``path``,
+writes it with :func:`save_figure`: a temporary file in the same directory,
+then ``os.replace``, so a killed process never leaves a truncated PNG.
+
+* :func:`plot_jsv_vs_ratio`: mean JSV against the pruning ratio (Dynamical
+  Isometry Fig. 1).
+* :func:`plot_training_curves`: mean JSV (and optionally test accuracy) per
+  epoch for several setups (Fig. 2).
+* :func:`plot_weight_histograms`: weight distributions (Rethinking Fig. 8) from
+  ``weights.weight_histograms``.
+* :func:`plot_widths`: original vs pruned per-layer widths (Table 7 as bars).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+
+def save_figure(fig: Figure, path: str, *, dpi: int = 130) -> str:
+  """Writes ``fig`` as a PNG at ``path`` atomically; returns ``path``."""
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=directory)
+  try:
+    with os.fdopen(fd, "wb") as f:
+      fig.savefig(f, format="png", dpi=dpi)
+    # mkstemp creates 0600 files; give the PNG the usual umask-based mode.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.unlink(tmp)
+    raise
+  return path
+
+
+def _finish(fig: Figure, path: str | None) -> Figure:
+  fig.tight_layout()
+  if path is not None:
+    save_figure(fig, path)
+  return fig
+
+
+def plot_jsv_vs_ratio(
+  curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+  path: str | None = None,
+  *,
+  title: str = "Mean JSV after pruning",
+) -> Figure:
+  """Mean JSV vs pruning ratio, one line per network (``{label: (ratios, jsv)}``)."""
+  fig = Figure(figsize=(4.5, 3.5))
+  ax = fig.add_subplot()
+  for label, (ratios, values) in curves.items():
+    ax.plot(ratios, values, marker="o", label=label)
+  ax.set_xlabel("pruning ratio")
+  ax.set_ylabel("mean JSV")
+  ax.set_title(title)
+  ax.grid(alpha=0.3)
+  ax.legend()
+  return _finish(fig, path)
+
+
+def plot_training_curves(
+  jsv: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+  accuracy: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None,
+  path: str | None = None,
+  *,
+  title: str = "",
+) -> Figure:
+  """Mean JSV (left) and accuracy (right, optional) per epoch, per setup.
+
+  Args:
+    jsv: ``{label: (epochs, mean JSV)}``.
+    accuracy: ``{label: (epochs, accuracy)}`` with the same labels, or None.
+    path: PNG to write, or None.
+    title: figure title.
+  """
+  panels = 2 if accuracy else 1
+  fig = Figure(figsize=(4.5 * panels, 3.5))
+  axes = [fig.add_subplot(1, panels, i + 1) for i in range(panels)]
+  for label, (epochs, values) in jsv.items():
+    axes[0].plot(epochs, values, label=label)
+  axes[0].set_xlabel("epoch")
+  axes[0].set_ylabel("mean JSV")
+  if accuracy:
+    for label, (epochs, values) in accuracy.items():
+      axes[1].plot(epochs, values, label=label)
+    axes[1].set_xlabel("epoch")
+    axes[1].set_ylabel("test accuracy")
+  for ax in axes:
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+  if title:
+    fig.suptitle(title)
+  return _finish(fig, path)
+
+
+def plot_weight_histograms(
+  histograms: Mapping[str, Any],
+  path: str | None = None,
+  *,
+  title: str = "Weight distribution",
+  log: bool = False,
+) -> Figure:
+  """Step plots of ``weights.weight_histograms`` output on shared edges."""
+  fig = Figure(figsize=(5, 3.5))
+  ax = fig.add_subplot()
+  edges = np.asarray(histograms["edges"])
+  for label, density in histograms["density"].items():
+    ax.stairs(density, edges, label=f"{label} ({histograms['num_weights'][label]})")
+  ax.set_xlabel("weight value")
+  ax.set_ylabel("density")
+  if log:
+    ax.set_yscale("log")
+  ax.set_title(title)
+  ax.legend(fontsize=8)
+  return _finish(fig, path)
+
+
+def plot_widths(
+  rows: Sequence[Mapping[str, Any]],
+  path: str | None = None,
+  *,
+  title: str = "Layer widths",
+) -> Figure:
+  """Bars of original vs kept width per layer from ``weights.width_table``."""
+  rows = [r for r in rows if r["layer"] != "Total"]
+  x = np.arange(len(rows))
+  fig = Figure(figsize=(max(4.0, 0.45 * len(rows) + 1.5), 3.5))
+  ax = fig.add_subplot()
+  ax.bar(x - 0.2, [r["width"] for r in rows], 0.4, label="original")
+  ax.bar(
+    x + 0.2,
+    [r["kept"] for r in rows],
+    0.4,
+    yerr=[r["kept_std"] for r in rows],
+    label="pruned",
+  )
+  ax.set_xticks(x, [r["layer"] for r in rows], rotation=60, ha="right", fontsize=7)
+  ax.set_ylabel("width")
+  ax.set_title(title)
+  ax.legend()
+  return _finish(fig, path)
