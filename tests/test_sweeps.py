@@ -37,7 +37,7 @@ def _strip_timing(rows):
 def test_interrupted_sweep_resumes_without_recomputing(tiny_config, tmp_path):
   tiny_config.num_epochs = 1
   tiny_config.schedule.spec = "0:0.05"
-  sweep = sweeps.seeds([{}], [0, 1]) + [{"optimizer.momentum": 0.5}]  # 3 runs.
+  sweep = [*sweeps.seeds([{}], [0, 1]), {"optimizer.momentum": 0.5}]  # 3 runs.
 
   reference = str(tmp_path / "uninterrupted")
   sweeps.run_sweep(tiny_config, sweep, reference)

@@ -48,4 +48,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 def _load_all() -> None:
   # Protocol modules register on import; importing here keeps `run` the only
   # entry point callers need.
-  from jaxprune.protocols import basic  # noqa: F401
+  from jaxprune.protocols import (  # noqa: F401
+    basic,
+    gradual,
+    lottery,
+    prune_epoch,
+    retrain,
+    scratch,
+  )

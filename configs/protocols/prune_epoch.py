@@ -1,0 +1,42 @@
+r"""Wang et al. 2023's P10F20 (S4.2): prune at epoch 10 of a 30-epoch schedule.
+
+The scratch schedule S is piecewise 0.05 / 0.005 / 0.0005 over 30 epochs;
+train 10 epochs of S, prune 50% of the neurons (L1), fine-tune 20 epochs with
+the rest of S. `--config.prune_epoch.setup=sx_a|sx_b` with
+`--config.prune_epoch.finetune_lr=` gives SX-A / SX-B (halving rule).
+
+Run:
+  python -m jaxprune.main --config=configs/protocols/prune_epoch.py --workdir=workdirs/p10f20
+Expected: ~88% test accuracy, total_epochs 30; a few minutes on a 2-core CPU.
+Smoke (seconds): --config=configs/protocols/prune_epoch.py:smoke
+"""
+
+from ml_collections import ConfigDict
+
+from jaxprune import config_utils
+
+
+def get_config(arg: str | None = None):
+  config = config_utils.base_config()
+  config.protocol = "prune_epoch"
+  config.model.name = "mlp7_relu"
+  config.data.name = "fashion_mnist_local"
+  config.data.image_size = (32, 32)
+  config.num_epochs = 30
+  config.schedule = ConfigDict(
+    dict(name="linear", lr=0.05, epochs=config.get_ref("num_epochs"))
+  )
+  config.schedule = ConfigDict(
+    dict(name="piecewise", spec="0:0.05,15:0.005,25:0.0005", epochs=30)
+  )
+  config.pruning.name = "structured"
+  config.pruning.criterion = "l1"
+  config.pruning.group_allocation = "per_group"
+  config.pruning.groups = "all"
+  config.pruning.ratio = 0.5
+  config.prune_epoch.setup = "pkfn"
+  config.prune_epoch.epoch = 10
+  config = config_utils.finalize(config, arg)
+  if arg == "smoke":
+    config.prune_epoch.epoch = 1
+  return config

@@ -1,0 +1,346 @@
+"""Building blocks of the pruning protocols: phases, the shared cache, counting.
+
+A protocol is a chain of *phases*; each phase is one `train_and_evaluate` call
+in its own directory, so a killed protocol resumes phase by phase: a phase
+whose `summary.json` says "completed" (for the same config hash) is not run
+again, its final checkpoint is loaded instead. Pruning between phases is
+deterministic given the config (its rng is derived from `config.seed`), so it
+is recomputed on resume rather than stored.
+
+Sharing. Dense training that several runs need (the pretraining of a
+prune-retrain sweep, the first k epochs of a prune-at-epoch-k run, ...) runs in
+`<cache>/train/<config hash>/`, where the hash covers only the fields that
+determine that training: the protocol sections are reset to their defaults
+(`training_config`). A file lock (fcntl) around each cached phase makes
+concurrent shards wait for one producer instead of training it twice. `<cache>`
+is `config.cache_dir`, or `<workdir>/../cache` (for a sweep's run
+`<sweep>/runs/<hash>`: `<sweep>/cache`).
+
+Counting convention (`measure`, via `jaxprune.counting`): `params` are all
+parameters of the model as it is stored (the small-dense model after surgery,
+the full-size model for masks; BatchNorm statistics excluded), `flops` are
+2 x MACs of its convs/dense layers per example, `nonzero_*` scale each layer by
+the density of its kernel (ShrinkBench), and `speedup` is the dense original's
+FLOPs over the pruned model's nonzero FLOPs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import math
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from jaxprune import checkpointing, config_utils, counting, io_utils, models
+from jaxprune.data import datasets
+from jaxprune.pruning import masks as masks_lib
+from jaxprune.train import Start, train_and_evaluate
+from jaxprune.train.state import init_variables
+
+# Config sections that only protocols read; reset for a shared training phase.
+PROTOCOL_SECTIONS = ("pruning", "retrain", "bimp", "lottery", "scratch", "prune_epoch")
+
+
+# ------------------------------------------------------------------ configs
+VALIDATORS: dict[str, Callable[[ml_collections.ConfigDict], None]] = {}
+
+
+def validator(name: str):
+  """Registers a protocol's config check (run it without training: `validate`)."""
+
+  def decorator(fn):
+    VALIDATORS[name] = fn
+    return fn
+
+  return decorator
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """`config_utils.validate` plus the protocol's own checks (no training)."""
+  from jaxprune import protocols
+
+  config_utils.validate(config)
+  protocols.get(config.protocol)  # Loads the protocol modules.
+  if config.protocol in VALIDATORS:
+    VALIDATORS[config.protocol](config)
+
+
+def choice(config: ml_collections.ConfigDict, field: str, allowed) -> Any:
+  """The value of dotted `field`; ValueError naming it and `allowed` otherwise."""
+  value = config
+  for part in field.split("."):
+    value = value[part]
+  if value not in allowed:
+    raise ValueError(f"{field} must be one of {list(allowed)}, got {value!r}")
+  return value
+
+
+def resolved(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """An unlocked copy without field references (so schedule.epochs stays put
+  when a phase changes num_epochs)."""
+  return ml_collections.ConfigDict(config.copy_and_resolve_references().to_dict())
+
+
+def phase_config(
+  config: ml_collections.ConfigDict,
+  num_epochs: int,
+  schedule: ml_collections.ConfigDict | dict | None = None,
+) -> ml_collections.ConfigDict:
+  """`config` for one phase of `num_epochs` with `schedule` (default: as is)."""
+  c = resolved(config)
+  c.num_epochs = int(num_epochs)
+  if schedule is not None:
+    c.schedule = ml_collections.ConfigDict(dict(schedule))
+  return c
+
+
+def training_config(
+  config: ml_collections.ConfigDict, keep_pruning: tuple[str, ...] = ()
+) -> ml_collections.ConfigDict:
+  """`config` as a plain training run: protocol sections reset to defaults.
+
+  `keep_pruning` names pruning fields that do change training (network
+  slimming's `slimming_strength`) and so stay in the key.
+  """
+  c = resolved(config)
+  defaults = config_utils.base_config()
+  c.protocol = "train"
+  c.cache_dir = None
+  for section in PROTOCOL_SECTIONS:
+    kept = {k: c.pruning[k] for k in keep_pruning} if section == "pruning" else {}
+    c[section] = ml_collections.ConfigDict(defaults[section].to_dict())
+    c[section].update(kept)
+  return c
+
+
+def input_shape(config: ml_collections.ConfigDict) -> tuple[int, int, int]:
+  spec = datasets.get_spec(config.data.name)
+  size = tuple(config.data.image_size or spec.image_shape[:2])
+  return (*size, spec.image_shape[2])
+
+
+def num_classes(config: ml_collections.ConfigDict) -> int:
+  return datasets.get_spec(config.data.name).num_classes
+
+
+def overrides_without_widths(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  o = config_utils.model_overrides(config)
+  o.pop("widths", None)
+  return o
+
+
+def init_params(
+  config: ml_collections.ConfigDict, model_overrides: dict | None = None
+) -> tuple[Any, Any]:
+  """(params, batch_stats) a fresh `train_and_evaluate` run of `config` starts
+  from (the same key derivation as the loop and `create_train_state`)."""
+  model = models.create(
+    config.model.name,
+    num_classes(config),
+    **{**config_utils.model_overrides(config), **(model_overrides or {})},
+  )
+  loop_init_rng = jax.random.split(jax.random.PRNGKey(config.seed))[0]
+  params_rng = jax.random.split(loop_init_rng)[0]
+  return jax.device_get(init_variables(model, params_rng, input_shape(config)))
+
+
+def pruning_rng(config: ml_collections.ConfigDict, salt: int) -> jax.Array:
+  return jax.random.fold_in(jax.random.PRNGKey(config.seed), 7919 + salt)
+
+
+# ------------------------------------------------------------------ workdirs
+@contextlib.contextmanager
+def file_lock(path: str) -> Iterator[None]:
+  """Exclusive advisory lock on `path` (created if missing), across processes."""
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  with open(path, "a") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def cache_root(config: ml_collections.ConfigDict, workdir: str) -> str:
+  if config.get("cache_dir"):
+    return os.path.abspath(config.cache_dir)
+  parent = os.path.dirname(os.path.abspath(workdir))
+  if os.path.basename(parent) == "runs":  # jaxprune.sweeps layout.
+    parent = os.path.dirname(parent)
+  return os.path.join(parent, "cache")
+
+
+def prepare_run(config: ml_collections.ConfigDict, workdir: str) -> dict | None:
+  """Writes the run's config.json; returns its summary if it already finished."""
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, "config.json")
+  current = config_utils.to_json_dict(config)
+  if os.path.exists(path):
+    changed = config_utils.diff(io_utils.read_json(path), current)
+    if changed:
+      raise ValueError(
+        f"workdir {workdir} holds a run with a different config (fields: "
+        f"{', '.join(changed)}); use a new --workdir or the same config to resume"
+      )
+  io_utils.atomic_write_json(path, current)
+  summary = _completed(workdir, config)
+  return summary
+
+
+def _completed(workdir: str, config: ml_collections.ConfigDict) -> dict | None:
+  path = os.path.join(workdir, "summary.json")
+  if not os.path.exists(path):
+    return None
+  summary = io_utils.read_json(path)
+  ok = summary.get("status") == "completed"
+  if ok and summary.get("config_hash") == config_utils.config_hash(config):
+    return summary
+  return None
+
+
+@dataclasses.dataclass
+class Phase:
+  """A finished phase: its directory and summary."""
+
+  workdir: str
+  summary: dict[str, Any]
+
+  def final(self) -> Start:
+    """The phase's final params, batch stats and masks (host arrays)."""
+    ckpt_dir = os.path.join(self.workdir, "checkpoints")
+    with checkpointing.Checkpointer(ckpt_dir) as ckpt:
+      restored = ckpt.restore("final")
+    if restored is None:
+      raise FileNotFoundError(f"no final checkpoint in {ckpt_dir}")
+    state = jax.device_get(restored[0])
+    return Start(state["params"], state.get("batch_stats") or {}, state["masks"])
+
+  def start_row(self) -> dict[str, Any]:
+    """The epoch-0 metrics row (with `evaluate_start`), or {}."""
+    rows = io_utils.read_jsonl(os.path.join(self.workdir, "metrics.jsonl"))
+    return next((r for r in rows if r.get("epoch") == 0), {})
+
+
+def run_phase(config: ml_collections.ConfigDict, workdir: str, **kwargs) -> Phase:
+  """`train_and_evaluate(config, workdir, **kwargs)` unless already completed."""
+  summary = _completed(workdir, config)
+  if summary is None:
+    summary = train_and_evaluate(config, workdir, **kwargs)
+  return Phase(workdir, summary)
+
+
+def cached_phase(
+  config: ml_collections.ConfigDict, run_workdir: str, run_config=None, **kwargs
+) -> Phase:
+  """`run_phase` in the shared cache, keyed by `config`'s hash, under a lock."""
+  root = cache_root(run_config or config, run_workdir)
+  workdir = os.path.join(root, "train", config_utils.config_hash(config))
+  with file_lock(workdir + ".lock"):
+    return run_phase(config, workdir, **kwargs)
+
+
+def dense_phase(config: ml_collections.ConfigDict, workdir: str, **kwargs) -> Phase:
+  """The dense pretraining of `config` (shared), or `retrain.dense_workdir`."""
+  given = config.retrain.dense_workdir
+  if given:
+    path = os.path.join(given, "summary.json")
+    summary = io_utils.read_json(path) if os.path.exists(path) else {}
+    if summary.get("status") != "completed":
+      raise ValueError(f"retrain.dense_workdir={given!r} holds no completed run")
+    return Phase(given, summary)
+  return cached_phase(training_config(config), workdir, config, **kwargs)
+
+
+# ------------------------------------------------------------------ measuring
+def sq_norm(tree: Any) -> float:
+  return float(
+    sum(
+      np.sum(np.square(np.asarray(x, np.float64)))
+      for x in jax.tree_util.tree_leaves(tree)
+    )
+  )
+
+
+def relative_norm_change(before: Any, after: Any) -> float:
+  """||W - W_p|| / ||W|| over all params (kernels, biases, BN scale and bias).
+
+  As BIMP's `get_model_norm_square`: sqrt(| ||W||^2 - ||W_p||^2 |) / ||W||,
+  exact when W_p is W with entries removed or zeroed (masks or surgery).
+  """
+  nb, na = sq_norm(before), sq_norm(after)
+  return math.sqrt(abs(nb - na)) / math.sqrt(nb) if nb > 0 else 0.0
+
+
+def measure(
+  config: ml_collections.ConfigDict,
+  params: Any,
+  masks: Any = None,
+  widths: Any = None,
+) -> dict[str, Any]:
+  """Params / FLOPs of the pruned model vs the dense one (module docstring)."""
+  name, shape, ncls = config.model.name, input_shape(config), num_classes(config)
+  base = config_utils.model_overrides(config)
+  dense = counting.count(models.create(name, ncls, **base), shape)
+  small = {**base, **({"widths": widths} if widths is not None else {})}
+  model = models.create(name, ncls, **small)
+  variables = None
+  if params is not None:
+    # BatchNorm models need their batch_stats to be traced (shapes suffice).
+    x = jax.ShapeDtypeStruct((1, *shape), jax.numpy.float32)
+    abstract = jax.eval_shape(
+      lambda x: model.init(jax.random.key(0), x, train=False), x
+    )
+    variables = {**abstract, "params": params}
+  pruned = counting.count(model, shape, variables, masks)
+  nnz_flops = pruned.nonzero_flops
+  return {
+    "params": pruned.total_params,
+    "nonzero_params": pruned.total_nonzero_params,
+    "flops": pruned.flops,
+    "nonzero_flops": nnz_flops,
+    "dense_params": dense.total_params,
+    "dense_flops": dense.flops,
+    "speedup": dense.flops / nnz_flops if nnz_flops else math.inf,
+    "compression": dense.total_params / max(pruned.total_nonzero_params, 1),
+  }
+
+
+def mask_sparsity(masks: Any, prunable: Any) -> float:
+  """Fraction of the prunable weights that are pruned."""
+  return masks_lib.sparsity(masks, prunable).sparsity
+
+
+def final_metrics(summary: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+  """The metric entries ("test/accuracy", ...) of a phase summary."""
+  return {
+    prefix + k: v for k, v in summary.items() if "/" in k and not k.startswith("time/")
+  }
+
+
+def widths_json(widths: Any) -> Any:
+  if widths is None:
+    return None
+  if hasattr(widths, "_asdict"):  # ResNetWidths
+    widths = widths._asdict()
+  return jax.tree_util.tree_map(int, widths)
+
+
+def finish(
+  config: ml_collections.ConfigDict, workdir: str, summary: dict[str, Any]
+) -> dict[str, Any]:
+  """Adds status/hash, writes the run's summary.json, returns it."""
+  summary = {
+    "status": "completed",
+    "protocol": config.protocol,
+    **summary,
+    "config_hash": config_utils.config_hash(config),
+  }
+  io_utils.atomic_write_json(os.path.join(workdir, "summary.json"), summary)
+  return summary

@@ -1,0 +1,117 @@
+"""`prune_epoch`: Wang et al. 2023's prune-at-epoch-k protocols (Table 4).
+
+The training `schedule` (E = `num_epochs` epochs, a staircase such as
+piecewise/step) is the scratch schedule S. With k = `prune_epoch.epoch`:
+
+  pkfn  (S4.2, "PkFn") train S for k epochs, prune, fine-tune E - k epochs
+        with the rest of S (`budget.pkfn`);
+  sx_a  train k epochs, prune, fine-tune E - k epochs from
+        `prune_epoch.finetune_lr` down to S's final LR by the halving rule
+        (`budget.sx_a`; `max_stage_epochs` is Rule 3, 0 = off);
+  sx_b  as sx_a but the pretraining is squeezed to round(k / speedup) epochs
+        (same total FLOPs as scratch); `prune_epoch.speedup`, or when None
+        the FLOPs speedup of the pruning applied to the initial weights
+        (exact for structured pruning, whose FLOPs depend on the widths only).
+
+Phases: `<cache>/train/<hash>/` the first k (or k / speedup) epochs of S (the
+schedule pinned to E epochs, so the LRs are S's; shared by every run pruning at
+that epoch), then one-shot pruning with `config.pruning` (+ surgery, optional
+OrthP), then `finetune/`. Summary: the fine-tuned metrics, sparsity, counts,
+`setup` (e.g. "S4.2 P30F90, 1e-2") and `total_epochs`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import ml_collections
+
+from jaxprune import pruning
+from jaxprune.protocols import common, register, retrain
+from jaxprune.schedules import budget
+
+SETUPS = ("pkfn", "sx_a", "sx_b")
+
+
+@common.validator("prune_epoch")
+def validate(config: ml_collections.ConfigDict) -> None:
+  retrain.validate_pruning(config, ("one_shot",))
+  common.choice(config, "prune_epoch.setup", SETUPS)
+  k = config.prune_epoch.epoch
+  if not 0 < k < config.num_epochs:
+    raise ValueError(
+      f"prune_epoch.epoch must be in (0, num_epochs={config.num_epochs}), got {k}"
+    )
+  if config.prune_epoch.max_stage_epochs < 0:
+    raise ValueError("prune_epoch.max_stage_epochs must be >= 0 (0 = no limit)")
+
+
+def init_speedup(config: ml_collections.ConfigDict) -> float:
+  """FLOPs speedup of `config.pruning` applied to the initial weights."""
+  params, batch_stats = common.init_params(config)
+  res = pruning.prune(
+    config.pruning,
+    params,
+    batch_stats,
+    model_name=config.model.name,
+    rng=common.pruning_rng(config, 1),
+    model_overrides=common.overrides_without_widths(config),
+    input_shape=common.input_shape(config),
+  )
+  return common.measure(config, res.params, res.masks, res.widths)["speedup"]
+
+
+def protocol(config: ml_collections.ConfigDict) -> budget.PruneProtocol:
+  e = config.prune_epoch
+  scratch = common.resolved(config.schedule)
+  stage = e.max_stage_epochs or None
+  if e.setup == "pkfn":
+    return budget.pkfn(scratch, e.epoch)
+  if e.setup == "sx_a":
+    return budget.sx_a(scratch, e.epoch, e.finetune_lr, stage)
+  speedup = e.speedup if e.speedup is not None else init_speedup(config)
+  return budget.sx_b(scratch, e.epoch, speedup, e.finetune_lr, stage)
+
+
+@register("prune_epoch")
+def prune_epoch(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  validate(config)
+  proto = protocol(config)
+  if done := common.prepare_run(config, workdir):
+    return done
+  pre = common.phase_config(common.training_config(config), proto.prune_epoch)
+  dense = common.cached_phase(pre, workdir, config)
+  pruned = retrain.prune_once(
+    config, dense.final(), cycle=1, cumulative=retrain.target(config), previous=0.0
+  )
+  finetune = proto.finetune
+  phase = common.run_phase(
+    common.phase_config(config, finetune.epochs, finetune),
+    os.path.join(workdir, "finetune"),
+    start=pruned.start,
+    model_overrides={"widths": pruned.widths} if pruned.widths is not None else None,
+    evaluate_start=True,
+  )
+  final = phase.final()
+  counts = common.measure(config, final.params, final.masks, pruned.widths)
+  if config.pruning.name == "unstructured":
+    sparsity = common.mask_sparsity(final.masks, pruned.prunable)
+  else:
+    sparsity = 1.0 - counts["params"] / counts["dense_params"]
+  summary = {
+    **common.final_metrics(phase.summary),
+    "epoch": phase.summary["epoch"],
+    "sparsity": sparsity,
+    "target_sparsity": retrain.target(config),
+    **counts,
+    "widths": common.widths_json(pruned.widths),
+    "prune_epoch": proto.prune_epoch,
+    "finetune_epochs": finetune.epochs,
+    "finetune_spec": finetune.spec,
+    "total_epochs": proto.total_epochs,
+    "accuracy_before": phase.start_row().get("test/accuracy"),
+    "dense_workdir": dense.workdir,
+    "setup": f"{proto.setup} {proto.label}",
+  }
+  return common.finish(config, workdir, summary)

@@ -1,0 +1,331 @@
+"""Prune -> retrain protocols: `prune_retrain` (one-shot / IMP), `bimp`, `slimming`.
+
+All three run the same cycle loop after a dense phase:
+
+  dense (shared, see common) -> for each cycle k = 1..J:
+      prune to the cycle's cumulative target (hard: pruned stay pruned;
+      structured: surgery to the small-dense model) -> optional OrthP ->
+      retrain in `cycle<k>/` with a fresh optimizer and the retraining
+      schedule restarted (ALLR gets this cycle's stats).
+
+* `prune_retrain`: dense = pretraining for `num_epochs` with `schedule` (or
+  `retrain.dense_workdir`); `pruning.schedule` "one_shot" (J = 1) or "imp"
+  (targets `pruning.schedules.imp_sparsities`: `imp_cycles` equal cycles, or
+  `imp_rate` of the remaining weights per cycle); `retrain.num_epochs` each.
+* `bimp` (Zimmer et al. 2023 Sec. 2.2): dense = T0 = `num_epochs` epochs
+  (use a linear `schedule`), then J cycles splitting the rest of the budget
+  T = `bimp.budget_epochs` (`budget.split_epochs`: T - T0 // J each, the last
+  gets the remainder), with LLR/ALLR, so the total is exactly T epochs.
+* `slimming` (Liu et al. 2017 as in Rethinking): dense = training with the
+  `pruning.slimming_strength * sum|gamma|` penalty (shared, keyed with the
+  strength), then one global BN-scale structured pruning with surgery, then
+  retraining without the penalty.
+
+ALLR statistics per cycle: `relative_norm_change` = ||W - W_p|| / ||W|| over
+*all* params (kernels, biases, BatchNorm scale and bias; BIMP's choice), and
+`sparsity` = the fraction of the remaining prunable weights this cycle removed
+(structured: of the remaining params). AccALLR is not supported (it needs the
+training accuracy before and after pruning).
+
+Summary: the last cycle's metrics, `sparsity` (unstructured: fraction of the
+prunable weights pruned; structured: of the dense model's params removed),
+counts (see `common.measure`), `total_epochs`, `cycles` (per cycle: target,
+sparsity, pruned fraction, norm change, epochs, schedule, test accuracy before
+and after retraining).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from jaxprune import config_utils, pruning, schedules
+from jaxprune.protocols import common, register
+from jaxprune.pruning import masks as masks_lib
+from jaxprune.schedules import budget, retraining
+from jaxprune.train import Start
+
+RETRAIN_SCHEDULES = (*schedules.RETRAINING_NAMES, "piecewise")
+_NEEDS_GRADS = ("saliency", "taylor")
+
+
+# ------------------------------------------------------------------ config
+def retrain_schedule(
+  config: ml_collections.ConfigDict, epochs: int
+) -> ml_collections.ConfigDict:
+  """The schedule config of one retraining phase of `epochs` epochs."""
+  r = config.retrain
+  name = common.choice(config, "retrain.schedule", RETRAIN_SCHEDULES)
+  if name == "acc_allr":
+    raise ValueError("retrain.schedule='acc_allr' is not supported by the protocols")
+  if name == "piecewise":
+    return ml_collections.ConfigDict(dict(name=name, spec=r.spec, epochs=epochs))
+  s = ml_collections.ConfigDict()
+  s.name = name
+  s.base = common.resolved(config.schedule)
+  s.retrain_epochs = int(epochs)
+  s.flavor = r.flavor
+  s.warmup_shape = r.warmup_shape
+  s.warmup_init_lr = float(r.warmup_init_lr)
+  if r.warmup_fraction is not None:
+    s.warmup_fraction = float(r.warmup_fraction)
+  if name in retraining.TUNED:
+    if r.lr is None:
+      raise ValueError(f"retrain.lr is required for retrain.schedule={name!r}")
+    s.lr = float(r.lr)
+  return s
+
+
+def validate_pruning(config: ml_collections.ConfigDict, schedules_allowed) -> None:
+  """Checks the pruning section for a prune-retrain style protocol."""
+  p = config.pruning
+  pruning.validate(p)
+  common.choice(config, "pruning.name", ("unstructured", "structured"))
+  common.choice(config, "pruning.schedule", schedules_allowed)
+  if p.criterion in _NEEDS_GRADS:
+    raise ValueError(
+      f"pruning.criterion={p.criterion!r} needs gradients, which the protocols "
+      "do not compute; use magnitude/l1/l2/random/bn_scale"
+    )
+  if p.prune_epoch is not None:
+    raise ValueError("pruning.prune_epoch is only for protocol 'prune_epoch'")
+  if p.mode != "hard":
+    raise ValueError("pruning.mode must be 'hard' here ('soft' is for protocol 'gmp')")
+  uniform = not (p.preset or tuple(p.stage_ratios)) and p.surgery
+  if p.schedule == "imp" and p.name == "structured" and not uniform:
+    raise ValueError(
+      "structured IMP supports a uniform pruning.ratio with pruning.surgery=True "
+      "(no preset / stage_ratios)"
+    )
+
+
+def validate_retrain(config: ml_collections.ConfigDict, epochs: int = 10) -> None:
+  if config.retrain.num_epochs < 1:
+    raise ValueError(
+      f"retrain.num_epochs must be >= 1, got {config.retrain.num_epochs}"
+    )
+  common.choice(config, "retrain.flavor", schedules.FLAVORS)
+  sched = retrain_schedule(config, epochs)
+  schedules.create(sched, 100, retraining.VALIDATING, path="retrain.schedule")
+
+
+def target(config: ml_collections.ConfigDict) -> float:
+  p = config.pruning
+  return p.sparsity if p.name == "unstructured" else p.ratio
+
+
+def cycle_targets(config: ml_collections.ConfigDict) -> list[float]:
+  """Cumulative target after each cycle (IMP's exponential schedule)."""
+  p = config.pruning
+  if p.schedule == "one_shot":
+    return [target(config)]
+  return pruning.schedules.imp_sparsities(
+    target(config), rate=p.imp_rate, cycles=p.imp_cycles
+  )
+
+
+# ------------------------------------------------------------------ one cycle
+def _size(tree: Any) -> int:
+  return int(sum(np.size(x) for x in jax.tree_util.tree_leaves(tree)))
+
+
+@dataclasses.dataclass
+class Pruned:
+  """A pruned (not yet retrained) model and what the cycle measured."""
+
+  start: Start
+  widths: Any  # Small-dense widths after surgery, else None.
+  prunable: Any  # Unstructured: bool tree; structured: None.
+  sparsity: float  # Cumulative (see the module docstring).
+  fraction: float  # Of the remaining weights pruned in this cycle.
+  norm_change: float
+
+
+def prune_once(
+  config: ml_collections.ConfigDict,
+  current: Start,
+  *,
+  cycle: int,
+  cumulative: float,
+  previous: float,
+) -> Pruned:
+  """Prunes `current` to the cumulative target `cumulative` (cycle `cycle`)."""
+  p = common.resolved(config.pruning)
+  name, ovr = config.model.name, common.overrides_without_widths(config)
+  kwargs = dict(
+    model_name=name,
+    rng=common.pruning_rng(config, cycle),
+    model_overrides=ovr,
+    input_shape=common.input_shape(config),
+  )
+  if p.name == "unstructured":
+    res = pruning.prune(
+      p,
+      current.params,
+      current.batch_stats,
+      masks=current.masks,
+      sparsity=cumulative,
+      **kwargs,
+    )
+    s = common.mask_sparsity(res.masks, res.prunable)
+    frac = pruning.schedules.per_cycle_fraction(previous, s)
+    widths = None
+  else:
+    if p.schedule == "imp":
+      p.ratio = pruning.schedules.per_cycle_fraction(previous, cumulative)
+    res = pruning.prune(p, current.params, current.batch_stats, **kwargs)
+    frac = 1.0 - _size(res.params) / _size(current.params)
+    s = cumulative  # Reported from the counts at the end.
+    widths = res.widths
+  change = common.relative_norm_change(current.params, res.params)
+  params = res.params
+  if config.retrain.orthp:
+    from jaxprune import analysis  # Imported here: only OrthP runs need it.
+
+    gain = config.retrain.orthp_gain or "auto"
+    params = masks_lib.apply(
+      analysis.orthp(params, gain=gain, model_name=name), res.masks
+    )
+  start = Start(params, res.batch_stats, res.masks)
+  return Pruned(start, widths, res.prunable, s, frac, change)
+
+
+def run_cycles(
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  dense: common.Phase,
+  cycle_epochs: list[int],
+) -> dict[str, Any]:
+  """The prune -> retrain cycles after `dense`; returns the run's summary."""
+  targets = cycle_targets(config)
+  if len(cycle_epochs) != len(targets):
+    raise ValueError(f"{len(targets)} cycles but epochs for {len(cycle_epochs)}")
+  current, widths, previous = dense.final(), None, 0.0
+  cycles, phase, pruned = [], None, None
+  for k, (cum, epochs) in enumerate(zip(targets, cycle_epochs), start=1):
+    pruned = prune_once(config, current, cycle=k, cumulative=cum, previous=previous)
+    widths = pruned.widths if pruned.widths is not None else widths
+    sched = retrain_schedule(config, epochs)
+    stats = schedules.PruningStats(pruned.norm_change, max(pruned.fraction, 1e-12))
+    phase = common.run_phase(
+      common.phase_config(config, epochs, sched),
+      os.path.join(workdir, f"cycle{k}"),
+      start=pruned.start,
+      model_overrides={"widths": widths} if widths is not None else None,
+      schedule_pruning=stats,
+      evaluate_start=True,
+    )
+    cycles.append(
+      {
+        "cycle": k,
+        "target": cum,
+        "sparsity": pruned.sparsity,
+        "pruned_fraction": pruned.fraction,
+        "relative_norm_change": pruned.norm_change,
+        "epochs": epochs,
+        "schedule": sched.name,
+        "accuracy_before": phase.start_row().get("test/accuracy"),
+        "accuracy_after": phase.summary.get("test/accuracy"),
+      }
+    )
+    current, previous = phase.final(), pruned.sparsity
+  counts = common.measure(config, current.params, current.masks, widths)
+  if config.pruning.name == "unstructured":
+    sparsity = common.mask_sparsity(current.masks, pruned.prunable)
+  else:
+    sparsity = 1.0 - counts["params"] / counts["dense_params"]
+  return {
+    **common.final_metrics(phase.summary),
+    "epoch": phase.summary["epoch"],
+    "sparsity": sparsity,
+    "target_sparsity": target(config),
+    **counts,
+    "widths": common.widths_json(widths),
+    "dense_workdir": dense.workdir,
+    "dense/test/accuracy": dense.summary.get("test/accuracy"),
+    "dense_epochs": dense.summary.get("epoch"),
+    "total_epochs": int(dense.summary.get("epoch", 0)) + sum(cycle_epochs),
+    "cycles": cycles,
+  }
+
+
+# ------------------------------------------------------------------ protocols
+@common.validator("prune_retrain")
+def validate_prune_retrain(config: ml_collections.ConfigDict) -> None:
+  validate_pruning(config, ("one_shot", "imp"))
+  validate_retrain(config, config.retrain.num_epochs)
+
+
+@register("prune_retrain")
+def prune_retrain(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  validate_prune_retrain(config)
+  if done := common.prepare_run(config, workdir):
+    return done
+  dense = common.dense_phase(config, workdir)
+  epochs = [config.retrain.num_epochs] * len(cycle_targets(config))
+  summary = run_cycles(config, workdir, dense, epochs)
+  kind = "IMP" if config.pruning.schedule == "imp" else "one-shot"
+  summary["setup"] = f"{kind} {config.retrain.schedule}"
+  return common.finish(config, workdir, summary)
+
+
+def bimp_epochs(config: ml_collections.ConfigDict) -> list[int]:
+  """Per-cycle retraining epochs: (T - T0) split over the J cycles."""
+  total, t0 = config.bimp.budget_epochs, config.num_epochs
+  if total <= t0:
+    raise ValueError(f"bimp.budget_epochs must be > num_epochs (T0={t0}), got {total}")
+  return budget.split_epochs(total - t0, len(cycle_targets(config)))
+
+
+@common.validator("bimp")
+def validate_bimp(config: ml_collections.ConfigDict) -> None:
+  validate_pruning(config, ("one_shot", "imp"))
+  validate_retrain(config, bimp_epochs(config)[0])
+
+
+@register("bimp")
+def bimp(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  validate_bimp(config)
+  epochs = bimp_epochs(config)
+  if done := common.prepare_run(config, workdir):
+    return done
+  dense = common.dense_phase(config, workdir)
+  summary = run_cycles(config, workdir, dense, epochs)
+  summary["setup"] = f"BIMP {config.retrain.schedule} T={config.bimp.budget_epochs}"
+  return common.finish(config, workdir, summary)
+
+
+@common.validator("slimming")
+def validate_slimming(config: ml_collections.ConfigDict) -> None:
+  validate_pruning(config, ("one_shot",))
+  common.choice(config, "pruning.name", ("structured",))
+  common.choice(config, "pruning.criterion", ("bn_scale",))
+  if not config.pruning.slimming_strength > 0:
+    raise ValueError(
+      f"pruning.slimming_strength must be > 0, got {config.pruning.slimming_strength}"
+    )
+  validate_retrain(config, config.retrain.num_epochs)
+
+
+@register("slimming")
+def slimming(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  validate_slimming(config)
+  if done := common.prepare_run(config, workdir):
+    return done
+  name = config.model.name
+  hook = pruning.slimming_hook(
+    config.pruning,
+    name,
+    common.num_classes(config),
+    **config_utils.model_overrides(config),
+  )
+  train_cfg = common.training_config(config, keep_pruning=("slimming_strength",))
+  dense = common.cached_phase(train_cfg, workdir, config, loss_hook=hook)
+  summary = run_cycles(config, workdir, dense, [config.retrain.num_epochs])
+  summary["setup"] = f"slimming s={config.pruning.slimming_strength}"
+  return common.finish(config, workdir, summary)
