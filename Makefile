@@ -35,7 +35,7 @@ format: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check --fix .
 
 test: lint
-	JAX_PLATFORMS=cpu $(PY) -m pytest -q
+	JAX_PLATFORMS=cpu $(PY) -m pytest -q -n auto --dist=loadfile
 
 bench: $(VENV)/.installed-test
 	$(PY) -m pip install -q torch==2.13.0
