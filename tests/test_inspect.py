@@ -51,3 +51,16 @@ def test_module_entry_point_subprocess():
   summary = json.loads(proc.stdout.strip().splitlines()[-1])
   assert summary["params"] == 61_706
   assert summary["flops"] == 2 * 416_520
+
+
+def test_config_mode_applies_the_configs_pruning(capsys):
+  """--config: global magnitude 90% of MLP-7's kernels, counted independently."""
+  assert jp_inspect.main(["--config=configs/protocols/prune_retrain.py", "--json"]) == 0
+  summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  kernels = 1024 * 100 + 5 * 100 * 100 + 100 * 10  # 153,400 prunable weights.
+  biases = 6 * 100 + 10
+  assert summary["params"] == kernels + biases == 154_010
+  assert summary["prunable_sparsity"] == pytest.approx(0.9)
+  assert summary["nonzero_params"] == kernels // 10 + biases
+  assert summary["sparsity"] == pytest.approx(1 - (kernels // 10 + biases) / 154_010)
+  assert summary["flops"] == 2 * kernels and summary["speedup"] == pytest.approx(10.0)

@@ -6,7 +6,7 @@ exactly 30 epochs in total.
 
 Run:
   python -m jaxprune.main --config=configs/protocols/bimp.py --workdir=workdirs/bimp
-Expected: ~87% test accuracy at 90% sparsity, total_epochs 30; a few minutes
+Expected (estimate, not yet measured): ~87% test accuracy at 90% sparsity, total_epochs 30; a few minutes
 on a 2-core CPU.
 Smoke (seconds): --config=configs/protocols/bimp.py:smoke
 """

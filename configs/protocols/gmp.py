@@ -6,7 +6,7 @@ pruned weights regrow), linear LR.
 
 Run:
   python -m jaxprune.main --config=configs/protocols/gmp.py --workdir=workdirs/gmp
-Expected: ~87% test accuracy, sparsity 0.90; about a minute on a 2-core CPU.
+Expected (estimate, not yet measured): ~87% test accuracy, sparsity 0.90; about a minute on a 2-core CPU.
 Smoke (seconds): --config=configs/protocols/gmp.py:smoke
 """
 

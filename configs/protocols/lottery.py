@@ -6,7 +6,7 @@ schedule; the control trains the same mask from a fresh random init.
 
 Run:
   python -m jaxprune.main --config=configs/protocols/lottery.py --workdir=workdirs/lottery
-Expected: ticket ~88% vs random init ~87% test accuracy (random/test/accuracy);
+Expected (estimate, not yet measured): ticket ~88% vs random init ~87% test accuracy (random/test/accuracy);
 a few minutes on a 2-core CPU.
 Smoke (seconds): --config=configs/protocols/lottery.py:smoke
 """

@@ -7,7 +7,7 @@ the rest of S. `--config.prune_epoch.setup=sx_a|sx_b` with
 
 Run:
   python -m jaxprune.main --config=configs/protocols/prune_epoch.py --workdir=workdirs/p10f20
-Expected: ~88% test accuracy, total_epochs 30; a few minutes on a 2-core CPU.
+Expected (estimate, not yet measured): ~88% test accuracy, total_epochs 30; a few minutes on a 2-core CPU.
 Smoke (seconds): --config=configs/protocols/prune_epoch.py:smoke
 """
 

@@ -8,7 +8,7 @@ ft lrw slr clr llr allr (or constant/step/cosine/linear with retrain.lr).
 
 Run:
   python -m jaxprune.main --config=configs/protocols/prune_retrain.py --workdir=workdirs/imp
-Expected: ~88% dense, ~87-88% test accuracy after the last cycle; sparsity
+Expected (estimate, not yet measured): ~88% dense, ~87-88% test accuracy after the last cycle; sparsity
 0.90, speedup ~10x; a few minutes on a 2-core CPU.
 Smoke (seconds): --config=configs/protocols/prune_retrain.py:smoke
 """

@@ -8,7 +8,7 @@ uniform|guided` uses uniform / stage-averaged widths instead.
 
 Run:
   python -m jaxprune.main --config=configs/protocols/scratch.py --workdir=workdirs/scratch_b
-Expected: ~88% test accuracy, scratch_epochs 36 (speedup ~1.8x); a few
+Expected (estimate, not yet measured): ~88% test accuracy, scratch_epochs 36 (speedup ~1.8x); a few
 minutes on a 2-core CPU.
 Smoke (seconds): --config=configs/protocols/scratch.py:smoke
 """

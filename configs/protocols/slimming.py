@@ -10,7 +10,7 @@ check of jaxprune.pruning currently fails (it assumes 3 input channels).
 Run:
   python -m jaxprune.main --config=configs/protocols/slimming.py --workdir=workdirs/slim \
       --config.data.name=cifar10
-Expected: ~90% test accuracy on CIFAR-10 with ~1.5x fewer FLOPs (hours on CPU).
+Expected (estimate, not yet measured): ~90% test accuracy on CIFAR-10 with ~1.5x fewer FLOPs (hours on CPU).
 Smoke (seconds): --config=configs/protocols/slimming.py:smoke
 """
 
