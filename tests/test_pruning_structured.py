@@ -31,6 +31,8 @@ FAMILIES = [
   ("preresnet56", {}, (8, 8, 3), "all"),
   ("resnet18", {}, (32, 32, 3), "all"),
   ("resnet18_cifar", {}, (8, 8, 3), "all"),
+  ("wrn40_2", {}, (8, 8, 3), "all"),
+  ("densenet40", {}, (8, 8, 3), "all"),
 ]
 
 
