@@ -6,10 +6,22 @@ a temporary file in the same directory, is fsynced, then `os.replace`d.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
 from typing import Any
+
+
+def _read_umask() -> int:
+  # os.umask can only be read by setting it; done once at import, before any
+  # writer threads (orbax) exist, because the umask is process-wide.
+  umask = os.umask(0o022)
+  os.umask(umask)
+  return umask
+
+
+_UMASK = _read_umask()
 
 
 def atomic_write_bytes(path: str, data: bytes) -> None:
@@ -19,6 +31,8 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
     dir=directory, prefix=".tmp-", suffix=os.path.basename(path)
   )
   try:
+    # mkstemp creates 0600 files; give results the mode a plain open() would.
+    os.chmod(tmp, 0o666 & ~_UMASK)
     with os.fdopen(fd, "wb") as f:
       f.write(data)
       f.flush()
@@ -28,6 +42,14 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
     if os.path.exists(tmp):
       os.unlink(tmp)
     raise
+
+
+def atomic_write_figure(fig: Any, path: str, *, dpi: int = 130) -> str:
+  """Saves a matplotlib figure as PNG atomically; returns `path`."""
+  buffer = io.BytesIO()
+  fig.savefig(buffer, format="png", dpi=dpi)
+  atomic_write_bytes(path, buffer.getvalue())
+  return path
 
 
 def atomic_write_json(path: str, obj: Any) -> None:

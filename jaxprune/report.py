@@ -138,10 +138,8 @@ def figure(
     ax.legend(title=hue)
   ax.grid(alpha=0.3)
   fig.tight_layout()
-  buffer = io.BytesIO()
-  fig.savefig(buffer, format="png", dpi=120)
+  io_utils.atomic_write_figure(fig, out, dpi=120)
   plt.close(fig)
-  io_utils.atomic_write_bytes(out, buffer.getvalue())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

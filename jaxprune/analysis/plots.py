@@ -18,33 +18,18 @@ then ``os.replace``, so a killed process never leaves a truncated PNG.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from jaxprune import io_utils
+
 
 def save_figure(fig: Figure, path: str, *, dpi: int = 130) -> str:
   """Writes ``fig`` as a PNG at ``path`` atomically; returns ``path``."""
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=directory)
-  try:
-    with os.fdopen(fd, "wb") as f:
-      fig.savefig(f, format="png", dpi=dpi)
-    # mkstemp creates 0600 files; give the PNG the usual umask-based mode.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
-  return path
+  return io_utils.atomic_write_figure(fig, path, dpi=dpi)
 
 
 def _finish(fig: Figure, path: str | None) -> Figure:

@@ -11,8 +11,6 @@ The config file exposes `get_config(arg)` returning a ConfigDict with
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,7 +25,7 @@ from ml_collections import config_flags
 matplotlib.use("Agg")  # headless; before pyplot is imported
 import matplotlib.pyplot as plt
 
-from jaxprune import schedules
+from jaxprune import io_utils, schedules
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "figure config file[:arg]")
 _STEPS = flags.DEFINE_integer("steps_per_epoch", None, "optimizer steps per epoch")
@@ -97,20 +95,8 @@ def draw(fig_cfg: Any, steps_per_epoch: int, out: str) -> None:
 
 
 def save_atomic(fig: Any, out: str) -> None:
-  """Writes to a temp file next to `out`, then renames: no half-written PNGs."""
-  directory = os.path.dirname(os.path.abspath(out))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(suffix=".png.tmp", dir=directory)
-  try:
-    with os.fdopen(fd, "wb") as f:
-      fig.savefig(f, format="png", dpi=130)
-    umask = os.umask(0)  # mkstemp makes 0600 files; use the usual mode instead
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, out)
-  except BaseException:
-    os.unlink(tmp)
-    raise
+  """No half-written PNGs: see `io_utils.atomic_write_figure`."""
+  io_utils.atomic_write_figure(fig, out, dpi=130)
 
 
 def main(argv: Sequence[str]) -> None:
