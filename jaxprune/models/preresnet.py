@@ -29,14 +29,13 @@ residual width (64/128/256); basic nets use ``ResNetWidths(stages, blocks)``
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxprune.models import graph, initializers, validation
+from jaxprune.models import graph, initializers, resnet_imagenet, validation
 from jaxprune.models.resnet_cifar import ResNetWidths
 from jaxprune.models.resnet_imagenet import ResidualWidths
 
@@ -178,27 +177,8 @@ def check(fields: dict[str, Any]) -> dict[str, Any]:
   return fields
 
 
-def read_widths(params: Mapping[str, Any]) -> ResNetWidths | ResidualWidths:
-  def out(path: str, conv: str) -> int:
-    return int(params[path][conv]["kernel"].shape[-1])
-
-  bottleneck = "conv3" in params["stage0_block0"]
-  stages, blocks = [], []
-  s = 0
-  while f"stage{s}_block0" in params:
-    names = []
-    while f"stage{s}_block{len(names)}" in params:
-      names.append(f"stage{s}_block{len(names)}")
-    stages.append(out(names[0], "conv3" if bottleneck else "conv2"))
-    if bottleneck:
-      blocks.append(tuple((out(n, "conv1"), out(n, "conv2")) for n in names))
-    else:
-      blocks.append(tuple(out(n, "conv1") for n in names))
-    s += 1
-  if bottleneck:
-    stem = int(params["stem_conv"]["kernel"].shape[-1])
-    return ResidualWidths(stem, tuple(stages), tuple(blocks))
-  return ResNetWidths(tuple(stages), tuple(blocks))
+# Same param naming as the ImageNet ResNets (stage{s}_block{b}/conv1..3).
+read_widths = resnet_imagenet.read_widths
 
 
 PREACT_BASIC = graph.ResidualSpec(
