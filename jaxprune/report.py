@@ -69,7 +69,7 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         "setting": json.loads(key),
         "n": len(ok),
         "diverged": len(members) - len(ok),
-        "seeds": sorted(r.get("seed") for r in members),
+        "seeds": sorted(r["seed"] for r in members if r.get("seed") is not None),
         "mean": mean,
         "std": std,
       }
@@ -80,10 +80,11 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def _format(mean: float | None, std: float | None, percent: bool) -> str:
   if mean is None or math.isnan(mean):
     return "-"
-  scale = 100.0 if percent else 1.0
+  if not percent:  # JSVs, ratios, counts: significant digits, not 2 decimals.
+    return f"{mean:.4g}" if std is None else f"{mean:.4g} ± {std:.2g}"
   if std is None:
-    return f"{mean * scale:.2f}"
-  return f"{mean * scale:.2f} ± {std * scale:.2f}"
+    return f"{mean * 100:.2f}"
+  return f"{mean * 100:.2f} ± {std * 100:.2f}"
 
 
 def tables(

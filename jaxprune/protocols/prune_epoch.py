@@ -28,6 +28,7 @@ from typing import Any
 import ml_collections
 
 from jaxprune import pruning
+from jaxprune.analysis import training_stats
 from jaxprune.protocols import common, register, retrain
 from jaxprune.schedules import budget
 
@@ -74,6 +75,18 @@ def protocol(config: ml_collections.ConfigDict) -> budget.PruneProtocol:
   return budget.sx_b(scratch, e.epoch, speedup, e.finetune_lr, stage)
 
 
+def trainability(finetune_workdir: str) -> float | None:
+  """Trainability accuracy (Eq. 1) of the fine-tuning; None if not defined.
+
+  N is the first LR stage of the fine-tuning schedule; schedules without
+  stages (halving with a single stage is fine, cosine is not) have none.
+  """
+  try:
+    return training_stats.trainability_from_workdir(finetune_workdir)
+  except ValueError:
+    return None
+
+
 @register("prune_epoch")
 def prune_epoch(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   validate(config)
@@ -111,6 +124,7 @@ def prune_epoch(config: ml_collections.ConfigDict, workdir: str) -> dict[str, An
     "finetune_spec": finetune.spec,
     "total_epochs": proto.total_epochs,
     "accuracy_before": phase.start_row().get("test/accuracy"),
+    "trainability/accuracy": trainability(phase.workdir),
     "dense_workdir": dense.workdir,
     "setup": f"{proto.setup} {proto.label}",
   }

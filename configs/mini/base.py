@@ -1,0 +1,64 @@
+"""Shared recipe of the CPU mini-reproduction (`make reproduce-mini`).
+
+Every mini experiment trains MLP-7 (width 100, ReLU or Linear) on the offline
+Fashion-MNIST (32x32, as the Dynamical Isometry paper's MNIST MLP), batch 128,
+SGD momentum 0.9, weight decay 1e-4. The papers' schedules are compressed so
+that the whole suite fits in about an hour on a 2-core CPU:
+
+  pretraining   15 epochs, LR 0.05 with x0.1 steps at epochs 8 and 12 (the
+                shape of the papers' CIFAR step schedules, 160 -> 15 epochs);
+  retraining    a few epochs: 1-20 % of the pretraining budget (Zimmer et al.
+                2023's budgets) up to ~40 % (Le & Hua 2021's 72 of 160).
+
+Sweep points that share the pretraining fields and seed share one dense run
+through the protocols' cache; `jaxprune.reproduce` points every experiment at
+one `cache_dir`, so e.g. Le & Hua's and Zimmer et al.'s sweeps prune the same
+three pretrained networks.
+Paper files load this one with `runpy.run_path` (configs are loaded by path).
+"""
+
+from ml_collections import ConfigDict
+
+from jaxprune import config_utils
+
+SEEDS = (0, 1, 2)
+PRETRAIN_EPOCHS = 15
+PRETRAIN_SPEC = "0:0.05,8:0.005,12:0.0005"
+
+
+def mlp7(
+  model: str = "mlp7_relu",
+  epochs: int = PRETRAIN_EPOCHS,
+  spec: str = PRETRAIN_SPEC,
+  protocol: str = "prune_retrain",
+) -> ConfigDict:
+  """The pretraining recipe above, for `protocol`, before `finalize`."""
+  config = config_utils.base_config()
+  config.protocol = protocol
+  config.model.name = model
+  config.data.name = "fashion_mnist_local"
+  config.data.image_size = (32, 32)
+  config.num_epochs = epochs
+  config.schedule = ConfigDict(
+    dict(name="piecewise", spec=spec, epochs=config.get_ref("num_epochs"))
+  )
+  config.progress = False  # One line per sweep point instead of bars.
+  config.checkpoint_every_epochs = 5  # Resumable, with little I/O per epoch.
+  return config
+
+
+def smoke(arg: str | None) -> tuple[str, bool]:
+  """'name' / 'name,smoke' -> (name, smoke)."""
+  name, _, flag = (arg or "").partition(",")
+  if flag not in ("", "smoke"):
+    raise ValueError(f"config argument must be NAME or NAME,smoke, got {arg!r}")
+  return name, flag == "smoke"
+
+
+def finalize(config: ConfigDict, is_smoke: bool) -> ConfigDict:
+  config = config_utils.finalize(config, "smoke" if is_smoke else None)
+  return config
+
+
+def seeds(is_smoke: bool) -> tuple[int, ...]:
+  return SEEDS[:1] if is_smoke else SEEDS

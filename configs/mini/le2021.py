@@ -1,0 +1,85 @@
+"""Le & Hua 2021 on the CPU: FT vs LRW vs SLR vs CLR at two retraining budgets.
+
+MLP-7-ReLU on Fashion-MNIST (`configs/mini/base.py`), pretrained 15 epochs,
+then one-shot pruning by L1 neuron norm (structured, 50 % of every hidden
+layer, removed by surgery) or global weight magnitude (unstructured, 90 %),
+then retraining for 2 or 6 epochs with the four variants of Le & Hua (flavor
+le2021: FT = the last LR; LRW = the original schedule's last epochs; SLR =
+the original schedule scaled to the budget; CLR = one cosine cycle from the
+original initial LR). Control: random neuron pruning + CLR vs L1 + FT.
+
+  python -m jaxprune.sweeps --config=configs/mini/le2021.py:retrain \
+      --workdir=workdirs/mini/le2021/retrain
+"""
+
+import os
+import runpy
+
+base = runpy.run_path(os.path.join(os.path.dirname(__file__), "base.py"))
+
+L1 = {"pruning.name": "structured", "pruning.criterion": "l1", "pruning.ratio": 0.5}
+RANDOM = {**L1, "pruning.criterion": "random"}
+MAGNITUDE = {
+  "pruning.name": "unstructured",
+  "pruning.criterion": "magnitude",
+  "pruning.allocation": "global",
+  "pruning.sparsity": 0.9,
+}
+BUDGETS = (2, 6)
+VARIANTS = ("ft", "lrw", "slr", "clr")
+
+EXPERIMENTS = {
+  "retrain": {
+    "title": "Le & Hua 2021: retraining variants at two budgets",
+    "metrics": ["test/accuracy", "sparsity"],
+    "figures": [("test/accuracy", "retrain.num_epochs", "retrain.schedule")],
+    "claims": [
+      {
+        "id": f"le2021.{variant}_beats_ft",
+        "text": f"{variant.upper()} beats FT at every retraining budget, after L1"
+        " neuron pruning and after global magnitude pruning (Le & Hua Tables 1-4)",
+        "kind": "greater",
+        "metric": "test/accuracy",
+        "a": {"retrain.schedule": variant, "pruning.criterion": criterion},
+        "b": {"retrain.schedule": "ft", "pruning.criterion": criterion},
+        "for_each": ["retrain.num_epochs"],
+      }
+      for variant in ("lrw", "slr", "clr")
+      for criterion in ("l1", "magnitude")
+    ]
+    + [
+      {
+        "id": "le2021.random_clr_beats_l1_ft",
+        "text": "random pruning + CLR beats L1 pruning + FT (Le & Hua Sec. 4.3)",
+        "kind": "greater",
+        "metric": "test/accuracy",
+        "a": {"retrain.schedule": "clr", "pruning.criterion": "random"},
+        "b": {"retrain.schedule": "ft", "pruning.criterion": "l1"},
+        "for_each": ["retrain.num_epochs"],
+      }
+    ],
+  }
+}
+
+
+def get_config(arg=None):
+  name, is_smoke = base["smoke"](arg)
+  if name not in EXPERIMENTS:
+    raise ValueError(f"experiment must be one of {sorted(EXPERIMENTS)}, got {name!r}")
+  config = base["mlp7"]()
+  config.retrain.flavor = "le2021"
+  return base["finalize"](config, is_smoke)
+
+
+def get_sweep(arg=None):
+  _, is_smoke = base["smoke"](arg)
+  points = [
+    {**pruning, "retrain.schedule": variant, "retrain.num_epochs": epochs}
+    for pruning in (L1, MAGNITUDE)
+    for epochs in BUDGETS
+    for variant in VARIANTS
+  ]
+  points += [
+    {**RANDOM, "retrain.schedule": "clr", "retrain.num_epochs": e} for e in BUDGETS
+  ]
+  return [{**p, "seed": s} for p in points for s in base["seeds"](is_smoke)]

@@ -1,0 +1,104 @@
+"""The mini-reproduction suite: every experiment builds, every claim can find its
+settings, and the runner writes a report with verdicts from smoke runs."""
+
+import os
+
+import pytest
+
+from jaxprune import protocols, reproduce, sweeps, verdicts
+
+pytestmark = pytest.mark.usefixtures("fast_compiles")
+
+SUITE = os.path.join(os.path.dirname(__file__), os.pardir, "configs", "mini")
+CLAIM_FILTERS = ("a", "b", "among", "when", "otherwise")
+
+
+def experiments():
+  for path in reproduce.paper_files(SUITE):
+    module = sweeps.load_sweep_module(path)
+    for name in module.EXPERIMENTS:
+      yield os.path.basename(path)[:-3], module, name
+
+
+CASES = [(paper, name) for paper, _, name in experiments()]
+
+
+@pytest.mark.parametrize("smoke", [False, True])
+def test_every_experiment_builds_and_its_claims_match_its_points(smoke):
+  for paper, module, name in experiments():
+    arg = f"{name},smoke" if smoke else name
+    spec = module.EXPERIMENTS[name]
+    base = module.get_config(arg)
+    points = sweeps.expand(base, module.get_sweep(arg))  # Unknown keys raise.
+    for _, config, _ in points:
+      protocols.get(config.protocol)  # A registered protocol.
+    if not smoke:
+      seeds = {c.seed for _, c, _ in points}
+      assert not points or len(seeds) >= 3, f"{paper}:{name} has < 3 seeds"
+    claims = reproduce._claims(module, name, arg)
+    assert claims, f"{paper}:{name} checks no claim"
+    if spec.get("analysis"):
+      continue  # Its rows come from a study, not from sweep overrides.
+    settings = [overrides for overrides, _, _ in points]
+    for claim in claims:
+      verdicts.validate(claim)
+      for field in CLAIM_FILTERS:
+        where = claim.get(field)
+        if where:
+          # A typo in a filter would make the claim "no data" after an hour
+          # of runs; every filter must select at least one point now.
+          assert any(verdicts.matches(s, where) for s in settings), (
+            f"{paper}:{name} claim {claim['id']} {field}={where} matches no point"
+          )
+
+
+def test_every_mini_experiment_is_listed_once():
+  assert len(CASES) == len(set(CASES)) >= 8
+  assert {paper for paper, _ in CASES} == {
+    "le2021",
+    "zimmer2023",
+    "liu2019",
+    "wang2021_di",
+    "wang2023",
+  }
+
+
+def test_smoke_run_writes_report_with_verdicts(tiny_fmnist, tmp_path):
+  data_dir, manual_dir, _ = tiny_fmnist
+  out = tmp_path / "out"
+  sections = reproduce.run_suite(
+    SUITE,
+    str(tmp_path / "wd"),
+    str(out),
+    smoke=True,
+    only=["wang2023:lr_epochs"],
+    config_overrides={"data.data_dir": data_dir, "data.manual_dir": manual_dir},
+    command="pytest",
+  )
+  assert [s["experiment"] for s in sections] == ["lr_epochs"]
+  assert sections[0]["runs"] == 4  # 4 settings x 1 smoke seed.
+  text = (out / "REPORT.md").read_text()
+  assert text.startswith("# Mini-reproduction report (SMOKE: not a result)")
+  module = sweeps.load_sweep_module(os.path.join(SUITE, "wang2023.py"))
+  for claim in module.EXPERIMENTS["lr_epochs"]["claims"]:
+    assert claim["text"] in text
+  # Every claim got a decided verdict: smoke settings are all present.
+  assert all(v.status != verdicts.NO_DATA for v in sections[0]["verdicts"])
+  assert (out / "wang2023_lr_epochs.csv").exists()
+  assert any(f.endswith(".png") for f in sections[0]["figures"])
+  # A second invocation reuses every finished run.
+  again = reproduce.run_suite(
+    SUITE,
+    str(tmp_path / "wd"),
+    str(out),
+    smoke=True,
+    only=["wang2023:lr_epochs"],
+    config_overrides={"data.data_dir": data_dir, "data.manual_dir": manual_dir},
+  )
+  assert again[0]["wall_seconds"] < sections[0]["wall_seconds"]
+  assert again[0]["table"] == sections[0]["table"]
+
+
+def test_only_that_selects_nothing_is_an_error(tmp_path):
+  with pytest.raises(ValueError, match="selects no experiment"):
+    reproduce.run_suite(SUITE, str(tmp_path), str(tmp_path), only=["nope"])
