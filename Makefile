@@ -1,14 +1,17 @@
 # jaxprune: the two commands first (see README).
 #   make demo   -- set up, prepare Fashion-MNIST offline, train the default experiment
 #   make test   -- set up with the test extra, lint, run the test suite
+#   make reproduce-mini -- one experiment per paper on Fashion-MNIST (CPU, < 90 min)
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 WORKDIR ?= workdirs/mlp7_fashion_mnist
 CONFIG ?= configs/mlp7_fashion_mnist.py
+MINI_WORKDIR ?= workdirs/mini
+MINI_OUT ?= experiments/results/mini
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test lint format bench reproduce-mini clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +43,12 @@ test: lint
 bench: $(VENV)/.installed-test
 	$(PY) -m pip install -q torch==2.13.0
 	JAX_PLATFORMS=cpu $(PY) experiments/benchmarks/train_step.py
+
+# Resumable: rerunning reuses every finished run in $(MINI_WORKDIR).
+reproduce-mini: $(VENV)/.installed
+	$(PY) -m jaxprune.data prepare
+	JAX_PLATFORMS=cpu $(PY) -m jaxprune.reproduce --suite=configs/mini \
+		--workdir=$(MINI_WORKDIR) --out=$(MINI_OUT)
 
 clean:
 	rm -rf $(VENV) workdirs .pytest_cache .ruff_cache
