@@ -6,9 +6,14 @@ written as a markdown table (`mean ± std`) and a CSV with separate columns.
 Figures plot a metric against one override (e.g. sparsity, retraining epochs)
 with one line per value of another (e.g. the schedule), error bars = std.
 
+With `--paper_config` (a paper sweep config defining `paper_cell(setting)`),
+the table gets a column with the published mean ± std of the cell each
+setting reproduces (from `third_party/paper_results/`).
+
 Command line:
   python -m jaxprune.report --results=DIR/results.jsonl --out=DIR/report \
-      [--metric=test/accuracy] [--x=pruning.sparsity --hue=schedule.name]
+      [--metric=test/accuracy] [--x=pruning.sparsity --hue=schedule.name] \
+      [--paper_config=configs/le2021/table2.py]
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -87,24 +92,70 @@ def _format(mean: float | None, std: float | None, percent: bool) -> str:
   return f"{mean * 100:.2f} ± {std * 100:.2f}"
 
 
+def published(
+  aggregated: Sequence[dict[str, Any]],
+  paper_cell: Callable[[dict[str, Any]], dict[str, Any] | None],
+) -> list[dict[str, Any] | None]:
+  """The paper's number for each setting, or None.
+
+  `paper_cell(setting)` (defined by a paper config) returns the criteria of
+  `jaxprune.paper_results.find` for the cell the setting reproduces, with
+  `paper` naming the CSV, or None when the paper has no such cell. A cell
+  must match exactly one published row.
+  """
+  from jaxprune import paper_results
+
+  out: list[dict[str, Any] | None] = []
+  for a in aggregated:
+    criteria = paper_cell(dict(a["setting"]))
+    if not criteria:
+      out.append(None)
+      continue
+    criteria = dict(criteria)
+    found = paper_results.find(paper_results.load(criteria.pop("paper")), **criteria)
+    if len(found) != 1:
+      raise ValueError(
+        f"paper_cell({a['setting']}) -> {criteria} matches {len(found)} published "
+        "rows; it must match exactly one"
+      )
+    out.append(found[0])
+  return out
+
+
 def tables(
-  aggregated: Sequence[dict[str, Any]], metrics: Sequence[str]
+  aggregated: Sequence[dict[str, Any]],
+  metrics: Sequence[str],
+  theirs: Sequence[dict[str, Any] | None] | None = None,
 ) -> tuple[str, str]:
-  """(markdown, csv) with one row per setting; accuracies shown in percent."""
+  """(markdown, csv) with one row per setting; accuracies shown in percent.
+
+  `theirs` (from `published`) adds the paper's mean ± std as a last column.
+  """
   keys = sorted({k for a in aggregated for k in a["setting"]})
-  header = [*keys, "n", *metrics]
+  header = [*keys, "n", *metrics, *(["published"] if theirs else [])]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   buffer = io.StringIO()
   writer = csv.writer(buffer)
-  writer.writerow([*keys, "n", *[f"{m}_{s}" for m in metrics for s in ("mean", "std")]])
-  for a in aggregated:
+  extra = ["published_mean", "published_std", "published_row"] if theirs else []
+  stats = [f"{m}_{s}" for m in metrics for s in ("mean", "std")]
+  writer.writerow([*keys, "n", *stats, *extra])
+  for i, a in enumerate(aggregated):
     cells = [str(a["setting"].get(k, "")) for k in keys] + [str(a["n"])]
     cells += [
       _format(a["mean"].get(m), a["std"].get(m), m.endswith("accuracy"))
       for m in metrics
     ]
-    lines.append("| " + " | ".join(cells) + " |")
     numbers = [v for m in metrics for v in (a["mean"].get(m), a["std"].get(m))]
+    if theirs:
+      cell = theirs[i]
+      if cell is None:
+        cells.append("-")
+        numbers += [None, None, None]
+      else:
+        std = "" if cell["std"] is None else f" ± {cell['std']:.2f}"
+        cells.append(f"{cell['mean']:.2f}{std} ({cell['table']})")
+        numbers += [cell["mean"], cell["std"], cell["row_id"]]
+    lines.append("| " + " | ".join(cells) + " |")
     writer.writerow([a["setting"].get(k, "") for k in keys] + [a["n"], *numbers])
   return "\n".join(lines) + "\n", buffer.getvalue()
 
@@ -150,6 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--metric", action="append", help="metrics to tabulate")
   parser.add_argument("--x", help="override to plot on the x axis")
   parser.add_argument("--hue", help="override giving one line per value")
+  parser.add_argument(
+    "--paper_config",
+    help="the sweep config that produced the results; its paper_cell(setting) "
+    "puts the published number beside ours",
+  )
   args = parser.parse_args(argv)
   if not os.path.exists(args.results):
     parser.error(f"--results file not found: {args.results}")
@@ -158,7 +214,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.error(f"--results has no rows: {args.results}")
   aggregated = aggregate(rows)
   metrics = args.metric or ["test/accuracy"]
-  markdown, table_csv = tables(aggregated, metrics)
+  theirs = None
+  if args.paper_config:
+    from jaxprune import sweeps
+
+    module = sweeps.load_sweep_module(args.paper_config)
+    if not hasattr(module, "paper_cell"):
+      parser.error(f"--paper_config {args.paper_config} defines no paper_cell")
+    theirs = published(aggregated, module.paper_cell)
+  markdown, table_csv = tables(aggregated, metrics, theirs)
   io_utils.atomic_write_bytes(os.path.join(args.out, "table.md"), markdown.encode())
   io_utils.atomic_write_bytes(os.path.join(args.out, "table.csv"), table_csv.encode())
   io_utils.atomic_write_json(os.path.join(args.out, "aggregated.json"), aggregated)

@@ -87,3 +87,33 @@ def test_tables_and_cli_outputs(tmp_path):
 def test_missing_results_is_a_clear_error(tmp_path):
   with pytest.raises(SystemExit):
     report.main(["--results", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path)])
+
+
+def test_published_numbers_sit_beside_ours():
+  rows = [
+    {
+      "overrides": {"pruning.ratio": r, "retrain.orthp": False, "seed": s},
+      "seed": s,
+      "metrics": {"test/accuracy": 0.9 + s / 100},
+    }
+    for r in (0.8, 0.7)
+    for s in range(2)
+  ]
+  aggregated = report.aggregate(rows)
+
+  def paper_cell(setting):
+    if setting["pruning.ratio"] != 0.8:
+      return None  # The paper has no 0.7 row.
+    return {"paper": "wang2021_di", "row_id": "t3_mlp7linear_pr0.8_90ep_lr0.01"}
+
+  theirs = report.published(aggregated, paper_cell)
+  assert theirs[0]["mean"] == 91.36 and theirs[1] is None
+  markdown, table_csv = report.tables(aggregated, ["test/accuracy"], theirs)
+  assert "| 0.8 | False | 2 | 90.50 ± 0.50 | 91.36 ± 0.02 (Table 3) |" in markdown
+  assert markdown.splitlines()[-1].endswith("| - |")
+  parsed = list(csv.DictReader(io.StringIO(table_csv)))
+  assert parsed[0]["published_mean"] == "91.36"
+  assert parsed[0]["published_row"] == "t3_mlp7linear_pr0.8_90ep_lr0.01"
+
+  with pytest.raises(ValueError, match="must match exactly one"):
+    report.published(aggregated, lambda s: {"paper": "wang2021_di", "table": "Table 3"})
