@@ -145,3 +145,25 @@ def test_stock_tfds_dataset_through_mock_data():
     data = pipeline.load(cfg)
   assert data.train.images.shape == (64, 28, 28, 1)
   assert data.train.labels.min() >= 0 and data.train.labels.max() < 10
+
+
+def test_resident_splits_are_decoded_once_per_process(tiny_config, monkeypatch):
+  calls = []
+  real = datasets.read_all
+  monkeypatch.setattr(
+    datasets, "read_all", lambda *a, **k: calls.append(1) or real(*a, **k)
+  )
+  monkeypatch.setattr(pipeline, "_RESIDENT_CACHE", {})
+  first = pipeline.load(tiny_config.data)
+  assert len(calls) == 2  # train and test
+  second = pipeline.load(tiny_config.data)
+  assert len(calls) == 2  # Both splits came from the cache.
+  np.testing.assert_array_equal(first.train.images, second.train.images)
+  np.testing.assert_array_equal(first.evals["test"].labels, second.evals["test"].labels)
+  cached = next(iter(pipeline._RESIDENT_CACHE.values()))[0]
+  with pytest.raises(ValueError, match="read-only"):
+    cached[0, 0, 0, 0] = 1
+  # A different limit is a different array, read afresh.
+  tiny_config.data.train_limit = 100
+  assert pipeline.load(tiny_config.data).train.num_examples == 100
+  assert len(calls) == 3
