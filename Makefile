@@ -42,7 +42,7 @@ test: lint
 
 bench: $(VENV)/.installed-test
 	$(PY) -m pip install -q torch==2.13.0
-	JAX_PLATFORMS=cpu $(PY) experiments/benchmarks/train_step.py
+	$(PY) experiments/benchmarks/run_all.py
 
 # Resumable: rerunning reuses every finished run in $(MINI_WORKDIR).
 reproduce-mini: $(VENV)/.installed

@@ -41,13 +41,15 @@ def _time(fn, repeats: int) -> float:
   return statistics.median(times)
 
 
-def bench_jax(batch: int, steps: int, repeats: int) -> dict[str, float]:
-  model = models.create("resnet56")
+def bench_jax(
+  batch: int, steps: int, repeats: int, name: str = "resnet56"
+) -> dict[str, float]:
+  model = models.create(name)
   variables = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False)
   params, stats = variables["params"], variables["batch_stats"]
   cfg = pruning.default_config()
   cfg.name, cfg.sparsity = "unstructured", 0.9
-  res = pruning.prune(cfg, params, stats, model_name="resnet56")
+  res = pruning.prune(cfg, params, stats, model_name=name)
   masked, prunable = jax.device_get(res.masks), res.prunable
   tx = optax.chain(optax.add_decayed_weights(5e-4), optax.sgd(0.1, momentum=0.9))
   step = jax.jit(
@@ -87,17 +89,25 @@ def bench_jax(batch: int, steps: int, repeats: int) -> dict[str, float]:
   return out
 
 
-def bench_torch(batch: int, steps: int, repeats: int, threads: int) -> float:
+def bench_torch(
+  batch: int,
+  steps: int,
+  repeats: int,
+  threads: int,
+  name: str = "resnet56",
+  masked: bool = True,
+) -> float:
   import torch
   import torch.nn.functional as F
   import torch_reference
 
   torch.set_num_threads(threads)
 
-  net = torch_reference.CifarResNet(56)
-  weights = [p for n, p in net.named_parameters() if p.dim() > 1]
-  # 90% global magnitude masks, re-applied after every step (seeds' practice).
-  masks = torch_reference.global_magnitude_masks(weights, 0.9)
+  net = torch_reference.create(name)
+  # 90% global magnitude masks, re-applied after every step (seeds' practice);
+  # none at all for the dense step.
+  weights = [p for n, p in net.named_parameters() if p.dim() > 1 and masked]
+  masks = torch_reference.global_magnitude_masks(weights, 0.9) if masked else []
   opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
   x = torch.randn(batch, 3, 32, 32)
   y = torch.randint(0, 10, (batch,))

@@ -54,11 +54,16 @@ def benchmark(name: str, batch_size: int, steps: int) -> dict[str, float]:
     ml_collections.ConfigDict({"name": "sgd", "momentum": 0.9, "weight_decay": 5e-4}),
     0.1,
   )
-  state = jax.jit(lambda k: create_train_state(model, tx, shape, k))(jax.random.key(0))
+  mesh = sharding.make_mesh()
+  # Replicated like the step's output, so the second call does not retrace.
+  state = jax.jit(
+    lambda k: create_train_state(model, tx, shape, k),
+    out_shardings=sharding.replicated(mesh),
+  )(jax.random.key(0))
   pre = pipeline.Preprocess(
     mean=(0.49, 0.48, 0.45), std=(0.25, 0.24, 0.26), augment="cifar"
   )
-  step_fns = Steps(model, tx, lambda s: 0.1, pre, sharding.make_mesh(), batch_size, 256)
+  step_fns = Steps(model, tx, lambda s: 0.1, pre, mesh, batch_size, 256)
   rng = np.random.default_rng(0)
   images = rng.integers(0, 256, (batch_size, *shape), dtype=np.uint8)
   labels = rng.integers(0, 10, batch_size).astype(np.int32)

@@ -65,3 +65,73 @@ def global_magnitude_masks(weights: list[torch.Tensor], sparsity: float) -> list
   flat = torch.cat([w.detach().abs().flatten() for w in weights])
   threshold = flat.kthvalue(int(sparsity * flat.numel())).values
   return [(w.detach().abs() > threshold).float() for w in weights]
+
+
+_VGG_STAGES = {
+  11: ((64,), (128,), (256, 256), (512, 512), (512, 512)),
+  16: ((64, 64), (128, 128), (256,) * 3, (512,) * 3, (512,) * 3),
+}
+
+
+class CifarVGG(nn.Module):
+  """VGG-11/16 with BatchNorm for CIFAR, the l1-norm-pruning flavour (jaxprune's
+  `vgg11`/`vgg16` defaults): convs, max pool after every stage but the last,
+  average pool, [fc 512 + BatchNorm1d + ReLU,] head."""
+
+  def __init__(self, depth: int = 16, num_classes: int = 10):
+    super().__init__()
+    layers, cin, stages = [], 3, _VGG_STAGES[depth]
+    for s, stage in enumerate(stages):
+      for width in stage:
+        layers += [
+          nn.Conv2d(cin, width, 3, 1, 1, bias=False),
+          nn.BatchNorm2d(width),
+          nn.ReLU(inplace=True),
+        ]
+        cin = width
+      if s + 1 < len(stages):
+        layers.append(nn.MaxPool2d(2))
+    self.features = nn.Sequential(*layers)
+    # jaxprune's vgg16 defaults to the l1 classifier (fc 512 + BN1d + ReLU),
+    # vgg11 to slimming's (average pool straight into the head).
+    self.classifier = (
+      nn.Sequential(nn.Linear(cin, 512), nn.BatchNorm1d(512), nn.ReLU(inplace=True))
+      if depth == 16
+      else nn.Identity()
+    )
+    self.head = nn.Linear(512, num_classes)
+
+  def forward(self, x):
+    return self.head(self.classifier(self.features(x).mean((2, 3))))
+
+
+def lenet5(num_classes: int = 10) -> nn.Module:
+  """LeNet-5 on 32x32x1 (jaxprune's `lenet5_relu`): 3 valid 5x5 convs, 2 max
+  pools, fc 84, head."""
+  return nn.Sequential(
+    nn.Conv2d(1, 6, 5),
+    nn.ReLU(),
+    nn.MaxPool2d(2),
+    nn.Conv2d(6, 16, 5),
+    nn.ReLU(),
+    nn.MaxPool2d(2),
+    nn.Conv2d(16, 120, 5),
+    nn.ReLU(),
+    nn.Flatten(),
+    nn.Linear(120, 84),
+    nn.ReLU(),
+    nn.Linear(84, num_classes),
+  )
+
+
+def create(name: str) -> nn.Module:
+  """The PyTorch twin of a jaxprune registry model name (benchmarked ones only)."""
+  if name.startswith("resnet"):
+    return CifarResNet(int(name.removeprefix("resnet")))
+  if name in ("vgg11", "vgg16"):
+    return CifarVGG(int(name.removeprefix("vgg")))
+  if name.startswith("mlp7"):
+    return mlp7()
+  if name.startswith("lenet5"):
+    return lenet5()
+  raise ValueError(f"no PyTorch twin for {name!r}")

@@ -47,9 +47,11 @@ def _jax_steps(name: str, input_shape, augment: str):
     mean=(0.5,) * input_shape[-1], std=(0.25,) * input_shape[-1], augment=augment
   )
   steps = Steps(model, tx, lambda s: 0.05, pre, mesh, BATCH, BATCH)
-  state = jax.jit(lambda r: create_train_state(model, tx, input_shape, r))(
-    jax.random.PRNGKey(0)
-  )
+  # Replicated like the step's output, so the second call does not retrace.
+  state = jax.jit(
+    lambda r: create_train_state(model, tx, input_shape, r),
+    out_shardings=sharding.replicated(mesh),
+  )(jax.random.PRNGKey(0))
   return steps, state
 
 
@@ -72,11 +74,20 @@ def jax_step_throughput(name: str, steps_per_run: int, repeats: int) -> dict:
   return {"compile_s": compile_s, "step_s": statistics.median(times)}
 
 
-def jax_epoch_seconds(repeats: int, n: int = 60000) -> dict:
-  steps, state = _jax_steps("mlp7_relu", (32, 32, 1), "none")
-  rng = np.random.default_rng(0)
-  images = jnp.asarray(rng.integers(0, 256, (n, 32, 32, 1), dtype=np.uint8))
-  labels = jnp.asarray(rng.integers(0, 10, n), jnp.int32)
+def random_images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+  """Fashion-MNIST-shaped random data: n x 32x32x1 uint8 images, int labels."""
+  rng = np.random.default_rng(seed)
+  images = rng.integers(0, 256, (n, 32, 32, 1), dtype=np.uint8)
+  return images, rng.integers(0, 10, n).astype(np.int32)
+
+
+def jax_epoch_seconds(
+  repeats: int, n: int = 60000, name: str = "mlp7_relu", data=None
+) -> dict:
+  """`data`: optional (uint8 [n, 32, 32, 1] images, labels); random if None."""
+  steps, state = _jax_steps(name, (32, 32, 1), "none")
+  images, labels = data if data is not None else random_images(n)
+  images, labels = jnp.asarray(images), jnp.asarray(labels, jnp.int32)
   data_rng = jax.random.PRNGKey(1)
   t0 = time.perf_counter()
   state, m = steps.train_epoch(state, images, labels, data_rng, 0)
@@ -117,16 +128,18 @@ def torch_step_throughput(depth: int, steps_per_run: int, repeats: int) -> dict:
   return {"step_s": statistics.median(times)}
 
 
-def torch_epoch_seconds(repeats: int, n: int = 60000) -> dict:
+def torch_epoch_seconds(
+  repeats: int, n: int = 60000, name: str = "mlp7_relu", data=None
+) -> dict:
   import torch
   import torch_reference
   from torch.utils.data import DataLoader, TensorDataset
 
-  model = torch_reference.mlp7().train()
+  model = torch_reference.create(name).train()
   opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
-  rng = np.random.default_rng(0)
-  images = torch.from_numpy(rng.integers(0, 256, (n, 1, 32, 32), dtype=np.uint8))
-  labels = torch.from_numpy(rng.integers(0, 10, n))
+  images, labels = data if data is not None else random_images(n)
+  images = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
+  labels = torch.from_numpy(labels.astype(np.int64))
   loader = DataLoader(
     TensorDataset(images, labels), batch_size=BATCH, shuffle=True, drop_last=True
   )

@@ -11,6 +11,10 @@ after every epoch; seeds 0..N-1 differ in init, mask and data order.
   vmapped     one `Steps`; `jax.vmap` over the stacked TrainStates and the
               per-seed data keys inside the scanned epoch, one compile.
 
+`--full_loop` adds both end to end with their checkpoint and logging I/O:
+N `train_and_evaluate` runs vs the library's `vmapped.train_and_evaluate_seeds`
+(the program `jaxprune.sweeps --vmap_seeds` runs).
+
 Run:
   JAX_PLATFORMS=cpu .venv/bin/python experiments/benchmarks/vmap_seeds.py [--seeds 5]
 Prints wall seconds of both and the speedup, and checks that every vmapped
@@ -33,6 +37,7 @@ import numpy as np
 from jaxprune import config_utils, models, pruning, schedules
 from jaxprune.data import pipeline
 from jaxprune.train import Start, optim, sharding, train_and_evaluate
+from jaxprune.train import vmapped as vmapped_lib
 from jaxprune.train.state import init_variables, state_from_params
 from jaxprune.train.steps import Steps
 
@@ -67,9 +72,12 @@ def make_steps(c, data):
 
 def state_for(c, start, tx):
   init_rng = jax.random.split(jax.random.PRNGKey(c.seed))[0]
-  return state_from_params(
+  state = state_from_params(
     start.params, start.batch_stats, tx, jax.random.split(init_rng)[1], start.masks
   )
+  # Placed like the step's output (as train_and_evaluate does): an unplaced
+  # state makes the second epoch retrace and compile again.
+  return jax.device_put(state, sharding.replicated(sharding.make_mesh()))
 
 
 def data_rng(c):
@@ -130,16 +138,25 @@ def full_loop(configs, starts):
   return time.perf_counter() - t
 
 
-def main() -> None:
-  parser = argparse.ArgumentParser()
-  parser.add_argument("--seeds", type=int, default=5)
-  parser.add_argument("--epochs", type=int, default=2)
-  parser.add_argument("--train_limit", type=int, default=0)
-  parser.add_argument("--full_loop", action="store_true")
-  args = parser.parse_args()
-  configs = [config(args.epochs, s) for s in range(args.seeds)]
+def full_loop_vmapped(configs, starts):
+  """The library's vmapped group (what `jaxprune.sweeps --vmap_seeds` runs),
+  with the same per-seed checkpoint and logging I/O as `full_loop`."""
+  t = time.perf_counter()
+  with tempfile.TemporaryDirectory() as tmp:
+    dirs = [f"{tmp}/{i}" for i in range(len(configs))]
+    vmapped_lib.train_and_evaluate_seeds(configs, dirs, starts=starts)
+  return time.perf_counter() - t
+
+
+def measure(seeds: int, epochs: int, train_limit: int = 0, data_overrides=None) -> dict:
+  """Wall seconds of `seeds` sequential runs and of one vmapped run, and checks.
+
+  `data_overrides`: optional {field: value} for `config.data` (e.g. a data_dir).
+  """
+  configs = [config(epochs, s) for s in range(seeds)]
   for c in configs:
-    c.data.train_limit = args.train_limit
+    c.data.train_limit = train_limit
+    c.data.update(data_overrides or {})
   data = pipeline.load(configs[0].data)
   repl = sharding.replicated(sharding.make_mesh())
   for split in (data.train, *data.evals.values()):
@@ -157,21 +174,51 @@ def main() -> None:
     for (p1, _), (p2, _) in zip(seq, vm)
     for a, b in zip(jax.tree_util.tree_leaves(p1), jax.tree_util.tree_leaves(p2))
   )
-  for (_, a1), (_, a2) in zip(seq, vm):
+  return {
+    "seeds": seeds,
+    "epochs": epochs,
+    "train_examples": data.train.num_examples,
+    "sequential_s": t1 - t0,
+    "vmapped_s": t2 - t1,
+    "acc_vmapped": [float(a) for _, a in vm],
+    "acc_sequential": [float(a) for _, a in seq],
+    "max_param_drift": drift,
+    "configs": configs,
+    "starts": starts,
+  }
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser()
+  parser.add_argument("--seeds", type=int, default=5)
+  parser.add_argument("--epochs", type=int, default=2)
+  parser.add_argument("--train_limit", type=int, default=0)
+  parser.add_argument("--full_loop", action="store_true")
+  args = parser.parse_args()
+  r = measure(args.seeds, args.epochs, args.train_limit)
+  for a1, a2 in zip(r["acc_sequential"], r["acc_vmapped"]):
     assert abs(a1 - a2) < 0.02, (a1, a2)
-  n = data.train.num_examples
+  seq_s, vm_s = r["sequential_s"], r["vmapped_s"]
   print(
-    f"{args.seeds} seeds x {args.epochs} epochs, {n} train examples, {jax.devices()[0].platform}"
+    f"{args.seeds} seeds x {args.epochs} epochs, {r['train_examples']} train "
+    f"examples, {jax.devices()[0].platform}"
   )
   print(
-    f"sequential: {t1 - t0:.1f} s   vmapped: {t2 - t1:.1f} s   speedup {(t1 - t0) / (t2 - t1):.2f}x"
+    f"sequential: {seq_s:.1f} s   vmapped: {vm_s:.1f} s   speedup {seq_s / vm_s:.2f}x"
   )
-  print("test accuracy per seed (vmapped):", [round(float(a), 4) for _, a in vm])
-  print("test accuracy per seed (sequential):", [round(float(a), 4) for _, a in seq])
-  print(f"max |param difference| sequential vs vmapped: {drift:.2e}")
+  print("test accuracy per seed (vmapped):", [round(a, 4) for a in r["acc_vmapped"]])
+  print(
+    "test accuracy per seed (sequential):", [round(a, 4) for a in r["acc_sequential"]]
+  )
+  print(f"max |param difference| sequential vs vmapped: {r['max_param_drift']:.2e}")
   if args.full_loop:
     print(
-      f"sequential train_and_evaluate (with I/O): {full_loop(configs, starts):.1f} s"
+      "sequential train_and_evaluate (with I/O): "
+      f"{full_loop(r['configs'], r['starts']):.1f} s"
+    )
+    print(
+      "vmapped train_and_evaluate_seeds (with I/O): "
+      f"{full_loop_vmapped(r['configs'], r['starts']):.1f} s"
     )
 
 
