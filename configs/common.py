@@ -1,0 +1,187 @@
+"""Shared pieces of the per-paper sweep configs in `configs/<paper>/`.
+
+The papers reuse a handful of training recipes (Le & Hua's NPTM CIFAR recipe,
+Liu et al.'s Rethinking recipe, Wang et al.'s 200-epoch CIFAR recipe, the
+ImageNet step recipe, the Dynamical Isometry MNIST nets), so each sweep file
+only states what its table changes. Sources for every number:
+/work/shared/reference/seed_code_facts.md (sections cited per function).
+
+Sweep files are loaded by path (`jaxprune.sweeps.load_sweep_module`, ml_collections
+`config_flags` in `jaxprune.main`), so each one puts the repository root on
+`sys.path` before `from configs import common`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import ml_collections
+
+from jaxprune import config_utils, sweeps
+
+# Override keys that would undo the smoke shrinking of `finalize`; the smoke
+# sweep drops them from its single point.
+_SMOKE_DROPPED = (
+  "num_epochs",
+  "schedule",
+  "retrain.num_epochs",
+  "retrain.spec",
+  "bimp.budget_epochs",
+  "prune_epoch.epoch",
+  "pruning.gmp_start",
+  "pruning.gmp_end",
+  "pruning.imp_cycles",
+)
+
+
+def base(protocol: str) -> ml_collections.ConfigDict:
+  """The base config with `protocol` set and progress bars off (sweeps log)."""
+  config = config_utils.base_config()
+  config.protocol = protocol
+  config.progress = False
+  return config
+
+
+def _schedule(spec: str, epochs: int) -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(name="piecewise", spec=spec, epochs=epochs))
+
+
+def cifar(
+  config: ml_collections.ConfigDict,
+  recipe: str,
+  model: str,
+  dataset: str = "cifar10",
+) -> ml_collections.ConfigDict:
+  """A CIFAR training recipe of one of the seeds (seed_code_facts.md §3, §5).
+
+  nptm: Le & Hua (NPTM `main.py`): 160 epochs, 0.1 x0.1 at 80/120, batch 64,
+    wd 1e-4, 90/10 train/val split with best-validation model (Le & Hua Sec. 4).
+  rethinking: Liu et al.: same schedule and batch, whole training set.
+  wang: Wang et al. (TPP/GReg READMEs): 200 epochs, 0.1 x0.1 at 100/150,
+    wd 5e-4, batch 128 (256 for VGG), ImageNet mean/std normalisation.
+  zimmer: BIMP: 200 epochs stepped (assumed 0.1 x0.1 at 100/150 as in
+    configs/figures/zimmer2023_fig1.py: Table 3 is garbled), batch 128,
+    wd 1e-4, Nesterov (BIMP uses Nesterov whenever wd > 0), 90/10 split.
+  """
+  config.model.name = model
+  config.data.name = dataset
+  config.data.augment = "cifar"
+  config.optimizer.momentum = 0.9
+  if recipe in ("nptm", "rethinking"):
+    config.num_epochs, config.batch_size = 160, 64
+    config.optimizer.weight_decay = 1e-4
+    config.schedule = _schedule("0:0.1,80:0.01,120:0.001", 160)
+    if recipe == "nptm":
+      config.data.validation_fraction = 0.1
+  elif recipe == "wang":
+    config.num_epochs = 200
+    config.batch_size = 256 if model.startswith("vgg") else 128
+    config.optimizer.weight_decay = 5e-4
+    config.schedule = _schedule("0:0.1,100:0.01,150:0.001", 200)
+    config.data.mean = (0.485, 0.456, 0.406)
+    config.data.std = (0.229, 0.224, 0.225)
+  elif recipe == "zimmer":
+    config.num_epochs, config.batch_size = 200, 128
+    config.optimizer.weight_decay = 1e-4
+    config.optimizer.nesterov = True
+    config.schedule = _schedule("0:0.1,100:0.01,150:0.001", 200)
+    config.data.validation_fraction = 0.1
+  else:
+    raise ValueError(f"unknown CIFAR recipe {recipe!r}")
+  return config
+
+
+def imagenet(
+  config: ml_collections.ConfigDict, model: str, nesterov: bool = False
+) -> ml_collections.ConfigDict:
+  """torchvision ImageNet recipe: 90 epochs, 0.1 x0.1 every 30, batch 256, wd 1e-4."""
+  config.model.name = model
+  config.data.name = "imagenet2012"
+  config.num_epochs, config.batch_size = 90, 256
+  config.eval_batch_size = 250
+  config.optimizer.weight_decay = 1e-4
+  config.optimizer.nesterov = nesterov
+  config.schedule = _schedule("0:0.1,30:0.01,60:0.001", 90)
+  return config
+
+
+def di_mnist(
+  config: ml_collections.ConfigDict, model: str
+) -> ml_collections.ConfigDict:
+  """Dynamical Isometry MNIST nets: 32x32 MNIST (TPP `data/mnist.py` resizes),
+  batch 100 (Smile-Pruning quick start), wd 1e-4, 90 epochs 0.01 x0.1 at 30/60
+  (DI Table 2's scratch schedule)."""
+  config.model.name = model
+  config.data.name = "mnist"
+  config.data.image_size = (32, 32)
+  config.num_epochs, config.batch_size = 90, 100
+  config.optimizer.weight_decay = 1e-4
+  config.schedule = _schedule("0:0.01,30:0.001,60:0.0001", 90)
+  return config
+
+
+def l1_filters(
+  config: ml_collections.ConfigDict, preset: str = "", ratio: float = 0.0
+) -> ml_collections.ConfigDict:
+  """Li et al.'s L1-norm filter pruning (first conv of every block), with surgery."""
+  p = config.pruning
+  p.name, p.criterion, p.groups = "structured", "l1", "inner"
+  p.group_allocation, p.preset, p.ratio = "per_group", preset, ratio
+  return config
+
+
+def magnitude(
+  config: ml_collections.ConfigDict, sparsity: float, allocation: str = "global"
+) -> ml_collections.ConfigDict:
+  """Unstructured magnitude pruning of every conv/dense kernel."""
+  p = config.pruning
+  p.name, p.criterion, p.allocation, p.sparsity = (
+    "unstructured",
+    "magnitude",
+    allocation,
+    sparsity,
+  )
+  return config
+
+
+def finalize(
+  config: ml_collections.ConfigDict, arg: str | None
+) -> ml_collections.ConfigDict:
+  """`config_utils.finalize` plus the protocol fields the smoke run must shrink."""
+  config = config_utils.finalize(config, arg)
+  if arg == "smoke":
+    config.retrain.num_epochs = 1
+    if config.retrain.spec:  # A piecewise retraining spec: its first stage only.
+      config.retrain.spec = "0:" + config.retrain.spec.split(",")[0].split(":")[1]
+    config.bimp.budget_epochs = config.num_epochs + 2
+    config.prune_epoch.epoch = 1
+    config.prune_epoch.max_stage_epochs = 0
+    config.pruning.gmp_start, config.pruning.gmp_end = 0, 1
+    config.pruning.imp_cycles = min(config.pruning.imp_cycles, 2)
+    config.pruning.rewind_epoch = min(config.pruning.rewind_epoch, 1)
+    config.scratch.b_extra_epochs = 0
+    if config.data.name == "imagenet2012":
+      config.data.image_size = (32, 32)  # ImageNet nets run on 32x32 in smoke.
+  return config
+
+
+def sweep(
+  points: Sequence[dict[str, Any]], seeds: Sequence[int], arg: str | None
+) -> list[dict[str, Any]]:
+  """`points` x `seeds`; the smoke variant keeps the first point, seed 0, and
+  drops its epoch overrides (they would undo the smoke shrinking)."""
+  if arg == "smoke":
+    first = {k: v for k, v in points[0].items() if k not in _SMOKE_DROPPED}
+    return sweeps.seeds([first], [seeds[0]])
+  return sweeps.seeds(points, seeds)
+
+
+def join(*groups: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+  """Concatenates point lists (e.g. fine-tuned points, then scratch points)."""
+  return [p for g in groups for p in g]
+
+
+def each(base_point: dict[str, Any], points: Sequence[dict[str, Any]]) -> list:
+  """Every point of `points` merged over `base_point`."""
+  return [{**base_point, **p} for p in points]

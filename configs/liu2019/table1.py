@@ -1,0 +1,49 @@
+r"""Liu et al. 2019, Table 1 (CIFAR-10 part): L1-norm filter pruning, Fine-tuned vs Scratch-E/B.
+
+VGG-16-A, ResNet-56-A/B, ResNet-110-A/B (Li et al. presets) from the Rethinking
+CIFAR baseline (160 epochs, 0.1 x0.1 at 80/120, batch 64, wd 1e-4); fine-tuned
+40 epochs at constant 0.001 (`main_finetune.py`, seed_code_facts.md §3.4), or
+trained from scratch for 160 epochs (Scratch-E) or int(160 * FLOPs ratio)
+epochs (Scratch-B). 5 seeds, as in the paper.
+
+Run:
+  python -m jaxprune.sweeps --config=configs/liu2019/table1.py --workdir=workdirs/liu2019_table1
+  python -m jaxprune.report --results=workdirs/liu2019_table1/results.jsonl \\
+      --out=workdirs/liu2019_table1/report
+Expected: third_party/paper_results/liu2019.csv, table "Table 1" (CIFAR-10 rows),
+e.g. VGG-16-A Fine-tuned 93.41 ± 0.12, Scratch-E 93.62 ± 0.11, Scratch-B 93.78 ± 0.15.
+ImageNet ResNet-34-A/B: configs/liu2019/table1_imagenet.py.
+"""
+
+import os
+import sys
+
+sys.path.insert(
+  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+)
+from configs import common
+
+ARCHS = [
+  ("vgg16", "vgg16_a"),
+  ("resnet56", "resnet56_a"),
+  ("resnet56", "resnet56_b"),
+  ("resnet110", "resnet110_a"),
+  ("resnet110", "resnet110_b"),
+]
+FINE_TUNE = {"protocol": "prune_retrain"}
+SCRATCH_E = {"protocol": "scratch", "scratch.budget": "E"}
+SCRATCH_B = {"protocol": "scratch", "scratch.budget": "B"}
+METHODS = [FINE_TUNE, SCRATCH_E, SCRATCH_B]
+
+
+def get_config(arg=None):
+  config = common.cifar(common.base("prune_retrain"), "rethinking", "vgg16")
+  common.l1_filters(config, preset="vgg16_a")
+  config.retrain.num_epochs = 40
+  config.retrain.schedule, config.retrain.lr = "constant", 0.001
+  return common.finalize(config, arg)
+
+
+def get_sweep(arg=None):
+  archs = [{"model.name": m, "pruning.preset": p} for m, p in ARCHS]
+  return common.sweep([{**a, **m} for a in archs for m in METHODS], range(5), arg)

@@ -1,0 +1,44 @@
+r"""Liu et al. 2019, Table 16: fine-tuning for 40 / 80 / 160 epochs vs Scratch-E.
+
+L1-norm filter pruning (VGG-16-A, ResNet-56-A/B, ResNet-110-A/B, CIFAR-10,
+Rethinking recipe), fine-tuned at constant 0.001 for 40, 80 or 160 epochs,
+against Scratch-E. 5 seeds.
+
+Run:
+  python -m jaxprune.sweeps --config=configs/liu2019/table16.py --workdir=workdirs/liu2019_table16
+  python -m jaxprune.report --results=workdirs/liu2019_table16/results.jsonl \\
+      --out=workdirs/liu2019_table16/report
+Expected: third_party/paper_results/liu2019.csv, table "Table 16": longer fine-tuning
+does not close the gap to Scratch-E.
+"""
+
+import os
+import sys
+
+sys.path.insert(
+  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+)
+from configs import common
+
+ARCHS = [
+  ("vgg16", "vgg16_a"),
+  ("resnet56", "resnet56_a"),
+  ("resnet56", "resnet56_b"),
+  ("resnet110", "resnet110_a"),
+  ("resnet110", "resnet110_b"),
+]
+
+
+def get_config(arg=None):
+  config = common.cifar(common.base("prune_retrain"), "rethinking", "vgg16")
+  common.l1_filters(config, preset="vgg16_a")
+  config.retrain.num_epochs = 40
+  config.retrain.schedule, config.retrain.lr = "constant", 0.001
+  return common.finalize(config, arg)
+
+
+def get_sweep(arg=None):
+  archs = [{"model.name": m, "pruning.preset": p} for m, p in ARCHS]
+  methods = [{"retrain.num_epochs": e} for e in (40, 80, 160)]
+  methods.append({"protocol": "scratch", "scratch.budget": "E"})
+  return common.sweep([{**a, **m} for a in archs for m in methods], range(5), arg)

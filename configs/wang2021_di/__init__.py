@@ -1,0 +1,1 @@
+"""Per-paper sweep configs (importable so they can share `configs.common`)."""
