@@ -148,7 +148,18 @@ def magnitude(
 def finalize(
   config: ml_collections.ConfigDict, arg: str | None
 ) -> ml_collections.ConfigDict:
-  """`config_utils.finalize` plus the protocol fields the smoke run must shrink."""
+  """`config_utils.finalize` plus the protocol fields the smoke run must shrink.
+
+  `arg="fashion_mnist"` runs an MNIST config on the offline Fashion-MNIST
+  (`fashion_mnist_local`), e.g. the Dynamical Isometry tables on this CPU.
+  """
+  if arg == "fashion_mnist":
+    if config.data.name != "mnist":
+      raise ValueError(
+        f"config argument 'fashion_mnist' applies to MNIST configs only, this one "
+        f"trains on {config.data.name!r}"
+      )
+    config.data.name, arg = "fashion_mnist_local", None
   config = config_utils.finalize(config, arg)
   if arg == "smoke":
     config.retrain.num_epochs = 1

@@ -75,3 +75,19 @@ def test_first_smoke_point_runs(rel, tmp_path):
   assert len(rows) == 1 and rows[0]["status"] == "completed"
   stored = io_utils.read_jsonl(str(tmp_path / "sweep" / sweeps.RESULTS_FILE))
   assert stored[0]["overrides"] == sweep[0]
+
+
+@pytest.mark.parametrize("path", PATHS, ids=_rel)
+def test_paper_cells_name_one_published_row_each(path):
+  """`report --paper_config` puts the published number beside each setting."""
+  from jaxprune import report
+
+  module = sweeps.load_sweep_module(path)
+  if not hasattr(module, "paper_cell"):
+    pytest.skip("no paper_cell: the report shows our numbers only")
+  points = sweeps.expand(module.get_config(), module.get_sweep())
+  rows = [{"overrides": o, "seed": c.seed, "metrics": {}} for o, c, _ in points]
+  aggregated = report.aggregate(rows)
+  theirs = report.published(aggregated, module.paper_cell)  # Raises if ambiguous.
+  assert any(t is not None for t in theirs)
+  assert len({t["row_id"] for t in theirs if t}) == sum(t is not None for t in theirs)

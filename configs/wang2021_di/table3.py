@@ -52,3 +52,15 @@ def get_sweep(arg=None):
   ratios = [{"pruning.ratio": r} for r in (0.8, 0.9)]
   points = [{**r, **m} for r in ratios for m in pruned + scratch]
   return common.sweep(points, range(5), arg)
+
+
+def paper_cell(setting):
+  """The Table 3 cell a sweep setting reproduces (for `report --paper_config`)."""
+  ratio = setting["pruning.ratio"]
+  if setting.get("protocol") == "scratch":
+    return {"paper": "wang2021_di", "row_id": f"t3_mlp7linear_pr{ratio}_scratch"}
+  lr = setting["retrain.spec"].split(",")[0].split(":")[1]
+  orthp = "_orthp" if setting["retrain.orthp"] else ""
+  epochs = setting["retrain.num_epochs"]
+  row_id = f"t3_mlp7linear_pr{ratio}{orthp}_{epochs}ep_lr{lr}"
+  return {"paper": "wang2021_di", "row_id": row_id}
