@@ -55,3 +55,14 @@ def get_sweep(arg=None):
   data = sweeps.product(**{"data.name": ["cifar10", "cifar100"]})
   points = [{**d, **a, **m} for d in data for a in archs for m in METHODS]
   return common.sweep(points, range(3), arg)
+
+
+def paper_cell(setting):
+  """The Table 2 test-accuracy cell a sweep setting reproduces (--paper_config)."""
+  preset = setting["pruning.preset"]
+  arch = "vgg16" if preset == "vgg16_a" else preset.replace("_", "")  # VGG-16 is A.
+  if setting["protocol"] == "scratch":
+    method = "scratch" + setting["scratch.budget"].lower()
+  else:
+    method = setting["retrain.schedule"]
+  return {"paper": "le2021", "row_id": f"t2_{setting['data.name']}_{arch}_{method}"}

@@ -45,3 +45,13 @@ def get_sweep(arg=None):
   presets = sweeps.product(**{"pruning.preset": ["resnet34_a", "resnet34_b"]})
   points = [{**p, **m} for p in presets for m in METHODS]
   return common.sweep(points, [0], arg)
+
+
+def paper_cell(setting):
+  """The Table 2 ImageNet top-1 cell a sweep setting reproduces (--paper_config)."""
+  arch = setting["pruning.preset"].replace("_", "")
+  if setting["protocol"] == "scratch":
+    method = "scratch" + setting["scratch.budget"].lower()
+  else:
+    method = setting["retrain.schedule"]
+  return {"paper": "le2021", "row_id": f"t2_imagenet_{arch}_{method}"}

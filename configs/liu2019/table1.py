@@ -47,3 +47,13 @@ def get_config(arg=None):
 def get_sweep(arg=None):
   archs = [{"model.name": m, "pruning.preset": p} for m, p in ARCHS]
   return common.sweep([{**a, **m} for a in archs for m in METHODS], range(5), arg)
+
+
+def paper_cell(setting):
+  """The Table 1 test-accuracy cell a sweep setting reproduces (--paper_config)."""
+  arch = setting["pruning.preset"].replace("_", "")
+  if setting["protocol"] == "scratch":
+    method = "scratch" + setting["scratch.budget"].lower()
+  else:
+    method = "finetuned"
+  return {"paper": "liu2019", "row_id": f"t1_cifar10_{arch}_{method}"}

@@ -42,3 +42,12 @@ def get_sweep(arg=None):
   methods = [{"retrain.num_epochs": e} for e in (40, 80, 160)]
   methods.append({"protocol": "scratch", "scratch.budget": "E"})
   return common.sweep([{**a, **m} for a in archs for m in methods], range(5), arg)
+
+
+def paper_cell(setting):
+  """The Table 16 test-accuracy cell a sweep setting reproduces (--paper_config)."""
+  arch = setting["pruning.preset"].replace("_", "")
+  if setting.get("protocol") == "scratch":
+    return {"paper": "liu2019", "row_id": f"t16_{arch}_scratche"}
+  epochs = setting["retrain.num_epochs"]
+  return {"paper": "liu2019", "row_id": f"t16_{arch}_finetune{epochs}"}

@@ -39,3 +39,13 @@ def get_config(arg=None):
 def get_sweep(arg=None):
   presets = sweeps.product(**{"pruning.preset": ["resnet34_a", "resnet34_b"]})
   return common.sweep([{**p, **m} for p in presets for m in METHODS], [0], arg)
+
+
+def paper_cell(setting):
+  """The Table 1 ImageNet top-1 cell a sweep setting reproduces (--paper_config)."""
+  arch = setting["pruning.preset"].replace("_", "")
+  if setting["protocol"] == "scratch":
+    method = "scratch" + setting["scratch.budget"].lower()
+  else:
+    method = "finetuned"
+  return {"paper": "liu2019", "row_id": f"t1_imagenet_{arch}_{method}"}

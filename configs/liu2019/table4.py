@@ -58,3 +58,29 @@ def get_sweep(arg=None):
   data = sweeps.product(**{"data.name": ["cifar10", "cifar100"]})
   points = [{**d, **a, **m} for d in data for a in ARCHS for m in METHODS]
   return common.sweep(points, range(5), arg)
+
+
+# (model, prune ratio) pairs Table 4 prints per dataset: CIFAR-100 VGG-19 is at 0.5.
+_NETS = [
+  ("preresnet164", 0.4),
+  ("preresnet164", 0.6),
+  ("densenet40", 0.4),
+  ("densenet40", 0.6),
+]
+PUBLISHED = {
+  "cifar10": [("vgg19", 0.7), *_NETS],
+  "cifar100": [("vgg19", 0.5), *_NETS],
+}
+
+
+def paper_cell(setting):
+  """The Table 4 test-accuracy cell a sweep setting reproduces (--paper_config)."""
+  data, ratio = setting["data.name"], setting["pruning.ratio"]
+  model = setting["model.name"]
+  if (model, ratio) not in PUBLISHED[data]:
+    return None
+  if setting["protocol"] == "scratch":
+    method = "scratch" + setting["scratch.budget"].lower()
+  else:
+    method = "finetuned"
+  return {"paper": "liu2019", "row_id": f"t4_{data}_{model}_pr{ratio}_{method}"}

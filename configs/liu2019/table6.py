@@ -49,3 +49,20 @@ def get_sweep(arg=None):
     }
   )
   return common.sweep([{**g, **m} for g in grid for m in METHODS], range(5), arg)
+
+
+# The sparsities Table 6 prints for the CIFAR models (the sweep runs the union).
+PUBLISHED_SPARSITIES = {"cifar10": (0.3, 0.8, 0.95), "cifar100": (0.3, 0.5, 0.95)}
+
+
+def paper_cell(setting):
+  """The Table 6 test-accuracy cell a sweep setting reproduces (--paper_config)."""
+  data, sparsity = setting["data.name"], setting["pruning.sparsity"]
+  if sparsity not in PUBLISHED_SPARSITIES[data]:
+    return None
+  model = setting["model.name"].replace("_", "")
+  if setting["protocol"] == "scratch":
+    method = "scratch" + setting["scratch.budget"].lower()
+  else:
+    method = "finetuned"
+  return {"paper": "liu2019", "row_id": f"t6_{data}_{model}_pr{sparsity}_{method}"}

@@ -40,3 +40,12 @@ def get_sweep(arg=None):
     **{"schedule": [LR01, LR001], "pruning.sparsity": [0.2, 0.4, 0.6, 0.8, 0.95]}
   )
   return common.sweep(points, range(5), arg)
+
+
+def paper_cell(setting):
+  """The Table 9 winning-ticket cell a sweep setting reproduces (--paper_config)."""
+  # `test/accuracy` is the ticket's; the control's `random/...` is "_randominit".
+  part = {LR01["spec"]: "a", LR001["spec"]: "b"}[setting["schedule"]["spec"]]
+  sparsity = setting["pruning.sparsity"]
+  row_id = f"t9{part}_cifar10_vgg16_pr{sparsity}_winningticket"
+  return {"paper": "liu2019", "row_id": row_id}

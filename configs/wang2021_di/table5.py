@@ -45,3 +45,12 @@ def get_sweep(arg=None):
   )
   methods = [*FINETUNES, {"protocol": "scratch", "scratch.budget": "E"}]
   return common.sweep([{**g, **m} for g in grid for m in methods], [0], arg)
+
+
+def paper_cell(setting):
+  """The Table 5 top-1 cell a sweep setting reproduces (for `report --paper_config`)."""
+  model, ratio = setting["model.name"], setting["pruning.ratio"]
+  if setting.get("protocol") == "scratch":
+    return {"paper": "wang2021_di", "row_id": f"t5_{model}_pr{ratio}_scratch"}
+  ft = 1 + [f["retrain.spec"] for f in FINETUNES].index(setting["retrain.spec"])
+  return {"paper": "wang2021_di", "row_id": f"t5_{model}_pr{ratio}_ft{ft}"}

@@ -53,3 +53,15 @@ def get_sweep(arg=None):
   scratch = [{"protocol": "scratch", "scratch.budget": "E"}]
   points = [{**m, **x} for m in MODELS for x in pruned + scratch]
   return common.sweep(points, range(5), arg)
+
+
+def paper_cell(setting):
+  """The Table 7 cell a sweep setting reproduces (for `report --paper_config`)."""
+  model = setting["model.name"].replace("_", "")
+  if setting.get("protocol") == "scratch":
+    return {"paper": "wang2021_di", "row_id": f"t7_{model}_pr0.9_scratch"}
+  lr = setting["retrain.spec"].split(",")[0].split(":")[1]
+  orthp = "_orthp" if setting["retrain.orthp"] else ""
+  epochs = setting["retrain.num_epochs"]
+  row_id = f"t7_{model}_pr0.9{orthp}_{epochs}ep_lr{lr}"
+  return {"paper": "wang2021_di", "row_id": row_id}

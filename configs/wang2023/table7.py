@@ -47,3 +47,16 @@ def get_sweep(arg=None):
   ratios = sweeps.product(**{"pruning.ratio": [0.3, 0.5, 0.7, 0.9]})
   methods = [*FINETUNES, {"protocol": "scratch", "scratch.budget": "E"}]
   return common.sweep([{**r, **m} for r in ratios for m in methods], range(3), arg)
+
+
+def paper_cell(setting):
+  """The Table 7 test-accuracy cell a sweep setting reproduces (--paper_config)."""
+  prefix = f"t7_vgg19_pr{setting['pruning.ratio']}"
+  if setting.get("protocol") == "scratch":  # The dense step-LR recipe, 200 epochs.
+    return {"paper": "wang2023", "row_id": f"{prefix}_scratch_step"}
+  if setting["retrain.schedule"] == "cosine":
+    row_id = f"{prefix}_l1norm_cosine{setting['retrain.lr']}"
+  else:
+    lr = setting["retrain.spec"].split(",")[0].split(":")[1]
+    row_id = f"{prefix}_l1norm_step{lr}"
+  return {"paper": "wang2023", "row_id": row_id}
