@@ -7,6 +7,9 @@ then retraining for 2 or 6 epochs with the four variants of Le & Hua (flavor
 le2021: FT = the last LR; LRW = the original schedule's last epochs; SLR =
 the original schedule scaled to the budget; CLR = one cosine cycle from the
 original initial LR). Control: random neuron pruning + CLR vs L1 + FT.
+Note: with a 2-epoch budget LRW replays the last 2 pretraining epochs, which
+lie in the last LR stage (epochs 12-15), so LRW and FT are the same schedule
+there; Le & Hua's 40-of-160-epoch budgets reach further back.
 
   python -m jaxprune.sweeps --config=configs/mini/le2021.py:retrain \
       --workdir=workdirs/mini/le2021/retrain
@@ -35,7 +38,7 @@ EXPERIMENTS = {
     "figures": [("test/accuracy", "retrain.num_epochs", "retrain.schedule")],
     "claims": [
       {
-        "id": f"le2021.{variant}_beats_ft",
+        "id": f"le2021.{variant}_beats_ft_{criterion}",
         "text": f"{variant.upper()} beats FT at every retraining budget, after L1"
         " neuron pruning and after global magnitude pruning (Le & Hua Tables 1-4)",
         "kind": "greater",
