@@ -4,6 +4,14 @@ Any config field can be overridden with `--config.FIELD=VALUE` (e.g.
 `--config.num_epochs=5 --config.optimizer.name=adam`); the config is locked, so
 a misspelt field stops with an error naming it. Prints `workdir: <path>` and the
 final test accuracy.
+
+Multi-process (one run over the devices of several hosts): start the same
+command on every host with `--distributed` (coordinator, process count and id
+are auto-detected on SLURM / Open MPI / TPU pods, or given with
+`--coordinator_address=HOST:PORT --num_processes=N --process_id=I`).
+`batch_size` is then the global batch over all devices; every process reads
+the data, only process 0 writes metrics and summaries (see
+`jaxprune.train.sharding`).
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import os
 import sys
 
+import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -20,7 +29,32 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string(
   "workdir", None, "Directory for checkpoints and metrics."
 )
+_DISTRIBUTED = flags.DEFINE_bool(
+  "distributed", False, "Call jax.distributed.initialize() (multi-process run)."
+)
+_COORDINATOR = flags.DEFINE_string(
+  "coordinator_address", None, "HOST:PORT of process 0 (with --distributed)."
+)
+_NUM_PROCESSES = flags.DEFINE_integer(
+  "num_processes", None, "Number of processes (with --distributed)."
+)
+_PROCESS_ID = flags.DEFINE_integer(
+  "process_id", None, "This process's index (with --distributed)."
+)
 flags.mark_flags_as_required(["config", "workdir"])
+
+
+def _initialize_distributed() -> None:
+  given = [_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value]
+  if not _DISTRIBUTED.value:
+    if any(v is not None for v in given):
+      raise app.UsageError(
+        "--coordinator_address/--num_processes/--process_id need --distributed"
+      )
+    return
+  from jaxprune.train import sharding
+
+  sharding.initialize_distributed(*given)
 
 
 def main(argv: list[str]) -> int:
@@ -28,6 +62,7 @@ def main(argv: list[str]) -> int:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   # Orbax logs every save at INFO; keep the console for progress and results.
   logging.set_verbosity(logging.WARNING)
+  _initialize_distributed()  # Before anything else touches the devices.
   from jaxprune import protocols
   from jaxprune.train import TrainingDivergedError
 
@@ -42,6 +77,8 @@ def main(argv: list[str]) -> int:
     print(f"ERROR: {e}", file=sys.stderr)
     return 2
   acc = summary.get("test/accuracy")
+  if jax.process_index() != 0:
+    return 0
   print(f"workdir: {workdir}")
   if acc is not None:
     print(f"final test accuracy: {acc:.4f} ({100 * acc:.2f}%)")

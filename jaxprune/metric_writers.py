@@ -79,7 +79,11 @@ class MultiWriter:
       writer.close()
 
 
-def create_default_writer(workdir: str) -> MultiWriter:
+def create_default_writer(workdir: str, enabled: bool = True) -> MultiWriter:
+  """metrics.jsonl + TensorBoard under `workdir`; `enabled=False`: writes nothing
+  (the non-zero processes of a multi-process run)."""
+  if not enabled:
+    return MultiWriter([])
   return MultiWriter(
     [
       JsonlWriter(os.path.join(workdir, "metrics.jsonl")),

@@ -11,9 +11,15 @@ Finished points (their config hash is in results.jsonl) are skipped; an
 interrupted point resumes from its own checkpoints. Points are split across
 processes with `shard=(i, n)`: process i runs points i, i+n, i+2n, ...
 
+`vmap_seeds=True` (`--vmap_seeds`) runs the points of a shard that differ only
+in `seed` as one compiled program vmapped over the seeds where
+`jaxprune.protocols.seeds` supports it (plain training; one-shot unstructured
+prune -> retrain), and point by point otherwise; the rows and run directories
+are the same as without it.
+
 Command line:
   python -m jaxprune.sweeps --config=configs/le2021/table2.py[:ARG] --workdir=DIR \
-      [--shard=i/n] [--list]
+      [--shard=i/n] [--list] [--vmap_seeds]
 """
 
 from __future__ import annotations
@@ -153,6 +159,34 @@ def finished_hashes(workdir: str) -> set[str]:
   return {r["config_hash"] for r in rows}
 
 
+def _record(
+  workdir: str,
+  point: tuple[dict[str, Any], ml_collections.ConfigDict, str],
+  summary: dict[str, Any],
+) -> dict[str, Any] | None:
+  """Appends the point's row unless another shard already did; returns it."""
+  overrides, config, digest = point
+  row = make_row(overrides, config, digest, summary)
+  with _locked(os.path.join(workdir, RESULTS_FILE)):
+    if digest in finished_hashes(workdir):  # Another shard may have run it.
+      return None
+    io_utils.append_jsonl(os.path.join(workdir, RESULTS_FILE), row)
+  return row
+
+
+def seed_groups(
+  points: Sequence[tuple[int, dict[str, Any], ml_collections.ConfigDict, str]],
+) -> list[list[tuple[int, dict[str, Any], ml_collections.ConfigDict, str]]]:
+  """`(index, overrides, config, hash)` points grouped by everything but the
+  seed, in order of first appearance."""
+  from jaxprune.protocols import seeds as seeds_lib
+
+  groups: dict[str, list] = {}
+  for point in points:
+    groups.setdefault(seeds_lib.group_key(point[2]), []).append(point)
+  return list(groups.values())
+
+
 def run_sweep(
   base: ml_collections.ConfigDict,
   sweep: Sequence[dict[str, Any]],
@@ -160,33 +194,62 @@ def run_sweep(
   *,
   shard: tuple[int, int] = (0, 1),
   run_fn: Callable[[ml_collections.ConfigDict, str], dict[str, Any]] | None = None,
+  vmap_seeds: bool = False,
 ) -> list[dict[str, Any]]:
-  """Runs this shard's unfinished points; returns the rows it appended."""
+  """Runs this shard's unfinished points; returns the rows it appended.
+
+  `vmap_seeds`: this shard's unfinished points that differ only in `seed` run
+  as one vmapped program where `protocols.seeds` supports it (plain training;
+  one-shot unstructured prune -> retrain), one by one otherwise (with a note).
+  Rows, hashes and run directories are the same either way.
+  """
   from jaxprune import protocols
+  from jaxprune.protocols import seeds as seeds_lib
   from jaxprune.train import TrainingDivergedError
 
   index, count = shard
   if not 0 <= index < count:
     raise ValueError(f"shard must be i/n with 0 <= i < n, got {index}/{count}")
+  if vmap_seeds and run_fn is not None:
+    raise ValueError("vmap_seeds runs the protocols itself; leave run_fn unset")
   run_fn = run_fn or protocols.run
   os.makedirs(workdir, exist_ok=True)
-  results = os.path.join(workdir, RESULTS_FILE)
   points = expand(base, sweep)
   done = finished_hashes(workdir)
+  todo = [
+    (i, *point)
+    for i, point in enumerate(points)
+    if i % count == index and point[2] not in done
+  ]
+  groups = seed_groups(todo) if vmap_seeds else [[p] for p in todo]
   appended = []
-  for i, (overrides, config, digest) in enumerate(points):
-    if i % count != index or digest in done:
-      continue
-    print(f"[sweep] point {i + 1}/{len(points)} {overrides}", flush=True)
-    run_dir = os.path.join(workdir, "runs", digest)
-    try:
-      summary = run_fn(config, run_dir)
-    except TrainingDivergedError:
-      summary = io_utils.read_json(os.path.join(run_dir, "summary.json"))
-    row = make_row(overrides, config, digest, summary)
-    with _locked(results):
-      if digest not in finished_hashes(workdir):  # Another shard may have run it.
-        io_utils.append_jsonl(results, row)
+  for group in groups:
+    reason = seeds_lib.unsupported(group[0][2]) if len(group) > 1 else "one seed"
+    if vmap_seeds and len(group) > 1 and reason:
+      print(f"[sweep] {len(group)} seeds run one by one ({reason})", flush=True)
+    if vmap_seeds and not reason:
+      numbers = ", ".join(str(i + 1) for i, *_ in group)
+      print(
+        f"[sweep] points {numbers}/{len(points)} {group[0][1]}: "
+        f"{len(group)} seeds as one vmapped program",
+        flush=True,
+      )
+      dirs = [os.path.join(workdir, "runs", digest) for *_, digest in group]
+      results = seeds_lib.run_group([p[2] for p in group], dirs)
+    else:
+      results = [None] * len(group)
+    for (i, overrides, config, digest), result in zip(group, results):
+      run_dir = os.path.join(workdir, "runs", digest)
+      if result is None:
+        print(f"[sweep] point {i + 1}/{len(points)} {overrides}", flush=True)
+        try:
+          result = run_fn(config, run_dir)
+        except TrainingDivergedError as e:
+          result = e
+      if isinstance(result, TrainingDivergedError):
+        result = io_utils.read_json(os.path.join(run_dir, "summary.json"))
+      row = _record(workdir, (overrides, config, digest), result)
+      if row is not None:
         appended.append(row)
   return appended
 
@@ -209,6 +272,11 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--workdir", required=True)
   parser.add_argument("--shard", default="0/1", help="i/n: run points i, i+n, ...")
   parser.add_argument("--list", action="store_true", help="only list the points")
+  parser.add_argument(
+    "--vmap_seeds",
+    action="store_true",
+    help="run the seeds of a setting as one vmapped program where supported",
+  )
   args = parser.parse_args(argv)
   path, _, arg = args.config.partition(":")
   module = load_sweep_module(path)
@@ -222,7 +290,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for i, (overrides, _, digest) in enumerate(expand(base, sweep)):
       print(f"{i:4d} {digest} {'done' if digest in done else 'todo'} {overrides}")
     return 0
-  rows = run_sweep(base, sweep, args.workdir, shard=(index, count))
+  rows = run_sweep(
+    base, sweep, args.workdir, shard=(index, count), vmap_seeds=args.vmap_seeds
+  )
   print(f"[sweep] {len(rows)} runs finished; results: {args.workdir}/{RESULTS_FILE}")
   return 0
 

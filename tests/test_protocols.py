@@ -394,3 +394,25 @@ def test_protocol_configs_build_and_validate(path):
     config.lock()
     common.validate(config)
   assert module.get_config("smoke").num_epochs <= 2
+
+
+def test_pruned_state_is_cached_across_retraining_fields(base, tmp_path, monkeypatch):
+  base.protocol = "prune_retrain"
+  base.cache_dir = None  # Default: <sweep>/cache.
+  calls = []
+  real = retrain.prune_once
+  monkeypatch.setattr(
+    retrain, "prune_once", lambda *a, **k: calls.append(k["cycle"]) or real(*a, **k)
+  )
+  sweep = [{"retrain.schedule": "ft"}, {"retrain.schedule": "clr"}]
+  rows = sweeps.run_sweep(base, sweep, str(tmp_path / "sweep"))
+  assert calls == [1]  # Pruned once, loaded by the second point.
+  runs = [str(tmp_path / "sweep" / "runs" / r["config_hash"]) for r in rows]
+  first = [_final(f"{run}/cycle1")["masks"] for run in runs]
+  jax.tree_util.tree_map(np.testing.assert_array_equal, *first)
+  assert rows[0]["sparsity"] == rows[1]["sparsity"]
+  stored = glob.glob(str(tmp_path / "sweep" / "cache" / "pruned" / "*" / "meta.json"))
+  assert len(stored) == 1
+  # The pruning fields are in the key: another sparsity prunes again.
+  sweeps.run_sweep(base, [{"pruning.sparsity": 0.5}], str(tmp_path / "sweep"))
+  assert calls == [1, 1]

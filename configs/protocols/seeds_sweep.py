@@ -2,9 +2,9 @@ r"""Seeds sweep: 5 seeds of one-shot 80% pruning + retraining of MLP-7-ReLU.
 
 Fashion-MNIST (32x32), 2 epochs of dense pretraining (linear LR 0.05 -> 0;
 shared in <sweep>/cache), one-shot global magnitude pruning to 80%, then 2
-epochs of fine-tuning (FT). A small sweep whose points differ only in `seed`,
-for timing `--vmap_seeds` (the seeds' dense and retraining phases as one
-vmapped program each) against point-by-point runs.
+epochs of retraining with LLR (linear from 0.05 to 0). A small sweep whose
+points differ only in `seed`, for timing `--vmap_seeds` (the seeds' dense and
+retraining phases as one vmapped program each) against point-by-point runs.
 
 Run:
   python -m jaxprune.sweeps --config=configs/protocols/seeds_sweep.py \
@@ -36,7 +36,7 @@ def get_config(arg: str | None = None):
   config.pruning.sparsity = 0.8
   config.pruning.schedule = "one_shot"
   config.retrain.num_epochs = 2
-  config.retrain.schedule = "ft"
+  config.retrain.schedule = "llr"
   config = config_utils.finalize(config, arg)
   if arg == "smoke":
     config.retrain.num_epochs = 1

@@ -4,8 +4,9 @@ A protocol is a chain of *phases*; each phase is one `train_and_evaluate` call
 in its own directory, so a killed protocol resumes phase by phase: a phase
 whose `summary.json` says "completed" (for the same config hash) is not run
 again, its final checkpoint is loaded instead. Pruning between phases is
-deterministic given the config (its rng is derived from `config.seed`), so it
-is recomputed on resume rather than stored.
+deterministic given the config (its rng is derived from `config.seed`); the
+first pruning after the dense phase is stored in the shared cache (below),
+later IMP cycles are recomputed on resume.
 
 Sharing. Dense training that several runs need (the pretraining of a
 prune-retrain sweep, the first k epochs of a prune-at-epoch-k run, ...) runs in
@@ -14,7 +15,9 @@ determine that training: the protocol sections are reset to their defaults
 (`training_config`). A file lock (fcntl) around each cached phase makes
 concurrent shards wait for one producer instead of training it twice. `<cache>`
 is `config.cache_dir`, or `<workdir>/../cache` (for a sweep's run
-`<sweep>/runs/<hash>`: `<sweep>/cache`).
+`<sweep>/runs/<hash>`: `<sweep>/cache`). The pruning of a dense phase (masks and pruned
+weights, before retraining) is shared the same way in `<cache>/pruned/<key>/`
+(`jaxprune.protocols.pruned_cache`), so is not recomputed on resume either.
 
 Counting convention (`measure`, via `jaxprune.counting`): `params` are all
 parameters of the model as it is stored (the small-dense model after surgery,
@@ -41,7 +44,7 @@ import numpy as np
 from jaxprune import checkpointing, config_utils, counting, io_utils, models
 from jaxprune.data import datasets
 from jaxprune.pruning import masks as masks_lib
-from jaxprune.train import Start, train_and_evaluate
+from jaxprune.train import Start, sharding, train_and_evaluate
 from jaxprune.train.state import init_variables
 
 # Config sections that only protocols read; reset for a shared training phase.
@@ -189,7 +192,8 @@ def prepare_run(config: ml_collections.ConfigDict, workdir: str) -> dict | None:
         f"workdir {workdir} holds a run with a different config (fields: "
         f"{', '.join(changed)}); use a new --workdir or the same config to resume"
       )
-  io_utils.atomic_write_json(path, current)
+  if sharding.is_primary():
+    io_utils.atomic_write_json(path, current)
   summary = _completed(workdir, config)
   return summary
 
@@ -342,5 +346,6 @@ def finish(
     **summary,
     "config_hash": config_utils.config_hash(config),
   }
-  io_utils.atomic_write_json(os.path.join(workdir, "summary.json"), summary)
+  if sharding.is_primary():
+    io_utils.atomic_write_json(os.path.join(workdir, "summary.json"), summary)
   return summary

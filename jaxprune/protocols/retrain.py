@@ -45,7 +45,7 @@ import ml_collections
 import numpy as np
 
 from jaxprune import config_utils, pruning, schedules
-from jaxprune.protocols import common, register
+from jaxprune.protocols import common, pruned_cache, register
 from jaxprune.pruning import masks as masks_lib
 from jaxprune.schedules import budget, retraining
 from jaxprune.train import Start
@@ -195,45 +195,69 @@ def prune_once(
   return Pruned(start, widths, res.prunable, s, frac, change)
 
 
-def run_cycles(
+def first_prune(
   config: ml_collections.ConfigDict,
   workdir: str,
   dense: common.Phase,
+  cumulative: float,
+) -> Pruned:
+  """Cycle 1's pruning of the dense weights, shared through the pruned-state
+  cache (`pruned_cache`) by every run that only differs in retraining."""
+  return pruned_cache.cached(
+    config,
+    workdir,
+    dense.summary.get("config_hash"),
+    cycle=1,
+    cumulative=cumulative,
+    compute=lambda: prune_once(
+      config, dense.final(), cycle=1, cumulative=cumulative, previous=0.0
+    ),
+    build=Pruned,
+  )
+
+
+def retrain_kwargs(
+  pruned: Pruned, widths: Any, evaluate_start: bool = True
+) -> dict[str, Any]:
+  """The `train_and_evaluate` keywords of the retraining after `pruned`."""
+  return dict(
+    start=pruned.start,
+    model_overrides={"widths": widths} if widths is not None else None,
+    schedule_pruning=schedules.PruningStats(
+      pruned.norm_change, max(pruned.fraction, 1e-12)
+    ),
+    evaluate_start=evaluate_start,
+  )
+
+
+def cycle_record(
+  k: int, cum: float, epochs: int, sched, pruned: Pruned, phase: common.Phase
+) -> dict[str, Any]:
+  return {
+    "cycle": k,
+    "target": cum,
+    "sparsity": pruned.sparsity,
+    "pruned_fraction": pruned.fraction,
+    "relative_norm_change": pruned.norm_change,
+    "epochs": epochs,
+    "schedule": sched.name,
+    "accuracy_before": phase.start_row().get("test/accuracy"),
+    "accuracy_after": phase.summary.get("test/accuracy"),
+  }
+
+
+def cycles_summary(
+  config: ml_collections.ConfigDict,
+  dense: common.Phase,
+  phase: common.Phase,
+  current: Start,
+  pruned: Pruned,
+  widths: Any,
+  cycles: list[dict[str, Any]],
   cycle_epochs: list[int],
 ) -> dict[str, Any]:
-  """The prune -> retrain cycles after `dense`; returns the run's summary."""
-  targets = cycle_targets(config)
-  if len(cycle_epochs) != len(targets):
-    raise ValueError(f"{len(targets)} cycles but epochs for {len(cycle_epochs)}")
-  current, widths, previous = dense.final(), None, 0.0
-  cycles, phase, pruned = [], None, None
-  for k, (cum, epochs) in enumerate(zip(targets, cycle_epochs), start=1):
-    pruned = prune_once(config, current, cycle=k, cumulative=cum, previous=previous)
-    widths = pruned.widths if pruned.widths is not None else widths
-    sched = retrain_schedule(config, epochs)
-    stats = schedules.PruningStats(pruned.norm_change, max(pruned.fraction, 1e-12))
-    phase = common.run_phase(
-      common.phase_config(config, epochs, sched),
-      os.path.join(workdir, f"cycle{k}"),
-      start=pruned.start,
-      model_overrides={"widths": widths} if widths is not None else None,
-      schedule_pruning=stats,
-      evaluate_start=True,
-    )
-    cycles.append(
-      {
-        "cycle": k,
-        "target": cum,
-        "sparsity": pruned.sparsity,
-        "pruned_fraction": pruned.fraction,
-        "relative_norm_change": pruned.norm_change,
-        "epochs": epochs,
-        "schedule": sched.name,
-        "accuracy_before": phase.start_row().get("test/accuracy"),
-        "accuracy_after": phase.summary.get("test/accuracy"),
-      }
-    )
-    current, previous = phase.final(), pruned.sparsity
+  """The run's summary after its last retraining `phase` (final weights
+  `current`)."""
   counts = common.measure(config, current.params, current.masks, widths)
   if config.pruning.name == "unstructured":
     sparsity = common.mask_sparsity(current.masks, pruned.prunable)
@@ -254,6 +278,37 @@ def run_cycles(
   }
 
 
+def run_cycles(
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  dense: common.Phase,
+  cycle_epochs: list[int],
+) -> dict[str, Any]:
+  """The prune -> retrain cycles after `dense`; returns the run's summary."""
+  targets = cycle_targets(config)
+  if len(cycle_epochs) != len(targets):
+    raise ValueError(f"{len(targets)} cycles but epochs for {len(cycle_epochs)}")
+  current, widths, previous = None, None, 0.0
+  cycles, phase, pruned = [], None, None
+  for k, (cum, epochs) in enumerate(zip(targets, cycle_epochs), start=1):
+    if k == 1:
+      pruned = first_prune(config, workdir, dense, cum)
+    else:
+      pruned = prune_once(config, current, cycle=k, cumulative=cum, previous=previous)
+    widths = pruned.widths if pruned.widths is not None else widths
+    sched = retrain_schedule(config, epochs)
+    phase = common.run_phase(
+      common.phase_config(config, epochs, sched),
+      os.path.join(workdir, f"cycle{k}"),
+      **retrain_kwargs(pruned, widths),
+    )
+    cycles.append(cycle_record(k, cum, epochs, sched, pruned, phase))
+    current, previous = phase.final(), pruned.sparsity
+  return cycles_summary(
+    config, dense, phase, current, pruned, widths, cycles, cycle_epochs
+  )
+
+
 # ------------------------------------------------------------------ protocols
 @common.validator("prune_retrain")
 def validate_prune_retrain(config: ml_collections.ConfigDict) -> None:
@@ -269,9 +324,13 @@ def prune_retrain(config: ml_collections.ConfigDict, workdir: str) -> dict[str, 
   dense = common.dense_phase(config, workdir)
   epochs = [config.retrain.num_epochs] * len(cycle_targets(config))
   summary = run_cycles(config, workdir, dense, epochs)
-  kind = "IMP" if config.pruning.schedule == "imp" else "one-shot"
-  summary["setup"] = f"{kind} {config.retrain.schedule}"
+  summary["setup"] = prune_retrain_setup(config)
   return common.finish(config, workdir, summary)
+
+
+def prune_retrain_setup(config: ml_collections.ConfigDict) -> str:
+  kind = "IMP" if config.pruning.schedule == "imp" else "one-shot"
+  return f"{kind} {config.retrain.schedule}"
 
 
 def bimp_epochs(config: ml_collections.ConfigDict) -> list[int]:

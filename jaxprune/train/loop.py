@@ -68,6 +68,30 @@ def _state_from_start(start: Start, tx, state_rng, _init_rng) -> TrainState:
   return state_from_params(start.params, start.batch_stats, tx, state_rng, start.masks)
 
 
+def initial_state(
+  config: ml_collections.ConfigDict,
+  model,
+  tx,
+  input_shape: tuple[int, ...],
+  mesh,
+  start: Start | None = None,
+) -> tuple[TrainState, jax.Array]:
+  """(state, data_rng) a fresh run of `config` starts from (replicated on `mesh`).
+
+  The one place the seed is split into init and data keys, so a vmapped group of
+  seeds (`jaxprune.train.vmapped`) starts every seed exactly as its own run does.
+  """
+  init_rng, data_rng = jax.random.split(jax.random.PRNGKey(config.seed))
+  if start is None:
+    init = functools.partial(create_train_state, model, tx, input_shape)
+  else:
+    init = functools.partial(
+      _state_from_start, start, tx, jax.random.split(init_rng)[1]
+    )
+  state = jax.jit(init, out_shardings=sharding.replicated(mesh))(init_rng)
+  return state, data_rng
+
+
 def _prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
   os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, "config.json")
@@ -79,7 +103,8 @@ def _prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
         f"workdir {workdir} holds a run with a different config (fields: "
         f"{', '.join(changed)}); use a new --workdir or the same config to resume"
       )
-  io_utils.atomic_write_json(path, current)
+  if sharding.is_primary():
+    io_utils.atomic_write_json(path, current)
 
 
 def _truncate_metrics(workdir: str, epoch: int) -> None:
@@ -87,7 +112,7 @@ def _truncate_metrics(workdir: str, epoch: int) -> None:
   path = os.path.join(workdir, "metrics.jsonl")
   rows = io_utils.read_jsonl(path)
   kept = [r for r in rows if r.get("epoch", 0) <= epoch]
-  if len(kept) != len(rows) or os.path.exists(path):
+  if sharding.is_primary() and (len(kept) != len(rows) or os.path.exists(path)):
     io_utils.rewrite_jsonl(path, kept)
 
 
@@ -118,6 +143,11 @@ def _summary(status: str, state, epoch: int, last_row: dict[str, Any], **extra) 
     **extra,
     "jaxprune_version": jaxprune.__version__,
   }
+
+
+def _write_summary(workdir: str, summary: dict[str, Any]) -> None:
+  if sharding.is_primary():
+    io_utils.atomic_write_json(os.path.join(workdir, "summary.json"), summary)
 
 
 Callback = Callable[[int, TrainState], dict[str, float]]
@@ -185,14 +215,7 @@ def train_and_evaluate(
     num_classes=data.spec.num_classes,
     **{**config_utils.model_overrides(config), **(model_overrides or {})},
   )
-  init_rng, data_rng = jax.random.split(jax.random.PRNGKey(config.seed))
-  if start is None:
-    init = functools.partial(create_train_state, model, tx, data.input_shape)
-  else:
-    init = functools.partial(
-      _state_from_start, start, tx, jax.random.split(init_rng)[1]
-    )
-  state = jax.jit(init, out_shardings=sharding.replicated(mesh))(init_rng)
+  state, data_rng = initial_state(config, model, tx, data.input_shape, mesh, start)
   steps = Steps(
     model,
     tx,
@@ -219,8 +242,11 @@ def train_and_evaluate(
   _truncate_metrics(workdir, start_epoch)
 
   # ---------------------------------------------------------------- epoch loop
-  writer = metric_writers.create_default_writer(workdir)
-  bar = ProgressBar(config.num_epochs, start=start_epoch) if config.progress else None
+  # Every process trains; only process 0 writes metrics and summaries (orbax
+  # coordinates the checkpoint writes of all processes itself).
+  writer = metric_writers.create_default_writer(workdir, sharding.is_primary())
+  show = config.progress and sharding.is_primary()
+  bar = ProgressBar(config.num_epochs, start=start_epoch) if show else None
   row: dict[str, Any] = {}
   try:
     if start_epoch == 0 and (callbacks or evaluate_start):
@@ -250,8 +276,8 @@ def train_and_evaluate(
       }
       if not train["finite"]:
         writer.write_scalars(int(state.step), row)
-        io_utils.atomic_write_json(
-          os.path.join(workdir, "summary.json"),
+        _write_summary(
+          workdir,
           _summary("diverged", state, done, row, num_params=count_params(state.params)),
         )
         raise TrainingDivergedError(
@@ -295,7 +321,7 @@ def train_and_evaluate(
       wall_time_seconds=time.monotonic() - t_start,
       config_hash=config_utils.config_hash(config),
     )
-    io_utils.atomic_write_json(os.path.join(workdir, "summary.json"), summary)
+    _write_summary(workdir, summary)
     return summary
   finally:
     writer.close()
