@@ -24,6 +24,7 @@ import pytest
 
 from jaxprune import checkpointing, io_utils, models, protocols, sweeps
 from jaxprune.protocols import common, retrain, scratch
+from jaxprune.pruning import rewind as rewind_lib
 from jaxprune.schedules import budget
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -244,6 +245,25 @@ def test_scratch_e_large_sparse_keeps_the_mask(base, tmp_path):
   assert summary["scratch_epochs"] == 2 == final["step"] // (256 // 64)
   assert _kernel_sparsity(final["params"]) == pytest.approx(0.8, abs=1e-3)
   assert summary["sparsity"] == pytest.approx(0.8, abs=1e-3)
+
+
+def test_scratch_large_sparse_honours_reinit_rescale(base, tmp_path, monkeypatch):
+  # Without BN a 90 %-sparse MLP from a standard init barely passes a signal;
+  # pruning.reinit_rescale (1/sqrt(kept fraction) std) is the fix it needs.
+  seen = []
+  real = rewind_lib.reinitialize
+  monkeypatch.setattr(
+    rewind_lib,
+    "reinitialize",
+    lambda *a, **k: seen.append(k["rescale"]) or real(*a, **k),
+  )
+  base.protocol = "scratch"
+  base.scratch.budget = "E"
+  base.num_epochs = 1
+  for rescale in (False, True):
+    base.pruning.reinit_rescale = rescale
+    protocols.run(base, str(tmp_path / f"scratch_{rescale}"))
+  assert seen == [False, True]
 
 
 def test_guided_and_uniform_architectures():

@@ -14,7 +14,9 @@ The architecture (`scratch.source`):
 It is then trained from a fresh random initialisation in `scratch/`:
 structured -> the small-dense model (`model.widths` overridden); unstructured
 -> the full model with the fixed mask, weights from the model's initialisers
-with a different key than the dense run (not a lottery ticket).
+with a different key than the dense run (not a lottery ticket); with
+`pruning.reinit_rescale` their std is divided by sqrt(kept fraction) per layer
+(BN-free nets need it at high sparsity).
 
 Budget (`scratch.budget`, `jaxprune.schedules.budget`): "E" =
 `scratch_e_epochs(num_epochs, retrain.num_epochs, scratch.e_convention)`;
@@ -130,6 +132,7 @@ def scratch(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       common.pruning_rng(config, 20_000),
       num_classes=common.num_classes(config),
       input_shape=common.input_shape(config),
+      rescale=config.pruning.reinit_rescale,
       **config_utils.model_overrides(config),
     )
     start = Start(params, batch_stats, res.masks)
