@@ -11,7 +11,7 @@ CONFIG ?= configs/mlp7_fashion_mnist.py
 MINI_WORKDIR ?= workdirs/mini
 MINI_OUT ?= experiments/results/mini
 
-.PHONY: demo test lint format bench reproduce-mini clean
+.PHONY: demo test lint format bench reproduce-mini reproduce-di-long clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,19 @@ reproduce-mini: $(VENV)/.installed
 	$(PY) -m jaxprune.data prepare
 	JAX_PLATFORMS=cpu $(PY) -m jaxprune.reproduce --suite=configs/mini \
 		--workdir=$(MINI_WORKDIR) --out=$(MINI_OUT)
+
+# Dynamical Isometry Tables 3 and 7 in full (90- and 900-epoch rows, 5 seeds) on
+# the offline Fashion-MNIST: many hours on a CPU, resumable. Run it unattended:
+#   nohup make reproduce-di-long > di_long.log 2>&1 &
+DI_WORKDIR ?= workdirs/di_long
+reproduce-di-long: $(VENV)/.installed
+	$(PY) -m jaxprune.data prepare
+	for t in table3 table7; do \
+	  JAX_PLATFORMS=cpu $(PY) -m jaxprune.sweeps \
+	    --config=configs/wang2021_di/$$t.py:fashion_mnist --workdir=$(DI_WORKDIR)/$$t && \
+	  $(PY) -m jaxprune.report --results=$(DI_WORKDIR)/$$t/results.jsonl \
+	    --out=$(DI_WORKDIR)/$$t/report --paper_config=configs/wang2021_di/$$t.py || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) workdirs .pytest_cache .ruff_cache
