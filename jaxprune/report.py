@@ -39,6 +39,7 @@ EXTRA_FIELDS = (
   "nonzero_params",
   "nonzero_flops",
   "best_val_accuracy",
+  "accuracy_before",
 )
 
 

@@ -137,6 +137,7 @@ def run_experiment(
     figures += [curve] if curve else []
   claims = [{"paper": paper, **c} for c in _claims(module, name, arg)]
   found = [verdicts.evaluate(c, aggregated) for c in claims]
+  run_seconds = sum(r.get("wall_time_seconds") or 0.0 for r in rows)
   return {
     "paper": paper,
     "experiment": name,
@@ -144,6 +145,7 @@ def run_experiment(
     "doc": (module.__doc__ or "").strip(),
     "runs": len(rows),
     "wall_seconds": time.time() - start,
+    "run_seconds": run_seconds,
     "table": markdown,
     "figures": [os.path.relpath(f, out) for f in figures],
     "verdicts": found,
@@ -214,7 +216,8 @@ def write_report(
       f"### {s['title']}",
       "",
       f"`{s['paper']}:{s['experiment']}` — {s['runs']} rows; "
-      f"{s['wall_seconds'] / 60:.1f} min in this invocation.",
+      f"{s['wall_seconds'] / 60:.1f} min in this invocation; the rows' runs took "
+      f"{s['run_seconds'] / 60:.1f} min when they ran.",
       "",
       s["table"],
     ]

@@ -32,6 +32,7 @@ import itertools
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -55,6 +56,7 @@ SUMMARY_FIELDS = (
   "num_params",
   "wall_time_seconds",
   "setup",
+  "accuracy_before",
 )
 
 
@@ -242,10 +244,16 @@ def run_sweep(
       run_dir = os.path.join(workdir, "runs", digest)
       if result is None:
         print(f"[sweep] point {i + 1}/{len(points)} {overrides}", flush=True)
+        start = time.monotonic()
         try:
           result = run_fn(config, run_dir)
         except TrainingDivergedError as e:
           result = e
+        if isinstance(result, TrainingDivergedError):
+          result = io_utils.read_json(os.path.join(run_dir, "summary.json"))
+        # Protocols report their phases' times; the row gets the whole point's
+        # (of this invocation: a resumed point counts only what it ran now).
+        result = {"wall_time_seconds": time.monotonic() - start, **result}
       if isinstance(result, TrainingDivergedError):
         result = io_utils.read_json(os.path.join(run_dir, "summary.json"))
       row = _record(workdir, (overrides, config, digest), result)

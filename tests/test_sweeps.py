@@ -68,6 +68,7 @@ def test_interrupted_sweep_resumes_without_recomputing(tiny_config, tmp_path):
   assert _strip_timing(got) == _strip_timing(want)
   assert [r["seed"] for r in got] == [0, 1, 0]
   assert all(0.0 <= r["metrics"]["test/accuracy"] <= 1.0 for r in got)
+  assert all(r["wall_time_seconds"] > 0 for r in got)  # Each point timed.
 
 
 def test_shards_partition_the_points(tiny_config, tmp_path):
