@@ -39,8 +39,9 @@ EXPERIMENTS = {
     "claims": [
       {
         "id": f"le2021.{variant}_beats_ft_{criterion}",
-        "text": f"{variant.upper()} beats FT at every retraining budget, after L1"
-        " neuron pruning and after global magnitude pruning (Le & Hua Tables 1-4)",
+        "text": f"{variant.upper()} beats FT at every retraining budget after "
+        + ("L1 neuron" if criterion == "l1" else "global magnitude")
+        + " pruning (Le & Hua Tables 1-4)",
         "kind": "greater",
         "metric": "test/accuracy",
         "a": {"retrain.schedule": variant, "pruning.criterion": criterion},
