@@ -190,6 +190,8 @@ def write_report(
     f"- machine: {_machine()}",
     f"- wall time of this invocation: {wall / 60:.1f} min "
     "(finished runs are reused, so a resumed invocation is shorter)",
+    f"- the runs' own wall time, summed over every row when it ran: "
+    f"{sum(x['run_seconds'] for x in sections) / 60:.1f} min",
     f"- claims: {counts[verdicts.REPRODUCED]} reproduced, "
     f"{counts[verdicts.NOT_REPRODUCED]} not reproduced, "
     f"{counts[verdicts.NO_DATA]} without data",
