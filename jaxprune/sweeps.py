@@ -237,7 +237,13 @@ def run_sweep(
         flush=True,
       )
       dirs = [os.path.join(workdir, "runs", digest) for *_, digest in group]
+      start = time.monotonic()
       results = seeds_lib.run_group([p[2] for p in group], dirs)
+      # One program ran every seed: each row gets its share of the wall time.
+      share = (time.monotonic() - start) / len(group)
+      results = [
+        {"wall_time_seconds": share, **r} if isinstance(r, dict) else r for r in results
+      ]
     else:
       results = [None] * len(group)
     for (i, overrides, config, digest), result in zip(group, results):
