@@ -32,8 +32,10 @@ def save_figure(fig: Figure, path: str, *, dpi: int = 130) -> str:
   return io_utils.atomic_write_figure(fig, path, dpi=dpi)
 
 
-def _finish(fig: Figure, path: str | None) -> Figure:
-  fig.tight_layout()
+def _finish(
+  fig: Figure, path: str | None, rect: tuple[float, ...] = (0, 0, 1, 1)
+) -> Figure:
+  fig.tight_layout(rect=rect)
   if path is not None:
     save_figure(fig, path)
   return fig
@@ -87,10 +89,19 @@ def plot_training_curves(
     axes[1].set_ylabel("test accuracy")
   for ax in axes:
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+  rect = (0.0, 0.0, 1.0, 1.0)
+  if len(jsv) <= 4:
+    for ax in axes:
+      ax.legend(fontsize=8)
+  else:  # Many setups: one legend under the panels instead of over the curves.
+    handles, labels = axes[0].get_legend_handles_labels()
+    height = 3.5 + 0.2 * ((len(labels) + 1) // 2)
+    fig.set_size_inches(4.5 * panels, height)
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=7, frameon=False)
+    rect = (0.0, (height - 3.3) / height, 1.0, 1.0)
   if title:
     fig.suptitle(title)
-  return _finish(fig, path)
+  return _finish(fig, path, rect)
 
 
 def plot_weight_histograms(
