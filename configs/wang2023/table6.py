@@ -34,13 +34,18 @@ FINETUNES = [
 ]
 
 
-def get_config(arg=None):
-  config = common.cifar(common.base("prune_retrain"), "wang", "resnet56", "cifar10")
+def build_config(model: str, dataset: str, arg=None):
+  """Tables 6 and 7 share everything but the network and the dataset."""
+  config = common.cifar(common.base("prune_retrain"), "wang", model, dataset)
   common.l1_filters(config, ratio=0.5)
   config.retrain.num_epochs = 120
   config.retrain.schedule = "piecewise"
   config.retrain.spec = FINETUNES[0]["retrain.spec"]
   return common.finalize(config, arg)
+
+
+def get_config(arg=None):
+  return build_config("resnet56", "cifar10", arg)
 
 
 def get_sweep(arg=None):
@@ -51,7 +56,12 @@ def get_sweep(arg=None):
 
 def paper_cell(setting):
   """The Table 6 test-accuracy cell a sweep setting reproduces (--paper_config)."""
-  prefix = f"t6_resnet56_pr{setting['pruning.ratio']}"
+  return cell("t6_resnet56", setting)
+
+
+def cell(table_model: str, setting) -> dict:
+  """The cell of `setting` among rows named `<table_model>_pr<ratio>_...`."""
+  prefix = f"{table_model}_pr{setting['pruning.ratio']}"
   if setting.get("protocol") == "scratch":  # The dense step-LR recipe, 200 epochs.
     return {"paper": "wang2023", "row_id": f"{prefix}_scratch_step"}
   if setting["retrain.schedule"] == "cosine":

@@ -21,42 +21,17 @@ import sys
 sys.path.insert(
   0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 )
-from configs import common
-from jaxprune import sweeps
-
-# Fine-tuning 120 epochs from 0.01 or 0.001, step (x0.1 at 60/90) or cosine
-# (seed_code_facts.md §3.3; tuned cosine ends at 0, the paper at 1e-4).
-FINETUNES = [
-  {"retrain.schedule": "piecewise", "retrain.spec": "0:0.01,60:0.001,90:0.0001"},
-  {"retrain.schedule": "piecewise", "retrain.spec": "0:0.001,60:0.0001,90:0.00001"},
-  {"retrain.schedule": "cosine", "retrain.lr": 0.01},
-  {"retrain.schedule": "cosine", "retrain.lr": 0.001},
-]
+from configs.wang2023 import table6  # Same protocol; only network and data differ.
 
 
 def get_config(arg=None):
-  config = common.cifar(common.base("prune_retrain"), "wang", "vgg19", "cifar100")
-  common.l1_filters(config, ratio=0.5)
-  config.retrain.num_epochs = 120
-  config.retrain.schedule = "piecewise"
-  config.retrain.spec = FINETUNES[0]["retrain.spec"]
-  return common.finalize(config, arg)
+  return table6.build_config("vgg19", "cifar100", arg)
 
 
 def get_sweep(arg=None):
-  ratios = sweeps.product(**{"pruning.ratio": [0.3, 0.5, 0.7, 0.9]})
-  methods = [*FINETUNES, {"protocol": "scratch", "scratch.budget": "E"}]
-  return common.sweep([{**r, **m} for r in ratios for m in methods], range(3), arg)
+  return table6.get_sweep(arg)
 
 
 def paper_cell(setting):
   """The Table 7 test-accuracy cell a sweep setting reproduces (--paper_config)."""
-  prefix = f"t7_vgg19_pr{setting['pruning.ratio']}"
-  if setting.get("protocol") == "scratch":  # The dense step-LR recipe, 200 epochs.
-    return {"paper": "wang2023", "row_id": f"{prefix}_scratch_step"}
-  if setting["retrain.schedule"] == "cosine":
-    row_id = f"{prefix}_l1norm_cosine{setting['retrain.lr']}"
-  else:
-    lr = setting["retrain.spec"].split(",")[0].split(":")[1]
-    row_id = f"{prefix}_l1norm_step{lr}"
-  return {"paper": "wang2023", "row_id": row_id}
+  return table6.cell("t7_vgg19", setting)
