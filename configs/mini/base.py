@@ -17,8 +17,15 @@ three pretrained networks.
 Paper files load this one with `runpy.run_path` (configs are loaded by path).
 """
 
+import os
+import sys
+
 from ml_collections import ConfigDict
 
+sys.path.insert(
+  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+)
+from configs import common
 from jaxprune import config_utils
 
 SEEDS = (0, 1, 2)
@@ -33,12 +40,7 @@ def mlp7(
   protocol: str = "prune_retrain",
 ) -> ConfigDict:
   """The pretraining recipe above, for `protocol`, before `finalize`."""
-  config = config_utils.base_config()
-  config.protocol = protocol
-  config.model.name = model
-  config.data.name = "fashion_mnist_local"
-  config.data.image_size = (32, 32)
-  config.num_epochs = epochs
+  config = common.fashion_mnist(protocol, model=model, epochs=epochs)
   config.schedule = ConfigDict(
     dict(name="piecewise", spec=spec, epochs=config.get_ref("num_epochs"))
   )

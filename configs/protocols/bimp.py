@@ -11,21 +11,18 @@ on a 2-core CPU.
 Smoke (seconds): --config=configs/protocols/bimp.py:smoke
 """
 
-from ml_collections import ConfigDict
+import os
+import sys
 
+sys.path.insert(
+  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+)
+from configs import common
 from jaxprune import config_utils
 
 
 def get_config(arg: str | None = None):
-  config = config_utils.base_config()
-  config.protocol = "bimp"
-  config.model.name = "mlp7_relu"
-  config.data.name = "fashion_mnist_local"
-  config.data.image_size = (32, 32)
-  config.num_epochs = 20
-  config.schedule = ConfigDict(
-    dict(name="linear", lr=0.05, epochs=config.get_ref("num_epochs"))
-  )
+  config = common.fashion_mnist("bimp")
   config.bimp.budget_epochs = 30
   config.pruning.name = "unstructured"
   config.pruning.sparsity = 0.9

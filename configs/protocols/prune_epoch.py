@@ -11,23 +11,26 @@ Expected (estimate, not yet measured): ~88% test accuracy, total_epochs 30; a fe
 Smoke (seconds): --config=configs/protocols/prune_epoch.py:smoke
 """
 
+import os
+import sys
+
 from ml_collections import ConfigDict
 
+sys.path.insert(
+  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+)
+from configs import common
 from jaxprune import config_utils
 
 
 def get_config(arg: str | None = None):
-  config = config_utils.base_config()
-  config.protocol = "prune_epoch"
-  config.model.name = "mlp7_relu"
-  config.data.name = "fashion_mnist_local"
-  config.data.image_size = (32, 32)
-  config.num_epochs = 30
-  config.schedule = ConfigDict(
-    dict(name="linear", lr=0.05, epochs=config.get_ref("num_epochs"))
-  )
-  config.schedule = ConfigDict(
-    dict(name="piecewise", spec="0:0.05,15:0.005,25:0.0005", epochs=30)
+  config = common.fashion_mnist("prune_epoch", epochs=30)
+  config.schedule = ConfigDict(  # The scratch schedule S of PkFn.
+    dict(
+      name="piecewise",
+      spec="0:0.05,15:0.005,25:0.0005",
+      epochs=config.get_ref("num_epochs"),
+    )
   )
   config.pruning.name = "structured"
   config.pruning.criterion = "l1"

@@ -13,21 +13,18 @@ minutes on a 2-core CPU.
 Smoke (seconds): --config=configs/protocols/scratch.py:smoke
 """
 
-from ml_collections import ConfigDict
+import os
+import sys
 
+sys.path.insert(
+  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+)
+from configs import common
 from jaxprune import config_utils
 
 
 def get_config(arg: str | None = None):
-  config = config_utils.base_config()
-  config.protocol = "scratch"
-  config.model.name = "mlp7_relu"
-  config.data.name = "fashion_mnist_local"
-  config.data.image_size = (32, 32)
-  config.num_epochs = 20
-  config.schedule = ConfigDict(
-    dict(name="linear", lr=0.05, epochs=config.get_ref("num_epochs"))
-  )
+  config = common.fashion_mnist("scratch")
   config.pruning.name = "structured"
   config.pruning.criterion = "l1"
   config.pruning.group_allocation = "per_group"

@@ -14,22 +14,18 @@ Expected (estimate, not yet measured): ~90% test accuracy on CIFAR-10 with ~1.5x
 Smoke (seconds): --config=configs/protocols/slimming.py:smoke
 """
 
-from ml_collections import ConfigDict
+import os
+import sys
 
+sys.path.insert(
+  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+)
+from configs import common
 from jaxprune import config_utils
 
 
 def get_config(arg: str | None = None):
-  config = config_utils.base_config()
-  config.protocol = "slimming"
-  config.model.name = "mlp7_relu"
-  config.data.name = "fashion_mnist_local"
-  config.data.image_size = (32, 32)
-  config.num_epochs = 20
-  config.schedule = ConfigDict(
-    dict(name="linear", lr=0.05, epochs=config.get_ref("num_epochs"))
-  )
-  config.model.name = "resnet20"
+  config = common.fashion_mnist("slimming", model="resnet20")
   config.data.image_size = None
   config.pruning.name = "structured"
   config.pruning.criterion = "bn_scale"

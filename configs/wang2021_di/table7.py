@@ -19,17 +19,8 @@ sys.path.insert(
   0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 )
 from configs import common
+from configs.wang2021_di.table3 import FINETUNES  # DI Table 2's four schedules.
 from jaxprune import sweeps
-
-# DI Table 2 finetune schedules: 90 or 900 epochs from initial LR 0.01 or 0.001.
-# Table 2 prints the 0.001 schedules as "0:0.001,45:0.001" (no decay); we end at
-# 0.0001 as Sec. 3.3 says the last LR is shared (third_party/paper_results/README.md).
-FINETUNES = [
-  {"retrain.num_epochs": 90, "retrain.spec": "0:0.01,30:0.001,60:0.0001"},
-  {"retrain.num_epochs": 90, "retrain.spec": "0:0.001,45:0.0001"},
-  {"retrain.num_epochs": 900, "retrain.spec": "0:0.01,300:0.001,600:0.0001"},
-  {"retrain.num_epochs": 900, "retrain.spec": "0:0.001,450:0.0001"},
-]
 
 MODELS = [
   {"model.name": "lenet5_linear", "retrain.orthp_gain": 1.0},

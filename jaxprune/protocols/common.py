@@ -44,7 +44,7 @@ import numpy as np
 from jaxprune import checkpointing, config_utils, counting, io_utils, models
 from jaxprune.data import datasets
 from jaxprune.pruning import masks as masks_lib
-from jaxprune.train import Start, sharding, train_and_evaluate
+from jaxprune.train import Start, loop, sharding, train_and_evaluate
 from jaxprune.train.state import init_variables
 
 # Config sections that only protocols read; reset for a shared training phase.
@@ -182,20 +182,8 @@ def cache_root(config: ml_collections.ConfigDict, workdir: str) -> str:
 
 def prepare_run(config: ml_collections.ConfigDict, workdir: str) -> dict | None:
   """Writes the run's config.json; returns its summary if it already finished."""
-  os.makedirs(workdir, exist_ok=True)
-  path = os.path.join(workdir, "config.json")
-  current = config_utils.to_json_dict(config)
-  if os.path.exists(path):
-    changed = config_utils.diff(io_utils.read_json(path), current)
-    if changed:
-      raise ValueError(
-        f"workdir {workdir} holds a run with a different config (fields: "
-        f"{', '.join(changed)}); use a new --workdir or the same config to resume"
-      )
-  if sharding.is_primary():
-    io_utils.atomic_write_json(path, current)
-  summary = _completed(workdir, config)
-  return summary
+  loop.prepare_workdir(config, workdir)
+  return _completed(workdir, config)
 
 
 def _completed(workdir: str, config: ml_collections.ConfigDict) -> dict | None:

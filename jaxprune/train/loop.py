@@ -92,7 +92,8 @@ def initial_state(
   return state, data_rng
 
 
-def _prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
+def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Creates `workdir` and its config.json; refuses a workdir of another config."""
   os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, "config.json")
   current = config_utils.to_json_dict(config)
@@ -189,7 +190,7 @@ def train_and_evaluate(
   t_start = time.monotonic()
   # ---------------------------------------------------------------- workdir, config
   config_utils.validate(config)
-  _prepare_workdir(config, workdir)
+  prepare_workdir(config, workdir)
 
   # ---------------------------------------------------------------- mesh, data
   mesh = sharding.make_mesh()

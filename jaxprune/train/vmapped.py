@@ -139,7 +139,7 @@ def train_and_evaluate_seeds(
 
   # ---------------------------------------------------------------- state, steps
   for c, w in zip(configs, workdirs):
-    loop._prepare_workdir(c, w)
+    loop.prepare_workdir(c, w)
     if sharding.is_primary():  # A killed group left rows of a run that restarts.
       io_utils.rewrite_jsonl(os.path.join(w, "metrics.jsonl"), [])
   repl = sharding.replicated(mesh)
