@@ -107,13 +107,17 @@ def published(
   from jaxprune import paper_results
 
   out: list[dict[str, Any] | None] = []
+  tables_by_paper: dict[str, list[dict[str, Any]]] = {}  # Each CSV read once.
   for a in aggregated:
     criteria = paper_cell(dict(a["setting"]))
     if not criteria:
       out.append(None)
       continue
     criteria = dict(criteria)
-    found = paper_results.find(paper_results.load(criteria.pop("paper")), **criteria)
+    paper = criteria.pop("paper")
+    if paper not in tables_by_paper:
+      tables_by_paper[paper] = paper_results.load(paper)
+    found = paper_results.find(tables_by_paper[paper], **criteria)
     if len(found) != 1:
       raise ValueError(
         f"paper_cell({a['setting']}) -> {criteria} matches {len(found)} published "
