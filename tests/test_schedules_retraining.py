@@ -221,3 +221,23 @@ def test_validate_accepts_allr_without_stats():
   schedules.validate(
     ml_collections.ConfigDict(dict(name="allr", base=BASE, retrain_epochs=72))
   )
+
+
+def test_le2021_zero_warmup_means_no_warmup():
+  """Le & Hua App. F: "Figure 8 presents the results of pruned networks obtained
+  with fine-tuning and CLR while varying number of warmup epochs namely 0, 5, 10,
+  15% of total retraining." The 0 % point must not be the 10 % one; None keeps
+  the default (10 %)."""
+  zero = curve(retrain("clr", flavor="le2021", warmup_fraction=0.0))
+  # PyTorch OneCycleLR(pct_start=0): phase 2 starts at step -1, so
+  # lr_t = 1e-5 + (0.1 - 1e-5) / 2 * (1 + cos(pi * (t + 1) / 720)).
+  t = np.arange(720)
+  want = 1e-5 + (0.1 - 1e-5) / 2 * (1 + np.cos(np.pi * (t + 1) / 720))
+  np.testing.assert_allclose(zero, want, rtol=1e-4)
+  default = curve(retrain("clr", flavor="le2021", warmup_fraction=None))
+  np.testing.assert_array_equal(default, curve(retrain("clr", flavor="le2021")))
+  assert int(np.argmax(default)) == 71
+  # NPTM-style SLR without warm-up: 0.1 at once, drops at 50 % / 75 % of 72.
+  slr = curve(retrain("slr", flavor="le2021", warmup_fraction=0.0))
+  assert slr[0] == pytest.approx(0.1) and slr[36 * SPE - 1] == pytest.approx(0.1)
+  assert slr[36 * SPE] == pytest.approx(0.01) and slr[54 * SPE] == pytest.approx(1e-3)

@@ -27,6 +27,8 @@ acc_before, 0, 1). allr_d1 / allr_d2 use only d1 / d2. The tuned baselines
 `lr` after an optional warm-up (default none); `step` is the base compressed
 into the budget (BIMP's "stepped (BAC)") rescaled to start at `lr`.
 
+`warmup_fraction` None means the variant's default (10 %, tuned: 0); 0 means
+no warm-up (OneCycle with pct_start=0 for le2021 CLR, as in Le & Hua Fig. 8).
 le2021 SLR always uses NPTM's per-epoch cosine warm-up (`warmup_shape` is
 ignored there); le2021 CLR's warm-up is OneCycle's own cosine phase.
 NPTM's OneCycle also cycles momentum 0.95 -> 0.85 -> 0.95; that is an
@@ -188,7 +190,9 @@ def _compressed(base: Base, n: int) -> np.ndarray:
   return lrs[idx]
 
 
-def _le2021_slr(base: Base, cfg: Any, epochs: int, spe: int, path: str) -> Schedule:
+def _le2021_slr(
+  base: Base, cfg: Any, epochs: int, spe: int, frac: float, path: str
+) -> Schedule:
   """NPTM's epoch-wise SLR: WarmupLR(cos) around MultiStepLR, stepped per epoch."""
   if cfg.base.name not in training.STAIRCASES:
     raise ValueError(
@@ -196,7 +200,6 @@ def _le2021_slr(base: Base, cfg: Any, epochs: int, spe: int, path: str) -> Sched
       f"{list(training.STAIRCASES)}, got {cfg.base.name!r}; use flavor 'zimmer2023'"
     )
   starts, values, _ = training.staircase(cfg.base, f"{path}.base")
-  frac = cfg.get("warmup_fraction", 0.1)
   warm = int(frac * epochs)
   init = cfg.get("warmup_init_lr", base.eta_min)
   # Drop points: the base's milestone fractions of the (1 - frac) * E epochs
@@ -236,8 +239,11 @@ def build(cfg: Any, spe: int, pruning: Any, path: str = "schedule") -> Schedule:
   epochs = positive(get_field(cfg, "retrain_epochs", path), f"{path}.retrain_epochs")
   steps = core.epochs_to_steps(epochs, spe)
   base = describe_base(get_field(cfg, "base", path), spe, f"{path}.base")
+  # None (or absent) means the variant's default; 0 means no warm-up at all
+  # (Le & Hua Fig. 8 has a 0 % point distinct from the 10 % one).
+  frac = cfg.get("warmup_fraction", None)
   frac = positive(
-    cfg.get("warmup_fraction", 0.0 if tuned else 0.1), f"{path}.warmup_fraction", True
+    (0.0 if tuned else 0.1) if frac is None else frac, f"{path}.warmup_fraction", True
   )
   if frac >= 1:
     raise ValueError(f"{path}.warmup_fraction must be in [0, 1), got {frac}")
@@ -265,13 +271,13 @@ def build(cfg: Any, spe: int, pruning: Any, path: str = "schedule") -> Schedule:
     if flavor == "le2021":
       if int(epochs) != epochs:
         raise ValueError(f"{path}.retrain_epochs must be an integer for le2021 slr")
-      return _le2021_slr(base, cfg, int(epochs), spe, path)
+      return _le2021_slr(base, cfg, int(epochs), spe, frac, path)
     main = _table(_compressed(base, rest))
     return _warmup_then(warm, base.eta_max, init, shape, main)
   if name == "clr":
     if flavor == "le2021":
       peak = base.eta_max
-      return training.onecycle(peak, steps, peak / 100, peak / 1e4, frac or 0.1)
+      return training.onecycle(peak, steps, peak / 100, peak / 1e4, frac)
     main = core.anneal(base.eta_max, base.eta_min, rest, "cosine")
     return _warmup_then(warm, base.eta_max, init, shape, main)
   if tuned:

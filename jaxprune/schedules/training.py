@@ -193,9 +193,9 @@ def build(cfg: Any, spe: int, path: str = "schedule") -> tuple[Schedule, int | N
     max_lr = positive(get_field(cfg, "max_lr", path), f"{path}.max_lr")
     initial = positive(cfg.get("initial_lr", max_lr / 100), f"{path}.initial_lr", True)
     final = positive(cfg.get("final_lr", initial / 100), f"{path}.final_lr", True)
-    frac = positive(cfg.get("warmup_fraction", 0.1), f"{path}.warmup_fraction")
+    frac = positive(cfg.get("warmup_fraction", 0.1), f"{path}.warmup_fraction", True)
     if frac >= 1:
-      raise ValueError(f"{path}.warmup_fraction must be in (0, 1), got {frac}")
+      raise ValueError(f"{path}.warmup_fraction must be in [0, 1), got {frac}")
     return onecycle(max_lr, epochs * spe, initial, final, frac), epochs
   else:
     raise ValueError(f"{path}.name={name!r} is not a training schedule")
@@ -209,10 +209,12 @@ def onecycle(
   """PyTorch `OneCycleLR` LR curve (anneal_strategy='cos', two phases).
 
   Phase 1 ends at step `frac * T - 1` (float, as PyTorch), phase 2 at `T - 1`.
+  frac = 0 (pct_start=0) has no warm-up: phase 2 starts at step -1, so step 0
+  is already one step into the cosine from max_lr, exactly as PyTorch steps it.
   """
   peak = frac * total_steps - 1.0
   last = float(total_steps - 1)
-  if peak <= 0 or last <= peak:
+  if peak == 0 or last <= peak:
     raise ValueError(f"onecycle: {total_steps} steps are too few for warmup {frac}")
 
   def cos(start: float, end: float, pct: jnp.ndarray) -> jnp.ndarray:
