@@ -27,6 +27,13 @@ RESUME_SAFE_FIELDS = (
   "cache_dir",  # Where shared phases are stored, not what they compute.
 )
 
+# Options added after runs were recorded, with the value that computes exactly
+# what those runs computed: left out of the hash at that value, so adding an
+# option does not orphan finished runs (a config that sets it gets a new hash).
+HASH_NEUTRAL_DEFAULTS = {
+  "retrain.min_lr": None,
+}
+
 
 def base_config() -> ml_collections.ConfigDict:
   """All fields of a training run, with defaults."""
@@ -93,6 +100,8 @@ def _protocol_sections(c: ml_collections.ConfigDict) -> None:
   # or "piecewise" with `spec` over the retraining epochs.
   c.retrain.schedule = "llr"
   c.retrain.lr = config_dict.placeholder(float)
+  # End LR of the tuned cosine/linear variants; None: 0 (BIMP's tuned ones).
+  c.retrain.min_lr = config_dict.placeholder(float)
   c.retrain.spec = ""
   c.retrain.flavor = "zimmer2023"  # zimmer2023 | le2021
   c.retrain.warmup_fraction = config_dict.placeholder(float)  # None: the variant's.
@@ -233,6 +242,13 @@ def config_hash(config: ml_collections.ConfigDict) -> str:
   fields = to_json_dict(config)
   for key in RESUME_SAFE_FIELDS:
     fields.pop(key, None)
+  for dotted, default in HASH_NEUTRAL_DEFAULTS.items():
+    *parents, leaf = dotted.split(".")
+    node = fields
+    for part in parents:
+      node = node.get(part, {})
+    if leaf in node and node[leaf] == default:
+      del node[leaf]
   return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 

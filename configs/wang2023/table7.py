@@ -4,8 +4,9 @@ Dense VGG-19 trained 200 epochs (0.1 x0.1 at 100/150, wd 5e-4, batch 128 / 256 f
 VGG, ImageNet mean/std: TPP/GReg recipe, seed_code_facts.md §3.3, §5); L1-norm
 pruning of the first conv of every residual block (ResNet) / every conv but
 the last (VGG) at a uniform ratio, fine-tuned 120 epochs with step or cosine
-LR from 0.01 or 0.001; Scratch = the pruned architecture trained 200 epochs
-(Scratch-E). 3 seeds (the paper prints mean ± std without a run count).
+LR from 0.01 or 0.001, every arm ending at the paper's minimum LR 1e-4;
+Scratch = the pruned architecture trained 200 epochs (Scratch-E). 3 seeds
+(the paper prints mean ± std without a run count).
 
 Run:
   python -m jaxprune.sweeps --config=configs/wang2023/table7.py --workdir=workdirs/wang2023_table7

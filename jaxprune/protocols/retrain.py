@@ -78,6 +78,12 @@ def retrain_schedule(
     if r.lr is None:
       raise ValueError(f"retrain.lr is required for retrain.schedule={name!r}")
     s.lr = float(r.lr)
+  if r.min_lr is not None:
+    if name not in ("cosine", "linear"):
+      raise ValueError(
+        f"retrain.min_lr is only for retrain.schedule cosine/linear, got {name!r}"
+      )
+    s.min_lr = float(r.min_lr)
   return s
 
 

@@ -24,8 +24,10 @@ ALLR (Zimmer et al. 2023 Sec. 2.1): eta0 = d * eta_max, d = clip(max(d1, d2),
 the base epochs. AccALLR (App. C.1): d1 = clip((acc_before - acc_after) /
 acc_before, 0, 1). allr_d1 / allr_d2 use only d1 / d2. The tuned baselines
 (`constant`, `step`, `cosine`, `linear` *with* a `base`) start at an explicit
-`lr` after an optional warm-up (default none); `step` is the base compressed
-into the budget (BIMP's "stepped (BAC)") rescaled to start at `lr`.
+`lr` after an optional warm-up (default none); `cosine` / `linear` end at
+`min_lr` (default 0 as in BIMP; Wang et al. 2023 App. C: their minimum LR);
+`step` is the base compressed into the budget (BIMP's "stepped (BAC)")
+rescaled to start at `lr`.
 
 `warmup_fraction` None means the variant's default (10 %, tuned: 0); 0 means
 no warm-up (OneCycle with pct_start=0 for le2021 CLR, as in Le & Hua Fig. 8).
@@ -231,6 +233,7 @@ def build(cfg: Any, spe: int, pruning: Any, path: str = "schedule") -> Schedule:
       "warmup_shape",
       "warmup_init_lr",
       *(("lr",) if tuned else ()),
+      *(("min_lr",) if name in ("cosine", "linear") else ()),
     ),
   )
   flavor = cfg.get("flavor", DEFAULT_FLAVOR)
@@ -286,8 +289,11 @@ def build(cfg: Any, spe: int, pruning: Any, path: str = "schedule") -> Schedule:
       main = _table(np.array([lr]))
     elif name == "step":
       main = _table(_compressed(base, rest) * (lr / base.eta_max))
-    else:
-      main = core.anneal(lr, 0.0, rest, name)
+    else:  # Wang et al. 2023 App. C's cosine ends at its minimum LR, not 0.
+      end = positive(cfg.get("min_lr", 0.0), f"{path}.min_lr", True)
+      if end > lr:
+        raise ValueError(f"{path}.min_lr={end} must be <= {path}.lr={lr}")
+      main = core.anneal(lr, end, rest, name)
     return _warmup_then(warm, lr, init, shape, main)
   # llr and the adaptive variants: warm-up, then linear eta0 -> 0.
   eta0: Any = base.eta_max
