@@ -32,6 +32,7 @@ RESUME_SAFE_FIELDS = (
 # option does not orphan finished runs (a config that sets it gets a new hash).
 HASH_NEUTRAL_DEFAULTS = {
   "retrain.min_lr": None,
+  "bimp.allow_nonlinear_t0": False,
 }
 
 
@@ -114,6 +115,9 @@ def _protocol_sections(c: ml_collections.ConfigDict) -> None:
   # BIMP: config.num_epochs is T0; the rest of the budget is split over cycles.
   c.bimp = ml_collections.ConfigDict()
   c.bimp.budget_epochs = 0  # T, total epochs (training + all retraining).
+  # BIMP trains its T0 epochs with a linear LR (Zimmer et al. Sec. 2.2); any
+  # other `schedule` is refused unless this is set (an ablation, not BIMP).
+  c.bimp.allow_nonlinear_t0 = False
 
   # Lottery: rewinding point from pruning.rewind / pruning.rewind_epoch.
   c.lottery = ml_collections.ConfigDict()

@@ -13,7 +13,8 @@ All three run the same cycle loop after a dense phase:
   (targets `pruning.schedules.imp_sparsities`: `imp_cycles` equal cycles, or
   `imp_rate` of the remaining weights per cycle); `retrain.num_epochs` each.
 * `bimp` (Zimmer et al. 2023 Sec. 2.2): dense = T0 = `num_epochs` epochs
-  (use a linear `schedule`), then J cycles splitting the rest of the budget
+  with a linear `schedule` (others refused unless `bimp.allow_nonlinear_t0`),
+  then J cycles splitting the rest of the budget
   T = `bimp.budget_epochs` (`budget.split_epochs`: T - T0 // J each, the last
   gets the remainder), with LLR/ALLR, so the total is exactly T epochs.
 * `slimming` (Liu et al. 2017 as in Rethinking): dense = training with the
@@ -349,6 +350,13 @@ def bimp_epochs(config: ml_collections.ConfigDict) -> list[int]:
 
 @common.validator("bimp")
 def validate_bimp(config: ml_collections.ConfigDict) -> None:
+  name = config.schedule.get("name")
+  if name != "linear" and not config.bimp.allow_nonlinear_t0:
+    raise ValueError(
+      f"schedule.name must be 'linear' for protocol 'bimp' (BIMP trains its T0 "
+      f"epochs with a linearly decaying LR), got {name!r}; set "
+      "bimp.allow_nonlinear_t0=True to run another T0 schedule"
+    )
   validate_pruning(config, ("one_shot", "imp"))
   validate_retrain(config, bimp_epochs(config)[0])
 
