@@ -229,8 +229,9 @@ plots.plot_training_curves(
 # %% [markdown]
 # ## 5. Trainability accuracy and pruning stability
 #
-# Trainability accuracy (Wang et al. 2023, Eq. 1) is the mean test accuracy
-# over the first LR stage; it is comparable only between runs with the same
+# Trainability accuracy (Wang et al. 2023, Eq. 1) is the mean accuracy over the
+# first LR stage, here on the test curve (the paper's TA values are on the
+# training split, `analysis.trainability_accuracy`'s default); it is comparable only between runs with the same
 # schedule, so compare each LR with and without OrthP. Pruning stability
 # (Zimmer et al. Def. A.1) is the accuracy kept right after pruning.
 

@@ -17,7 +17,9 @@ Phases: `<cache>/train/<hash>/` the first k (or k / speedup) epochs of S (the
 schedule pinned to E epochs, so the LRs are S's; shared by every run pruning at
 that epoch), then one-shot pruning with `config.pruning` (+ surgery, optional
 OrthP), then `finetune/`. Summary: the fine-tuned metrics, sparsity, counts,
-`setup` (e.g. "S4.2 P30F90, 1e-2") and `total_epochs`.
+`setup` (e.g. "S4.2 P30F90, 1e-2"), `total_epochs` and the fine-tuning's
+trainability accuracy (Eq. 1) as `trainability/train_accuracy` (the split of
+the paper's TA values) and `trainability/test_accuracy`.
 """
 
 from __future__ import annotations
@@ -75,14 +77,15 @@ def protocol(config: ml_collections.ConfigDict) -> budget.PruneProtocol:
   return budget.sx_b(scratch, e.epoch, speedup, e.finetune_lr, stage)
 
 
-def trainability(finetune_workdir: str) -> float | None:
-  """Trainability accuracy (Eq. 1) of the fine-tuning; None if not defined.
+def trainability(finetune_workdir: str, split: str) -> float | None:
+  """Trainability accuracy (Eq. 1) of the fine-tuning on `split`; None if not
+  defined.
 
   N is the first LR stage of the fine-tuning schedule; schedules without
   stages (halving with a single stage is fine, cosine is not) have none.
   """
   try:
-    return training_stats.trainability_from_workdir(finetune_workdir)
+    return training_stats.trainability_from_workdir(finetune_workdir, split=split)
   except ValueError:
     return None
 
@@ -124,7 +127,9 @@ def prune_epoch(config: ml_collections.ConfigDict, workdir: str) -> dict[str, An
     "finetune_spec": finetune.spec,
     "total_epochs": proto.total_epochs,
     "accuracy_before": phase.start_row().get("test/accuracy"),
-    "trainability/accuracy": trainability(phase.workdir),
+    # The key names the split: Wang et al.'s TA is on training accuracy.
+    "trainability/train_accuracy": trainability(phase.workdir, "train"),
+    "trainability/test_accuracy": trainability(phase.workdir, "test"),
     "dense_workdir": dense.workdir,
     "setup": f"{proto.setup} {proto.label}",
   }
