@@ -172,3 +172,39 @@ def test_invalid_arguments_are_rejected():
     analysis.jacobian_singular_values(apply_fn, x, batch_size=0)
   with pytest.raises(ValueError, match="at least one"):
     analysis.jacobian_singular_values(apply_fn, x[:0])
+
+
+class _FixedLinear(nn.Module):
+  """logits = x @ K: the Jacobian is K^T for every x."""
+
+  kernel: np.ndarray
+
+  @nn.compact
+  def __call__(self, x, train=False):
+    return x.reshape(x.shape[0], -1) @ jnp.asarray(self.kernel)
+
+
+def test_min_and_max_jsv_are_exact_for_ill_conditioned_jacobians():
+  """Dynamical Isometry Table 1 reports the mean, std, max and min JSV, and its
+  isometry is "the singular values of Jacobian matrix being around 1": the min
+  is where pruning shows. float32 Gram eigenvalues lose singular values below
+  ~1e-4 * s_max, so a reported min must come from the SVD."""
+  rng = np.random.default_rng(0)
+  u, _ = np.linalg.qr(rng.standard_normal((1024, 10)))
+  v, _ = np.linalg.qr(rng.standard_normal((10, 10)))
+  want = np.logspace(0, -5, 10)  # Condition number 1e5.
+  kernel = (u * want) @ v.T  # [1024, 10], singular values `want`.
+  model = _FixedLinear(kernel.astype(np.float32))
+  apply_fn = analysis.apply_fn_from(model, {})
+  x = rng.standard_normal((3, *SHAPE)).astype(np.float32)
+  gram = jacobian.jacobian_singular_values(apply_fn, x, solver="gram")
+  assert jacobian.jsv_stats(gram)["min"] < 0.5 * want[-1]  # The bug this fixes.
+  summary = analysis.jsv_summary(apply_fn, x)
+  assert summary["min"] == pytest.approx(want[-1], rel=1e-2)
+  assert summary["max"] == pytest.approx(1.0, rel=1e-5)
+  assert summary["mean"] == pytest.approx(want.mean(), rel=1e-5)
+  # The per-epoch callback asks for mean and std only: the Gram path is fine.
+  quick = analysis.jsv_summary(apply_fn, x, stats=("mean", "std"))
+  assert quick["mean"] == pytest.approx(want.mean(), rel=1e-5)
+  with pytest.raises(ValueError, match="need solver='svd'"):
+    analysis.jsv_summary(apply_fn, x, solver="gram")

@@ -6,7 +6,7 @@ Interactive use (a Python shell or notebook, on a finished run's workdir)::
   state = checkpointing.Checkpointer(workdir + "/checkpoints").restore("final")[0]
   model = models.create("mlp7_linear", widths=models.read_widths("mlp7_linear", state["params"]))
   apply_fn = analysis.apply_fn_from(model, state["params"], state["batch_stats"])
-  print(analysis.jsv_stats(analysis.jacobian_singular_values(apply_fn, inputs)))
+  print(analysis.jsv_summary(apply_fn, inputs))  # mean, std, max, min
 
 where ``inputs`` are normalised images, e.g. ``data.preprocess(images, rng,
 train=False)`` of a ``jaxprune.data.pipeline.Data``. Then
@@ -16,7 +16,7 @@ the weights (OrthP) and ``analysis.mean_jsv`` of the result is 1 again for a
 
 Modules:
   jacobian        Jacobian singular values per example (jit + vmap(jacrev)),
-                  ``jsv_stats``, ``apply_fn_from`` (Dynamical Isometry Eq. 1).
+                  ``jsv_summary`` (min/max via SVD), ``apply_fn_from`` (Dynamical Isometry Eq. 1).
   orthp           OrthP, QR orthogonalisation of every kernel (Eq. 2).
   callbacks       ``make_callbacks(config.analysis, model, data)``: mean-JSV
                   tracking during training, logged as ``jsv/mean``, ``jsv/std``.
@@ -37,6 +37,7 @@ from jaxprune.analysis.jacobian import (
   apply_fn_from,
   jacobian_singular_values,
   jsv_stats,
+  jsv_summary,
   mean_jsv,
 )
 from jaxprune.analysis.orthp import (
@@ -71,6 +72,7 @@ __all__ = [
   "jacobian_singular_values",
   "jsv_callback",
   "jsv_stats",
+  "jsv_summary",
   "kept_fractions",
   "kernel_position_keep",
   "kernel_to_matrix",

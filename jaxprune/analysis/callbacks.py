@@ -91,8 +91,9 @@ def jsv_callback(
     if epoch % every_epochs:
       return {}
     apply_fn = jacobian.apply_fn_from(model, state.params, state.batch_stats)
-    values = jacobian.jacobian_singular_values(apply_fn, inputs, batch_size=batch_size)
-    stats = jacobian.jsv_stats(values)
+    stats = jacobian.jsv_summary(
+      apply_fn, inputs, stats=("mean", "std"), batch_size=batch_size
+    )
     return {f"{prefix}/mean": stats["mean"], f"{prefix}/std": stats["std"]}
 
   return callback

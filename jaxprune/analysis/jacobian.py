@@ -22,7 +22,12 @@ benchmark (``experiments/benchmarks/jsv.py``, 1000 Fashion-MNIST examples,
 The singular values come from the C x C Gram matrix by default
 (``solver="gram"``): on CPU an SVD of a 10 x 1024 matrix costs ~1-7 ms (both
 LAPACK through XLA and ``torch.linalg.svdvals``), which dominates everything
-else for MLP-7; ``solver="svd"`` keeps the backward-stable SVD.
+else for MLP-7; ``solver="svd"`` keeps the backward-stable SVD. The Gram
+route squares the condition number: in float32 the eigenvalues of J J^T below
+~1e-7 * s_max^2 are rounding noise, so once s_max / s_min passes ~1e4 the
+smallest singular value comes out as 0 (or garbage) while the mean barely
+moves. :func:`jsv_summary` therefore reports ``min`` / ``max`` from the SVD
+path and uses the Gram one only when just the mean and std are asked for.
 
 ``apply_fn`` is any function mapping a batch of inputs to logits. Plain
 functions (lambdas closing over params) are compiled once per distinct function
@@ -191,7 +196,8 @@ def jsv_stats(singular_values: jax.Array | np.ndarray) -> dict[str, float]:
   All singular values of all examples are pooled, as in Dynamical Isometry
   Table 1 (its mean JSV is the mean of Eq. 1's per-example means, equal to the
   pooled mean since every example has the same K = min(C, D) values). ``std``
-  is the population standard deviation (ddof=0).
+  is the population standard deviation (ddof=0). ``min`` / ``max`` are only as
+  good as the solver: use :func:`jsv_summary`, which picks the SVD for them.
   """
   values = np.asarray(singular_values, np.float64).ravel()
   if values.size == 0:
@@ -204,10 +210,47 @@ def jsv_stats(singular_values: jax.Array | np.ndarray) -> dict[str, float]:
   }
 
 
+STATS = ("mean", "std", "max", "min")
+
+
+def jsv_summary(
+  apply_fn: Callable[[jax.Array], jax.Array],
+  inputs: jax.Array | np.ndarray,
+  *,
+  stats: tuple[str, ...] = STATS,
+  solver: str | None = None,
+  **kwargs: Any,
+) -> dict[str, float]:
+  """``jsv_stats`` of ``apply_fn`` over ``inputs`` with a solver fit for them.
+
+  Args:
+    apply_fn, inputs, kwargs: as :func:`jacobian_singular_values`.
+    stats: which of ``mean``, ``std``, ``max``, ``min`` to return.
+    solver: None picks ``"svd"`` when ``max`` or ``min`` is asked for (the Gram
+      route loses the small singular values of ill-conditioned Jacobians) and
+      ``"gram"`` otherwise; ``"gram"`` with ``max``/``min`` is refused.
+
+  Returns:
+    ``{stat: value}`` for the requested ``stats``.
+  """
+  if unknown := sorted(set(stats) - set(STATS)):
+    raise ValueError(f"stats: unknown {unknown}; allowed: {list(STATS)}")
+  extremes = sorted({"max", "min"} & set(stats))
+  if solver == "gram" and extremes:
+    raise ValueError(
+      f"stats {extremes} need solver='svd' (float32 Gram eigenvalues lose "
+      "singular values below ~1e-4 * s_max); pass solver=None or 'svd'"
+    )
+  solver = solver or ("svd" if extremes else "gram")
+  values = jacobian_singular_values(apply_fn, inputs, solver=solver, **kwargs)
+  summary = jsv_stats(values)
+  return {k: summary[k] for k in stats}
+
+
 def mean_jsv(
   apply_fn: Callable[[jax.Array], jax.Array],
   inputs: jax.Array | np.ndarray,
   **kwargs: Any,
 ) -> float:
   """Mean JSV (the paper's S-bar) of ``apply_fn`` over ``inputs``."""
-  return jsv_stats(jacobian_singular_values(apply_fn, inputs, **kwargs))["mean"]
+  return jsv_summary(apply_fn, inputs, stats=("mean",), **kwargs)["mean"]

@@ -36,7 +36,7 @@ Study = Callable[[ml_collections.ConfigDict, str], list[dict[str, Any]]]
 
 def _jsv_metrics(model: Any, params: Any, inputs: jax.Array) -> dict[str, float]:
   apply_fn = jacobian.apply_fn_from(model, params)
-  stats = jacobian.jsv_stats(jacobian.jacobian_singular_values(apply_fn, inputs))
+  stats = jacobian.jsv_summary(apply_fn, inputs)  # min/max: the SVD path.
   return {f"jsv/{k}": float(v) for k, v in stats.items()}
 
 
