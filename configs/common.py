@@ -77,7 +77,10 @@ def cifar(
   """A CIFAR training recipe of one of the seeds (seed_code_facts.md §3, §5).
 
   nptm: Le & Hua (NPTM `main.py`): 160 epochs, 0.1 x0.1 at 80/120, batch 64,
-    wd 1e-4, 90/10 train/val split with best-validation model (Le & Hua Sec. 4).
+    wd 1e-4, 90/10 train/val split with best-validation model (Le & Hua Sec. 4),
+    the split drawn per run (Sec. 3.4: "randomly (and independently between
+    each run)"), Nesterov momentum (App. A Table 6; NPTM's code uses plain
+    momentum: docs/provenance.md).
   rethinking: Liu et al.: same schedule and batch, whole training set.
   wang: Wang et al. (TPP/GReg READMEs): 200 epochs, 0.1 x0.1 at 100/150,
     wd 5e-4, batch 128 (256 for VGG), ImageNet mean/std normalisation.
@@ -95,6 +98,8 @@ def cifar(
     config.schedule = _schedule("0:0.1,80:0.01,120:0.001", 160)
     if recipe == "nptm":
       config.data.validation_fraction = 0.1
+      config.data.split_seed = -1  # A split per run seed.
+      config.optimizer.nesterov = True
   elif recipe == "wang":
     config.num_epochs = 200
     config.batch_size = 256 if model.startswith("vgg") else 128
@@ -207,6 +212,23 @@ def sweep(
     first = {k: v for k, v in points[0].items() if k not in _SMOKE_DROPPED}
     return sweeps.seeds([first], [seeds[0]])
   return sweeps.seeds(points, seeds)
+
+
+def nptm_onecycle(
+  points: Sequence[dict[str, Any]], flavor: str = "le2021"
+) -> list[dict[str, Any]]:
+  """Turns on OneCycle momentum cycling for every le2021 CLR point.
+
+  NPTM's CLR is PyTorch's OneCycleLR with its default cycle_momentum=True
+  (0.95 -> 0.85 -> 0.95), and Le & Hua's CLR is "the 1-cycle (Smith & Topin,
+  2019)", which cycles momentum too. `flavor` is the base config's.
+  """
+  out = []
+  for p in points:
+    le2021_clr = p.get("retrain.schedule") == "clr"
+    le2021_clr = le2021_clr and p.get("retrain.flavor", flavor) == "le2021"
+    out.append({**p, "retrain.cycle_momentum": True} if le2021_clr else p)
+  return out
 
 
 def join(*groups: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -33,6 +33,8 @@ RESUME_SAFE_FIELDS = (
 HASH_NEUTRAL_DEFAULTS = {
   "retrain.min_lr": None,
   "bimp.allow_nonlinear_t0": False,
+  "retrain.allr_norm_params": "all",
+  "retrain.cycle_momentum": False,
 }
 
 
@@ -62,7 +64,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.std = config_dict.placeholder(tuple)
   c.data.augment = "none"  # none | cifar (pad 4 + crop + flip) | flip.
   c.data.validation_fraction = 0.0  # e.g. 0.1 for Le & Hua's 90/10 split.
-  c.data.split_seed = 42
+  c.data.split_seed = 42  # -1: the run's seed (a different split per seed).
   c.data.train_limit = 0  # 0 = all examples.
   c.data.test_limit = 0
   c.data.resident = config_dict.placeholder(bool)  # None = dataset default.
@@ -108,6 +110,11 @@ def _protocol_sections(c: ml_collections.ConfigDict) -> None:
   c.retrain.warmup_fraction = config_dict.placeholder(float)  # None: the variant's.
   c.retrain.warmup_shape = "cosine"
   c.retrain.warmup_init_lr = 0.0
+  # NPTM's OneCycle momentum 0.95 -> 0.85 -> 0.95 (flavor le2021 clr only).
+  c.retrain.cycle_momentum = False
+  # ALLR's ||W - W_p|| / ||W||: "all" params (BIMP's code) | "kernels" (the
+  # paper's "weight vector W").
+  c.retrain.allr_norm_params = "all"
   c.retrain.orthp = False  # OrthP after pruning (and surgery), before retraining.
   c.retrain.orthp_gain = 0.0  # 0: from the model's activation (sqrt 2 for ReLU).
   c.retrain.dense_workdir = config_dict.placeholder(str)  # Use this finished run.

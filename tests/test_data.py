@@ -125,6 +125,25 @@ def test_load_builds_val_split_and_limits(tiny_config):
   assert data.input_shape == (32, 32, 1)
 
 
+def test_split_seed_minus_one_draws_the_split_with_the_run_seed(tiny_config):
+  """Le & Hua Sec. 3.4 split the training set "randomly (and independently
+  between each run)": data.split_seed=-1 uses the run's seed."""
+  cfg = tiny_config.data
+  with cfg.unlocked():
+    cfg.validation_fraction = 0.25
+    cfg.split_seed = -1
+  val = {s: pipeline.load(cfg, seed=s).evals["val"] for s in (3, 4)}
+  with cfg.unlocked():
+    cfg.split_seed = 3
+  fixed = pipeline.load(cfg).evals["val"]
+  np.testing.assert_array_equal(np.asarray(val[3].images), np.asarray(fixed.images))
+  assert not np.array_equal(np.asarray(val[3].images), np.asarray(val[4].images))
+  with cfg.unlocked():
+    cfg.split_seed = -1
+  with pytest.raises(ValueError, match="needs the run's seed"):
+    pipeline.load(cfg)
+
+
 def test_unknown_dataset_and_augment_are_rejected(tiny_config):
   cfg = tiny_config.data
   with cfg.unlocked():

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from jaxprune import schedules, sweeps
-from jaxprune.protocols import retrain
+from jaxprune.protocols import bimp, retrain
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPE = 4  # Steps per epoch: enough to see per-step schedules, cheap to evaluate.
@@ -106,6 +106,59 @@ def test_bimp_refuses_a_stepped_t0_unless_asked(tiny_config):
   config.pruning.sparsity = 0.5
   config.schedule.name = "piecewise"
   with pytest.raises(ValueError, match=r"schedule\.name must be 'linear'"):
-    retrain.validate_bimp(config)
+    bimp.validate_bimp(config)
   config.bimp.allow_nonlinear_t0 = True
-  retrain.validate_bimp(config)
+  bimp.validate_bimp(config)
+
+
+def test_le2021_clr_cycles_momentum_as_nptm():
+  """Le & Hua Sec. 3 (CLR): "we leverage the 1-cycle (Smith & Topin, 2019)";
+  NPTM runs it as PyTorch's OneCycleLR, whose default cycle_momentum=True
+  moves SGD's momentum 0.95 -> 0.85 -> 0.95 against the LR."""
+  from jaxprune.schedules import retraining
+
+  for name, overrides, config in points_mentioning('"le2021"'):
+    r = config.retrain
+    if name.startswith("le2021/") and r.schedule == "clr" and r.flavor == "le2021":
+      assert r.cycle_momentum, (name, overrides)
+  fig8 = [c for o, c in points("le2021/fig8.py") if o["retrain.warmup_fraction"] == 0.1]
+  cfg = retrain.retrain_schedule(fig8[0], 72)
+  momentum = retraining.momentum_schedule(cfg, 10)
+  m = np.asarray(jax.vmap(momentum)(jnp.arange(720)))
+  # 10 % warm-up of T = 720 steps: PyTorch's phase boundary is step 71.
+  assert m[0] == pytest.approx(0.95) and m[71] == pytest.approx(0.85)
+  assert m[-1] == pytest.approx(0.95) and int(np.argmin(m)) == 71
+
+
+def test_liu2019_table6_scratch_rescales_the_reinit_std():
+  """Liu et al. 2019 Sec. 4 (unstructured pruning): "Before training the pruned
+  sparse model from scratch, we re-scale the standard deviation of the Gaussian
+  distribution for weight initialization, based on how many non-zero weights
+  remain in this layer"."""
+  scratch = [c for _, c in points("liu2019/table6.py") if c.protocol == "scratch"]
+  assert scratch and all(c.pruning.reinit_rescale for c in scratch)
+
+
+def test_le2021_recipe_split_per_run_and_nesterov():
+  """Le & Hua Sec. 3.4: "we randomly (and independently between each run) split
+  the original training set of CIFAR-10 to training (90% images of total set)
+  and validation set"; App. A Table 6: "we use Nesterov SGD with beta = 0.9"."""
+  for name, _, config in points_mentioning('"nptm"'):
+    if config.data.name.startswith("cifar"):
+      assert config.data.validation_fraction == 0.1, name
+      assert config.data.split_seed == -1 and config.optimizer.nesterov, name
+
+
+def test_allr_norm_change_over_all_params_or_kernels_only():
+  """Zimmer et al. 2023 Sec. 2.1: "we compute the normalized distance between
+  the weight vector W and its pruned version W_p"; BIMP's code takes every
+  parameter (biases and BatchNorm too). Both are available; "all" is the
+  default and the run summary records which."""
+  from jaxprune.protocols import common
+
+  before = {"fc": {"kernel": np.array([3.0, 4.0]), "bias": np.array([12.0])}}
+  after = {"fc": {"kernel": np.array([0.0, 4.0]), "bias": np.array([12.0])}}
+  assert common.relative_norm_change(before, after) == pytest.approx(3 / 13)
+  assert common.relative_norm_change(before, after, "kernels") == pytest.approx(0.6)
+  with pytest.raises(ValueError, match="which must be one of"):
+    common.relative_norm_change(before, after, "weights")

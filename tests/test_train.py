@@ -146,6 +146,30 @@ def test_sgd_matches_pytorch_update_rule():
     np.testing.assert_allclose(np.asarray(w), want, rtol=1e-6)
 
 
+def test_sgd_with_a_momentum_schedule_matches_pytorch_cycled_momentum():
+  """PyTorch's OneCycleLR(cycle_momentum=True) sets SGD's momentum before every
+  step: buf = m_t * buf + d, with m_t the schedule's value at step t."""
+  w0 = np.array([1.0, -2.0, 0.5], np.float32)
+  grads = [np.array([0.3, 0.1, -0.2], np.float32) * (i + 1) for i in range(3)]
+  ms, lr, wd = (0.95, 0.85, 0.9), 0.1, 1e-2
+  for nesterov in (False, True):
+    cfg = ml_collections.ConfigDict(
+      dict(name="sgd", momentum=0.9, nesterov=nesterov, weight_decay=wd)
+    )
+    tx = optim.create(cfg, lr, lambda t: jnp.asarray(ms)[t])
+    w, want, buf = jnp.asarray(w0), w0.copy(), np.zeros(3, np.float32)
+    state = tx.init(w)
+    for t, g in enumerate(grads):
+      d = g + wd * want
+      buf = ms[t] * buf + d  # buf starts at 0: the first step gives d.
+      want = want - lr * (d + ms[t] * buf if nesterov else buf)
+      updates, state = jax.jit(tx.update)(jnp.asarray(g), state, w)
+      w = optax.apply_updates(w, updates)
+    np.testing.assert_allclose(np.asarray(w), want, rtol=1e-6)
+  with pytest.raises(ValueError, match=r"needs optimizer\.name='sgd'"):
+    optim.create(ml_collections.ConfigDict(dict(name="adam")), lr, lambda t: 0.9)
+
+
 def test_masked_weights_stay_zero_through_momentum_and_decay(tiny_config):
   """Gradients and params are masked inside the step: zeros never come back."""
   from jaxprune import models

@@ -42,4 +42,5 @@ def get_sweep(arg=None):
     }
   )
   archs = [{"model.name": m, "pruning.preset": p} for m, p in ARCHS]
-  return common.sweep([{**a, **g} for a in archs for g in grid], range(3), arg)
+  points = common.nptm_onecycle([{**a, **g} for a in archs for g in grid])
+  return common.sweep(points, range(3), arg)

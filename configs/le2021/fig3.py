@@ -42,4 +42,4 @@ def get_sweep(arg=None):
       "retrain.schedule": ["ft", "lrw", "slr", "clr"],
     }
   )
-  return common.sweep(points, range(3), arg)
+  return common.sweep(common.nptm_onecycle(points), range(3), arg)

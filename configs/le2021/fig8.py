@@ -27,6 +27,7 @@ def get_config(arg=None):
   config.retrain.num_epochs = 40
   config.retrain.schedule = "clr"
   config.retrain.flavor = "le2021"
+  config.retrain.cycle_momentum = True  # NPTM: OneCycleLR cycle_momentum=True.
   return common.finalize(config, arg)
 
 

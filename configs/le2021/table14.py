@@ -50,7 +50,7 @@ def get_sweep(arg=None):
   # 1-cycle baseline we use the per-iteration (zimmer2023) translation.
   onecycle = {"schedule": ONECYCLE, "retrain.flavor": "zimmer2023"}
   points = [{"schedule": STEP, **g} for g in grid] + [{**onecycle, **g} for g in grid]
-  return common.sweep(points, range(3), arg)
+  return common.sweep(common.nptm_onecycle(points), range(3), arg)
 
 
 def paper_cell(setting):

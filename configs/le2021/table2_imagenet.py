@@ -25,7 +25,11 @@ from jaxprune import sweeps
 
 METHODS = [
   {"protocol": "prune_retrain", "retrain.schedule": "ft"},
-  {"protocol": "prune_retrain", "retrain.schedule": "clr"},
+  {
+    "protocol": "prune_retrain",
+    "retrain.schedule": "clr",
+    "retrain.cycle_momentum": True,  # NPTM: OneCycleLR cycle_momentum=True.
+  },
   {"protocol": "scratch", "scratch.budget": "E"},
   {"protocol": "scratch", "scratch.budget": "B"},
 ]

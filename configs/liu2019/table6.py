@@ -4,7 +4,8 @@ VGG-19, PreResNet-110 and DenseNet-BC-100 on CIFAR-10/100 pruned by global
 magnitude over conv kernels (the weight-level code prunes convs only,
 seed_code_facts.md §2.3) to 30/50/60/80/95 % (the paper's ratios per model
 differ; we run the union), fine-tuned 40 epochs at 0.001, or trained from
-scratch with the same mask (Scratch-E 160 epochs, Scratch-B by FLOPs ratio).
+scratch with the same mask (Scratch-E 160 epochs, Scratch-B by FLOPs ratio),
+the re-initialised std scaled by 1/sqrt(kept fraction) per layer as Liu et al.
 The weight-level code builds bottleneck PreResNet-110 (§1.4); ours is the
 registry's `preresnet110`. 5 seeds.
 
@@ -26,8 +27,12 @@ from configs import common
 from jaxprune import sweeps
 
 FINE_TUNE = {"protocol": "prune_retrain"}
-SCRATCH_E = {"protocol": "scratch", "scratch.budget": "E"}
-SCRATCH_B = {"protocol": "scratch", "scratch.budget": "B"}
+# Sec. 4 (unstructured pruning): "Before training the pruned sparse model from scratch, we re-scale
+# the standard deviation of the Gaussian distribution for weight
+# initialization, based on how many non-zero weights remain in this layer."
+RESCALE = {"pruning.reinit_rescale": True}
+SCRATCH_E = {"protocol": "scratch", "scratch.budget": "E", **RESCALE}
+SCRATCH_B = {"protocol": "scratch", "scratch.budget": "B", **RESCALE}
 METHODS = [FINE_TUNE, SCRATCH_E, SCRATCH_B]
 
 

@@ -214,9 +214,28 @@ def _resident_arrays(
   return _RESIDENT_CACHE[key]
 
 
-def load(data_config: ml_collections.ConfigDict) -> Data:
-  """Builds train/val/test splits from `config.data`."""
+# `data.split_seed` value asking for a train/val split drawn with the run's own
+# seed (Le & Hua Sec. 3.4 split "randomly (and independently between each run)").
+SPLIT_PER_RUN = -1
+
+
+def split_seed(data_config: ml_collections.ConfigDict, seed: int | None) -> int:
+  """The seed of the train/val split: `data.split_seed`, or the run's seed."""
+  value = data_config.split_seed
+  if value == SPLIT_PER_RUN:
+    if seed is None:
+      raise ValueError("data.split_seed=-1 (a split per run) needs the run's seed")
+    return int(seed)
+  if value < 0:
+    raise ValueError(f"data.split_seed must be >= 0 or -1 (per run), got {value}")
+  return int(value)
+
+
+def load(data_config: ml_collections.ConfigDict, seed: int | None = None) -> Data:
+  """Builds train/val/test splits from `config.data` (`seed`: the run's, for
+  `data.split_seed=-1`)."""
   spec = datasets.get_spec(data_config.name)
+  split = split_seed(data_config, seed)
   if data_config.augment not in AUGMENTATIONS:
     raise ValueError(
       f"data.augment must be one of {list(AUGMENTATIONS)}, got {data_config.augment!r}"
@@ -245,7 +264,7 @@ def load(data_config: ml_collections.ConfigDict) -> Data:
   if resident:
     x, y = _resident_arrays(train_source, spec, spec.train_split, data_config, size)
     train_idx, val_idx = datasets.train_val_split(
-      len(y), data_config.validation_fraction, data_config.split_seed
+      len(y), data_config.validation_fraction, split
     )
     train = ResidentSplit(x[train_idx], y[train_idx])
     tx, ty = _resident_arrays(test_source, spec, spec.test_split, data_config, size)
@@ -257,7 +276,7 @@ def load(data_config: ml_collections.ConfigDict) -> Data:
     if data_config.train_limit:
       n = min(n, data_config.train_limit)
     train_idx, val_idx = datasets.train_val_split(
-      n, data_config.validation_fraction, data_config.split_seed
+      n, data_config.validation_fraction, split
     )
     train = StreamingSplit(train_source, spec, size, train_idx)
     n_test = len(test_source)

@@ -50,6 +50,7 @@ def _load_all() -> None:
   # entry point callers need.
   from jaxprune.protocols import (  # noqa: F401
     basic,
+    bimp,
     gradual,
     lottery,
     prune_epoch,

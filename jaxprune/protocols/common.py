@@ -260,12 +260,27 @@ def sq_norm(tree: Any) -> float:
   )
 
 
-def relative_norm_change(before: Any, after: Any) -> float:
-  """||W - W_p|| / ||W|| over all params (kernels, biases, BN scale and bias).
+# Which params ALLR's norm change covers: BIMP's code takes every parameter
+# (`get_model_norm_square`), the paper's text "the weight vector W".
+NORM_PARAMS = ("all", "kernels")
+
+
+def _kernels(tree: Any) -> list[Any]:
+  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+  return [x for path, x in flat if getattr(path[-1], "key", None) == "kernel"]
+
+
+def relative_norm_change(before: Any, after: Any, which: str = "all") -> float:
+  """||W - W_p|| / ||W|| over `which` params: "all" (kernels, biases, BN scale
+  and bias) or "kernels".
 
   As BIMP's `get_model_norm_square`: sqrt(| ||W||^2 - ||W_p||^2 |) / ||W||,
   exact when W_p is W with entries removed or zeroed (masks or surgery).
   """
+  if which not in NORM_PARAMS:
+    raise ValueError(f"which must be one of {list(NORM_PARAMS)}, got {which!r}")
+  if which == "kernels":
+    before, after = _kernels(before), _kernels(after)
   nb, na = sq_norm(before), sq_norm(after)
   return math.sqrt(abs(nb - na)) / math.sqrt(nb) if nb > 0 else 0.0
 

@@ -1,4 +1,5 @@
-"""Prune -> retrain protocols: `prune_retrain` (one-shot / IMP), `bimp`, `slimming`.
+"""Prune -> retrain protocols: `prune_retrain` (one-shot / IMP), `slimming`;
+their cycle loop also drives `bimp` (`protocols/bimp.py`).
 
 All three run the same cycle loop after a dense phase:
 
@@ -12,18 +13,16 @@ All three run the same cycle loop after a dense phase:
   `retrain.dense_workdir`); `pruning.schedule` "one_shot" (J = 1) or "imp"
   (targets `pruning.schedules.imp_sparsities`: `imp_cycles` equal cycles, or
   `imp_rate` of the remaining weights per cycle); `retrain.num_epochs` each.
-* `bimp` (Zimmer et al. 2023 Sec. 2.2): dense = T0 = `num_epochs` epochs
-  with a linear `schedule` (others refused unless `bimp.allow_nonlinear_t0`),
-  then J cycles splitting the rest of the budget
-  T = `bimp.budget_epochs` (`budget.split_epochs`: T - T0 // J each, the last
-  gets the remainder), with LLR/ALLR, so the total is exactly T epochs.
+* `bimp`: see `protocols/bimp.py`.
 * `slimming` (Liu et al. 2017 as in Rethinking): dense = training with the
   `pruning.slimming_strength * sum|gamma|` penalty (shared, keyed with the
   strength), then one global BN-scale structured pruning with surgery, then
   retraining without the penalty.
 
 ALLR statistics per cycle: `relative_norm_change` = ||W - W_p|| / ||W|| over
-*all* params (kernels, biases, BatchNorm scale and bias; BIMP's choice), and
+`retrain.allr_norm_params`: "all" params (kernels, biases, BatchNorm scale and
+bias; BIMP's code, the default) or "kernels" (the paper's "weight vector W");
+the summary records which. And
 `sparsity` = the fraction of the remaining prunable weights this cycle removed
 (structured: of the remaining params). AccALLR is not supported (it needs the
 training accuracy before and after pruning).
@@ -48,7 +47,7 @@ import numpy as np
 from jaxprune import config_utils, pruning, schedules
 from jaxprune.protocols import common, pruned_cache, register
 from jaxprune.pruning import masks as masks_lib
-from jaxprune.schedules import budget, retraining
+from jaxprune.schedules import retraining
 from jaxprune.train import Start
 
 RETRAIN_SCHEDULES = (*schedules.RETRAINING_NAMES, "piecewise")
@@ -75,6 +74,8 @@ def retrain_schedule(
   s.warmup_init_lr = float(r.warmup_init_lr)
   if r.warmup_fraction is not None:
     s.warmup_fraction = float(r.warmup_fraction)
+  if r.cycle_momentum:
+    s.cycle_momentum = True  # Checked by retraining.momentum_schedule.
   if name in retraining.TUNED:
     if r.lr is None:
       raise ValueError(f"retrain.lr is required for retrain.schedule={name!r}")
@@ -117,8 +118,10 @@ def validate_retrain(config: ml_collections.ConfigDict, epochs: int = 10) -> Non
       f"retrain.num_epochs must be >= 1, got {config.retrain.num_epochs}"
     )
   common.choice(config, "retrain.flavor", schedules.FLAVORS)
+  common.choice(config, "retrain.allr_norm_params", common.NORM_PARAMS)
   sched = retrain_schedule(config, epochs)
   schedules.create(sched, 100, retraining.VALIDATING, path="retrain.schedule")
+  schedules.momentum(sched, 100)
 
 
 def target(config: ml_collections.ConfigDict) -> float:
@@ -189,7 +192,9 @@ def prune_once(
     frac = 1.0 - _size(res.params) / _size(current.params)
     s = cumulative  # Reported from the counts at the end.
     widths = res.widths
-  change = common.relative_norm_change(current.params, res.params)
+  change = common.relative_norm_change(
+    current.params, res.params, config.retrain.allr_norm_params
+  )
   params = res.params
   if config.retrain.orthp:
     from jaxprune import analysis  # Imported here: only OrthP runs need it.
@@ -281,6 +286,7 @@ def cycles_summary(
     "dense/test/accuracy": dense.summary.get("test/accuracy"),
     "dense_epochs": dense.summary.get("epoch"),
     "total_epochs": int(dense.summary.get("epoch", 0)) + sum(cycle_epochs),
+    "allr_norm_params": config.retrain.allr_norm_params,
     "cycles": cycles,
   }
 
@@ -338,39 +344,6 @@ def prune_retrain(config: ml_collections.ConfigDict, workdir: str) -> dict[str, 
 def prune_retrain_setup(config: ml_collections.ConfigDict) -> str:
   kind = "IMP" if config.pruning.schedule == "imp" else "one-shot"
   return f"{kind} {config.retrain.schedule}"
-
-
-def bimp_epochs(config: ml_collections.ConfigDict) -> list[int]:
-  """Per-cycle retraining epochs: (T - T0) split over the J cycles."""
-  total, t0 = config.bimp.budget_epochs, config.num_epochs
-  if total <= t0:
-    raise ValueError(f"bimp.budget_epochs must be > num_epochs (T0={t0}), got {total}")
-  return budget.split_epochs(total - t0, len(cycle_targets(config)))
-
-
-@common.validator("bimp")
-def validate_bimp(config: ml_collections.ConfigDict) -> None:
-  name = config.schedule.get("name")
-  if name != "linear" and not config.bimp.allow_nonlinear_t0:
-    raise ValueError(
-      f"schedule.name must be 'linear' for protocol 'bimp' (BIMP trains its T0 "
-      f"epochs with a linearly decaying LR), got {name!r}; set "
-      "bimp.allow_nonlinear_t0=True to run another T0 schedule"
-    )
-  validate_pruning(config, ("one_shot", "imp"))
-  validate_retrain(config, bimp_epochs(config)[0])
-
-
-@register("bimp")
-def bimp(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  validate_bimp(config)
-  epochs = bimp_epochs(config)
-  if done := common.prepare_run(config, workdir):
-    return done
-  dense = common.dense_phase(config, workdir)
-  summary = run_cycles(config, workdir, dense, epochs)
-  summary["setup"] = f"BIMP {config.retrain.schedule} T={config.bimp.budget_epochs}"
-  return common.finish(config, workdir, summary)
 
 
 @common.validator("slimming")

@@ -108,6 +108,13 @@ def create(
   return _build(config, _check_steps_per_epoch(steps_per_epoch), pruning, path)
 
 
+def momentum(config: Any, steps_per_epoch: int) -> optax.Schedule | None:
+  """`step -> SGD momentum` when `config` cycles it (le2021 CLR), else None."""
+  if not hasattr(config, "get") or config.get("name") not in retraining.VARIANTS:
+    return None
+  return retraining.momentum_schedule(config, steps_per_epoch)
+
+
 def validate(config: Any, path: str = "schedule") -> None:
   """Checks `config` (names, fields, ranges); raises ValueError if invalid."""
   _build(config, 1, retraining.VALIDATING, path)
@@ -156,6 +163,7 @@ __all__ = [
   "format_spec",
   "halving_spec",
   "is_retraining",
+  "momentum",
   "parse_spec",
   "validate",
 ]

@@ -33,8 +33,9 @@ rescaled to start at `lr`.
 no warm-up (OneCycle with pct_start=0 for le2021 CLR, as in Le & Hua Fig. 8).
 le2021 SLR always uses NPTM's per-epoch cosine warm-up (`warmup_shape` is
 ignored there); le2021 CLR's warm-up is OneCycle's own cosine phase.
-NPTM's OneCycle also cycles momentum 0.95 -> 0.85 -> 0.95; that is an
-optimizer setting and not part of the LR schedule returned here.
+NPTM's OneCycle also cycles momentum 0.95 -> 0.85 -> 0.95 (PyTorch's
+`cycle_momentum=True`; BIMP's CLR does not): with `cycle_momentum=True` (le2021
+CLR only) :func:`momentum_schedule` returns that curve for the optimizer.
 """
 
 from __future__ import annotations
@@ -218,6 +219,29 @@ def _le2021_slr(
   return core.stepwise(list(range(epochs)), table, spe)
 
 
+# PyTorch OneCycleLR's momentum bounds (base_momentum, max_momentum).
+ONECYCLE_MOMENTUM = (0.85, 0.95)
+
+
+def momentum_schedule(cfg: Any, spe: int, path: str = "schedule") -> Schedule | None:
+  """NPTM's OneCycle momentum for le2021 CLR with `cycle_momentum`, else None.
+
+  Mirrors the LR: 0.95 -> 0.85 (cosine) while the LR warms up, then back to
+  0.95 while it anneals, over the same steps and warm-up fraction.
+  """
+  if not cfg.get("cycle_momentum", False):
+    return None
+  if cfg.get("name") != "clr" or cfg.get("flavor", DEFAULT_FLAVOR) != "le2021":
+    raise ValueError(
+      f"{path}.cycle_momentum is NPTM's OneCycle setting: it needs name 'clr' with "
+      f"flavor 'le2021', got {cfg.get('name')!r} / {cfg.get('flavor')!r}"
+    )
+  steps = core.epochs_to_steps(cfg.retrain_epochs, spe)
+  frac = cfg.get("warmup_fraction", None)
+  low, high = ONECYCLE_MOMENTUM
+  return training.onecycle(low, steps, high, high, 0.1 if frac is None else frac)
+
+
 def build(cfg: Any, spe: int, pruning: Any, path: str = "schedule") -> Schedule:
   """Builds the retraining schedule `cfg.name` for one prune-retrain cycle."""
   name = cfg.name
@@ -234,6 +258,7 @@ def build(cfg: Any, spe: int, pruning: Any, path: str = "schedule") -> Schedule:
       "warmup_init_lr",
       *(("lr",) if tuned else ()),
       *(("min_lr",) if name in ("cosine", "linear") else ()),
+      "cycle_momentum",
     ),
   )
   flavor = cfg.get("flavor", DEFAULT_FLAVOR)

@@ -196,7 +196,7 @@ def train_and_evaluate(
   mesh = sharding.make_mesh()
   sharding.check_batch_size(config.batch_size, mesh)
   sharding.check_batch_size(config.eval_batch_size, mesh, "eval_batch_size")
-  data = pipeline.load(config.data)
+  data = pipeline.load(config.data, seed=config.seed)
   steps_per_epoch = data.train.num_examples // config.batch_size
   if steps_per_epoch == 0:
     raise ValueError(
@@ -210,7 +210,8 @@ def train_and_evaluate(
 
   # ---------------------------------------------------------------- model, optimizer
   schedule = schedules.create(config.schedule, steps_per_epoch, schedule_pruning)
-  tx = optim.create(config.optimizer, schedule)
+  momentum = schedules.momentum(config.schedule, steps_per_epoch)
+  tx = optim.create(config.optimizer, schedule, momentum)
   model = models.create(
     config.model.name,
     num_classes=data.spec.num_classes,

@@ -6,16 +6,49 @@ Weight decay is L2 added to the gradient before momentum, as in PyTorch's
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
 import ml_collections
 import optax
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 
 
+class _TraceState(NamedTuple):
+  count: jnp.ndarray
+  trace: Any
+
+
+def _scheduled_trace(momentum: optax.Schedule, nesterov: bool):
+  """optax.trace with a per-step decay (PyTorch SGD whose momentum a scheduler
+  sets every step, as OneCycleLR's `cycle_momentum`)."""
+
+  def init(params):
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+    return _TraceState(jnp.zeros([], jnp.int32), zeros)
+
+  def update(updates, state, params=None):
+    del params
+    m = momentum(state.count)
+    trace = jax.tree_util.tree_map(lambda g, t: g + m * t, updates, state.trace)
+    if nesterov:
+      updates = jax.tree_util.tree_map(lambda g, t: g + m * t, updates, trace)
+    else:
+      updates = trace
+    return updates, _TraceState(state.count + 1, trace)
+
+  return optax.GradientTransformation(init, update)
+
+
 def create(
-  config: ml_collections.ConfigDict, learning_rate: optax.ScalarOrSchedule
+  config: ml_collections.ConfigDict,
+  learning_rate: optax.ScalarOrSchedule,
+  momentum_schedule: optax.Schedule | None = None,
 ) -> optax.GradientTransformation:
-  """Builds the optax transformation described by `config` (= config.optimizer)."""
+  """Builds the optax transformation described by `config` (= config.optimizer);
+  `momentum_schedule` (SGD only) replaces `momentum` by a per-step value."""
   name = config.name
   wd = float(config.get("weight_decay", 0.0))
   if wd < 0:
@@ -28,10 +61,18 @@ def create(
     if nesterov and momentum == 0.0:
       raise ValueError("optimizer.nesterov=True needs optimizer.momentum > 0")
     # PyTorch: d = g + wd * w; buf = m * buf + d; w -= lr * buf (nesterov: d + m*buf).
+    if momentum_schedule is not None:
+      return optax.chain(
+        optax.add_decayed_weights(wd) if wd else optax.identity(),
+        _scheduled_trace(momentum_schedule, nesterov),
+        optax.scale_by_learning_rate(learning_rate),
+      )
     return optax.chain(
       optax.add_decayed_weights(wd) if wd else optax.identity(),
       optax.sgd(learning_rate, momentum=momentum or None, nesterov=nesterov),
     )
+  if momentum_schedule is not None:
+    raise ValueError(f"a momentum schedule needs optimizer.name='sgd', got {name!r}")
   if name == "adam":
     b1, b2 = float(config.get("b1", 0.9)), float(config.get("b2", 0.999))
     return optax.chain(

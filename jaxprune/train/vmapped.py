@@ -63,6 +63,10 @@ def unsupported(config: ml_collections.ConfigDict) -> str | None:
     return "multi-process runs"
   if config.data.resident is False:
     return "streamed data (data.resident=False)"
+  if config.schedule.get("cycle_momentum"):
+    return "a momentum schedule (schedule.cycle_momentum)"
+  if config.data.split_seed == pipeline.SPLIT_PER_RUN:
+    return "a train/val split per seed (data.split_seed=-1)"
   return None
 
 
