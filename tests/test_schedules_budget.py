@@ -154,6 +154,22 @@ def test_table4_setups_against_scratch():
   assert setups.comparison_setup(short, scratch) == "S1"
 
 
+def test_liu2019_budget_leaves_fine_tuning_out():
+  """Liu et al. 2019 Sec. 4: "our evaluations use the same computation as large
+  model training without considering the computation in fine-tuning"; Wang et
+  al. 2023 name that comparison the origin of SX-A / SX-B."""
+  dense = dict(COMMON, pretrain_epochs=160, pretrain_lr="0:0.1,80:0.01,120:0.001")
+  ft = dict(dense, finetune_epochs=40, finetune_lr="0:0.001", dense_flops=4.0)
+  ft["pruned_flops"] = 1.0
+  scratch_e = dict(COMMON, scratch_epochs=160, dense_flops=4.0, pruned_flops=1.0)
+  scratch_b = dict(scratch_e, scratch_epochs=640)  # 160 * F1 / F2
+  assert setups.comparison_setup(ft, scratch_e) == "S1"  # 200 vs 160 epochs
+  assert setups.comparison_setup(ft, scratch_e, "liu2019") == "SX-A"
+  assert setups.comparison_setup(ft, scratch_b, "liu2019") == "SX-B"
+  with pytest.raises(ValueError, match="budget must be one of"):
+    setups.comparison_setup(ft, scratch_e, "le2021")
+
+
 def test_same_base_model_setups():
   a = dict(
     COMMON, base_model="torchvision", finetune_epochs=90, finetune_lr="0:0.01,30:0.001"

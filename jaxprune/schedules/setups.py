@@ -20,6 +20,13 @@ base model (e.g. pruning vs. scratch training, Table 4): S4.2 if the overall
 per-epoch LR schedules coincide, SX-A if the total epochs do, SX-B if the total
 FLOPs do (within one epoch of the dense model, the rounding of k / speedup),
 else S1. Runs that differ in dataset, network or target are not comparable.
+
+Which phases count toward the SX budgets (`budget`): Table 2 sums
+"pretraining + pruning + finetuning" ("wang2023", the default). Liu et al.
+2019, whom Wang et al. name as the origin of SX-A / SX-B, leave fine-tuning
+out: "our evaluations use the same computation as large model training
+without considering the computation in fine-tuning" ("liu2019"). Le & Hua's
+Scratch-E counts it (160 + 40 epochs), their Scratch-B follows Liu et al.
 """
 
 from __future__ import annotations
@@ -30,6 +37,11 @@ from jaxprune.schedules import core, training
 
 SETUPS = ("S1", "S2", "S3.1", "S3.2", "S4.1", "S4.2", "SX-A", "SX-B")
 _PHASES = ("pretrain", "prune", "finetune", "scratch")
+# Phases whose epochs / FLOPs make up the SX budgets, per convention.
+BUDGETS = {
+  "wang2023": _PHASES,
+  "liu2019": ("pretrain", "prune", "scratch"),
+}
 _FIELDS = (
   "dataset",
   "network",
@@ -72,17 +84,21 @@ def _same(a: Any, b: Any) -> bool:
   return a is not None and b is not None and a == b
 
 
-def _total_flops(run: Any, name: str) -> float | None:
+def _total_flops(run: Any, phases: tuple[str, ...]) -> float | None:
   dense, pruned = _get(run, "dense_flops"), _get(run, "pruned_flops")
   if dense is None or pruned is None:
     return None
-  dense_epochs = _epochs(run, "pretrain") + _epochs(run, "prune")
-  small_epochs = _epochs(run, "finetune") + _epochs(run, "scratch")
+  dense_epochs = sum(_epochs(run, p) for p in ("pretrain", "prune") if p in phases)
+  small_epochs = sum(_epochs(run, p) for p in ("finetune", "scratch") if p in phases)
   return dense_epochs * dense + small_epochs * pruned
 
 
-def comparison_setup(a: Any, b: Any) -> str:
-  """Returns the strictest setup of Table 2 ("S1" ... "S4.2", "SX-A", "SX-B")."""
+def comparison_setup(a: Any, b: Any, budget: str = "wang2023") -> str:
+  """Returns the strictest setup of Table 2 ("S1" ... "S4.2", "SX-A", "SX-B");
+  `budget` names the phases the SX budgets count (module docstring)."""
+  if budget not in BUDGETS:
+    raise ValueError(f"budget must be one of {list(BUDGETS)}, got {budget!r}")
+  phases = BUDGETS[budget]
   _check(a, "a")
   _check(b, "b")
   for key in ("dataset", "network", "target"):
@@ -116,10 +132,10 @@ def comparison_setup(a: Any, b: Any) -> str:
     overall.append(None if None in parts else sum(parts, ()))
   if _same(overall[0], overall[1]):
     return "S4.2"
-  total_a = sum(_epochs(a, p) for p in _PHASES)
-  if total_a == sum(_epochs(b, p) for p in _PHASES):
+  total_a = sum(_epochs(a, p) for p in phases)
+  if total_a == sum(_epochs(b, p) for p in phases):
     return "SX-A"
-  flops_a, flops_b = _total_flops(a, "a"), _total_flops(b, "b")
+  flops_a, flops_b = _total_flops(a, phases), _total_flops(b, phases)
   if flops_a is not None and flops_b is not None:
     tolerance = max(_get(a, "dense_flops"), _get(b, "dense_flops"))
     if abs(flops_a - flops_b) <= tolerance:
