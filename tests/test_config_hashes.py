@@ -16,6 +16,7 @@ regenerates the snapshot and lists the moved configs in its commit message:
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 import sys
@@ -95,3 +96,23 @@ if __name__ == "__main__":
     json.dump(current_hashes(), f, indent=1, sort_keys=True)
     f.write("\n")
   print(f"wrote {SNAPSHOT}")
+
+
+def test_options_added_later_are_hash_neutral_at_their_default():
+  """A field in config_utils.HASH_NEUTRAL_DEFAULTS at its default leaves the
+  hash as it was before the field existed; any other value moves it."""
+  from jaxprune import config_utils
+
+  config = config_utils.base_config()
+  digest = config_utils.config_hash(config)
+  fields = config_utils.to_json_dict(config)
+  for dotted, default in config_utils.HASH_NEUTRAL_DEFAULTS.items():
+    section, leaf = dotted.split(".")
+    assert fields[section][leaf] == default, dotted
+    del fields[section][leaf]
+  for key in config_utils.RESUME_SAFE_FIELDS:
+    fields.pop(key, None)
+  want = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+  assert digest == want
+  config.retrain.min_lr = 1e-4
+  assert config_utils.config_hash(config) != digest
