@@ -63,6 +63,15 @@ def retrain_schedule(
   name = common.choice(config, "retrain.schedule", RETRAIN_SCHEDULES)
   if name == "acc_allr":
     raise ValueError("retrain.schedule='acc_allr' is not supported by the protocols")
+  if r.min_lr is not None and name not in ("cosine", "linear"):
+    raise ValueError(
+      f"retrain.min_lr is only for retrain.schedule cosine/linear, got {name!r}"
+    )
+  if r.cycle_momentum and (name, r.flavor) != ("clr", "le2021"):
+    raise ValueError(
+      "retrain.cycle_momentum (NPTM's OneCycle momentum) needs retrain.schedule "
+      f"'clr' with retrain.flavor 'le2021', got {name!r} / {r.flavor!r}"
+    )
   if name == "piecewise":
     return ml_collections.ConfigDict(dict(name=name, spec=r.spec, epochs=epochs))
   s = ml_collections.ConfigDict()
@@ -75,16 +84,12 @@ def retrain_schedule(
   if r.warmup_fraction is not None:
     s.warmup_fraction = float(r.warmup_fraction)
   if r.cycle_momentum:
-    s.cycle_momentum = True  # Checked by retraining.momentum_schedule.
+    s.cycle_momentum = True
   if name in retraining.TUNED:
     if r.lr is None:
       raise ValueError(f"retrain.lr is required for retrain.schedule={name!r}")
     s.lr = float(r.lr)
   if r.min_lr is not None:
-    if name not in ("cosine", "linear"):
-      raise ValueError(
-        f"retrain.min_lr is only for retrain.schedule cosine/linear, got {name!r}"
-      )
     s.min_lr = float(r.min_lr)
   return s
 
