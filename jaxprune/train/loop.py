@@ -52,7 +52,18 @@ from jaxprune.train.steps import Steps, summarize_epoch
 
 
 class TrainingDivergedError(RuntimeError):
-  """The training loss became NaN or infinite."""
+  """The training loss became NaN or infinite.
+
+  `workdir` is the diverged phase's directory, `summary` what it wrote to its
+  summary.json (status "diverged", epoch, lr, the last metrics).
+  """
+
+  def __init__(
+    self, message: str, workdir: str | None = None, summary: dict | None = None
+  ):
+    super().__init__(message)
+    self.workdir = workdir
+    self.summary = dict(summary or {})
 
 
 @dataclasses.dataclass
@@ -277,13 +288,15 @@ def train_and_evaluate(
       }
       if not train["finite"]:
         writer.write_scalars(int(state.step), row)
-        _write_summary(
-          workdir,
-          _summary("diverged", state, done, row, num_params=count_params(state.params)),
+        diverged = _summary(
+          "diverged", state, done, row, num_params=count_params(state.params)
         )
+        _write_summary(workdir, diverged)
         raise TrainingDivergedError(
           f"training loss is not finite in epoch {done} (lr {train['lr']:.3g}); "
-          f"see {workdir}/summary.json"
+          f"see {workdir}/summary.json",
+          workdir,
+          diverged,
         )
       if done % config.eval_every_epochs == 0 or done == config.num_epochs:
         for name, split in data.evals.items():

@@ -1,0 +1,135 @@
+"""Reliability (issue 13): diverged phases, torn JSONL, workdir locks, checkpoint
+checksums, validation before writing, resumed summaries, one-line errors.
+
+Each test reproduces one failure a user met (see the issue) in-process on tiny
+runs; `test_faults.py` kills real processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import ml_collections
+import pytest
+
+from jaxprune import config_utils, io_utils, protocols, report, sweeps
+from jaxprune.train import TrainingDivergedError
+
+pytestmark = pytest.mark.usefixtures("fast_compiles")
+
+
+@pytest.fixture
+def prune_config(tiny_fmnist, tmp_path):
+  """One-shot 80% magnitude pruning of MLP-7 (width 16), 1 + 1 epochs, constant
+  retraining LR (`retrain.lr`)."""
+  data_dir, manual_dir, _ = tiny_fmnist
+  c = config_utils.base_config()
+  c.data.data_dir, c.data.manual_dir = data_dir, manual_dir
+  c.data.image_size, c.data.train_limit = (32, 32), 128
+  c.num_epochs, c.batch_size, c.eval_batch_size = 1, 64, 128
+  c.progress = False
+  c.model.init, c.model.widths = "orthogonal", (16,) * 6
+  c.schedule = ml_collections.ConfigDict(
+    dict(name="linear", lr=0.05, epochs=c.get_ref("num_epochs"))
+  )
+  c.protocol = "prune_retrain"
+  c.pruning.name, c.pruning.sparsity = "unstructured", 0.8
+  c.retrain.num_epochs, c.retrain.schedule, c.retrain.lr = 1, "constant", 0.01
+  c.cache_dir = str(tmp_path / "cache")
+  c.lock()
+  return c
+
+
+def _strict_lines(path):
+  """Every line parsed by a strict JSON parser (bare NaN/Infinity refused)."""
+
+  def refuse(name):
+    raise ValueError(f"{path}: bare {name} is not JSON")
+
+  with open(path) as f:
+    return [json.loads(line, parse_constant=refuse) for line in f]
+
+
+# ------------------------------------------------------------------ item 1
+def test_a_diverged_retrain_phase_is_a_row_and_the_sweep_goes_on(
+  prune_config, tmp_path
+):
+  workdir = str(tmp_path / "sweep")
+  sweep = [{"retrain.lr": 1e12}, {"retrain.lr": 0.01}]
+  rows = sweeps.run_sweep(prune_config, sweep, workdir)
+  assert [r["status"] for r in rows] == ["diverged", "completed"]
+  bad = rows[0]
+  assert (bad["phase"], bad["cycle"], bad["epoch"]) == ("cycle1", 1, 1)
+  assert bad["lr"] == pytest.approx(1e12)
+  run = os.path.join(workdir, "runs", bad["config_hash"])
+  summary = io_utils.read_json(os.path.join(run, "summary.json"))
+  assert summary["status"] == "diverged" and summary["phase"] == "cycle1"
+  # Strict JSON everywhere; the NaN loss is read back as a float.
+  for path in (os.path.join(workdir, "results.jsonl"), f"{run}/cycle1/metrics.jsonl"):
+    _strict_lines(path)
+  with open(os.path.join(run, "summary.json")) as f:
+    json.loads(f.read(), parse_constant=lambda name: pytest.fail(name))
+  stored = io_utils.read_jsonl(os.path.join(workdir, "results.jsonl"))
+  assert stored[0]["metrics"]["train/loss"] != stored[0]["metrics"]["train/loss"]
+  # A rerun has nothing left to do; the report counts, never averages, it.
+  assert sweeps.run_sweep(prune_config, sweep, workdir) == []
+  (a, b) = report.aggregate(stored)
+  assert (a["n"], a["diverged"], a["mean"]) == (0, 1, {})
+  assert (b["n"], b["diverged"]) == (1, 0)
+  markdown, _ = report.tables([a, b], ["test/accuracy"])
+  assert "| n | diverged |" in markdown
+
+
+def test_diverged_vmapped_seeds_and_dense_phases_get_run_summaries(
+  prune_config, tmp_path
+):
+  workdir = str(tmp_path / "sweep")
+  sweep = sweeps.seeds([{"retrain.lr": 1e12}], [0, 1])
+  rows = sweeps.run_sweep(prune_config, sweep, workdir, vmap_seeds=True)
+  assert [(r["status"], r["phase"]) for r in rows] == [("diverged", "cycle1")] * 2
+
+  # The shared dense training diverges: the run says so ("dense").
+  prune_config.schedule.lr = 1e12
+  rows = sweeps.run_sweep(prune_config, [{}], str(tmp_path / "dense"))
+  assert [(r["status"], r["phase"], r["epoch"]) for r in rows] == [
+    ("diverged", "dense", 1)
+  ]
+  # A plain training run: the run itself.
+  prune_config.protocol = "train"
+  with pytest.raises(TrainingDivergedError):
+    protocols.run(prune_config, str(tmp_path / "train"))
+  summary = io_utils.read_json(str(tmp_path / "train" / "summary.json"))
+  assert (summary["status"], summary["phase"]) == ("diverged", "run")
+
+
+def test_nonfinite_numbers_are_strict_json_and_read_back(tmp_path):
+  path = str(tmp_path / "s.json")
+  io_utils.atomic_write_json(path, {"a": float("nan"), "b": [float("inf"), -1e999]})
+  with open(path) as f:
+    assert json.loads(f.read()) == {"a": "NaN", "b": ["Infinity", "-Infinity"]}
+  back = io_utils.read_json(path)
+  assert back["a"] != back["a"] and back["b"] == [float("inf"), float("-inf")]
+
+
+# ------------------------------------------------------------------ item 3
+def test_an_append_after_a_torn_line_is_not_glued_onto_it(tmp_path, capsys):
+  path = str(tmp_path / "results.jsonl")
+  io_utils.append_jsonl(path, {"config_hash": "a", "overrides": {}, "seed": 0})
+  with open(path, "a") as f:
+    f.write('{"config_hash": "b", "ov')  # A writer killed mid-line.
+  with pytest.warns(io_utils.SkippedLineWarning, match="torn last line"):
+    io_utils.append_jsonl(path, {"config_hash": "c", "overrides": {}, "seed": 1})
+  assert [r["config_hash"] for r in _strict_lines(path)] == ["a", "c"]
+
+  # A garbled middle line: skipped with its file and line number, and counted.
+  with open(path, "a") as f:
+    f.write("garbage\n")
+  io_utils.append_jsonl(path, {"config_hash": "d", "overrides": {}, "seed": 2})
+  with pytest.warns(io_utils.SkippedLineWarning, match=r"results.jsonl:3: skipped"):
+    rows, skipped = io_utils.read_jsonl_counted(path)
+  assert [r["config_hash"] for r in rows] == ["a", "c", "d"] and skipped == [3]
+  with pytest.warns(io_utils.SkippedLineWarning):
+    report.main(["--results", path, "--out", str(tmp_path / "report")])
+  err = capsys.readouterr().err
+  assert "read 3 rows" in err and "skipped 1 unreadable line(s) (lines 3)" in err
