@@ -82,15 +82,11 @@ def apply_overrides(
   config = ml_collections.ConfigDict(base.to_dict(preserve_field_references=True))
   config.lock()
   for key, value in overrides.items():
+    config_utils.check_field(config, key, f"sweep override {key!r}")
     node, *rest = key.rsplit(".", 1)[::-1]
     parent = config
-    if rest:
-      for part in rest[0].split("."):
-        if part not in parent:
-          raise ValueError(f"sweep override {key!r}: unknown field {part!r}")
-        parent = parent[part]
-    if node not in parent:
-      raise ValueError(f"sweep override {key!r}: unknown field {node!r}")
+    for part in rest[0].split(".") if rest else ():
+      parent = parent[part]
     if isinstance(value, dict):
       value = ml_collections.ConfigDict(value)
     with parent.ignore_type():
@@ -277,13 +273,14 @@ def run_sweep(
   return appended
 
 
-def load_sweep_module(path: str):
+def load_sweep_module(path: str, needs: Sequence[str] = ("get_config", "get_sweep")):
+  """The config module at `path`; it must define the functions `needs`."""
   spec = importlib.util.spec_from_file_location("jaxprune_sweep_config", path)
   if spec is None or not os.path.exists(path):
     raise FileNotFoundError(f"sweep config not found: {path}")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  for fn in ("get_config", "get_sweep"):
+  for fn in needs:
     if not hasattr(module, fn):
       raise ValueError(f"{path} must define {fn}(arg)")
   return module

@@ -9,36 +9,24 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
-import ml_collections
 import pytest
 
 from jaxprune import config_utils, io_utils, protocols, report, sweeps
 from jaxprune.train import TrainingDivergedError
 
 pytestmark = pytest.mark.usefixtures("fast_compiles")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture
-def prune_config(tiny_fmnist, tmp_path):
-  """One-shot 80% magnitude pruning of MLP-7 (width 16), 1 + 1 epochs, constant
-  retraining LR (`retrain.lr`)."""
-  data_dir, manual_dir, _ = tiny_fmnist
-  c = config_utils.base_config()
-  c.data.data_dir, c.data.manual_dir = data_dir, manual_dir
-  c.data.image_size, c.data.train_limit = (32, 32), 128
-  c.num_epochs, c.batch_size, c.eval_batch_size = 1, 64, 128
-  c.progress = False
-  c.model.init, c.model.widths = "orthogonal", (16,) * 6
-  c.schedule = ml_collections.ConfigDict(
-    dict(name="linear", lr=0.05, epochs=c.get_ref("num_epochs"))
-  )
-  c.protocol = "prune_retrain"
-  c.pruning.name, c.pruning.sparsity = "unstructured", 0.8
-  c.retrain.num_epochs, c.retrain.schedule, c.retrain.lr = 1, "constant", 0.01
-  c.cache_dir = str(tmp_path / "cache")
-  c.lock()
-  return c
+def retrain_config(prune_config, tmp_path):
+  """`prune_config` with a constant retraining LR (`retrain.lr`)."""
+  prune_config.retrain.schedule, prune_config.retrain.lr = "constant", 0.01
+  prune_config.cache_dir = str(tmp_path / "cache")
+  return prune_config
 
 
 def _strict_lines(path):
@@ -53,11 +41,11 @@ def _strict_lines(path):
 
 # ------------------------------------------------------------------ item 1
 def test_a_diverged_retrain_phase_is_a_row_and_the_sweep_goes_on(
-  prune_config, tmp_path
+  retrain_config, tmp_path
 ):
   workdir = str(tmp_path / "sweep")
   sweep = [{"retrain.lr": 1e12}, {"retrain.lr": 0.01}]
-  rows = sweeps.run_sweep(prune_config, sweep, workdir)
+  rows = sweeps.run_sweep(retrain_config, sweep, workdir)
   assert [r["status"] for r in rows] == ["diverged", "completed"]
   bad = rows[0]
   assert (bad["phase"], bad["cycle"], bad["epoch"]) == ("cycle1", 1, 1)
@@ -73,7 +61,7 @@ def test_a_diverged_retrain_phase_is_a_row_and_the_sweep_goes_on(
   stored = io_utils.read_jsonl(os.path.join(workdir, "results.jsonl"))
   assert stored[0]["metrics"]["train/loss"] != stored[0]["metrics"]["train/loss"]
   # A rerun has nothing left to do; the report counts, never averages, it.
-  assert sweeps.run_sweep(prune_config, sweep, workdir) == []
+  assert sweeps.run_sweep(retrain_config, sweep, workdir) == []
   (a, b) = report.aggregate(stored)
   assert (a["n"], a["diverged"], a["mean"]) == (0, 1, {})
   assert (b["n"], b["diverged"]) == (1, 0)
@@ -82,23 +70,23 @@ def test_a_diverged_retrain_phase_is_a_row_and_the_sweep_goes_on(
 
 
 def test_diverged_vmapped_seeds_and_dense_phases_get_run_summaries(
-  prune_config, tmp_path
+  retrain_config, tmp_path
 ):
   workdir = str(tmp_path / "sweep")
   sweep = sweeps.seeds([{"retrain.lr": 1e12}], [0, 1])
-  rows = sweeps.run_sweep(prune_config, sweep, workdir, vmap_seeds=True)
+  rows = sweeps.run_sweep(retrain_config, sweep, workdir, vmap_seeds=True)
   assert [(r["status"], r["phase"]) for r in rows] == [("diverged", "cycle1")] * 2
 
   # The shared dense training diverges: the run says so ("dense").
-  prune_config.schedule.lr = 1e12
-  rows = sweeps.run_sweep(prune_config, [{}], str(tmp_path / "dense"))
+  retrain_config.schedule.lr = 1e12
+  rows = sweeps.run_sweep(retrain_config, [{}], str(tmp_path / "dense"))
   assert [(r["status"], r["phase"], r["epoch"]) for r in rows] == [
     ("diverged", "dense", 1)
   ]
   # A plain training run: the run itself.
-  prune_config.protocol = "train"
+  retrain_config.protocol = "train"
   with pytest.raises(TrainingDivergedError):
-    protocols.run(prune_config, str(tmp_path / "train"))
+    protocols.run(retrain_config, str(tmp_path / "train"))
   summary = io_utils.read_json(str(tmp_path / "train" / "summary.json"))
   assert (summary["status"], summary["phase"]) == ("diverged", "run")
 
@@ -133,3 +121,41 @@ def test_an_append_after_a_torn_line_is_not_glued_onto_it(tmp_path, capsys):
     report.main(["--results", path, "--out", str(tmp_path / "report")])
   err = capsys.readouterr().err
   assert "read 3 rows" in err and "skipped 1 unreadable line(s) (lines 3)" in err
+
+
+# ------------------------------------------------------------------ item 4
+def _hold_lock(workdir):
+  """A second process holding `workdir`'s lock until it is killed."""
+  code = (
+    "import sys, time; from jaxprune import io_utils\n"
+    "with io_utils.workdir_lock(sys.argv[1]):\n"
+    "  print('held', flush=True); time.sleep(600)\n"
+  )
+  env = {**os.environ, "PYTHONPATH": ROOT}
+  proc = subprocess.Popen(
+    [sys.executable, "-c", code, workdir], stdout=subprocess.PIPE, text=True, env=env
+  )
+  assert proc.stdout.readline().strip() == "held"
+  return proc
+
+
+def test_a_second_writer_of_a_workdir_stops_at_once_naming_the_holder(
+  tiny_config, tmp_path
+):
+  sweep_dir = str(tmp_path / "sweep")
+  workdir = os.path.join(sweep_dir, "runs", config_utils.config_hash(tiny_config))
+  holder = _hold_lock(workdir)
+  try:
+    with pytest.raises(io_utils.WorkdirBusyError, match=f"pid {holder.pid} on host"):
+      protocols.run(tiny_config, workdir)
+    assert os.listdir(workdir) == [io_utils.WORKDIR_LOCK]  # Nothing written.
+    # A sweep skips the busy point (its holder records it) and goes on.
+    assert sweeps.run_sweep(tiny_config, [{}], sweep_dir) == []
+    assert sweeps.finished_hashes(sweep_dir) == set()
+  finally:
+    holder.kill()
+    holder.wait()
+  # The dead holder's lock is taken over.
+  lock_file = os.path.join(workdir, io_utils.WORKDIR_LOCK)
+  with io_utils.workdir_lock(workdir), open(lock_file) as f:
+    assert f.read().startswith(f"pid {os.getpid()} on host")

@@ -321,7 +321,11 @@ def train_and_evaluate(
     final_epoch = max(config.num_epochs, start_epoch)
     ckpt.save("final", int(state.step), state, {"epoch": final_epoch})
     if not row:  # Nothing left to train: evaluate the restored state.
-      row = {"epoch": final_epoch}
+      # The training metrics of the last epoch come from its logged row (a
+      # kill between the final checkpoint and summary.json lost nothing else).
+      logged = io_utils.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+      last = [r for r in logged if r.get("epoch") == final_epoch][-1:]
+      row = {**(last[0] if last else {}), "epoch": final_epoch}
       for name, split in data.evals.items():
         for key, value in steps.evaluate(state, split).items():
           row[f"{name}/{key}"] = value
