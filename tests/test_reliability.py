@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
+import jax
+import numpy as np
 import pytest
 
-from jaxprune import config_utils, io_utils, protocols, report, sweeps
-from jaxprune.train import TrainingDivergedError
+from jaxprune import checkpointing, config_utils, io_utils, protocols, report, sweeps
+from jaxprune.train import TrainingDivergedError, train_and_evaluate
 
 pytestmark = pytest.mark.usefixtures("fast_compiles")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -159,3 +162,80 @@ def test_a_second_writer_of_a_workdir_stops_at_once_naming_the_holder(
   lock_file = os.path.join(workdir, io_utils.WORKDIR_LOCK)
   with io_utils.workdir_lock(workdir), open(lock_file) as f:
     assert f.read().startswith(f"pid {os.getpid()} on host")
+
+
+# ------------------------------------------------------------------ item 2
+def _largest_data_file(step_dir):
+  files = [
+    os.path.join(d, f)
+    for d, _, names in os.walk(os.path.join(step_dir, "state"))
+    for f in names
+    if os.sep + "d" + os.sep in os.path.join(d, f) + os.sep
+  ]
+  return max(files, key=os.path.getsize)
+
+
+def flip_bit(path):
+  """Flips one bit in the middle of `path` (a disk error)."""
+  with open(path, "r+b") as f:
+    f.seek(os.path.getsize(path) // 2)
+    byte = f.read(1)
+    f.seek(-1, os.SEEK_CUR)
+    f.write(bytes([byte[0] ^ 0x10]))
+
+
+def _final_params(workdir):
+  with checkpointing.Checkpointer(os.path.join(workdir, "checkpoints")) as ckpt:
+    return jax.device_get(ckpt.restore("final")[0]["params"])
+
+
+def test_a_corrupt_checkpoint_is_set_aside_and_the_previous_one_resumed(
+  tiny_config, tmp_path
+):
+  tiny_config.keep_checkpoints = 2
+  reference = str(tmp_path / "reference")
+  train_and_evaluate(tiny_config, reference)
+
+  def killed_in_epoch_3(epoch, state):
+    if epoch == 3:
+      raise KeyboardInterrupt("killed")
+    return state
+
+  workdir = str(tmp_path / "run")
+  with pytest.raises(KeyboardInterrupt):
+    train_and_evaluate(tiny_config, workdir, on_epoch_end=killed_in_epoch_3)
+  latest = os.path.join(workdir, "checkpoints", "latest")
+  newest = os.path.join(latest, str(max(int(s) for s in os.listdir(latest))))
+  flip_bit(_largest_data_file(newest))
+  with pytest.warns(checkpointing.CorruptCheckpointWarning, match=newest):
+    train_and_evaluate(tiny_config, workdir)
+  assert os.path.isdir(os.path.join(workdir, "checkpoints", "corrupt"))
+  want, got = _final_params(reference), _final_params(workdir)
+  assert jax.tree_util.tree_all(
+    jax.tree_util.tree_map(lambda a, b: a.tobytes() == b.tobytes(), want, got)
+  )
+
+
+@pytest.mark.parametrize("damage", ["flip", "cut_meta", "empty_state"])
+def test_no_good_checkpoint_is_a_one_line_error_naming_it(tmp_path, damage):
+  state = {"w": np.arange(4096, dtype=np.float32), "step": np.int32(3)}
+  directory = str(tmp_path / "checkpoints")
+  with checkpointing.Checkpointer(directory) as ckpt:
+    ckpt.save("final", 3, state, {"epoch": 1})
+  step_dir = os.path.join(directory, "final", "3")
+  if damage == "flip":
+    flip_bit(_largest_data_file(step_dir))
+  elif damage == "cut_meta":
+    meta = os.path.join(step_dir, "meta", "metadata")
+    with open(meta, "r+b") as f:
+      f.truncate(os.path.getsize(meta) // 2)
+  else:
+    shutil.rmtree(os.path.join(step_dir, "state"))
+    os.makedirs(os.path.join(step_dir, "state"))
+  with (
+    checkpointing.Checkpointer(directory) as ckpt,
+    pytest.raises(checkpointing.CheckpointError) as error,
+  ):
+    ckpt.restore("final")
+  message = str(error.value)
+  assert "\n" not in message and f"delete {step_dir}" in message
