@@ -239,3 +239,42 @@ def test_no_good_checkpoint_is_a_one_line_error_naming_it(tmp_path, damage):
     ckpt.restore("final")
   message = str(error.value)
   assert "\n" not in message and f"delete {step_dir}" in message
+
+
+# ------------------------------------------------------------------ item 6
+@pytest.mark.parametrize(
+  "field,value", [("optimizer.weight_decay", -1.0), ("optimizer.momentum", 5.0)]
+)
+def test_bad_fields_are_refused_before_the_workdir_is_touched(
+  tiny_config, tmp_path, field, value
+):
+  section, leaf = field.split(".")
+  tiny_config[section][leaf] = value
+  for run in (protocols.run, train_and_evaluate):
+    with pytest.raises(ValueError, match=field):
+      run(tiny_config, str(tmp_path / "run"))
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_an_unknown_command_line_field_is_named_with_its_nearest_fields():
+  from jaxprune import main
+
+  argv = ["main", f"--config={ROOT}/configs/mlp7_fashion_mnist.py"]
+  assert main._unknown_override([*argv, "--config.optimizer.momentum=0.5"]) is None
+  message = main._unknown_override([*argv, "--config.optimizer.lr=0.1"])
+  assert message.startswith("--config.optimizer.lr=0.1: unknown field 'optimizer.lr'")
+  assert "nearest valid fields: retrain.lr" in message and "\n" not in message
+
+
+# ------------------------------------------------------------------ item 7
+def test_a_summary_written_on_resume_keeps_the_training_metrics(tiny_config, tmp_path):
+  workdir = str(tmp_path / "run")
+  full = train_and_evaluate(tiny_config, workdir)
+  os.remove(os.path.join(workdir, "summary.json"))  # Killed before writing it.
+  resumed = train_and_evaluate(tiny_config, workdir)
+  for key in ("train/loss", "train/accuracy", "lr", "test/accuracy", "epoch"):
+    assert resumed[key] == full[key], key
+  assert (
+    io_utils.read_json(os.path.join(workdir, "summary.json"))["train/loss"]
+    == (full["train/loss"])
+  )
