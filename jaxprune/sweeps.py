@@ -310,9 +310,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     for i, (overrides, _, digest) in enumerate(expand(base, sweep)):
       print(f"{i:4d} {digest} {'done' if digest in done else 'todo'} {overrides}")
     return 0
-  rows = run_sweep(
-    base, sweep, args.workdir, shard=(index, count), vmap_seeds=args.vmap_seeds
-  )
+  from jaxprune import checkpointing
+  from jaxprune.data import fashion_mnist_local
+
+  try:
+    rows = run_sweep(
+      base, sweep, args.workdir, shard=(index, count), vmap_seeds=args.vmap_seeds
+    )
+  except (
+    ValueError,
+    FileNotFoundError,
+    checkpointing.CheckpointError,
+    fashion_mnist_local.DatasetFileError,
+  ) as e:
+    print(f"ERROR: {e}", file=sys.stderr)
+    return 2
   print(f"[sweep] {len(rows)} runs finished; results: {args.workdir}/{RESULTS_FILE}")
   return 0
 

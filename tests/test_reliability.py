@@ -7,6 +7,7 @@ runs; `test_faults.py` kills real processes.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -16,8 +17,11 @@ import sys
 import jax
 import numpy as np
 import pytest
+from conftest import write_tiny_fmnist
 
 from jaxprune import checkpointing, config_utils, io_utils, protocols, report, sweeps
+from jaxprune.data import datasets, fashion_mnist_local, pipeline
+from jaxprune.data.fashion_mnist_local import DatasetFileError
 from jaxprune.train import TrainingDivergedError, train_and_evaluate
 
 pytestmark = pytest.mark.usefixtures("fast_compiles")
@@ -278,3 +282,34 @@ def test_a_summary_written_on_resume_keeps_the_training_metrics(tiny_config, tmp
     io_utils.read_json(os.path.join(workdir, "summary.json"))["train/loss"]
     == (full["train/loss"])
   )
+
+
+# ------------------------------------------------------------------ item 5
+def test_a_damaged_prepared_shard_is_named_with_the_fix(tiny_fmnist, tmp_path):
+  data_dir, manual_dir, _ = tiny_fmnist
+  copy = str(tmp_path / "tfds")
+  shutil.copytree(data_dir, copy)
+  (shard,) = glob.glob(f"{copy}/fashion_mnist_local/*/*-train.array_record-*")
+  os.truncate(shard, os.path.getsize(shard) // 3)
+  config = config_utils.base_config().data
+  config.data_dir, config.manual_dir = copy, manual_dir
+  with pytest.raises(DatasetFileError) as error:
+    pipeline.load(config)
+  message = str(error.value)
+  assert "\n" not in message and shard in message
+  assert f"python -m jaxprune.data prepare --force --data_dir={copy}" in message
+  datasets.prepare("fashion_mnist_local", copy, manual_dir, force=True)
+  assert pipeline.load(config).train.num_examples == 512
+
+
+def test_a_failed_prepare_leaves_no_dataset_directory(tmp_path, monkeypatch):
+  monkeypatch.setattr(fashion_mnist_local.FashionMnistLocal, "strict_counts", False)
+  data_dir, manual_dir = str(tmp_path / "tfds"), str(tmp_path / "idx")
+  with pytest.raises(DatasetFileError, match=r"Dataset file not found: .*idx3"):
+    datasets.prepare("fashion_mnist_local", data_dir, manual_dir)
+  write_tiny_fmnist(manual_dir, num_train=64, num_test=16)
+  labels = os.path.join(manual_dir, "t10k-labels-idx1-ubyte.gz")
+  os.truncate(labels, os.path.getsize(labels) // 2)
+  with pytest.raises(DatasetFileError, match="truncated or corrupt"):
+    datasets.prepare("fashion_mnist_local", data_dir, manual_dir)
+  assert not os.path.exists(os.path.join(data_dir, "fashion_mnist_local"))
