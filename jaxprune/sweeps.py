@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import importlib.util
 import itertools
 import os
@@ -57,6 +56,9 @@ SUMMARY_FIELDS = (
   "wall_time_seconds",
   "setup",
   "accuracy_before",
+  "phase",  # Of a diverged run: where, and at which LR.
+  "cycle",
+  "lr",
 )
 
 
@@ -80,15 +82,11 @@ def apply_overrides(
   config = ml_collections.ConfigDict(base.to_dict(preserve_field_references=True))
   config.lock()
   for key, value in overrides.items():
+    config_utils.check_field(config, key, f"sweep override {key!r}")
     node, *rest = key.rsplit(".", 1)[::-1]
     parent = config
-    if rest:
-      for part in rest[0].split("."):
-        if part not in parent:
-          raise ValueError(f"sweep override {key!r}: unknown field {part!r}")
-        parent = parent[part]
-    if node not in parent:
-      raise ValueError(f"sweep override {key!r}: unknown field {node!r}")
+    for part in rest[0].split(".") if rest else ():
+      parent = parent[part]
     if isinstance(value, dict):
       value = ml_collections.ConfigDict(value)
     with parent.ignore_type():
@@ -125,16 +123,6 @@ def git_commit() -> str:
     return "unknown"
 
 
-@contextlib.contextmanager
-def _locked(path: str):
-  with open(path + ".lock", "a") as lock:
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    try:
-      yield
-    finally:
-      fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def make_row(
   overrides: dict[str, Any],
   config: ml_collections.ConfigDict,
@@ -169,7 +157,7 @@ def _record(
   """Appends the point's row unless another shard already did; returns it."""
   overrides, config, digest = point
   row = make_row(overrides, config, digest, summary)
-  with _locked(os.path.join(workdir, RESULTS_FILE)):
+  with io_utils.file_lock(os.path.join(workdir, RESULTS_FILE) + ".lock"):
     if digest in finished_hashes(workdir):  # Another shard may have run it.
       return None
     io_utils.append_jsonl(os.path.join(workdir, RESULTS_FILE), row)
@@ -206,6 +194,7 @@ def run_sweep(
   Rows, hashes and run directories are the same either way.
   """
   from jaxprune import protocols
+  from jaxprune.protocols import common
   from jaxprune.protocols import seeds as seeds_lib
   from jaxprune.train import TrainingDivergedError
 
@@ -238,7 +227,14 @@ def run_sweep(
       )
       dirs = [os.path.join(workdir, "runs", digest) for *_, digest in group]
       start = time.monotonic()
-      results = seeds_lib.run_group([p[2] for p in group], dirs)
+      try:
+        with contextlib.ExitStack() as locks:
+          for d in sorted(dirs):  # Sorted: concurrent shards cannot deadlock.
+            locks.enter_context(io_utils.workdir_lock(d))
+          results = seeds_lib.run_group([p[2] for p in group], dirs)
+      except io_utils.WorkdirBusyError as e:  # Another process runs them.
+        print(f"[sweep] points {numbers} skipped: {e}", flush=True)
+        continue
       # One program ran every seed: each row gets its share of the wall time.
       share = (time.monotonic() - start) / len(group)
       results = [
@@ -255,26 +251,36 @@ def run_sweep(
           result = run_fn(config, run_dir)
         except TrainingDivergedError as e:
           result = e
+        except io_utils.WorkdirBusyError as e:  # Another process runs it.
+          print(f"[sweep] point {i + 1} skipped: {e}", flush=True)
+          continue
         if isinstance(result, TrainingDivergedError):
-          result = io_utils.read_json(os.path.join(run_dir, "summary.json"))
+          result = common.record_divergence(config, run_dir, result)
         # Protocols report their phases' times; the row gets the whole point's
         # (of this invocation: a resumed point counts only what it ran now).
         result = {"wall_time_seconds": time.monotonic() - start, **result}
       if isinstance(result, TrainingDivergedError):
-        result = io_utils.read_json(os.path.join(run_dir, "summary.json"))
+        result = common.record_divergence(config, run_dir, result)
+      if result.get("status") == "diverged":
+        print(
+          f"[sweep] point {i + 1} diverged in {result.get('phase', 'run')} at "
+          f"epoch {result.get('epoch')} (lr {result.get('lr')}); going on",
+          flush=True,
+        )
       row = _record(workdir, (overrides, config, digest), result)
       if row is not None:
         appended.append(row)
   return appended
 
 
-def load_sweep_module(path: str):
+def load_sweep_module(path: str, needs: Sequence[str] = ("get_config", "get_sweep")):
+  """The config module at `path`; it must define the functions `needs`."""
   spec = importlib.util.spec_from_file_location("jaxprune_sweep_config", path)
   if spec is None or not os.path.exists(path):
     raise FileNotFoundError(f"sweep config not found: {path}")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  for fn in ("get_config", "get_sweep"):
+  for fn in needs:
     if not hasattr(module, fn):
       raise ValueError(f"{path} must define {fn}(arg)")
   return module
@@ -304,9 +310,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     for i, (overrides, _, digest) in enumerate(expand(base, sweep)):
       print(f"{i:4d} {digest} {'done' if digest in done else 'todo'} {overrides}")
     return 0
-  rows = run_sweep(
-    base, sweep, args.workdir, shard=(index, count), vmap_seeds=args.vmap_seeds
-  )
+  from jaxprune import checkpointing
+  from jaxprune.data import fashion_mnist_local
+
+  try:
+    rows = run_sweep(
+      base, sweep, args.workdir, shard=(index, count), vmap_seeds=args.vmap_seeds
+    )
+  except (
+    ValueError,
+    FileNotFoundError,
+    checkpointing.CheckpointError,
+    fashion_mnist_local.DatasetFileError,
+  ) as e:
+    print(f"ERROR: {e}", file=sys.stderr)
+    return 2
   print(f"[sweep] {len(rows)} runs finished; results: {args.workdir}/{RESULTS_FILE}")
   return 0
 
