@@ -121,12 +121,14 @@ def _final_params(workdir: str, like=None) -> dict[str, np.ndarray]:
   return {jax.tree_util.keystr(k): np.asarray(v) for k, v in leaves}
 
 
-def _assert_same_params(a: str, b: str, atol: float = 1e-5) -> None:
-  state = _final_params(a)  # The reference: a 1-device checkpoint.
+def _assert_same_params(a: str, b: str, like: str | None = None) -> None:
+  """Final params of runs `a` and `b` agree; multi-process checkpoints are read
+  through the structure of a 1-process run's (`like`, default `a`)."""
+  state = _final_params(like or a)
   pa, pb = _final_params(a, state), _final_params(b, state)
   assert pa.keys() == pb.keys() and len(pa) > 10
   for key in pa:
-    np.testing.assert_allclose(pa[key], pb[key], atol=atol, rtol=0, err_msg=key)
+    np.testing.assert_allclose(pa[key], pb[key], atol=1e-5, rtol=0, err_msg=key)
 
 
 def _metrics_epochs(workdir: str) -> list[int]:
@@ -162,15 +164,15 @@ def test_streamed_data_each_process_reads_its_rows(tmp_path, data):
   _assert_same_params(one, two)
 
 
-def test_killed_processes_resume_when_relaunched(tmp_path, data):
+def test_killed_processes_resume_when_relaunched(tmp_path, data, single):
   # Enough epochs that the kill lands mid-run, right after the first checkpoint.
   overrides = ("--config.num_epochs=12", "--config.checkpoint_every_epochs=1")
   whole = _run(tmp_path, "whole", 2, data, *overrides)
   workdir = str(tmp_path / "killed")
   procs = _launch(workdir, 2, data, *overrides)
-  first = os.path.join(workdir, "checkpoints", "latest", "6")  # 384 / 64 steps.
+  latest = os.path.join(workdir, "checkpoints", "latest")
   deadline = time.monotonic() + TIMEOUT
-  while not os.path.isdir(first):
+  while not (os.path.isdir(latest) and any(d.isdigit() for d in os.listdir(latest))):
     assert time.monotonic() < deadline, "no checkpoint written in time"
     assert all(p.poll() is None for p in procs), "a process ended early"
     time.sleep(0.02)
@@ -182,5 +184,5 @@ def test_killed_processes_resume_when_relaunched(tmp_path, data):
   _wait(_launch(workdir, 2, data, *overrides), workdir)
   with open(f"{workdir}.0.log") as f:
     assert "Resuming from epoch" in f.read()
-  _assert_same_params(whole, workdir)
+  _assert_same_params(whole, workdir, like=single)
   assert _metrics_epochs(workdir) == list(range(1, 13))
