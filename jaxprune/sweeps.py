@@ -20,6 +20,8 @@ are the same as without it.
 Command line:
   python -m jaxprune.sweeps --config=configs/le2021/table2.py[:ARG] --workdir=DIR \
       [--shard=i/n] [--list] [--vmap_seeds]
+      [--slurm [--slurm.partition=P --slurm.time=HH:MM:SS --slurm.gpus_per_task=G
+                --slurm.tasks=N] [--submit]]   (an sbatch job array; jaxprune.cluster)
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from typing import Any
 import ml_collections
 
 import jaxprune
-from jaxprune import config_utils, io_utils
+from jaxprune import cluster, config_utils, io_utils
 
 RESULTS_FILE = "results.jsonl"
 # Row fields copied from a protocol's summary when present.
@@ -297,6 +299,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     action="store_true",
     help="run the seeds of a setting as one vmapped program where supported",
   )
+  parser.add_argument(
+    "--slurm",
+    action="store_true",
+    help="write <workdir>/slurm/sweep.sbatch, a job array of shards (see "
+    "jaxprune.cluster), instead of running",
+  )
+  parser.add_argument(
+    "--slurm.tasks", dest="slurm_tasks", type=int, help="array size (default: points)"
+  )
+  cluster.add_slurm_flags(parser, gpus="gpus_per_task")
   args = parser.parse_args(argv)
   path, _, arg = args.config.partition(":")
   module = load_sweep_module(path)
@@ -305,6 +317,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     index, count = (int(x) for x in args.shard.split("/"))
   except ValueError:
     parser.error(f"--shard must look like i/n, got {args.shard!r}")
+  if args.slurm:
+    tasks = args.slurm_tasks or len(sweep)
+    script = cluster.sweep_array_script(
+      args.config,
+      args.workdir,
+      tasks,
+      cluster.options_from_args(args),
+      python=sys.executable,
+      extra_args=["--vmap_seeds"] if args.vmap_seeds else [],
+    )
+    target = os.path.join(os.path.abspath(args.workdir), "slurm", "sweep.sbatch")
+    print(cluster.write_script(script, target, submit=args.submit))
+    return 0
   if args.list:
     done = finished_hashes(args.workdir)
     for i, (overrides, _, digest) in enumerate(expand(base, sweep)):

@@ -132,15 +132,13 @@ def test_non_primary_process_writes_no_files(tiny_config, tmp_path, monkeypatch)
   assert written == {"checkpoints"}, written
 
 
-def test_multi_process_shard_batch_slices_the_global_batch(monkeypatch):
+def test_one_process_holds_every_row_of_the_batch():
   mesh = sharding.make_mesh()
+  assert sharding.host_rows(mesh, 8) == slice(0, 8)
   batch = (np.arange(24, dtype=np.float32).reshape(8, 3), np.arange(8))
-  want = sharding.shard_batch(batch, mesh)
-  monkeypatch.setattr(jax, "process_count", lambda *a, **k: 2)
-  got = sharding.shard_batch(batch, mesh)
-  for a, b in zip(want, got):
-    assert a.sharding == b.sharding
-    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  for got, want in zip(sharding.shard_batch(batch, mesh, 8), batch):
+    assert got.sharding == sharding.batch_sharded(mesh)
+    np.testing.assert_array_equal(np.asarray(got), want)
 
 
 def test_process_flags_need_distributed(tmp_path):

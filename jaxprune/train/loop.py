@@ -136,10 +136,11 @@ def _train_one_epoch(
       state, data.train.device_images, data.train.device_labels, data_rng, epoch
     )
   per_step = []
+  rows = sharding.host_rows(steps.mesh, steps.batch_size)
   for images, labels, _ in data.train.batches(
-    steps.batch_size, train=True, seed=seed, epoch=epoch
+    steps.batch_size, train=True, seed=seed, epoch=epoch, rows=rows
   ):
-    batch = sharding.shard_batch((images, labels), steps.mesh)
+    batch = sharding.shard_batch((images, labels), steps.mesh, steps.batch_size)
     state, metrics = steps.train_batch(state, *batch)
     per_step.append(metrics)
   stacked = jax.tree_util.tree_map(lambda *xs: jax.numpy.stack(xs), *per_step)
