@@ -9,6 +9,13 @@ masks, step, rng) plus a small JSON `meta` item (epoch, best metric, ...). Orbax
 writes into a temporary directory and renames it when complete, so a kill never
 leaves a half-written checkpoint that a resume would pick up. Nothing is pickled.
 
+Integrity: `meta` also holds a content checksum of the state (`checksum`: a
+hash of every leaf's dtype, shape and bytes), saved in the same atomic write.
+`restore` verifies it; when the newest checkpoint is unreadable or its content
+does not match, it warns naming the directory, moves it to
+`checkpoints/corrupt/` and falls back to the previous kept one, and raises a
+one-line `CheckpointError` (the directory, what to do) only when none is good.
+
 Synopsis:
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
   ckpt.save("latest", step, state, {"epoch": 3})
@@ -18,13 +25,50 @@ Synopsis:
 
 from __future__ import annotations
 
+import hashlib
 import os
+import warnings
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 KINDS = ("latest", "best", "final")
+
+
+class CheckpointError(RuntimeError):
+  """No good checkpoint to restore (one line: the directory and what to do)."""
+
+
+class CorruptCheckpointWarning(UserWarning):
+  """A damaged checkpoint was set aside and an older one restored."""
+
+
+def _host(leaf: Any) -> np.ndarray:
+  if isinstance(leaf, jax.Array):
+    if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+      leaf = jax.random.key_data(leaf)
+    # Replicated state: this process's first shard is the whole array.
+    leaf = leaf if leaf.is_fully_addressable else leaf.addressable_data(0)
+  return np.ascontiguousarray(np.asarray(leaf))
+
+
+def checksum(tree: Any) -> str:
+  """Hash of every leaf's dtype, shape and bytes, independent of the tree's
+  container types (a restore without a target gives dicts for dataclasses)."""
+  digests = []
+  for leaf in jax.tree_util.tree_leaves(tree):
+    a = _host(leaf)
+    h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
+    h.update(a.tobytes())
+    digests.append(h.hexdigest())
+  return "sha256:" + hashlib.sha256("".join(sorted(digests)).encode()).hexdigest()
+
+
+def _reason(error: Exception) -> str:
+  text = str(error).strip().splitlines()
+  return f"{type(error).__name__}: {text[0][:150] if text else ''}".rstrip(": ")
 
 
 def abstract_like(tree: Any) -> Any:
@@ -58,6 +102,7 @@ class Checkpointer:
     manager = self._manager(kind)
     if manager.latest_step() == step:
       return  # Already saved at this step (e.g. final == last periodic).
+    meta = {**meta, "checksum": checksum(state)}
     manager.save(
       step,
       args=ocp.args.Composite(
@@ -71,25 +116,69 @@ class Checkpointer:
   def latest_step(self, kind: str = "latest") -> int | None:
     return self._manager(kind).latest_step()
 
+  def step_dir(self, kind: str, step: int) -> str:
+    return os.path.join(self.directory, kind, str(step))
+
   def restore(
     self, kind: str, abstract_state: Any = None, step: int | None = None
   ) -> tuple[Any, dict[str, Any]] | None:
     """Returns (state, meta) of `step` (default: latest) or None if there is none.
 
     Without `abstract_state` the state comes back as nested dicts of arrays
-    (handy in a notebook: `ckpt.restore("final")[0]["params"]`).
+    (handy in a notebook: `ckpt.restore("final")[0]["params"]`). The content
+    is verified against the saved checksum; without `step`, a damaged newest
+    checkpoint is set aside (with a warning) for the previous kept one.
     """
     manager = self._manager(kind)
-    step = manager.latest_step() if step is None else step
-    if step is None:
-      return None
+    steps = [step] if step is not None else sorted(manager.all_steps(), reverse=True)
+    for n, s in enumerate(steps):
+      try:
+        return self._restore_verified(manager, s, abstract_state)
+      except Exception as e:  # Orbax/tensorstore raise many types for bad files.
+        path, reason = self.step_dir(kind, s), _reason(e)
+        if n + 1 == len(steps):
+          raise CheckpointError(
+            f"checkpoint {path} is unreadable or corrupt ({reason}) and no "
+            f"earlier good one is kept; delete {path} to start that run over "
+            "(or restore it from a backup)"
+          ) from None
+        aside = self._set_aside(manager, kind, s)
+        warnings.warn(
+          f"checkpoint {path} is unreadable or corrupt ({reason}); moved to "
+          f"{aside}, resuming from the previous one",
+          CorruptCheckpointWarning,
+          stacklevel=2,
+        )
+    return None
+
+  def _restore_verified(
+    self, manager: ocp.CheckpointManager, step: int, abstract_state: Any
+  ) -> tuple[Any, dict[str, Any]]:
     restored = manager.restore(
       step,
       args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()
       ),
     )
-    return restored["state"], dict(restored["meta"])
+    state, meta = restored["state"], dict(restored["meta"])
+    saved = meta.pop("checksum", None)  # None: written before checksums existed.
+    if saved is not None and checksum(state) != saved:
+      raise ValueError("content checksum mismatch")
+    return state, meta
+
+  def _set_aside(self, manager: ocp.CheckpointManager, kind: str, step: int) -> str:
+    """Moves a damaged step out of the manager's sight (a resumed run saves
+    that step again); returns where it went."""
+    aside = os.path.join(self.directory, "corrupt", f"{kind}-{step}")
+    if jax.process_index() == 0:
+      os.makedirs(os.path.dirname(aside), exist_ok=True)
+      suffix = 0
+      while os.path.exists(aside + (f".{suffix}" if suffix else "")):
+        suffix += 1
+      aside += f".{suffix}" if suffix else ""
+      os.rename(self.step_dir(kind, step), aside)
+    manager.reload()
+    return aside
 
   def close(self) -> None:
     for manager in self._managers.values():

@@ -9,6 +9,7 @@ is allowed; unknown fields are rejected by the locked ConfigDict itself.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from typing import Any
@@ -225,16 +226,40 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for field in ("train_limit", "test_limit"):
     if config.data[field] < 0:
       raise ValueError(f"data.{field} must be >= 0 (0 = all), got {config.data[field]}")
-  if config.optimizer.name not in optim.OPTIMIZERS:
-    raise ValueError(
-      f"optimizer.name must be one of {list(optim.OPTIMIZERS)}, got "
-      f"{config.optimizer.name!r}"
-    )
+  # Building the optimizer validates its fields (name, weight decay, momentum)
+  # before any run writes to its workdir.
+  optim.create(config.optimizer, 0.0)
   # Building the schedule validates its fields (names, specs, milestones). A
   # retraining schedule (a protocol's phase) needs its pruning stats and the
   # real steps per epoch; train_and_evaluate builds (and so checks) it anyway.
   if not schedules.is_retraining(config.schedule):
     schedules.create(config.schedule, steps_per_epoch=1)
+
+
+def field_names(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
+  """Every dotted field of `config`, sections included."""
+  out = []
+  for key, value in config.items():
+    out.append(prefix + key)
+    if isinstance(value, ml_collections.ConfigDict):
+      out.extend(field_names(value, f"{prefix}{key}."))
+  return out
+
+
+def check_field(config: ml_collections.ConfigDict, dotted: str, what: str) -> None:
+  """ValueError naming `dotted` and the nearest valid fields unless it exists."""
+  node = config
+  for part in dotted.split("."):
+    if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+      names = field_names(config)
+      leaf = dotted.rsplit(".", 1)[-1]
+      # Same leaf elsewhere first (optimizer.lr -> schedule.lr), then look-alikes.
+      near = [n for n in names if n.rsplit(".", 1)[-1] == leaf]
+      near += difflib.get_close_matches(dotted, names, n=4, cutoff=0.6)
+      near = list(dict.fromkeys(near))[:4]
+      hint = f"; nearest valid fields: {', '.join(near)}" if near else ""
+      raise ValueError(f"{what}: unknown field {dotted!r}{hint}")
+    node = node[part]
 
 
 def model_overrides(config: ml_collections.ConfigDict) -> dict[str, Any]:

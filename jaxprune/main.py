@@ -63,7 +63,8 @@ def main(argv: list[str]) -> int:
   # Orbax logs every save at INFO; keep the console for progress and results.
   logging.set_verbosity(logging.WARNING)
   _initialize_distributed()  # Before anything else touches the devices.
-  from jaxprune import protocols
+  from jaxprune import checkpointing, io_utils, protocols
+  from jaxprune.data import fashion_mnist_local
   from jaxprune.train import TrainingDivergedError
 
   workdir = os.path.abspath(_WORKDIR.value)
@@ -73,7 +74,13 @@ def main(argv: list[str]) -> int:
   except TrainingDivergedError as e:
     print(f"DIVERGED: {e}", file=sys.stderr)
     return 3
-  except (ValueError, FileNotFoundError) as e:
+  except (
+    ValueError,
+    FileNotFoundError,
+    io_utils.WorkdirBusyError,
+    checkpointing.CheckpointError,
+    fashion_mnist_local.DatasetFileError,
+  ) as e:
     print(f"ERROR: {e}", file=sys.stderr)
     return 2
   acc = summary.get("test/accuracy")
@@ -85,8 +92,37 @@ def main(argv: list[str]) -> int:
   return 0
 
 
+def _unknown_override(argv: list[str]) -> str | None:
+  """The one-line error for the first `--config.FIELD` that the config file
+  lacks (ml_collections reports it as a long traceback naming only the leaf)."""
+  from jaxprune import config_utils, sweeps
+
+  given = [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
+  if not given:
+    return None
+  path, _, arg = given[-1].partition(":")
+  config = sweeps.load_sweep_module(path, ("get_config",)).get_config(arg or None)
+  for a in argv:
+    if a.startswith("--config."):
+      try:
+        config_utils.check_field(config, a[9:].split("=", 1)[0], a)
+      except ValueError as e:
+        return str(e)
+  return None
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  try:
+    return flags.FLAGS(argv)
+  except (AttributeError, KeyError):
+    message = _unknown_override(argv)
+    if message is None:
+      raise
+    sys.exit(f"ERROR: {message}")
+
+
 def run() -> None:
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)
 
 
 if __name__ == "__main__":

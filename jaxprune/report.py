@@ -137,15 +137,18 @@ def tables(
   `theirs` (from `published`) adds the paper's mean ± std as a last column.
   """
   keys = sorted({k for a in aggregated for k in a["setting"]})
-  header = [*keys, "n", *metrics, *(["published"] if theirs else [])]
+  # Diverged seeds are counted, never averaged in (the column shows only then).
+  counts = ["n", "diverged"] if any(a.get("diverged") for a in aggregated) else ["n"]
+  header = [*keys, *counts, *metrics, *(["published"] if theirs else [])]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   buffer = io.StringIO()
   writer = csv.writer(buffer)
   extra = ["published_mean", "published_std", "published_row"] if theirs else []
   stats = [f"{m}_{s}" for m in metrics for s in ("mean", "std")]
-  writer.writerow([*keys, "n", *stats, *extra])
+  writer.writerow([*keys, *counts, *stats, *extra])
   for i, a in enumerate(aggregated):
-    cells = [str(a["setting"].get(k, "")) for k in keys] + [str(a["n"])]
+    numbers_n = [a.get(c, 0) for c in counts]
+    cells = [str(a["setting"].get(k, "")) for k in keys] + [str(n) for n in numbers_n]
     cells += [
       _format(a["mean"].get(m), a["std"].get(m), m.endswith("accuracy"))
       for m in metrics
@@ -161,7 +164,7 @@ def tables(
         cells.append(f"{cell['mean']:.2f}{std} ({cell['table']})")
         numbers += [cell["mean"], cell["std"], cell["row_id"]]
     lines.append("| " + " | ".join(cells) + " |")
-    writer.writerow([a["setting"].get(k, "") for k in keys] + [a["n"], *numbers])
+    writer.writerow([a["setting"].get(k, "") for k in keys] + [*numbers_n, *numbers])
   return "\n".join(lines) + "\n", buffer.getvalue()
 
 
@@ -214,7 +217,13 @@ def main(argv: Sequence[str] | None = None) -> int:
   args = parser.parse_args(argv)
   if not os.path.exists(args.results):
     parser.error(f"--results file not found: {args.results}")
-  rows = io_utils.read_jsonl(args.results)
+  rows, skipped = io_utils.read_jsonl_counted(args.results)
+  lines = f" (lines {', '.join(map(str, skipped))})" if skipped else ""
+  print(
+    f"read {len(rows)} rows from {args.results}; skipped {len(skipped)} "
+    f"unreadable line(s){lines}",
+    file=sys.stderr,
+  )
   if not rows:
     parser.error(f"--results has no rows: {args.results}")
   aggregated = aggregate(rows)

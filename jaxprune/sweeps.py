@@ -20,13 +20,14 @@ are the same as without it.
 Command line:
   python -m jaxprune.sweeps --config=configs/le2021/table2.py[:ARG] --workdir=DIR \
       [--shard=i/n] [--list] [--vmap_seeds]
+      [--slurm [--slurm.partition=P --slurm.time=HH:MM:SS --slurm.gpus_per_task=G
+                --slurm.tasks=N] [--submit]]   (an sbatch job array; jaxprune.cluster)
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import importlib.util
 import itertools
 import os
@@ -39,7 +40,7 @@ from typing import Any
 import ml_collections
 
 import jaxprune
-from jaxprune import config_utils, io_utils
+from jaxprune import cluster, config_utils, io_utils
 
 RESULTS_FILE = "results.jsonl"
 # Row fields copied from a protocol's summary when present.
@@ -57,6 +58,9 @@ SUMMARY_FIELDS = (
   "wall_time_seconds",
   "setup",
   "accuracy_before",
+  "phase",  # Of a diverged run: where, and at which LR.
+  "cycle",
+  "lr",
 )
 
 
@@ -80,15 +84,11 @@ def apply_overrides(
   config = ml_collections.ConfigDict(base.to_dict(preserve_field_references=True))
   config.lock()
   for key, value in overrides.items():
+    config_utils.check_field(config, key, f"sweep override {key!r}")
     node, *rest = key.rsplit(".", 1)[::-1]
     parent = config
-    if rest:
-      for part in rest[0].split("."):
-        if part not in parent:
-          raise ValueError(f"sweep override {key!r}: unknown field {part!r}")
-        parent = parent[part]
-    if node not in parent:
-      raise ValueError(f"sweep override {key!r}: unknown field {node!r}")
+    for part in rest[0].split(".") if rest else ():
+      parent = parent[part]
     if isinstance(value, dict):
       value = ml_collections.ConfigDict(value)
     with parent.ignore_type():
@@ -125,16 +125,6 @@ def git_commit() -> str:
     return "unknown"
 
 
-@contextlib.contextmanager
-def _locked(path: str):
-  with open(path + ".lock", "a") as lock:
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    try:
-      yield
-    finally:
-      fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def make_row(
   overrides: dict[str, Any],
   config: ml_collections.ConfigDict,
@@ -169,7 +159,7 @@ def _record(
   """Appends the point's row unless another shard already did; returns it."""
   overrides, config, digest = point
   row = make_row(overrides, config, digest, summary)
-  with _locked(os.path.join(workdir, RESULTS_FILE)):
+  with io_utils.file_lock(os.path.join(workdir, RESULTS_FILE) + ".lock"):
     if digest in finished_hashes(workdir):  # Another shard may have run it.
       return None
     io_utils.append_jsonl(os.path.join(workdir, RESULTS_FILE), row)
@@ -206,6 +196,7 @@ def run_sweep(
   Rows, hashes and run directories are the same either way.
   """
   from jaxprune import protocols
+  from jaxprune.protocols import common
   from jaxprune.protocols import seeds as seeds_lib
   from jaxprune.train import TrainingDivergedError
 
@@ -238,7 +229,14 @@ def run_sweep(
       )
       dirs = [os.path.join(workdir, "runs", digest) for *_, digest in group]
       start = time.monotonic()
-      results = seeds_lib.run_group([p[2] for p in group], dirs)
+      try:
+        with contextlib.ExitStack() as locks:
+          for d in sorted(dirs):  # Sorted: concurrent shards cannot deadlock.
+            locks.enter_context(io_utils.workdir_lock(d))
+          results = seeds_lib.run_group([p[2] for p in group], dirs)
+      except io_utils.WorkdirBusyError as e:  # Another process runs them.
+        print(f"[sweep] points {numbers} skipped: {e}", flush=True)
+        continue
       # One program ran every seed: each row gets its share of the wall time.
       share = (time.monotonic() - start) / len(group)
       results = [
@@ -255,26 +253,36 @@ def run_sweep(
           result = run_fn(config, run_dir)
         except TrainingDivergedError as e:
           result = e
+        except io_utils.WorkdirBusyError as e:  # Another process runs it.
+          print(f"[sweep] point {i + 1} skipped: {e}", flush=True)
+          continue
         if isinstance(result, TrainingDivergedError):
-          result = io_utils.read_json(os.path.join(run_dir, "summary.json"))
+          result = common.record_divergence(config, run_dir, result)
         # Protocols report their phases' times; the row gets the whole point's
         # (of this invocation: a resumed point counts only what it ran now).
         result = {"wall_time_seconds": time.monotonic() - start, **result}
       if isinstance(result, TrainingDivergedError):
-        result = io_utils.read_json(os.path.join(run_dir, "summary.json"))
+        result = common.record_divergence(config, run_dir, result)
+      if result.get("status") == "diverged":
+        print(
+          f"[sweep] point {i + 1} diverged in {result.get('phase', 'run')} at "
+          f"epoch {result.get('epoch')} (lr {result.get('lr')}); going on",
+          flush=True,
+        )
       row = _record(workdir, (overrides, config, digest), result)
       if row is not None:
         appended.append(row)
   return appended
 
 
-def load_sweep_module(path: str):
+def load_sweep_module(path: str, needs: Sequence[str] = ("get_config", "get_sweep")):
+  """The config module at `path`; it must define the functions `needs`."""
   spec = importlib.util.spec_from_file_location("jaxprune_sweep_config", path)
   if spec is None or not os.path.exists(path):
     raise FileNotFoundError(f"sweep config not found: {path}")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  for fn in ("get_config", "get_sweep"):
+  for fn in needs:
     if not hasattr(module, fn):
       raise ValueError(f"{path} must define {fn}(arg)")
   return module
@@ -291,6 +299,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     action="store_true",
     help="run the seeds of a setting as one vmapped program where supported",
   )
+  parser.add_argument(
+    "--slurm",
+    action="store_true",
+    help="write <workdir>/slurm/sweep.sbatch, a job array of shards (see "
+    "jaxprune.cluster), instead of running",
+  )
+  parser.add_argument(
+    "--slurm.tasks", dest="slurm_tasks", type=int, help="array size (default: points)"
+  )
+  cluster.add_slurm_flags(parser, gpus="gpus_per_task")
   args = parser.parse_args(argv)
   path, _, arg = args.config.partition(":")
   module = load_sweep_module(path)
@@ -299,14 +317,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     index, count = (int(x) for x in args.shard.split("/"))
   except ValueError:
     parser.error(f"--shard must look like i/n, got {args.shard!r}")
+  if args.slurm:
+    tasks = args.slurm_tasks or len(sweep)
+    script = cluster.sweep_array_script(
+      args.config,
+      args.workdir,
+      tasks,
+      cluster.options_from_args(args),
+      python=sys.executable,
+      extra_args=["--vmap_seeds"] if args.vmap_seeds else [],
+    )
+    target = os.path.join(os.path.abspath(args.workdir), "slurm", "sweep.sbatch")
+    print(cluster.write_script(script, target, submit=args.submit))
+    return 0
   if args.list:
     done = finished_hashes(args.workdir)
     for i, (overrides, _, digest) in enumerate(expand(base, sweep)):
       print(f"{i:4d} {digest} {'done' if digest in done else 'todo'} {overrides}")
     return 0
-  rows = run_sweep(
-    base, sweep, args.workdir, shard=(index, count), vmap_seeds=args.vmap_seeds
-  )
+  from jaxprune import checkpointing
+  from jaxprune.data import fashion_mnist_local
+
+  try:
+    rows = run_sweep(
+      base, sweep, args.workdir, shard=(index, count), vmap_seeds=args.vmap_seeds
+    )
+  except (
+    ValueError,
+    FileNotFoundError,
+    checkpointing.CheckpointError,
+    fashion_mnist_local.DatasetFileError,
+  ) as e:
+    print(f"ERROR: {e}", file=sys.stderr)
+    return 2
   print(f"[sweep] {len(rows)} runs finished; results: {args.workdir}/{RESULTS_FILE}")
   return 0
 

@@ -103,3 +103,32 @@ def fast_compiles():
   jax.config.update("jax_disable_most_optimizations", True)
   yield
   jax.config.update("jax_disable_most_optimizations", old)
+
+
+@pytest.fixture
+def prune_config(tiny_fmnist):
+  """Prune -> retrain: one-shot 80% magnitude pruning of MLP-7 (width 32) after
+  1 dense epoch, 1 epoch of FT retraining (256 examples)."""
+  import ml_collections
+
+  from jaxprune import config_utils
+
+  data_dir, manual_dir, _ = tiny_fmnist
+  c = config_utils.base_config()
+  c.data.data_dir, c.data.manual_dir = data_dir, manual_dir
+  c.data.image_size, c.data.train_limit = (32, 32), 256
+  c.num_epochs, c.batch_size, c.eval_batch_size = 1, 64, 128
+  c.progress = False
+  c.model.init, c.model.widths = "orthogonal", (32,) * 6
+  c.schedule = ml_collections.ConfigDict(
+    dict(name="linear", lr=0.05, epochs=c.get_ref("num_epochs"))
+  )
+  c.protocol = "prune_retrain"
+  c.pruning.name, c.pruning.sparsity, c.pruning.schedule = (
+    "unstructured",
+    0.8,
+    "one_shot",
+  )
+  c.retrain.num_epochs, c.retrain.schedule = 1, "ft"
+  c.lock()
+  return c

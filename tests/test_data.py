@@ -186,3 +186,32 @@ def test_resident_splits_are_decoded_once_per_process(tiny_config, monkeypatch):
   tiny_config.data.train_limit = 100
   assert pipeline.load(tiny_config.data).train.num_examples == 100
   assert len(calls) == 3
+
+
+def test_streamed_batches_split_by_rows_equal_the_whole_batch():
+  """A process that reads only its rows of each global batch (multi-host) gets
+  exactly those rows of the single-process batch: same examples, same random
+  crops (one generator per example, seeded by its place in the epoch)."""
+  rng = np.random.default_rng(0)
+
+  class Source(list):  # The random-access interface of a TFDS data source.
+    def __getitems__(self, keys):
+      return [self[k] for k in keys]
+
+  source = Source(
+    {"image": rng.integers(0, 255, (40, 48, 3), dtype=np.uint8), "label": i % 7}
+    for i in range(21)
+  )
+  spec = datasets.DatasetSpec("fake", (None, None, 3), 7, (0.5,) * 3, (0.5,) * 3)
+  split = pipeline.StreamingSplit(source, spec, (24, 24))
+  for train in (True, False):
+    kwargs = dict(train=train, seed=3, epoch=1)
+    whole = list(split.batches(8, **kwargs))
+    parts = [list(split.batches(8, rows=slice(a, a + 4), **kwargs)) for a in (0, 4)]
+    assert len(whole) == (2 if train else 3)  # Eval keeps (and pads) the tail.
+    for i, batch in enumerate(whole):
+      for k in range(3):  # images, labels, weights
+        joined = np.concatenate([parts[0][i][k], parts[1][i][k]])
+        np.testing.assert_array_equal(joined, batch[k])
+  last = whole[-1]
+  assert last[2].tolist() == [1, 1, 1, 1, 1, 0, 0, 0]  # 21 = 2 * 8 + 5.

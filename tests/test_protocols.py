@@ -377,10 +377,10 @@ def test_file_lock_serialises_producers(tmp_path):
   order = []
 
   def second():
-    with common.file_lock(path):
+    with io_utils.file_lock(path):
       order.append("second")
 
-  with common.file_lock(path):
+  with io_utils.file_lock(path):
     t = threading.Thread(target=second)
     t.start()
     time.sleep(0.2)

@@ -24,7 +24,10 @@ def test_overrides_apply_and_unknown_fields_are_named():
   config = sweeps.apply_overrides(base, {"optimizer.momentum": 0.5, "num_epochs": 7})
   assert config.optimizer.momentum == 0.5 and base.optimizer.momentum == 0.9
   assert config.schedule.epochs == 7  # The field reference to num_epochs survives.
-  with pytest.raises(ValueError, match="unknown field 'momentun'"):
+  with pytest.raises(
+    ValueError,
+    match=r"unknown field 'optimizer\.momentun'; nearest valid fields: optimizer\.mom",
+  ):
     sweeps.apply_overrides(base, {"optimizer.momentun": 0.5})
   with pytest.raises(ValueError, match="are the same run"):
     sweeps.expand(base, [{"seed": 1}, {"seed": 1}])

@@ -15,35 +15,11 @@ import ml_collections
 import numpy as np
 import pytest
 
-from jaxprune import checkpointing, config_utils, io_utils, sweeps
+from jaxprune import checkpointing, io_utils, sweeps
 from jaxprune.protocols import seeds as seeds_lib
 from jaxprune.train import sharding, train_and_evaluate, vmapped
 
 pytestmark = pytest.mark.usefixtures("fast_compiles")
-
-
-@pytest.fixture
-def prune_config(tiny_fmnist, tmp_path):
-  """One-shot 80% magnitude pruning of MLP-7 (width 32), 1 + 1 epochs."""
-  data_dir, manual_dir, _ = tiny_fmnist
-  c = config_utils.base_config()
-  c.data.data_dir, c.data.manual_dir = data_dir, manual_dir
-  c.data.image_size, c.data.train_limit = (32, 32), 256
-  c.num_epochs, c.batch_size, c.eval_batch_size = 1, 64, 128
-  c.progress = False
-  c.model.init, c.model.widths = "orthogonal", (32,) * 6
-  c.schedule = ml_collections.ConfigDict(
-    dict(name="linear", lr=0.05, epochs=c.get_ref("num_epochs"))
-  )
-  c.protocol = "prune_retrain"
-  c.pruning.name, c.pruning.sparsity, c.pruning.schedule = (
-    "unstructured",
-    0.8,
-    "one_shot",
-  )
-  c.retrain.num_epochs, c.retrain.schedule = 1, "ft"
-  c.lock()
-  return c
 
 
 def _rows(workdir):
@@ -156,15 +132,13 @@ def test_non_primary_process_writes_no_files(tiny_config, tmp_path, monkeypatch)
   assert written == {"checkpoints"}, written
 
 
-def test_multi_process_shard_batch_slices_the_global_batch(monkeypatch):
+def test_one_process_holds_every_row_of_the_batch():
   mesh = sharding.make_mesh()
+  assert sharding.host_rows(mesh, 8) == slice(0, 8)
   batch = (np.arange(24, dtype=np.float32).reshape(8, 3), np.arange(8))
-  want = sharding.shard_batch(batch, mesh)
-  monkeypatch.setattr(jax, "process_count", lambda *a, **k: 2)
-  got = sharding.shard_batch(batch, mesh)
-  for a, b in zip(want, got):
-    assert a.sharding == b.sharding
-    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  for got, want in zip(sharding.shard_batch(batch, mesh, 8), batch):
+    assert got.sharding == sharding.batch_sharded(mesh)
+    np.testing.assert_array_equal(np.asarray(got), want)
 
 
 def test_process_flags_need_distributed(tmp_path):

@@ -1,4 +1,4 @@
-"""`python -m jaxprune.data prepare [--data_dir=DIR] [--manual_dir=DIR]`.
+"""`python -m jaxprune.data prepare [--data_dir=DIR] [--manual_dir=DIR] [--force]`.
 
 Prepares the offline dataset `fashion_mnist_local`. When the IDX files are missing
 from the default manual dir and we run as root, installs the Debian package
@@ -17,8 +17,7 @@ from jaxprune.data import datasets, fashion_mnist_local
 
 
 def _files_present(manual_dir: str) -> bool:
-  names = [n for pair in fashion_mnist_local.SPLIT_FILES.values() for n in pair]
-  return all(os.path.exists(os.path.join(manual_dir, n)) for n in names)
+  return not fashion_mnist_local.missing_files(manual_dir)
 
 
 def ensure_debian_package(manual_dir: str) -> None:
@@ -49,9 +48,18 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("command", choices=["prepare"])
   parser.add_argument("--data_dir", default=None, help="TFDS data dir.")
   parser.add_argument("--manual_dir", default=fashion_mnist_local.DEFAULT_MANUAL_DIR)
+  parser.add_argument(
+    "--force", action="store_true", help="prepare again (damaged prepared files)"
+  )
   args = parser.parse_args(argv)
   ensure_debian_package(args.manual_dir)
-  datasets.prepare("fashion_mnist_local", args.data_dir, args.manual_dir)
+  try:
+    datasets.prepare(
+      "fashion_mnist_local", args.data_dir, args.manual_dir, force=args.force
+    )
+  except fashion_mnist_local.DatasetFileError as e:
+    print(f"ERROR: {e}", file=sys.stderr)
+    return 2
   print(f"fashion_mnist_local ready in {datasets.default_data_dir(args.data_dir)}")
   return 0
 

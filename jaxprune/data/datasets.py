@@ -14,7 +14,9 @@ prepared by `prepare()` from the Debian package's IDX files.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import os
+import shutil
 from collections.abc import Sequence
 
 import numpy as np
@@ -82,23 +84,64 @@ def default_data_dir(data_dir: str | None) -> str:
 
 
 def prepare(
-  name: str, data_dir: str | None = None, manual_dir: str | None = None
+  name: str,
+  data_dir: str | None = None,
+  manual_dir: str | None = None,
+  *,
+  force: bool = False,
 ) -> None:
-  """Prepares `name` in `data_dir` if it is not there yet.
+  """Prepares `name` in `data_dir` if it is not there yet (`force`: again).
 
   Only `fashion_mnist_local` is prepared here (offline, from IDX files); the stock
-  datasets must have been prepared in array_record format beforehand.
+  datasets must have been prepared in array_record format beforehand. A failed
+  preparation leaves no dataset directory behind (a later run would otherwise
+  find an empty one).
   """
   data_dir = default_data_dir(data_dir)
-  if name == "fashion_mnist_local":
-    builder = fashion_mnist_local.FashionMnistLocal(
-      data_dir=data_dir, file_format="array_record"
+  if name != "fashion_mnist_local":
+    return
+  root = os.path.join(data_dir, name)
+  if force and os.path.exists(root):
+    shutil.rmtree(root)
+  builder = fashion_mnist_local.FashionMnistLocal(
+    data_dir=data_dir, file_format="array_record"
+  )
+  if builder.is_prepared():
+    return
+  manual_dir = manual_dir or fashion_mnist_local.DEFAULT_MANUAL_DIR
+  if missing := fashion_mnist_local.missing_files(manual_dir):
+    raise fashion_mnist_local.DatasetFileError(
+      f"Dataset file not found: {missing[0]}. {fashion_mnist_local.HOW_TO_GET}"
     )
-    if not builder.is_prepared():
-      manual_dir = manual_dir or fashion_mnist_local.DEFAULT_MANUAL_DIR
-      builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir)
-      )
+  existed = os.path.exists(root)
+  try:
+    builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=manual_dir)
+    )
+  except BaseException:
+    if not existed:
+      shutil.rmtree(root, ignore_errors=True)
+    raise
+
+
+def _unreadable(source, error: Exception) -> fashion_mnist_local.DatasetFileError:
+  """The one-line error for a prepared split whose files cannot be read."""
+  info = getattr(source, "dataset_info", None)
+  where, split = getattr(info, "data_dir", "?"), getattr(source, "split", "?")
+  files = sorted(glob.glob(os.path.join(where, f"*-{split}.array_record-*")))
+  name = files[0] if len(files) == 1 else f"the {split} files in {where}"
+  reason = (str(error).strip().splitlines() or [""])[0][:120]
+  dataset = getattr(info, "name", "")
+  fix = (
+    "prepare it again: python -m jaxprune.data prepare --force "
+    f"--data_dir={os.path.dirname(os.path.dirname(where))}"
+    if dataset == "fashion_mnist_local"
+    else "prepare the dataset again in array_record format"
+  )
+  return fashion_mnist_local.DatasetFileError(
+    f"prepared dataset file {name} is unreadable ({type(error).__name__}: "
+    f"{reason}); {fix}"
+  )
 
 
 def open_split(name: str, split: str, data_dir: str | None = None):
@@ -106,9 +149,10 @@ def open_split(name: str, split: str, data_dir: str | None = None):
   try:
     return tfds.data_source(name, split=split, data_dir=default_data_dir(data_dir))
   except Exception as e:  # TFDS raises several types for a missing dataset.
+    reason = (str(e).strip().splitlines() or [""])[0][:120]
     raise FileNotFoundError(
       f"Could not open TFDS dataset {name!r} split {split!r} in "
-      f"{default_data_dir(data_dir)} ({type(e).__name__}: {e}). Prepare it in "
+      f"{default_data_dir(data_dir)} ({type(e).__name__}: {reason}). Prepare it in "
       "array_record format first (for fashion_mnist_local: `python -m jaxprune.data "
       "prepare`)."
     ) from e
@@ -117,10 +161,13 @@ def open_split(name: str, split: str, data_dir: str | None = None):
 def get_records(source, keys: list[int]) -> list[dict]:
   """Batched random access (5x faster than one by one on array_record)."""
   try:
-    return source.__getitems__(keys)
-  except TypeError:
-    # tfds.testing.mock_data (4.9.10) installs an unbound `__getitems__`.
-    return [source[k] for k in keys]
+    try:
+      return source.__getitems__(keys)
+    except TypeError:
+      # tfds.testing.mock_data (4.9.10) installs an unbound `__getitems__`.
+      return [source[k] for k in keys]
+  except Exception as e:  # Riegeli / decoding errors of damaged files.
+    raise _unreadable(source, e) from None
 
 
 def read_all(source, spec: DatasetSpec, limit: int = 0, chunk: int = 10000):

@@ -45,6 +45,12 @@ class DatasetFileError(RuntimeError):
   """A dataset file is missing, truncated or corrupt."""
 
 
+def missing_files(manual_dir: str) -> list[str]:
+  """The IDX files of the original release that `manual_dir` lacks."""
+  paths = [os.path.join(manual_dir, n) for pair in SPLIT_FILES.values() for n in pair]
+  return [p for p in paths if not os.path.exists(p)]
+
+
 def _read_gz(path: str) -> bytes:
   if not os.path.exists(path):
     raise DatasetFileError(f"Dataset file not found: {path}. {HOW_TO_GET}")

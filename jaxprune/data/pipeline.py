@@ -119,42 +119,64 @@ class StreamingSplit:
   def num_examples(self) -> int:
     return len(self.indices)
 
-  def _load(self, idx: np.ndarray, train: bool, seed: list[int]):
+  def _load(self, idx: np.ndarray, train: bool, seeds: list[list[int]]):
     from jaxprune.data import imagenet_preprocess  # PIL only when streaming.
 
+    if not len(idx):  # A process whose rows all lie past the split's end.
+      shape = (0, *self.image_size, self.spec.image_shape[-1])
+      return np.zeros(shape, np.uint8), np.zeros(0, np.int32)
     records = datasets.get_records(self.source, [int(i) for i in self.indices[idx]])
-    rng = np.random.default_rng(seed)
+    # One generator per example, seeded by its place in the epoch: a process
+    # that decodes only its rows of a batch augments them exactly as a single
+    # process decoding the whole batch does.
     images = np.stack(
       [
         imagenet_preprocess.fixed_size(
-          np.asarray(r[self.spec.image_key]), self.image_size, train, rng
+          np.asarray(r[self.spec.image_key]),
+          self.image_size,
+          train,
+          np.random.default_rng(seed),
         )
-        for r in records
+        for r, seed in zip(records, seeds)
       ]
     )
     labels = np.asarray([r[self.spec.label_key] for r in records], np.int32)
     return images, labels
 
   def batches(
-    self, batch_size: int, *, train: bool, seed: int, epoch: int, prefetch: int = 4
+    self,
+    batch_size: int,
+    *,
+    train: bool,
+    seed: int,
+    epoch: int,
+    prefetch: int = 4,
+    rows: slice | None = None,
   ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Yields (images, labels, weights); eval batches are padded with weight 0."""
+    """Yields (images, labels, weights); eval batches are padded with weight 0.
+
+    `rows` (default all) selects the rows of every global batch to read, e.g.
+    this process's `sharding.host_rows`; padding rows beyond the split's end
+    are included with weight 0.
+    """
+    rows = rows or slice(0, batch_size)
     n = self.num_examples
     if train:
       order = np.random.default_rng([seed, epoch]).permutation(n)
       order = order[: (n // batch_size) * batch_size]
     else:
       order = np.arange(n)
-    starts = range(0, len(order), batch_size)
+    size = rows.stop - rows.start
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
       futures = []
-      for i, start in enumerate(starts):
-        idx = order[start : start + batch_size]
-        futures.append(pool.submit(self._load, idx, train, [seed, epoch, i]))
+      for i, start in enumerate(range(0, len(order), batch_size)):
+        positions = np.arange(start + rows.start, min(start + rows.stop, len(order)))
+        seeds = [[seed, epoch, i, int(p - start)] for p in positions]
+        futures.append(pool.submit(self._load, order[positions], train, seeds))
         if len(futures) > prefetch:
-          yield _pad(*futures.pop(0).result(), batch_size)
+          yield _pad(*futures.pop(0).result(), size)
       for future in futures:
-        yield _pad(*future.result(), batch_size)
+        yield _pad(*future.result(), size)
 
 
 def _pad(images, labels, batch_size):

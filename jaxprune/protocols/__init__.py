@@ -10,6 +10,7 @@ default; the pruning protocols register themselves from their own modules.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 import ml_collections
@@ -41,8 +42,26 @@ def get(name: str) -> Protocol:
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  """Runs `config.protocol` (default "train") in `workdir`."""
-  return get(config.get("protocol", "train"))(config, workdir)
+  """Runs `config.protocol` (default "train") in `workdir`.
+
+  Holds the workdir's lock (`io_utils.workdir_lock`: a second launch on the
+  same workdir fails at once). A phase that diverges ends the run with a
+  run-level summary.json (status "diverged", the phase, epoch and LR; see
+  `common.record_divergence`) before its `TrainingDivergedError` propagates.
+  """
+  from jaxprune import io_utils
+  from jaxprune.protocols import common
+  from jaxprune.train import TrainingDivergedError, sharding
+
+  protocol = get(config.get("protocol", "train"))
+  common.validate(config)  # Before the workdir is touched.
+  lock = io_utils.workdir_lock(workdir) if sharding.is_primary() else nullcontext()
+  with lock:
+    try:
+      return protocol(config, workdir)
+    except TrainingDivergedError as e:
+      common.record_divergence(config, workdir, e)
+      raise
 
 
 def _load_all() -> None:

@@ -29,12 +29,10 @@ FLOPs over the pruned model's nonzero FLOPs.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -159,18 +157,6 @@ def pruning_rng(config: ml_collections.ConfigDict, salt: int) -> jax.Array:
 
 
 # ------------------------------------------------------------------ workdirs
-@contextlib.contextmanager
-def file_lock(path: str) -> Iterator[None]:
-  """Exclusive advisory lock on `path` (created if missing), across processes."""
-  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  with open(path, "a") as f:
-    fcntl.flock(f, fcntl.LOCK_EX)
-    try:
-      yield
-    finally:
-      fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def cache_root(config: ml_collections.ConfigDict, workdir: str) -> str:
   if config.get("cache_dir"):
     return os.path.abspath(config.cache_dir)
@@ -234,7 +220,7 @@ def cached_phase(
   """`run_phase` in the shared cache, keyed by `config`'s hash, under a lock."""
   root = cache_root(run_config or config, run_workdir)
   workdir = os.path.join(root, "train", config_utils.config_hash(config))
-  with file_lock(workdir + ".lock"):
+  with io_utils.file_lock(workdir + ".lock"):
     return run_phase(config, workdir, **kwargs)
 
 
@@ -349,6 +335,36 @@ def finish(
     **summary,
     "config_hash": config_utils.config_hash(config),
   }
+  if sharding.is_primary():
+    io_utils.atomic_write_json(os.path.join(workdir, "summary.json"), summary)
+  return summary
+
+
+def record_divergence(
+  config: ml_collections.ConfigDict, workdir: str, error: loop.TrainingDivergedError
+) -> dict[str, Any]:
+  """Writes the run's summary.json for a run that diverged in one of its phases
+  (`error` from `train_and_evaluate`); returns it.
+
+  `phase` names the phase: its directory relative to the run ("cycle2",
+  "finetune", ...), "run" for the run itself, "dense" for the shared training in
+  the cache; `epoch` and `lr` are where the loss stopped being finite.
+  """
+  phase_dir = os.path.abspath(error.workdir or workdir)
+  relative = os.path.relpath(phase_dir, os.path.abspath(workdir))
+  name = {".": "run"}.get(relative, relative)
+  if relative.startswith(".."):
+    name = "dense"
+  summary = {
+    "status": "diverged",
+    "protocol": config.get("protocol", "train"),
+    "phase": name,
+    "phase_workdir": phase_dir,
+    **{k: v for k, v in error.summary.items() if k != "status"},
+    "config_hash": config_utils.config_hash(config),
+  }
+  if name.startswith("cycle") and name[5:].isdigit():
+    summary["cycle"] = int(name[5:])
   if sharding.is_primary():
     io_utils.atomic_write_json(os.path.join(workdir, "summary.json"), summary)
   return summary

@@ -128,7 +128,7 @@ def cached(
     return compute()
   digest = key(config, dense_hash, cycle=cycle, cumulative=cumulative)
   path = os.path.join(common.cache_root(config, run_workdir), "pruned", digest)
-  with common.file_lock(path + ".lock"):
+  with io_utils.file_lock(path + ".lock"):
     loaded = _load(path)
     if loaded is not None:
       fields, meta = loaded

@@ -97,13 +97,15 @@ def _phases(
           schedule_pruning=stats[i],
           **kwargs,
         )
-      except TrainingDivergedError:
-        summaries[i] = io_utils.read_json(os.path.join(workdirs[i], "summary.json"))
+      except TrainingDivergedError as e:
+        summaries[i] = e.summary
   return summaries
 
 
-def _diverged(workdir: str) -> TrainingDivergedError:
-  return TrainingDivergedError(f"training diverged; see {workdir}/summary.json")
+def _diverged(workdir: str, summary: dict[str, Any]) -> TrainingDivergedError:
+  return TrainingDivergedError(
+    f"training diverged; see {workdir}/summary.json", workdir, summary
+  )
 
 
 def _dense(
@@ -119,10 +121,10 @@ def _dense(
   with contextlib.ExitStack() as stack:
     # In sorted order, so groups of concurrent shards cannot deadlock.
     for d in sorted(set(dirs)):
-      stack.enter_context(common.file_lock(d + ".lock"))
+      stack.enter_context(io_utils.file_lock(d + ".lock"))
     summaries = _phases(train_cfgs, dirs)
   return [
-    common.Phase(d, s) if s["status"] == "completed" else _diverged(d)
+    common.Phase(d, s) if s["status"] == "completed" else _diverged(d, s)
     for d, s in zip(dirs, summaries)
   ]
 
@@ -159,7 +161,7 @@ def _prune_retrain(
   )
   for j, cycle_dir, summary in zip(live, cycle_dirs, summaries):
     if summary["status"] != "completed":
-      results[todo[j]] = _diverged(cycle_dir)
+      results[todo[j]] = _diverged(cycle_dir, summary)
       continue
     config, phase = cfgs[j], common.Phase(cycle_dir, summary)
     record = retrain.cycle_record(1, cum, epochs, sched, pruned[j], phase)
@@ -183,6 +185,6 @@ def run_group(
     return _prune_retrain(configs, workdirs)
   summaries = _phases(configs, workdirs)
   return [
-    s if s["status"] == "completed" else _diverged(w)
+    s if s["status"] == "completed" else _diverged(w, s)
     for s, w in zip(summaries, workdirs)
   ]

@@ -52,7 +52,18 @@ from jaxprune.train.steps import Steps, summarize_epoch
 
 
 class TrainingDivergedError(RuntimeError):
-  """The training loss became NaN or infinite."""
+  """The training loss became NaN or infinite.
+
+  `workdir` is the diverged phase's directory, `summary` what it wrote to its
+  summary.json (status "diverged", epoch, lr, the last metrics).
+  """
+
+  def __init__(
+    self, message: str, workdir: str | None = None, summary: dict | None = None
+  ):
+    super().__init__(message)
+    self.workdir = workdir
+    self.summary = dict(summary or {})
 
 
 @dataclasses.dataclass
@@ -125,10 +136,11 @@ def _train_one_epoch(
       state, data.train.device_images, data.train.device_labels, data_rng, epoch
     )
   per_step = []
+  rows = sharding.host_rows(steps.mesh, steps.batch_size)
   for images, labels, _ in data.train.batches(
-    steps.batch_size, train=True, seed=seed, epoch=epoch
+    steps.batch_size, train=True, seed=seed, epoch=epoch, rows=rows
   ):
-    batch = sharding.shard_batch((images, labels), steps.mesh)
+    batch = sharding.shard_batch((images, labels), steps.mesh, steps.batch_size)
     state, metrics = steps.train_batch(state, *batch)
     per_step.append(metrics)
   stacked = jax.tree_util.tree_map(lambda *xs: jax.numpy.stack(xs), *per_step)
@@ -278,13 +290,15 @@ def train_and_evaluate(
       }
       if not train["finite"]:
         writer.write_scalars(int(state.step), row)
-        _write_summary(
-          workdir,
-          _summary("diverged", state, done, row, num_params=count_params(state.params)),
+        diverged = _summary(
+          "diverged", state, done, row, num_params=count_params(state.params)
         )
+        _write_summary(workdir, diverged)
         raise TrainingDivergedError(
           f"training loss is not finite in epoch {done} (lr {train['lr']:.3g}); "
-          f"see {workdir}/summary.json"
+          f"see {workdir}/summary.json",
+          workdir,
+          diverged,
         )
       if done % config.eval_every_epochs == 0 or done == config.num_epochs:
         for name, split in data.evals.items():
@@ -309,7 +323,11 @@ def train_and_evaluate(
     final_epoch = max(config.num_epochs, start_epoch)
     ckpt.save("final", int(state.step), state, {"epoch": final_epoch})
     if not row:  # Nothing left to train: evaluate the restored state.
-      row = {"epoch": final_epoch}
+      # The training metrics of the last epoch come from its logged row (a
+      # kill between the final checkpoint and summary.json lost nothing else).
+      logged = io_utils.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+      last = [r for r in logged if r.get("epoch") == final_epoch][-1:]
+      row = {**(last[0] if last else {}), "epoch": final_epoch}
       for name, split in data.evals.items():
         for key, value in steps.evaluate(state, split).items():
           row[f"{name}/{key}"] = value

@@ -6,13 +6,12 @@ batch are global-batch statistics, and gradient means are all-reduced by XLA.
 
 Multi-process (`initialize_distributed`, i.e. `jaxprune.main --distributed`):
 `jax.devices()` then spans every process, so the mesh, the replicated state and
-`batch_size` are global. Every process runs the same program on the same data:
-resident splits are read in full by each process and placed replicated;
-streamed batches are read in full by each process too (same seed, same order),
-and each process hands its own devices their slices of that global batch
-(`shard_batch`), which is correct but repeats the host-side reading on every
-process. Only process 0 writes files (`is_primary`); orbax coordinates
-checkpoints across processes itself.
+`batch_size` are global. Every process runs the same program: resident splits
+are read in full by each process and placed replicated; of each streamed global
+batch a process reads and decodes only the rows its own devices hold
+(`host_rows`) and assembles the global array from them (`shard_batch`), so
+host-side work is split across processes. Only process 0 writes files
+(`is_primary`); orbax coordinates checkpoints across processes itself.
 """
 
 from __future__ import annotations
@@ -66,22 +65,42 @@ def is_primary() -> bool:
   return jax.process_index() == 0
 
 
-def shard_batch(tree: Any, mesh: Mesh) -> Any:
-  """Host numpy batch (the whole global batch) -> global jax.Array split along
-  the batch axis.
+def host_rows(mesh: Mesh, batch_size: int) -> slice:
+  """The rows of a global batch of `batch_size` that this process's devices hold.
 
-  With several processes every process holds the same global batch and gives
-  its addressable devices their slices of it.
+  All rows with one process. Several processes each hold one contiguous block
+  (the mesh lists each process's devices together); anything else is refused
+  rather than silently mis-assembled.
+  """
+  indices = batch_sharded(mesh).addressable_devices_indices_map((batch_size,))
+  starts = sorted(idx[0].start or 0 for idx in indices.values())
+  stops = sorted(
+    batch_size if idx[0].stop is None else idx[0].stop for idx in indices.values()
+  )
+  if any(b != a for a, b in zip(stops[:-1], starts[1:])):
+    raise ValueError(
+      f"process {jax.process_index()} holds non-contiguous rows of the batch "
+      f"({list(zip(starts, stops))}); build the mesh with each process's devices "
+      "adjacent"
+    )
+  return slice(starts[0], stops[-1])
+
+
+def shard_batch(tree: Any, mesh: Mesh, batch_size: int | None = None) -> Any:
+  """This process's rows of a global batch (host numpy) -> global jax.Array
+  split along the batch axis.
+
+  With one process the rows are the whole batch. With several, each process
+  passes only its `host_rows(mesh, batch_size)` and the global array of
+  `batch_size` rows is assembled from every process's part.
   """
   sharding = batch_sharded(mesh)
-  if jax.process_count() == 1:
-    return jax.tree_util.tree_map(
-      lambda x: jax.make_array_from_process_local_data(sharding, x), tree
-    )
-  return jax.tree_util.tree_map(
-    lambda x: jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx]),
-    tree,
-  )
+
+  def put(x):
+    rows = batch_size if batch_size is not None else x.shape[0]
+    return jax.make_array_from_process_local_data(sharding, x, (rows, *x.shape[1:]))
+
+  return jax.tree_util.tree_map(put, tree)
 
 
 def check_batch_size(batch_size: int, mesh: Mesh, field: str = "batch_size") -> None:

@@ -211,10 +211,11 @@ class Steps:
       )
     else:
       totals = None
+      size = self.eval_batch_size
       for images, labels, weights in split.batches(
-        self.eval_batch_size, train=False, seed=0, epoch=0
+        size, train=False, seed=0, epoch=0, rows=sharding.host_rows(self.mesh, size)
       ):
-        batch = sharding.shard_batch((images, labels, weights), self.mesh)
+        batch = sharding.shard_batch((images, labels, weights), self.mesh, size)
         sums = self.evaluate_batch(variables, *batch)
         totals = (
           sums if totals is None else jax.tree_util.tree_map(jnp.add, totals, sums)
