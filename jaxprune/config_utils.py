@@ -67,7 +67,8 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.schedule = ml_collections.ConfigDict()
   c.schedule.name = "piecewise"
-  c.schedule.spec = "0:0.01,15:0.001,25:0.0001"
+  # Stage starts as fractions of the epochs: any num_epochs keeps the shape.
+  c.schedule.spec = "0:0.01,1/2:0.001,5/6:0.0001"
   c.schedule.epochs = c.get_ref("num_epochs")
 
   # Measurements taken during training (logged with the metrics).
@@ -143,8 +144,11 @@ def _rescale_spec(spec: str, old_epochs: int, new_epochs: int) -> str:
   pairs = []
   for item in spec.split(","):
     epoch, lr = item.split(":")
+    if "/" in epoch:  # A fraction of the epochs rescales itself.
+      pairs.append((epoch, lr))
+      continue
     scaled = int(int(epoch) * new_epochs / old_epochs)
-    if pairs and scaled <= pairs[-1][0]:
+    if pairs and isinstance(pairs[-1][0], int) and scaled <= pairs[-1][0]:
       continue  # Stages shorter than one epoch collapse.
     pairs.append((scaled, lr))
   return ",".join(f"{e}:{lr}" for e, lr in pairs)
