@@ -257,7 +257,7 @@ def test_spec_fractions_are_floored_fractions_of_the_epochs(epochs, starts, valu
 
 @pytest.mark.parametrize("spec", ["0:0.1,1/0:0.01", "0:0.1,3/2:0.01", "0:0.1,a/b:0.01"])
 def test_bad_spec_fractions_are_refused(spec):
-  with pytest.raises(ValueError, match="schedule.spec"):
+  with pytest.raises(ValueError, match=r"schedule\.spec"):
     schedules.parse_spec(spec, "schedule", 10)
 
 
