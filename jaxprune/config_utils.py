@@ -9,8 +9,10 @@ is allowed; unknown fields are rejected by the locked ConfigDict itself.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import ml_collections
@@ -219,6 +221,43 @@ def validate(config: ml_collections.ConfigDict) -> None:
   # real steps per epoch; train_and_evaluate builds (and so checks) it anyway.
   if not schedules.is_retraining(config.schedule):
     schedules.create(config.schedule, steps_per_epoch=1)
+
+
+def parse_overrides(
+  args: Sequence[str], config: ml_collections.ConfigDict
+) -> dict[str, Any]:
+  """`["--config.pruning.sparsity=0.9", ...]` -> `{"pruning.sparsity": 0.9}`.
+
+  The same `--config.FIELD=VALUE` syntax as `jaxprune.main`, for the argparse
+  commands (sweeps, inspect). A value is read as a Python literal where that
+  fits the field's current type (numbers, booleans, tuples, None); a string
+  field takes the text as is. Anything else raises ValueError naming it.
+  """
+  out = {}
+  for arg in args:
+    key, eq, text = arg.partition("=")
+    if not key.startswith("--config.") or not eq:
+      raise ValueError(
+        f"unrecognised argument {arg!r}; overrides: --config.FIELD=VALUE"
+      )
+    key = key[len("--config.") :]
+    try:
+      current = config
+      for part in key.split("."):
+        current = current[part]
+    except (KeyError, AttributeError, TypeError):
+      raise ValueError(f"--config.{key}: unknown field {key!r}") from None
+    out[key] = _literal(text) if not isinstance(current, str) else text
+    if isinstance(current, float) and isinstance(out[key], int):
+      out[key] = float(out[key])
+  return out
+
+
+def _literal(text: str) -> Any:
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
 
 
 def model_overrides(config: ml_collections.ConfigDict) -> dict[str, Any]:

@@ -19,7 +19,7 @@ are the same as without it.
 
 Command line:
   python -m jaxprune.sweeps --config=configs/le2021/table2.py[:ARG] --workdir=DIR \
-      [--shard=i/n] [--list] [--vmap_seeds]
+      [--shard=i/n] [--list] [--vmap_seeds] [--config.FIELD=VALUE ...]
 """
 
 from __future__ import annotations
@@ -265,7 +265,21 @@ def run_sweep(
       row = _record(workdir, (overrides, config, digest), result)
       if row is not None:
         appended.append(row)
+        print(f"[sweep] point {i + 1}/{len(points)} {result_line(row)}", flush=True)
   return appended
+
+
+def result_line(row: dict[str, Any]) -> str:
+  """One line per finished point: status, accuracy, sparsity, time, overrides."""
+  parts = [row.get("status", "completed")]
+  acc = row["metrics"].get("test/accuracy")
+  if acc is not None:
+    parts.append(f"test acc {100 * acc:.2f}%")
+  if row.get("sparsity") is not None:
+    parts.append(f"sparsity {row['sparsity']:.3f}")
+  if row.get("wall_time_seconds") is not None:
+    parts.append(f"{row['wall_time_seconds']:.0f}s")
+  return ", ".join(parts) + f" {row['overrides']}"
 
 
 def load_sweep_module(path: str):
@@ -291,10 +305,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     action="store_true",
     help="run the seeds of a setting as one vmapped program where supported",
   )
-  args = parser.parse_args(argv)
+  args, extra = parser.parse_known_args(argv)
   path, _, arg = args.config.partition(":")
   module = load_sweep_module(path)
   base, sweep = module.get_config(arg or None), module.get_sweep(arg or None)
+  try:  # --config.FIELD=VALUE overrides of the base, as in jaxprune.main.
+    base = apply_overrides(base, config_utils.parse_overrides(extra, base))
+  except ValueError as e:
+    parser.error(str(e))
   try:
     index, count = (int(x) for x in args.shard.split("/"))
   except ValueError:

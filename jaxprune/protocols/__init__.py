@@ -41,8 +41,19 @@ def get(name: str) -> Protocol:
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  """Runs `config.protocol` (default "train") in `workdir`."""
-  return get(config.get("protocol", "train"))(config, workdir)
+  """Runs `config.protocol` (default "train") in `workdir`; a completed run of
+  the same config returns its summary at once."""
+  from jaxprune.protocols import common
+
+  protocol = get(config.get("protocol", "train"))
+  if done := common.completed(workdir, config):
+    print(
+      f"already completed: {workdir} (its summary.json; use another --workdir "
+      "to run again)",
+      flush=True,
+    )
+    return done
+  return protocol(config, workdir)
 
 
 def _load_all() -> None:

@@ -183,10 +183,11 @@ def cache_root(config: ml_collections.ConfigDict, workdir: str) -> str:
 def prepare_run(config: ml_collections.ConfigDict, workdir: str) -> dict | None:
   """Writes the run's config.json; returns its summary if it already finished."""
   loop.prepare_workdir(config, workdir)
-  return _completed(workdir, config)
+  return completed(workdir, config)
 
 
-def _completed(workdir: str, config: ml_collections.ConfigDict) -> dict | None:
+def completed(workdir: str, config: ml_collections.ConfigDict) -> dict | None:
+  """The summary of a completed run of this very config in `workdir`, or None."""
   path = os.path.join(workdir, "summary.json")
   if not os.path.exists(path):
     return None
@@ -222,7 +223,7 @@ class Phase:
 
 def run_phase(config: ml_collections.ConfigDict, workdir: str, **kwargs) -> Phase:
   """`train_and_evaluate(config, workdir, **kwargs)` unless already completed."""
-  summary = _completed(workdir, config)
+  summary = completed(workdir, config)
   if summary is None:
     summary = train_and_evaluate(config, workdir, **kwargs)
   return Phase(workdir, summary)

@@ -70,7 +70,7 @@ def _phases(
   n = len(configs)
   starts = kwargs.pop("starts", None) or [None] * n
   stats = kwargs.pop("schedule_pruning", None) or [None] * n
-  summaries = [common._completed(w, c) for c, w in zip(configs, workdirs)]
+  summaries = [common.completed(w, c) for c, w in zip(configs, workdirs)]
   fresh = [
     i for i in range(n) if summaries[i] is None and not _interrupted(workdirs[i])
   ]
