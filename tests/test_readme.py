@@ -18,8 +18,6 @@ import shlex
 import subprocess
 import sys
 
-import pytest
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = ("README.md", os.path.join("configs", "README.md"))
 FENCE = re.compile(r"```(bash|python)\n(.*?)```", re.S)
