@@ -271,3 +271,12 @@ def test_keep_floor_warns_when_it_prunes_more_than_asked():
     warnings.simplefilter("error")
     assert len(structured.select_per_group(scores, {"g": 0.8}, "prune_ceil")["g"]) == 20
     assert len(structured.select_per_group(scores, {"g": 0.5}, "keep_floor")["g"]) == 50
+    # 64 * 0.9 = 57.6 floors to 57 by design: no warning.
+    assert (
+      len(
+        structured.select_per_group({"g": np.arange(64.0)}, {"g": 0.1}, "keep_floor")[
+          "g"
+        ]
+      )
+      == 57
+    )

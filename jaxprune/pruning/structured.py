@@ -141,12 +141,14 @@ def select_per_group(
       raise ValueError(f"ratio of group {name!r} must be in [0, 1), got {ratio}")
     s = scores[name]
     k = keep_count(s.size, ratio, rounding)
-    if k < max(round(s.size * (1 - ratio)), 1):  # Float rounding, e.g. 19 of 100.
+    # Floating point can floor an exact count one lower (100 * 0.2 -> 19.99..).
+    if rounding == "keep_floor" and k < max(math.floor(s.size * (1 - ratio) + 1e-9), 1):
       over.append(f"{name}: {k} of {s.size} kept at ratio {ratio}")
     keep[name] = top_indices(s, k)
   if over:
     warnings.warn(
-      f"pruning.rounding={rounding!r} prunes more than pruning.ratio asks in "
+      f"pruning.rounding={rounding!r} prunes more than pruning.ratio asks (float "
+      f"rounding) in "
       f"{len(over)} group(s) ({'; '.join(over[:3])}); rounding='prune_ceil' "
       "keeps the nearest count",
       stacklevel=2,
