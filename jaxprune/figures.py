@@ -120,7 +120,7 @@ def figure(
   # svg.fonttype none: SVG text stays text (editable, searchable).
   style = {"font.size": 8, "legend.fontsize": 7, "svg.fonttype": "none"}
   with plt.rc_context(style):
-    fig, ax = plt.subplots(figsize=(3.4, 2.6))
+    fig, ax = plt.subplots(figsize=(3.4, 2.9), layout="constrained")
     offset = 0.08 if not numeric and len(lines) > 1 else 0.0
     for i, (label, points) in enumerate(sorted(lines.items())):
       points.sort()
@@ -151,9 +151,16 @@ def figure(
     ax.set_ylabel(names.get(metric, metric))
     ax.set_title(f"error bars: std over n={n_text} seeds", fontsize=7)
     if hue or dense:
-      ax.legend(title=names.get(hue, hue) if hue else None, frameon=False)
+      handles = ax.get_legend_handles_labels()[0]
+      fig.legend(  # Below the axes: it never hides a line.
+        title=names.get(hue, hue) if hue else None,
+        loc="outside lower center",
+        ncol=min(len(handles), 5),
+        frameon=False,
+        columnspacing=1.0,
+        handlelength=1.5,
+      )
     ax.grid(alpha=0.3)
-    fig.tight_layout()
     stem = os.path.splitext(out)[0]
     paths = [io_utils.atomic_write_figure(fig, f"{stem}.{f}", dpi=200) for f in formats]
     plt.close(fig)
