@@ -151,7 +151,15 @@ def published(
   out: list[dict[str, Any] | None] = []
   tables_by_paper: dict[str, list[dict[str, Any]]] = {}  # Each CSV read once.
   for a in aggregated:
-    criteria = paper_cell(dict(a["setting"]))
+    try:
+      criteria = paper_cell(dict(a["setting"]))
+    except KeyError as e:  # E.g. a smoke point, which drops the swept keys.
+      print(
+        f"[report] warning: setting {a['setting']} lacks {e} for paper_cell; "
+        "no published number beside it",
+        file=sys.stderr,
+      )
+      criteria = None
     if not criteria:
       out.append(None)
       continue

@@ -99,3 +99,11 @@ def test_settings_without_the_metric_are_reported_not_silently_dropped(
   )
   assert pathlib.Path(paths[0]).exists()
   assert "1 of 5 settings lack 'test/accuracy'" in capsys.readouterr().err
+
+
+def test_paper_cell_of_a_setting_without_its_keys_is_blank(capsys):
+  # A smoke point drops the swept keys; the report must not crash on it.
+  aggregated = report.aggregate([_row(0.5, 0, 0.8)])
+  theirs = report.published(aggregated, lambda s: {"paper": s["retrain.spec"]})
+  assert theirs == [None]
+  assert "lacks 'retrain.spec'" in capsys.readouterr().err
