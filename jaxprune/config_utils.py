@@ -10,6 +10,7 @@ is allowed; unknown fields are rejected by the locked ConfigDict itself.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from typing import Any
 import ml_collections
 from ml_collections import config_dict
 
-from jaxprune import pruning
+from jaxprune import config_schema, pruning
 
 # Fields that do not change what a run computes: a resumed run may differ in them.
 RESUME_SAFE_FIELDS = (
@@ -272,15 +273,48 @@ def to_json_dict(config: ml_collections.ConfigDict) -> dict[str, Any]:
 
 
 def config_hash(config: ml_collections.ConfigDict) -> str:
-  """Stable short hash of everything that determines a run's results."""
-  fields = to_json_dict(config)
+  """Stable short hash of everything that determines a run's results.
+
+  Fields of `config_schema.HASHED_ALWAYS` are always hashed (hashes computed
+  before that list existed stay valid); a field added later is hashed only
+  when it differs from its `base_config()` default.
+  """
+  fields = without_new_defaults(to_json_dict(config), _defaults())
   for key in RESUME_SAFE_FIELDS:
     fields.pop(key, None)
   return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
+@functools.lru_cache(maxsize=1)
+def _defaults() -> dict[str, Any]:
+  """`base_config()` as JSON (read only; cached: hashing runs per sweep point)."""
+  return to_json_dict(base_config())
+
+
+def without_new_defaults(
+  fields: dict[str, Any], defaults: dict[str, Any], prefix: str = ""
+) -> dict[str, Any]:
+  """`fields` minus the fields outside `HASHED_ALWAYS` that equal their default."""
+  out = {}
+  for key, value in fields.items():
+    name, known = prefix + key, key in defaults
+    if isinstance(value, dict) and isinstance(defaults.get(key), dict):
+      value = without_new_defaults(value, defaults[key], name + ".")
+      if not value and name not in config_schema.HASHED_ALWAYS:
+        continue  # A new section left at its defaults.
+    elif known and name not in config_schema.HASHED_ALWAYS and value == defaults[key]:
+      continue
+    out[key] = value
+  return out
+
+
 def diff(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
-  """Dotted names of fields that differ between two config dicts."""
+  """Dotted names of fields that differ between two config dicts (a field
+  added to the schema after `saved` was written counts only off its default)."""
+  if not prefix:
+    defaults = _defaults()
+    saved = without_new_defaults(saved, defaults)
+    current = without_new_defaults(current, defaults)
   out = []
   for key in sorted(set(saved) | set(current)):
     name = f"{prefix}{key}"

@@ -1,0 +1,111 @@
+"""Config hashes: stable for committed runs, blind to new defaulted fields (issue 23.2)."""
+
+from __future__ import annotations
+
+import os
+
+import ml_collections
+import pytest
+
+from jaxprune import config_utils, sweeps
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Hashes of configs/mini points as computed before issue 23 (the committed
+# mini-reproduction's runs live under these names).
+PINNED = [
+  (
+    "le2021.py",
+    "retrain",
+    {
+      "pruning.allocation": "global",
+      "pruning.criterion": "magnitude",
+      "pruning.name": "unstructured",
+      "pruning.sparsity": 0.9,
+      "retrain.num_epochs": 2,
+      "retrain.schedule": "clr",
+      "seed": 0,
+    },
+    "542bb8fa2e28aa60",
+  ),
+  (
+    "wang2021_di.py",
+    "table3",
+    {
+      "pruning.ratio": 0.9,
+      "retrain.orthp": True,
+      "retrain.spec": "0:0.01,5:0.001,10:0.0001",
+      "seed": 0,
+    },
+    "542770f81c7a899a",
+  ),
+  (
+    "zimmer2023.py",
+    "budgets",
+    {
+      "pruning.sparsity": 0.98,
+      "retrain.num_epochs": 3,
+      "retrain.schedule": "slr",
+      "seed": 2,
+    },
+    "a2213db12097976e",
+  ),
+]
+
+
+def _point(paper: str, experiment: str, overrides: dict):
+  module = sweeps.load_sweep_module(os.path.join(ROOT, "configs", "mini", paper))
+  for point, config, digest in sweeps.expand(
+    module.get_config(experiment), module.get_sweep(experiment)
+  ):
+    if point == overrides:
+      return config, digest
+  raise AssertionError(f"{paper}:{experiment} has no point {overrides}")
+
+
+@pytest.mark.parametrize("paper, experiment, overrides, digest", PINNED)
+def test_committed_mini_hashes_are_unchanged(paper, experiment, overrides, digest):
+  assert _point(paper, experiment, overrides)[1] == digest
+
+
+@pytest.fixture
+def extended_schema(monkeypatch):
+  """base_config() with a new option and a new section, both at defaults."""
+  original = config_utils.base_config
+
+  def extended():
+    c = original()
+    c.retrain.new_option = 3
+    c.new_section = ml_collections.ConfigDict({"x": 1})
+    return c
+
+  monkeypatch.setattr(config_utils, "base_config", extended)
+  config_utils._defaults.cache_clear()
+  yield
+  config_utils._defaults.cache_clear()
+
+
+def test_a_new_defaulted_field_leaves_hashes_and_resume_alone(extended_schema):
+  paper, experiment, overrides, digest = PINNED[0]
+  config, _ = _point(paper, experiment, overrides)
+  saved = config_utils.to_json_dict(config)  # A config.json written before.
+  with config.unlocked():
+    config.retrain.new_option = 3
+    config.new_section = ml_collections.ConfigDict({"x": 1})
+  assert config_utils.config_hash(config) == digest
+  assert config_utils.diff(saved, config_utils.to_json_dict(config)) == []
+  config.retrain.new_option = 4  # Off its default: a different run.
+  assert config_utils.config_hash(config) != digest
+  assert config_utils.diff(saved, config_utils.to_json_dict(config)) == [
+    "retrain.new_option"
+  ]
+  config.retrain.new_option, config.new_section.x = 3, 2
+  assert config_utils.config_hash(config) != digest
+
+
+def test_existing_fields_are_hashed_even_at_their_defaults():
+  config = config_utils.base_config()
+  digest = config_utils.config_hash(config)
+  fields = config_utils.to_json_dict(config)
+  defaults = config_utils._defaults()
+  assert config_utils.without_new_defaults(fields, defaults) == fields
+  assert digest == config_utils.config_hash(config_utils.base_config())
