@@ -19,7 +19,7 @@ are the same as without it.
 
 Command line:
   python -m jaxprune.sweeps --config=configs/le2021/table2.py[:ARG] --workdir=DIR \
-      [--shard=i/n] [--list] [--vmap_seeds] [--config.FIELD=VALUE ...]
+      [--shard=i/n] [--list] [--vmap_seeds] [--no_cache] [--config.FIELD=VALUE ...]
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from typing import Any
 import ml_collections
 
 import jaxprune
-from jaxprune import config_utils, io_utils
+from jaxprune import config_utils, fingerprint, io_utils
 
 RESULTS_FILE = "results.jsonl"
 # Row fields copied from a protocol's summary when present.
@@ -150,6 +150,7 @@ def make_row(
     },
     "jaxprune_version": jaxprune.__version__,
     "git_commit": git_commit(),
+    "code_fingerprint": fingerprint.code("prune"),
     "config": config_utils.to_json_dict(config),
   }
   row.update({k: summary[k] for k in SUMMARY_FIELDS if k in summary})
@@ -197,8 +198,12 @@ def run_sweep(
   shard: tuple[int, int] = (0, 1),
   run_fn: Callable[[ml_collections.ConfigDict, str], dict[str, Any]] | None = None,
   vmap_seeds: bool = False,
+  no_cache: bool = False,
 ) -> list[dict[str, Any]]:
   """Runs this shard's unfinished points; returns the rows it appended.
+
+  `no_cache` (`--no_cache`): every point gets a private cache in its run
+  directory, so nothing (dense training, pruned state) is shared or reused.
 
   `vmap_seeds`: this shard's unfinished points that differ only in `seed` run
   as one vmapped program where `protocols.seeds` supports it (plain training;
@@ -217,6 +222,10 @@ def run_sweep(
   run_fn = run_fn or protocols.run
   os.makedirs(workdir, exist_ok=True)
   points = expand(base, sweep)
+  if no_cache:  # cache_dir is resume-safe: the hashes stay the same.
+    for _, config, digest in points:
+      with config.unlocked():
+        config.cache_dir = os.path.join(workdir, "runs", digest, "cache")
   done = finished_hashes(workdir)
   todo = [
     (i, *point)
@@ -305,6 +314,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     action="store_true",
     help="run the seeds of a setting as one vmapped program where supported",
   )
+  parser.add_argument(
+    "--no_cache",
+    action="store_true",
+    help="do not share or reuse cached dense / pruned phases between points",
+  )
   args, extra = parser.parse_known_args(argv)
   path, _, arg = args.config.partition(":")
   module = load_sweep_module(path)
@@ -323,7 +337,12 @@ def main(argv: Sequence[str] | None = None) -> int:
       print(f"{i:4d} {digest} {'done' if digest in done else 'todo'} {overrides}")
     return 0
   rows = run_sweep(
-    base, sweep, args.workdir, shard=(index, count), vmap_seeds=args.vmap_seeds
+    base,
+    sweep,
+    args.workdir,
+    shard=(index, count),
+    vmap_seeds=args.vmap_seeds,
+    no_cache=args.no_cache,
   )
   print(f"[sweep] {len(rows)} runs finished; results: {args.workdir}/{RESULTS_FILE}")
   return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import ml_collections
 import pytest
@@ -109,3 +110,47 @@ def test_existing_fields_are_hashed_even_at_their_defaults():
   defaults = config_utils._defaults()
   assert config_utils.without_new_defaults(fields, defaults) == fields
   assert digest == config_utils.config_hash(config_utils.base_config())
+
+
+def test_code_fingerprint_follows_the_code_caches_depend_on(tmp_path, monkeypatch):
+  from jaxprune import fingerprint
+
+  package = tmp_path / "jaxprune"
+  shutil.copytree(fingerprint.PACKAGE, package, ignore=shutil.ignore_patterns("*.pyc"))
+  monkeypatch.setattr(fingerprint, "PACKAGE", str(package))
+  fingerprint.code.cache_clear()
+
+  def codes():
+    fingerprint.code.cache_clear()
+    return fingerprint.code("train"), fingerprint.code("prune")
+
+  train, prune = codes()
+  with open(package / "report.py", "a") as f:
+    f.write("\n# a report change\n")
+  assert codes() == (train, prune)  # Reports do not invalidate caches.
+  with open(package / "pruning" / "scores.py", "a") as f:
+    f.write("\n# an edited criterion\n")
+  new_train, new_prune = codes()
+  assert new_train == train and new_prune != prune
+  with open(package / "train" / "steps.py", "a") as f:
+    f.write("\n# an edited train step\n")
+  assert codes()[0] != train
+  fingerprint.code.cache_clear()
+
+
+def test_cache_keys_carry_the_code_fingerprint(monkeypatch):
+  from jaxprune import fingerprint
+  from jaxprune.protocols import common, pruned_cache
+
+  config = config_utils.base_config()
+  before = (
+    pruned_cache.key(config, "abc", cycle=1, cumulative=0.5),
+    common.dense_cache_dir("/c", config),
+  )
+  assert before[1].startswith(f"/c/train/{config_utils.config_hash(config)}-")
+  monkeypatch.setattr(fingerprint, "code", lambda kind: "edited" + kind)
+  after = (
+    pruned_cache.key(config, "abc", cycle=1, cumulative=0.5),
+    common.dense_cache_dir("/c", config),
+  )
+  assert before[0] != after[0] and before[1] != after[1]

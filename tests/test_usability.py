@@ -41,3 +41,38 @@ def test_inspect_explains_its_counts(capsys):
   out = capsys.readouterr().out
   assert "total params minus the weights the masks set to zero" in out
   assert "speedup vs dense" in out and "its MACs / its nonzero MACs" in out
+
+
+def test_sweep_no_cache_and_one_result_line_per_point(tmp_path, capsys):
+  from jaxprune import config_utils, sweeps
+
+  seen = []
+
+  def fake_run(config, workdir):
+    seen.append((config.cache_dir, workdir))
+    return {"status": "completed", "test/accuracy": 0.5 + config.seed / 10}
+
+  base = config_utils.base_config()
+  rows = sweeps.run_sweep(
+    base, sweeps.seeds([{}], [0, 1]), str(tmp_path), run_fn=fake_run, no_cache=True
+  )
+  assert [c for c, _ in seen] == [os.path.join(w, "cache") for _, w in seen]
+  assert rows[0]["config_hash"] == config_utils.config_hash(base)  # Hash unchanged.
+  out = capsys.readouterr().out
+  assert "point 1/2 completed, test acc 50.00%" in out
+  assert "point 2/2 completed, test acc 60.00%" in out
+
+
+def test_sweeps_take_config_overrides(tmp_path, capsys):
+  from jaxprune import sweeps
+
+  config = "configs/protocols/seeds_sweep.py"
+  sweeps.main([f"--config={config}", f"--workdir={tmp_path}", "--list"])
+  plain = capsys.readouterr().out
+  sweeps.main(
+    [f"--config={config}", f"--workdir={tmp_path}", "--list", "--config.num_epochs=3"]
+  )
+  assert capsys.readouterr().out != plain  # Other runs: other hashes.
+  with pytest.raises(SystemExit):
+    sweeps.main([f"--config={config}", f"--workdir={tmp_path}", "--config.nope=1"])
+  assert "unknown field 'nope'" in capsys.readouterr().err

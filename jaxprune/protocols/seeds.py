@@ -113,7 +113,7 @@ def _dense(
     return [common.dense_phase(c, w) for c, w in zip(configs, workdirs)]
   train_cfgs = [common.training_config(c) for c in configs]
   dirs = [
-    os.path.join(common.cache_root(c, w), "train", config_utils.config_hash(t))
+    common.dense_cache_dir(common.cache_root(c, w), t)
     for c, w, t in zip(configs, workdirs, train_cfgs)
   ]
   with contextlib.ExitStack() as stack:
