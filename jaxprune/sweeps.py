@@ -332,9 +332,13 @@ def main(argv: Sequence[str] | None = None) -> int:
   except ValueError:
     parser.error(f"--shard must look like i/n, got {args.shard!r}")
   if args.list:
-    done = finished_hashes(args.workdir)
+    # "done*": finished by other code than this (see jaxprune.fingerprint).
+    code = fingerprint.code("prune")
+    rows = io_utils.read_jsonl(os.path.join(args.workdir, RESULTS_FILE))
+    done = {r["config_hash"]: r.get("code_fingerprint", code) == code for r in rows}
     for i, (overrides, _, digest) in enumerate(expand(base, sweep)):
-      print(f"{i:4d} {digest} {'done' if digest in done else 'todo'} {overrides}")
+      state = "todo" if digest not in done else "done" if done[digest] else "done*"
+      print(f"{i:4d} {digest} {state} {overrides}")
     return 0
   rows = run_sweep(
     base,

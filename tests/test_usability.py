@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from jaxprune import inspect, protocols
+from jaxprune import inspect, io_utils, protocols
 from jaxprune.protocols import basic
 
 pytestmark = pytest.mark.usefixtures("fast_compiles")
@@ -73,6 +73,11 @@ def test_sweeps_take_config_overrides(tmp_path, capsys):
     [f"--config={config}", f"--workdir={tmp_path}", "--list", "--config.num_epochs=3"]
   )
   assert capsys.readouterr().out != plain  # Other runs: other hashes.
+  first = plain.split()[1]  # "   0 <hash> todo {...}"
+  rows = [{"config_hash": first, "code_fingerprint": "0ld"}]
+  io_utils.rewrite_jsonl(str(tmp_path / "results.jsonl"), rows)
+  sweeps.main([f"--config={config}", f"--workdir={tmp_path}", "--list"])
+  assert f"{first} done* " in capsys.readouterr().out  # Finished by other code.
   with pytest.raises(SystemExit):
     sweeps.main([f"--config={config}", f"--workdir={tmp_path}", "--config.nope=1"])
   assert "unknown field 'nope'" in capsys.readouterr().err
