@@ -280,17 +280,3 @@ def test_keep_floor_warns_when_it_prunes_more_than_asked():
       )
       == 57
     )
-
-
-@pytest.mark.parametrize(
-  "name, field, value, message",
-  [
-    ("structured", "sparsity", 0.5, "pruning.sparsity is the unstructured target"),
-    ("unstructured", "ratio", 0.5, "pruning.ratio/stage_ratios are structured"),
-  ],
-)
-def test_sparsity_and_ratio_belong_to_their_kind(name, field, value, message):
-  config = pruning.default_config()
-  config.name, config[field] = name, value
-  with pytest.raises(ValueError, match=message):
-    pruning.validate(config)

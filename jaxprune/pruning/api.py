@@ -90,17 +90,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _choice(config, "mode", MODES)
   _choice(config, "schedule", schedules.SCHEDULES)
   _choice(config, "rewind", REWINDS)
-  # One name per kind of target, so a value set under the other is an error.
-  if config.name == "unstructured" and (config.ratio or config.stage_ratios):
-    raise ValueError(
-      "pruning.ratio/stage_ratios are structured targets; unstructured pruning "
-      "zeroes pruning.sparsity of the prunable weights"
-    )
-  if config.name == "structured" and config.sparsity:
-    raise ValueError(
-      "pruning.sparsity is the unstructured target; structured pruning removes "
-      "pruning.ratio (or stage_ratios / preset) of each group's channels"
-    )
   if config.name == "unstructured":
     _choice(config, "criterion", ("", *scores_lib.SCORES))
     _choice(config, "allocation", alloc_lib.ALLOCATIONS)
