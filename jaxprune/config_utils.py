@@ -27,6 +27,30 @@ RESUME_SAFE_FIELDS = (
   "cache_dir",  # Where shared phases are stored, not what they compute.
 )
 
+# Fields added after results were committed, with their neutral value: left out
+# of the hash while they hold it, so older configs keep their hashes (and their
+# cached phases and committed results stay valid).
+HASH_NEUTRAL = {
+  ("pruning", "score_batches"): 0,
+  ("pruning", "flops_weight"): 0.0,
+}
+
+
+def drop_neutral(fields: dict[str, Any], section: tuple[str, ...] = ()) -> dict:
+  """`fields` (a config's, or its `section`'s, JSON dict) without the
+  `HASH_NEUTRAL` fields that hold their neutral value."""
+  out = json.loads(json.dumps(fields))
+  for path, neutral in HASH_NEUTRAL.items():
+    if path[: len(section)] != section:
+      continue
+    *parents, leaf = path[len(section) :]
+    node = out
+    for key in parents:
+      node = node.get(key, {})
+    if leaf in node and node[leaf] == neutral:
+      del node[leaf]
+  return out
+
 
 def base_config() -> ml_collections.ConfigDict:
   """All fields of a training run, with defaults."""
@@ -230,7 +254,7 @@ def to_json_dict(config: ml_collections.ConfigDict) -> dict[str, Any]:
 
 def config_hash(config: ml_collections.ConfigDict) -> str:
   """Stable short hash of everything that determines a run's results."""
-  fields = to_json_dict(config)
+  fields = drop_neutral(to_json_dict(config))
   for key in RESUME_SAFE_FIELDS:
     fields.pop(key, None)
   return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]

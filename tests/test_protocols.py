@@ -436,3 +436,73 @@ def test_pruned_state_is_cached_across_retraining_fields(base, tmp_path, monkeyp
   # The pruning fields are in the key: another sparsity prunes again.
   sweeps.run_sweep(base, [{"pruning.sparsity": 0.5}], str(tmp_path / "sweep"))
   assert calls == [1, 1]
+
+
+def test_data_criteria_score_on_training_batches(base, tmp_path):
+  # Structured Fisher on MLP-7 through prune_retrain: the kept units are the
+  # top Fisher scores of the dense weights over `score_batches` batches.
+  from jaxprune.protocols import scoring
+  from jaxprune.pruning import structured
+
+  base.protocol = "prune_retrain"
+  base.pruning.name, base.pruning.criterion = "structured", "fisher"
+  base.pruning.groups, base.pruning.ratio, base.pruning.score_batches = "all", 0.5, 2
+  base.retrain.schedule = "ft"
+  summary = protocols.run(base, str(tmp_path / "fisher"))
+  dense = common.Phase(summary["dense_workdir"], {}).final()
+  scores = scoring.pruning_inputs(base, dense)["channel_scores"]
+  assert tuple(summary["widths"]) == (WIDTH // 2,) * 6
+  pruned = retrain.prune_once(base, dense, cycle=1, cumulative=0.5, previous=0.0)
+  groups = models.channel_groups("mlp7_relu", 10, widths=(WIDTH,) * 6)
+  first = next(g for g in groups if g.producers == (("fc0",),))
+  want = structured.top_indices(scores[first.name], WIDTH // 2)
+  np.testing.assert_array_equal(
+    pruned.start.params["fc0"]["kernel"], dense.params["fc0"]["kernel"][:, want]
+  )
+  # Unstructured SNIP-style saliency |w * g| also runs end to end.
+  base.pruning.name, base.pruning.criterion = "unstructured", "saliency"
+  base.pruning.sparsity = 0.8
+  summary = protocols.run(base, str(tmp_path / "snip"))
+  assert summary["sparsity"] == pytest.approx(0.8, abs=1e-3)
+
+
+def test_acc_allr_uses_train_accuracy_before_and_after(base, tmp_path, monkeypatch):
+  from jaxprune.data import pipeline
+  from jaxprune.pruning import masks as masks_lib
+  from jaxprune.schedules import retraining
+
+  base.protocol = "prune_retrain"
+  base.retrain.schedule = "acc_allr"
+  seen = []
+  real = common.train_and_evaluate
+  monkeypatch.setattr(
+    common,
+    "train_and_evaluate",
+    lambda *a, **k: seen.append(k.get("schedule_pruning")) or real(*a, **k),
+  )
+  summary = protocols.run(base, str(tmp_path / "acc"))
+  cycle = summary["cycles"][0]
+  stats = seen[-1]
+  assert stats.train_accuracy_before == cycle["train_accuracy_before"]
+  assert stats.train_accuracy_after == cycle["train_accuracy_after"]
+  # Independent: plain argmax accuracy of the dense and pruned nets on all
+  # training examples.
+  data = pipeline.load(base.data)
+  model = models.create(
+    "mlp7_relu", 10, **{"init": "orthogonal", "widths": (WIDTH,) * 6}
+  )
+  x = data.preprocess(data.train.images, jax.random.PRNGKey(0), train=False)
+
+  def acc(params):
+    logits = model.apply({"params": params}, x, train=False)
+    return float(np.mean(np.argmax(logits, -1) == data.train.labels))
+
+  dense = common.Phase(summary["dense_workdir"], {}).final()
+  assert stats.train_accuracy_before == pytest.approx(acc(dense.params), abs=1e-6)
+  pruned = retrain.prune_once(base, dense, cycle=1, cumulative=0.8, previous=0.0)
+  after = acc(masks_lib.apply(pruned.start.params, pruned.start.masks))
+  assert stats.train_accuracy_after == pytest.approx(after, abs=1e-6)
+  assert after < stats.train_accuracy_before
+  d = (stats.train_accuracy_before - after) / stats.train_accuracy_before
+  eta0 = retraining.allr_initial_lr(0.05, 1, 2, stats, "acc_allr")
+  assert eta0 == pytest.approx(0.05 * min(max(d, 0.5), 1.0), rel=1e-5)

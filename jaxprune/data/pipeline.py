@@ -152,12 +152,12 @@ class StreamingSplit:
         idx = order[start : start + batch_size]
         futures.append(pool.submit(self._load, idx, train, [seed, epoch, i]))
         if len(futures) > prefetch:
-          yield _pad(*futures.pop(0).result(), batch_size)
+          yield pad_batch(*futures.pop(0).result(), batch_size)
       for future in futures:
-        yield _pad(*future.result(), batch_size)
+        yield pad_batch(*future.result(), batch_size)
 
 
-def _pad(images, labels, batch_size):
+def pad_batch(images, labels, batch_size):
   weights = np.ones(len(labels), np.float32)
   missing = batch_size - len(labels)
   if missing:

@@ -24,8 +24,12 @@ All three run the same cycle loop after a dense phase:
 ALLR statistics per cycle: `relative_norm_change` = ||W - W_p|| / ||W|| over
 *all* params (kernels, biases, BatchNorm scale and bias; BIMP's choice), and
 `sparsity` = the fraction of the remaining prunable weights this cycle removed
-(structured: of the remaining params). AccALLR is not supported (it needs the
-training accuracy before and after pruning).
+(structured: of the remaining params). AccALLR (`retrain.schedule="acc_allr"`)
+also gets the training accuracy before and after the cycle's pruning (one
+inference pass over the training split each, `scoring.train_accuracy`).
+
+Data-dependent criteria (saliency, taylor, taylor_fo_bn, fisher, hrank) are
+scored on N training batches before every pruning (`scoring.pruning_inputs`).
 
 Summary: the last cycle's metrics, `sparsity` (unstructured: fraction of the
 prunable weights pruned; structured: of the dense model's params removed),
@@ -45,13 +49,12 @@ import ml_collections
 import numpy as np
 
 from jaxprune import config_utils, pruning, schedules
-from jaxprune.protocols import common, pruned_cache, register
+from jaxprune.protocols import common, pruned_cache, register, scoring
 from jaxprune.pruning import masks as masks_lib
 from jaxprune.schedules import budget, retraining
 from jaxprune.train import Start
 
 RETRAIN_SCHEDULES = (*schedules.RETRAINING_NAMES, "piecewise")
-_NEEDS_GRADS = ("saliency", "taylor")
 
 
 # ------------------------------------------------------------------ config
@@ -61,8 +64,6 @@ def retrain_schedule(
   """The schedule config of one retraining phase of `epochs` epochs."""
   r = config.retrain
   name = common.choice(config, "retrain.schedule", RETRAIN_SCHEDULES)
-  if name == "acc_allr":
-    raise ValueError("retrain.schedule='acc_allr' is not supported by the protocols")
   if name == "piecewise":
     return ml_collections.ConfigDict(dict(name=name, spec=r.spec, epochs=epochs))
   s = ml_collections.ConfigDict()
@@ -87,11 +88,6 @@ def validate_pruning(config: ml_collections.ConfigDict, schedules_allowed) -> No
   pruning.validate(p)
   common.choice(config, "pruning.name", ("unstructured", "structured"))
   common.choice(config, "pruning.schedule", schedules_allowed)
-  if p.criterion in _NEEDS_GRADS:
-    raise ValueError(
-      f"pruning.criterion={p.criterion!r} needs gradients, which the protocols "
-      "do not compute; use magnitude/l1/l2/random/bn_scale"
-    )
   if p.prune_epoch is not None:
     raise ValueError("pruning.prune_epoch is only for protocol 'prune_epoch'")
   if p.mode != "hard":
@@ -162,6 +158,7 @@ def prune_once(
     rng=common.pruning_rng(config, cycle),
     model_overrides=ovr,
     input_shape=common.input_shape(config),
+    **scoring.pruning_inputs(config, current, cycle),
   )
   if p.name == "unstructured":
     res = pruning.prune(
@@ -217,15 +214,15 @@ def first_prune(
 
 
 def retrain_kwargs(
-  pruned: Pruned, widths: Any, evaluate_start: bool = True
+  pruned: Pruned, widths: Any, evaluate_start: bool = True, stats=None
 ) -> dict[str, Any]:
-  """The `train_and_evaluate` keywords of the retraining after `pruned`."""
+  """The `train_and_evaluate` keywords of the retraining after `pruned`
+  (`stats`: the schedule's PruningStats, default from `pruned`)."""
   return dict(
     start=pruned.start,
     model_overrides={"widths": widths} if widths is not None else None,
-    schedule_pruning=schedules.PruningStats(
-      pruned.norm_change, max(pruned.fraction, 1e-12)
-    ),
+    schedule_pruning=stats
+    or schedules.PruningStats(pruned.norm_change, max(pruned.fraction, 1e-12)),
     evaluate_start=evaluate_start,
   )
 
@@ -297,12 +294,21 @@ def run_cycles(
       pruned = prune_once(config, current, cycle=k, cumulative=cum, previous=previous)
     widths = pruned.widths if pruned.widths is not None else widths
     sched = retrain_schedule(config, epochs)
+    stats = None
+    if sched.name == "acc_allr":
+      before = dense.final() if k == 1 else current
+      stats = scoring.acc_allr_stats(
+        config, before, pruned.start, pruned.norm_change, pruned.fraction
+      )
     phase = common.run_phase(
       common.phase_config(config, epochs, sched),
       os.path.join(workdir, f"cycle{k}"),
-      **retrain_kwargs(pruned, widths),
+      **retrain_kwargs(pruned, widths, stats=stats),
     )
     cycles.append(cycle_record(k, cum, epochs, sched, pruned, phase))
+    if stats is not None:
+      cycles[-1]["train_accuracy_before"] = stats.train_accuracy_before
+      cycles[-1]["train_accuracy_after"] = stats.train_accuracy_after
     current, previous = phase.final(), pruned.sparsity
   return cycles_summary(
     config, dense, phase, current, pruned, widths, cycles, cycle_epochs

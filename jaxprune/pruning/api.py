@@ -20,8 +20,8 @@ from ml_collections import config_dict
 
 from jaxprune import models
 from jaxprune.pruning import allocation as alloc_lib
+from jaxprune.pruning import data_scores, presets, schedules, structured, surgery
 from jaxprune.pruning import masks as masks_lib
-from jaxprune.pruning import presets, schedules, structured, surgery
 from jaxprune.pruning import scores as scores_lib
 
 NAMES = ("none", "unstructured", "structured")
@@ -35,8 +35,14 @@ def default_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.name = "none"  # none | unstructured | structured
   # Score: unstructured magnitude|random|saliency; structured
-  # l1|l2|random|bn_scale|taylor; "" = magnitude / l1.
+  # l1|l2|random|bn_scale|taylor|taylor_fo_bn|fisher|hrank; "" = magnitude / l1.
   c.criterion = ""
+  # Data-dependent criteria (pruning.data_scores): training batches scored;
+  # 0 = the criterion's paper default (data_scores.DEFAULT_BATCHES).
+  c.score_batches = 0
+  # fisher: keep-score minus flops_weight * (FLOPs of one channel / dense
+  # FLOPs), Theis et al.'s FLOPs-aware penalty (matters across groups only).
+  c.flops_weight = 0.0
   c.allocation = "global"  # Unstructured: global|uniform|uniform_plus|erk|lamp.
   c.sparsity = 0.0  # Unstructured target: fraction of prunable weights zeroed.
   c.normalize = False  # global: divide each layer's scores by their L2 norm.
@@ -101,9 +107,15 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _choice(config, "rounding", structured.ROUNDINGS)
     _choice(config, "groups", presets.GROUP_SETS)
     _choice(config, "preset", presets.PRESETS)
+    if config.flops_weight and config.criterion != "fisher":
+      raise ValueError(
+        f"pruning.flops_weight is for criterion 'fisher', got {config.criterion!r}"
+      )
     for r in (config.ratio, *config.stage_ratios):
       if not 0.0 <= r < 1.0:
         raise ValueError(f"pruning.ratio/stage_ratios must be in [0, 1), got {r}")
+  if config.score_batches < 0:
+    raise ValueError(f"pruning.score_batches must be >= 0, got {config.score_batches}")
   if not 0.0 <= config.imp_rate < 1.0:
     raise ValueError(f"pruning.imp_rate must be in [0, 1), got {config.imp_rate}")
   if config.gmp_frequency < 1:
@@ -159,6 +171,7 @@ def prune(
   model_name: str,
   rng: jax.Array | None = None,
   grads: Any = None,
+  channel_scores: dict[str, Any] | None = None,
   masks: Any = None,
   sparsity: float | None = None,
   model_overrides: dict[str, Any] | None = None,
@@ -172,6 +185,8 @@ def prune(
     model_name: registered model name (for roles, groups and surgery).
     rng: needed by random scores.
     grads: needed by saliency / taylor scores.
+    channel_scores: {group: per-channel scores} of the data criteria
+      (taylor_fo_bn / fisher / hrank), from ``data_scores``.
     masks: current masks; with ``mode="hard"`` pruned weights stay pruned.
     sparsity: overrides ``config.sparsity`` (a schedule's current target).
     model_overrides: the model's ``create`` overrides (``shortcut``, ...),
@@ -213,8 +228,17 @@ def prune(
   groups = models.channel_groups(model_name, num_classes, widths=widths, **overrides)
   source = params if masks is None else masks_lib.apply(params, masks)
   scores = structured.group_scores(
-    groups, source, config.criterion or "l1", rng=rng, grads=grads
+    groups,
+    source,
+    config.criterion or "l1",
+    rng=rng,
+    grads=grads,
+    channel_scores=channel_scores,
   )
+  if config.flops_weight:
+    model = models.create(model_name, num_classes, widths=widths, **overrides)
+    shape = input_shape or models.input_shape(model_name)
+    scores = _flops_penalised(scores, groups, model, shape, config.flops_weight)
   if config.preset:
     ratios, sizes = presets.preset(config.preset, groups)
   else:
@@ -258,6 +282,16 @@ def prune(
     small.widths,
     keep,
   )
+
+
+def _flops_penalised(scores, groups, model, shape, weight: float):
+  """Scores minus `weight` * each channel's share of the model's FLOPs."""
+  from jaxprune import counting  # Only FLOPs-aware runs need the tracer.
+
+  counts = counting.count(model, shape)
+  cost = data_scores.flops_per_channel(groups, counts.layers)
+  total = max(counts.flops, 1)
+  return {n: s - weight * cost[n] / total for n, s in scores.items()}
 
 
 def slimming_hook(

@@ -98,7 +98,8 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
   path = os.path.join(workdir, "config.json")
   current = config_utils.to_json_dict(config)
   if os.path.exists(path):
-    changed = config_utils.diff(io_utils.read_json(path), current)
+    neutral = config_utils.drop_neutral  # Fields added later, at their default.
+    changed = config_utils.diff(neutral(io_utils.read_json(path)), neutral(current))
     if changed:
       raise ValueError(
         f"workdir {workdir} holds a run with a different config (fields: "
