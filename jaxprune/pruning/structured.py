@@ -44,7 +44,8 @@ import numpy as np
 from jaxprune.models.graph import ChannelGroup
 from jaxprune.pruning.data_scores import CHANNEL_CRITERIA
 
-CRITERIA = ("l1", "l2", "random", "bn_scale", "taylor", *CHANNEL_CRITERIA)
+WEIGHT_CRITERIA = ("l1", "l2", "random", "bn_scale", "taylor")  # From the params.
+CRITERIA = (*WEIGHT_CRITERIA, *CHANNEL_CRITERIA)
 ROUNDINGS = ("keep_floor", "prune_ceil")
 
 Keep = dict[str, np.ndarray]
