@@ -357,6 +357,8 @@ def test_slimming_resnet20(base, tmp_path):
     ("lottery", "pruning.rewind", "none", "pruning.rewind must be one of"),
     ("scratch", "scratch.budget", "C", "scratch.budget must be one of"),
     ("prune_epoch", "prune_epoch.setup", "sx_c", "prune_epoch.setup must be one of"),
+    ("sfp", "pruning.name", "unstructured", "pruning.name must be one of"),
+    ("sfp", "pruning.criterion", "hrank", "pruning.criterion must be one of"),
   ],
 )
 def test_invalid_fields_are_named(base, protocol, field, value, message):
@@ -506,3 +508,58 @@ def test_acc_allr_uses_train_accuracy_before_and_after(base, tmp_path, monkeypat
   d = (stats.train_accuracy_before - after) / stats.train_accuracy_before
   eta0 = retraining.allr_initial_lr(0.05, 1, 2, stats, "acc_allr")
   assert eta0 == pytest.approx(0.05 * min(max(d, 0.5), 1.0), rel=1e-5)
+
+
+def test_sfp_zeroes_exact_counts_every_epoch_and_filters_regrow(base, tmp_path):
+  from jaxprune.pruning import structured
+
+  base.protocol = "sfp"
+  base.model.name, base.model.init = "resnet20", "default"
+  base.model.widths = models.ResNetWidths((8, 8, 16), ((8,) * 3, (8,) * 3, (16,) * 3))
+  base.data.image_size = (8, 8)
+  base.data.train_limit = 128
+  base.num_epochs = 3
+  base.pruning.name, base.pruning.criterion = "structured", "l2"
+  base.pruning.groups, base.pruning.ratio = "inner", 0.4
+  base.retrain.num_epochs = 0
+  summary = protocols.run(base, str(tmp_path / "sfp"))
+  sizes = [8] * 3 + [8] * 3 + [16] * 3
+  want = sum(n - structured.keep_count(n, 0.4, "keep_floor") for n in sizes)
+  events = summary["soft_events"]
+  assert [e["epoch"] for e in events] == [1, 2, 3]
+  assert all(e["zeroed"] == want for e in events)
+  assert events[0]["regrown"] == 0 and sum(e["regrown"] for e in events[1:]) > 0
+  # The final model: the kept widths, exactly the soft-pruned net's accuracy.
+  kept = [structured.keep_count(n, 0.4, "keep_floor") for n in sizes]
+  assert [w for stage in summary["widths"]["blocks"] for w in stage] == kept
+  # Whole channels are zeroed (BN too), so the soft-pruned net computes exactly
+  # what the small-dense net of the final hard prune computes.
+  state = _final(str(tmp_path / "sfp" / "train"))
+  final = state["params"]
+  small = models.ResNetWidths(
+    (8, 8, 16), tuple(tuple(kept[3 * s : 3 * s + 3]) for s in range(3))
+  )
+  x = jax.random.normal(jax.random.PRNGKey(0), (4, 8, 8, 1))
+  big_out = models.create("resnet20", 10, widths=base.model.widths).apply(
+    {"params": final, "batch_stats": state["batch_stats"]}, x, train=False
+  )
+  from jaxprune.pruning import surgery
+
+  keep = structured.keep_from_masks(
+    models.channel_groups("resnet20", 10, widths=base.model.widths), final
+  )
+  keep = {k: v for k, v in keep.items() if k.endswith("inner")}
+  sd = surgery.shrink(
+    "resnet20", final, state["batch_stats"], keep, input_shape=(8, 8, 1)
+  )
+  assert sd.widths == small
+  small_out = models.create("resnet20", 10, widths=small).apply(
+    {"params": sd.params, "batch_stats": sd.batch_stats}, x, train=False
+  )
+  np.testing.assert_allclose(small_out, big_out, rtol=1e-4, atol=1e-5)
+  zero_filters = sum(
+    int(np.sum(~np.any(final[f"stage{s}_block{b}"]["conv1"]["kernel"], (0, 1, 2))))
+    for s in range(3)
+    for b in range(3)
+  )
+  assert zero_filters == want
