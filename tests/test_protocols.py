@@ -321,14 +321,19 @@ def test_sweep_rows_carry_counts_and_share_the_pretraining(base, tmp_path):
   assert len(pretrainings) == 1
 
 
-def test_slimming_resnet20(base, tmp_path):
-  # 1-channel 8x8 images: surgery must check shapes at the data's input shape.
-  base.protocol = "slimming"
+def _tiny_resnet20(base, protocol: str, epochs: int) -> None:
+  """ResNet-20 with widths 8/8/16 on 128 1-channel 8x8 images."""
+  base.protocol = protocol
   base.model.name, base.model.init = "resnet20", "default"
   base.model.widths = models.ResNetWidths((8, 8, 16), ((8,) * 3, (8,) * 3, (16,) * 3))
   base.data.image_size = (8, 8)
   base.data.train_limit = 128
-  base.num_epochs = 1
+  base.num_epochs = epochs
+
+
+def test_slimming_resnet20(base, tmp_path):
+  # 1-channel 8x8 images: surgery must check shapes at the data's input shape.
+  _tiny_resnet20(base, "slimming", 1)
   base.pruning.name, base.pruning.criterion = "structured", "bn_scale"
   base.pruning.group_allocation, base.pruning.groups = "global", "inner"
   base.pruning.ratio, base.pruning.slimming_strength = 0.5, 1e-3
@@ -513,12 +518,7 @@ def test_acc_allr_uses_train_accuracy_before_and_after(base, tmp_path, monkeypat
 def test_sfp_zeroes_exact_counts_every_epoch_and_filters_regrow(base, tmp_path):
   from jaxprune.pruning import structured
 
-  base.protocol = "sfp"
-  base.model.name, base.model.init = "resnet20", "default"
-  base.model.widths = models.ResNetWidths((8, 8, 16), ((8,) * 3, (8,) * 3, (16,) * 3))
-  base.data.image_size = (8, 8)
-  base.data.train_limit = 128
-  base.num_epochs = 3
+  _tiny_resnet20(base, "sfp", 3)
   base.pruning.name, base.pruning.criterion = "structured", "l2"
   base.pruning.groups, base.pruning.ratio = "inner", 0.4
   base.retrain.num_epochs = 0
