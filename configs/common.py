@@ -152,6 +152,19 @@ def l1_filters(
   return config
 
 
+def sfp(config: ml_collections.ConfigDict, ratio: float) -> ml_collections.ConfigDict:
+  """Soft Filter Pruning (protocol `sfp`): L2 filter norms, `ratio` of the first
+  conv of every block zeroed each epoch, trained 200 epochs with SFP's
+  schedule (0.1, x0.2 at 60/120/160; assumed: not printed in the seeds)."""
+  config.protocol = "sfp"
+  config.num_epochs = 200
+  config.schedule = _schedule("0:0.1,60:0.02,120:0.004,160:0.0008", 200)
+  p = config.pruning
+  p.name, p.criterion, p.groups, p.ratio = "structured", "l2", "inner", ratio
+  config.retrain.num_epochs = 0
+  return config
+
+
 def magnitude(
   config: ml_collections.ConfigDict, sparsity: float, allocation: str = "global"
 ) -> ml_collections.ConfigDict:

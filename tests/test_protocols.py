@@ -534,7 +534,7 @@ def test_sfp_zeroes_exact_counts_every_epoch_and_filters_regrow(base, tmp_path):
   assert [w for stage in summary["widths"]["blocks"] for w in stage] == kept
   # Whole channels are zeroed (BN too), so the soft-pruned net computes exactly
   # what the small-dense net of the final hard prune computes.
-  state = _final(str(tmp_path / "sfp" / "train"))
+  state = _final(summary["train_workdir"])
   final = state["params"]
   small = models.ResNetWidths(
     (8, 8, 16), tuple(tuple(kept[3 * s : 3 * s + 3]) for s in range(3))

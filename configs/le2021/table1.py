@@ -7,7 +7,7 @@ trainable), final hard prune with surgery, then: nothing ("w/o FT"), FT for
 fraction of filters pruned per layer (30 / 40 %). 3 seeds, 90/10 train/val
 split as NPTM.
 
-Assumptions: SFP's own 200-epoch schedule (0.1, x0.2 at 60/120/160) is used
+Assumptions (`common.sfp`): SFP's 200-epoch schedule (0.1, x0.2 at 60/120/160)
 for the soft-pruning training (the paper does not print it); only the first
 conv of every block is pruned (`groups="inner"`): option-A shortcuts couple the
 residual channels, which SFP's code zeroes too but cannot remove.
@@ -26,11 +26,8 @@ import sys
 sys.path.insert(
   0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 )
-import ml_collections
-
 from configs import common
 
-SFP_SCHEDULE = {"name": "piecewise", "spec": "0:0.1,60:0.02,120:0.004,160:0.0008"}
 ARCHS = [  # (dataset, model, %PF)
   ("cifar10", "resnet56", 0.3),
   ("cifar10", "resnet56", 0.4),
@@ -48,12 +45,8 @@ RETRAINS = [
 
 
 def get_config(arg=None):
-  config = common.cifar(common.base("sfp"), "nptm", "resnet56")
-  config.num_epochs = 200
-  config.schedule = ml_collections.ConfigDict({**SFP_SCHEDULE, "epochs": 200})
-  p = config.pruning
-  p.name, p.criterion, p.groups, p.ratio = "structured", "l2", "inner", 0.3
-  config.retrain.num_epochs, config.retrain.schedule = 0, "ft"
+  config = common.sfp(common.cifar(common.base("sfp"), "nptm", "resnet56"), 0.3)
+  config.retrain.schedule = "ft"
   config.retrain.flavor = "le2021"
   return common.finalize(config, arg)
 

@@ -35,7 +35,7 @@ import jax
 import ml_collections
 
 from jaxprune import config_utils, pruning
-from jaxprune.protocols import common, register, retrain
+from jaxprune.protocols import common, register, retrain, scoring
 from jaxprune.pruning import rewind as rewind_lib
 from jaxprune.train import Start
 
@@ -114,6 +114,7 @@ def lottery(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       sparsity=cum,
       model_overrides=common.overrides_without_widths(config),
       input_shape=common.input_shape(config),
+      **scoring.pruning_inputs(config, current, j),
     )
     params, batch_stats = rewind_lib.rewind(res.masks, point)
     phase = common.run_phase(

@@ -1,6 +1,7 @@
 """`sfp`: Soft Filter Pruning (He et al. 2018) as a protocol.
 
-One phase, `train/`: training from scratch for `num_epochs` with `schedule`.
+One phase, `<cache>/train/<hash>/` (shared by the runs that differ only in
+the retraining): training from scratch for `num_epochs` with `schedule`.
 At the end of every epoch (the train loop's `on_epoch_end`, so the optimizer
 state and its momentum carry on) the structured `config.pruning` (criterion
 `l2` as He et al., or any weight criterion; per-group `ratio`, `stage_ratios`
@@ -124,9 +125,13 @@ def sfp(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   if done := common.prepare_run(config, workdir):
     return done
   events: list[dict[str, int]] = []
-  train = common.run_phase(
-    common.phase_config(config, config.num_epochs),
-    os.path.join(workdir, "train"),
+  # Shared (keyed by the training fields and the whole pruning section) by
+  # every run that only differs in what follows the soft pruning.
+  keep = tuple(config.pruning.keys())
+  train = common.cached_phase(
+    common.training_config(config, keep_pruning=keep),
+    workdir,
+    config,
     on_epoch_end=epoch_end_hook(config, events),
     callbacks=[events_callback(events)],
   )
@@ -160,6 +165,7 @@ def sfp(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     **counts,
     "widths": common.widths_json(res.widths),
     "total_epochs": config.num_epochs + epochs,
+    "train_workdir": train.workdir,
     # Logged with every evaluation (eval_every_epochs=1 logs every epoch).
     "soft_events": [
       {"epoch": r["epoch"], "zeroed": r["sfp/zeroed"], "regrown": r["sfp/regrown"]}
