@@ -41,6 +41,14 @@ VARIANTS = ("ft", "lrw", "slr", "clr")
 TAYLOR = {**L1, "pruning.criterion": "taylor_fo_bn", "pruning.score_batches": 10}
 SOFT = {**L1, "pruning.criterion": "l2"}
 
+
+def _greater(claim_id, text, a, b, for_each=("retrain.num_epochs",)):
+  """A "test accuracy of `a` > `b`" claim (in every `for_each` group)."""
+  claim = {"id": claim_id, "text": text, "kind": "greater", "metric": "test/accuracy"}
+  claim.update(a=a, b=b)
+  return {**claim, "for_each": list(for_each)} if for_each else claim
+
+
 EXPERIMENTS = {
   "retrain": {
     "title": "Le & Hua 2021: retraining variants at two budgets",
@@ -78,34 +86,27 @@ EXPERIMENTS = {
     "metrics": ["test/accuracy", "sparsity"],
     "figures": [("test/accuracy", "retrain.num_epochs", "retrain.schedule")],
     "claims": [
-      {
-        "id": "le2021.taylor_fo_bn_clr_beats_ft",
-        "text": "Taylor-FO-BN pruning + CLR beats Taylor-FO-BN + FT at every "
-        "retraining budget (Le & Hua Table 8)",
-        "kind": "greater",
-        "metric": "test/accuracy",
-        "a": {"pruning.criterion": "taylor_fo_bn", "retrain.schedule": "clr"},
-        "b": {"pruning.criterion": "taylor_fo_bn", "retrain.schedule": "ft"},
-        "for_each": ["retrain.num_epochs"],
-      },
-      {
-        "id": "le2021.sfp_clr_beats_no_retraining",
-        "text": "SFP + CLR retraining beats SFP without retraining (Le & Hua Table 1)",
-        "kind": "greater",
-        "metric": "test/accuracy",
-        "a": {"protocol": "sfp", "retrain.num_epochs": 6},
-        "b": {"protocol": "sfp", "retrain.num_epochs": 0},
-      },
-      {
-        "id": "le2021.sfp_beats_hard_l2",
-        "text": "SFP + CLR beats hard L2 filter pruning of the dense net + CLR at "
-        "the same total epochs (He et al. 2018)",
-        "kind": "greater",
-        "metric": "test/accuracy",
-        "a": {"protocol": "sfp", "retrain.schedule": "clr"},
-        "b": {"protocol": "prune_retrain", "pruning.criterion": "l2"},
-        "for_each": ["retrain.num_epochs"],
-      },
+      _greater(
+        "le2021.taylor_fo_bn_clr_beats_ft",
+        "Taylor-FO-BN pruning + CLR beats Taylor-FO-BN + FT at every retraining "
+        "budget (Le & Hua Table 8)",
+        {"pruning.criterion": "taylor_fo_bn", "retrain.schedule": "clr"},
+        {"pruning.criterion": "taylor_fo_bn", "retrain.schedule": "ft"},
+      ),
+      _greater(
+        "le2021.sfp_clr_beats_no_retraining",
+        "SFP + CLR retraining beats SFP without retraining (Le & Hua Table 1)",
+        {"protocol": "sfp", "retrain.num_epochs": 6},
+        {"protocol": "sfp", "retrain.num_epochs": 0},
+        for_each=None,
+      ),
+      _greater(
+        "le2021.sfp_beats_hard_l2",
+        "SFP + CLR beats hard L2 filter pruning of the dense net + CLR at the same "
+        "total epochs (He et al. 2018)",
+        {"protocol": "sfp", "retrain.schedule": "clr"},
+        {"protocol": "prune_retrain", "pruning.criterion": "l2"},
+      ),
     ],
   },
 }
