@@ -214,6 +214,45 @@ def test_lottery_ticket_and_random_init_share_mask_differ_in_init(base, tmp_path
   assert cfgs[0] == cfgs[1]
 
 
+def test_structured_ticket_shares_widths_with_random_twin(base, tmp_path):
+  # L1 filter (here: unit) pruning with surgery, rewound to init (Liu et al.
+  # Table 8): the ticket is the kept units' initial weights, the control the
+  # same small architecture from a fresh init.
+  from jaxprune.pruning import surgery
+
+  base.protocol = "lottery"
+  base.pruning.name, base.pruning.criterion = "structured", "l1"
+  base.pruning.groups, base.pruning.ratio = "all", 0.5
+  base.pruning.rewind = "init"
+  workdir = str(tmp_path / "slottery")
+  summary = protocols.run(base, workdir)
+  assert tuple(summary["widths"]) == (WIDTH // 2,) * 6
+  ticket, control = _final(f"{workdir}/level1"), _final(f"{workdir}/random")
+  shapes = [jax.tree_util.tree_map(np.shape, t["params"]) for t in (ticket, control)]
+  assert shapes[0] == shapes[1]
+  # Independent: the top-L1 units of every dense hidden layer, sliced out of
+  # the seed's initial weights.
+  dense = common.Phase(summary["dense_workdir"], {}).final()
+  init_params, init_stats = common.init_params(base)
+  keep = {
+    g.name: structured_top(np.asarray(dense.params[g.producers[0][0]]["kernel"]), 16)
+    for g in models.channel_groups("mlp7_relu", 10, widths=(WIDTH,) * 6)
+    if g.prunable
+  }
+  want = common.sq_norm(
+    surgery.shrink("mlp7_relu", init_params, init_stats, keep).params
+  )
+  rows = [_rows(f"{workdir}/{d}")[0] for d in ("level1", "random")]
+  assert rows[0]["start/sq_norm"] == pytest.approx(want, rel=1e-5)
+  assert rows[1]["start/sq_norm"] != pytest.approx(want, rel=1e-3)
+  assert 0 < summary["sparsity"] < 1 and "random/test/accuracy" in summary
+
+
+def structured_top(kernel, k):
+  """Indices of the k output units with the largest L1 norm (sorted)."""
+  return np.sort(np.argsort(-np.abs(kernel).sum(0), kind="stable")[:k])
+
+
 def _mlp_flops(widths, inputs=32 * 32, classes=10):
   sizes = [inputs, *widths, classes]
   return 2 * sum(a * b for a, b in itertools.pairwise(sizes))
