@@ -35,6 +35,17 @@ _SMOKE_DROPPED = (
 )
 
 
+# Li et al.'s CIFAR presets as (model, preset), the rows of Rethinking Tables
+# 1 and 8 and Le & Hua Table 2.
+LI_PRESETS = (
+  ("vgg16", "vgg16_a"),
+  ("resnet56", "resnet56_a"),
+  ("resnet56", "resnet56_b"),
+  ("resnet110", "resnet110_a"),
+  ("resnet110", "resnet110_b"),
+)
+
+
 def base(protocol: str) -> ml_collections.ConfigDict:
   """The base config with `protocol` set and progress bars off (sweeps log)."""
   config = config_utils.base_config()

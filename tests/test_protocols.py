@@ -214,15 +214,20 @@ def test_lottery_ticket_and_random_init_share_mask_differ_in_init(base, tmp_path
   assert cfgs[0] == cfgs[1]
 
 
+def _half_units(base, protocol: str) -> None:
+  """`protocol` with L1 pruning of half of every hidden layer's units."""
+  base.protocol = protocol
+  base.pruning.name, base.pruning.criterion = "structured", "l1"
+  base.pruning.groups, base.pruning.ratio = "all", 0.5
+
+
 def test_structured_ticket_shares_widths_with_random_twin(base, tmp_path):
   # L1 filter (here: unit) pruning with surgery, rewound to init (Liu et al.
   # Table 8): the ticket is the kept units' initial weights, the control the
   # same small architecture from a fresh init.
   from jaxprune.pruning import surgery
 
-  base.protocol = "lottery"
-  base.pruning.name, base.pruning.criterion = "structured", "l1"
-  base.pruning.groups, base.pruning.ratio = "all", 0.5
+  _half_units(base, "lottery")
   base.pruning.rewind = "init"
   workdir = str(tmp_path / "slottery")
   summary = protocols.run(base, workdir)
@@ -259,9 +264,7 @@ def _mlp_flops(widths, inputs=32 * 32, classes=10):
 
 
 def test_scratch_b_epochs_follow_the_flops_ratio(base, tmp_path):
-  base.protocol = "scratch"
-  base.pruning.name, base.pruning.criterion = "structured", "l1"
-  base.pruning.groups, base.pruning.ratio = "all", 0.5
+  _half_units(base, "scratch")
   base.scratch.budget = "B"
   workdir = str(tmp_path / "scratch_b")
   summary = protocols.run(base, workdir)

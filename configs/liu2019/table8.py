@@ -26,13 +26,7 @@ from jaxprune import sweeps
 
 LR01 = {"name": "piecewise", "spec": "0:0.1,80:0.01,120:0.001", "epochs": 160}
 LR001 = {"name": "piecewise", "spec": "0:0.01,80:0.001,120:0.0001", "epochs": 160}
-ARCHS = [
-  ("vgg16", "vgg16_a"),
-  ("resnet56", "resnet56_a"),
-  ("resnet56", "resnet56_b"),
-  ("resnet110", "resnet110_a"),
-  ("resnet110", "resnet110_b"),
-]
+ARCHS = common.LI_PRESETS
 
 
 def get_config(arg=None):
