@@ -605,3 +605,49 @@ def test_sfp_zeroes_exact_counts_every_epoch_and_filters_regrow(base, tmp_path):
     for b in range(3)
   )
   assert zero_filters == want
+
+
+def test_structured_imp_follows_stage_ratios_over_cycles(base, tmp_path):
+  # Le & Hua Figs. 4-5: iterative L1 filter pruning towards per-stage ratios,
+  # surgery every cycle; the same fraction of the remaining filters per cycle.
+  _tiny_resnet20(base, "prune_retrain", 1)
+  base.pruning.name, base.pruning.criterion = "structured", "l1"
+  base.pruning.groups, base.pruning.stage_ratios = "inner", (0.5, 0.25, 0.75)
+  base.pruning.schedule, base.pruning.imp_cycles = "imp", 2
+  base.retrain.schedule = "ft"
+  summary = protocols.run(base, str(tmp_path / "simp"))
+  dense = (8, 8, 16)
+  final = [int(n * (1 - r)) for n, r in zip(dense, (0.5, 0.25, 0.75))]  # keep_floor
+  halfway = [round(n * (k / n) ** 0.5) for n, k in zip(dense, final)]
+  got = summary["widths"]["blocks"]
+  assert [list(b) for b in got] == [[k] * 3 for k in final]
+  cycle1 = _final(str(tmp_path / "simp" / "cycle1"))["params"]
+  inner = [
+    [cycle1[f"stage{s}_block{b}"]["conv1"]["kernel"].shape[-1] for b in range(3)]
+    for s in range(3)
+  ]
+  assert inner == [[k] * 3 for k in halfway]
+  assert [c["target"] for c in summary["cycles"]] == [0.5, 1.0]
+
+
+def test_repeated_presets_prune_their_ratios_every_cycle(base):
+  # NPTM's ResNet-56-I: 0.1 / 0.15 / 0.2 of the *current* filters per cycle.
+  base.model.name = "resnet56"
+  with base.unlocked():
+    del base.model["widths"]  # The standard widths.
+  base.pruning.name, base.pruning.criterion = "structured", "l1"
+  base.pruning.preset, base.pruning.schedule, base.pruning.imp_cycles = (
+    "resnet56_i",
+    "imp",
+    3,
+  )
+  retrain.validate_pruning(base, ("one_shot", "imp"))
+  want = {16: 16, 32: 32, 64: 64}
+  ratio = {16: 0.1, 32: 0.15, 64: 0.2}
+  for cycle in (1, 2, 3):
+    want = {n: int(k * (1 - ratio[n])) for n, k in want.items()}
+    counts = retrain._cycle_counts(base, cycle)
+    assert len(counts) == 27  # Every block's first conv (no skip list).
+    for name, k in counts.items():
+      stage = int(name[len("stage")])
+      assert k == want[(16, 32, 64)[stage]]

@@ -35,6 +35,7 @@ from jaxprune.pruning import (
 from jaxprune.pruning.api import (
   PruneResult,
   default_config,
+  keep_targets,
   predicate,
   prune,
   slimming_hook,
@@ -45,6 +46,7 @@ __all__ = [
   "PruneResult",
   "allocation",
   "default_config",
+  "keep_targets",
   "masks",
   "predicate",
   "presets",

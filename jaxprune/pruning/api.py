@@ -176,6 +176,7 @@ def prune(
   sparsity: float | None = None,
   model_overrides: dict[str, Any] | None = None,
   input_shape: tuple[int, ...] | None = None,
+  keep_counts: dict[str, int] | None = None,
 ) -> PruneResult:
   """Applies the config's pruning once.
 
@@ -193,6 +194,8 @@ def prune(
       without ``widths``.
     input_shape: one example's NHWC shape (default: the model's registered
       one); surgery checks the small-dense params against it.
+    keep_counts: structured per-group pruning: channels each listed group
+      keeps (structured IMP's per-cycle counts), instead of the ratios.
   """
   validate(config)
   batch_stats = {} if batch_stats is None else batch_stats
@@ -239,17 +242,9 @@ def prune(
     model = models.create(model_name, num_classes, widths=widths, **overrides)
     shape = input_shape or models.input_shape(model_name)
     scores = _flops_penalised(scores, groups, model, shape, config.flops_weight)
-  if config.preset:
-    ratios, sizes = presets.preset(config.preset, groups)
-  else:
-    ratios = presets.ratios(
-      groups,
-      which=config.groups,
-      ratio=config.ratio,
-      stage_ratios=tuple(config.stage_ratios),
-      skip=tuple(config.skip),
-    )
-    sizes = {}
+  ratios, sizes = _ratios_and_sizes(config, groups)
+  if keep_counts is not None:
+    ratios, sizes = {}, dict(keep_counts)
   # Criteria may leave groups unscored (bn_scale: groups without BN).
   ratios = {k: v for k, v in ratios.items() if k in scores}
   sizes = {k: v for k, v in sizes.items() if k in scores}
@@ -282,6 +277,31 @@ def prune(
     small.widths,
     keep,
   )
+
+
+def _ratios_and_sizes(config, groups) -> tuple[dict[str, float], dict[str, int]]:
+  """Per-group ratios and explicit kept sizes of the config's structured pruning."""
+  if config.preset:
+    return presets.preset(config.preset, groups)
+  ratios = presets.ratios(
+    groups,
+    which=config.groups,
+    ratio=config.ratio,
+    stage_ratios=tuple(config.stage_ratios),
+    skip=tuple(config.skip),
+  )
+  return ratios, {}
+
+
+def keep_targets(config: ml_collections.ConfigDict, groups) -> dict[str, int]:
+  """Channels every pruned group keeps under the config's per-group ratios,
+  stage ratios or preset (structured, `group_allocation="per_group"`)."""
+  ratios, sizes = _ratios_and_sizes(config, groups)
+  size = {g.name: g.size for g in groups}
+  out = {
+    n: structured.keep_count(size[n], r, config.rounding) for n, r in ratios.items()
+  }
+  return {**out, **sizes}
 
 
 def _flops_penalised(scores, groups, model, shape, weight: float):

@@ -134,6 +134,22 @@ def keep_count(n: int, ratio: float, rounding: str) -> int:
   return max(keep, 1)
 
 
+def imp_keep_counts(
+  sizes: Mapping[str, int], final: Mapping[str, int], cycle: int, cycles: int
+) -> dict[str, int]:
+  """Channels each group keeps after IMP cycle `cycle` of `cycles`: the same
+  fraction of the remaining channels per cycle, (final/n)^(k/J) of the dense
+  n, rounded, exactly `final` after the last cycle."""
+  if not 1 <= cycle <= cycles:
+    raise ValueError(f"cycle must be in [1, {cycles}], got {cycle}")
+  if cycle == cycles:
+    return dict(final)
+  return {
+    name: max(k, round(sizes[name] * (k / sizes[name]) ** (cycle / cycles)))
+    for name, k in final.items()
+  }
+
+
 def top_indices(scores: np.ndarray, k: int) -> np.ndarray:
   """Sorted indices of the k highest scores; ties -> lower index kept."""
   order = np.argsort(-scores, kind="stable")
