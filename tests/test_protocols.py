@@ -642,11 +642,14 @@ def test_repeated_presets_prune_their_ratios_every_cycle(base):
     3,
   )
   retrain.validate_pruning(base, ("one_shot", "imp"))
+  from jaxprune import pruning
+
+  dense = models.channel_groups("resnet56", 10)
   want = {16: 16, 32: 32, 64: 64}
   ratio = {16: 0.1, 32: 0.15, 64: 0.2}
   for cycle in (1, 2, 3):
     want = {n: int(k * (1 - ratio[n])) for n, k in want.items()}
-    counts = retrain._cycle_counts(base, cycle)
+    counts = pruning.imp_keep_counts(base.pruning, dense, cycle)
     assert len(counts) == 27  # Every block's first conv (no skip list).
     for name, k in counts.items():
       stage = int(name[len("stage")])

@@ -12,10 +12,8 @@ All three run the same cycle loop after a dense phase:
   `retrain.dense_workdir`); `pruning.schedule` "one_shot" (J = 1) or "imp"
   (targets `pruning.schedules.imp_sparsities`: `imp_cycles` equal cycles, or
   `imp_rate` of the remaining weights per cycle); `retrain.num_epochs` each.
-  Structured IMP (surgery every cycle): a uniform `ratio` as above, or a
-  `preset` / `stage_ratios` reached in `imp_cycles` cycles (the same fraction
-  of every group's remaining filters per cycle), or NPTM's "I" presets
-  applied again at every cycle (`presets.REPEATED`).
+  Structured IMP (surgery every cycle): a uniform `ratio`, or per-group
+  counts of a `preset` / `stage_ratios` (`pruning.imp_keep_counts`).
 * `bimp` (Zimmer et al. 2023 Sec. 2.2): dense = T0 = `num_epochs` epochs
   (use a linear `schedule`), then J cycles splitting the rest of the budget
   T = `bimp.budget_epochs` (`budget.split_epochs`: T - T0 // J each, the last
@@ -96,15 +94,6 @@ def validate_pruning(config: ml_collections.ConfigDict, schedules_allowed) -> No
     raise ValueError("pruning.prune_epoch is only for protocol 'prune_epoch'")
   if p.mode != "hard":
     raise ValueError("pruning.mode must be 'hard' here ('soft' is for protocol 'gmp')")
-  if p.schedule == "imp" and p.name == "structured":
-    if not p.surgery or p.group_allocation != "per_group":
-      raise ValueError(
-        "structured IMP needs pruning.surgery=True and group_allocation='per_group'"
-      )
-    if _per_group_imp(config) and p.imp_cycles < 1:
-      raise ValueError(
-        "structured IMP with a preset / stage_ratios needs imp_cycles >= 1"
-      )
 
 
 def validate_retrain(config: ml_collections.ConfigDict, epochs: int = 10) -> None:
@@ -122,20 +111,13 @@ def target(config: ml_collections.ConfigDict) -> float:
   return p.sparsity if p.name == "unstructured" else p.ratio
 
 
-def _per_group_imp(config: ml_collections.ConfigDict) -> bool:
-  """Structured IMP towards a preset's / stage ratios' per-group counts."""
-  p = config.pruning
-  per_group = p.preset or tuple(p.stage_ratios)
-  return p.name == "structured" and p.schedule == "imp" and bool(per_group)
-
-
 def cycle_targets(config: ml_collections.ConfigDict) -> list[float]:
   """Cumulative target after each cycle (IMP's exponential schedule; for
   per-group structured IMP the fraction k/J of the way to the preset)."""
   p = config.pruning
   if p.schedule == "one_shot":
     return [target(config)]
-  if _per_group_imp(config):
+  if pruning.per_group_imp(p):
     return [k / p.imp_cycles for k in range(1, p.imp_cycles + 1)]
   return pruning.schedules.imp_sparsities(
     target(config), rate=p.imp_rate, cycles=p.imp_cycles
@@ -190,8 +172,11 @@ def prune_once(
     frac = pruning.schedules.per_cycle_fraction(previous, s)
     widths = None
   else:
-    if _per_group_imp(config):
-      kwargs["keep_counts"] = _cycle_counts(config, cycle)
+    if pruning.per_group_imp(p):
+      dense = models.channel_groups(
+        name, common.num_classes(config), **config_utils.model_overrides(config)
+      )
+      kwargs["keep_counts"] = pruning.imp_keep_counts(p, dense, cycle)
     elif p.schedule == "imp":
       p.ratio = pruning.schedules.per_cycle_fraction(previous, cumulative)
     res = pruning.prune(p, current.params, current.batch_stats, **kwargs)
@@ -209,28 +194,6 @@ def prune_once(
     )
   start = Start(params, res.batch_stats, res.masks)
   return Pruned(start, widths, res.prunable, s, frac, change)
-
-
-def _cycle_counts(config: ml_collections.ConfigDict, cycle: int) -> dict[str, int]:
-  """Per-group kept channels after `cycle` of per-group structured IMP: the
-  same fraction of the remaining channels per cycle towards the preset's
-  counts, or (`presets.REPEATED`) the preset's ratios applied every cycle."""
-  dense = models.channel_groups(
-    config.model.name,
-    common.num_classes(config),
-    **config_utils.model_overrides(config),
-  )
-  sizes = {g.name: g.size for g in dense}
-  if config.pruning.preset in pruning.presets.REPEATED:  # The ratios every cycle.
-    counts = sizes
-    for _ in range(cycle):
-      groups = [dataclasses.replace(g, size=counts[g.name]) for g in dense]
-      counts = {**counts, **pruning.keep_targets(config.pruning, groups)}
-    return {n: counts[n] for n in pruning.keep_targets(config.pruning, dense)}
-  final = pruning.keep_targets(config.pruning, dense)
-  return pruning.structured.imp_keep_counts(
-    sizes, final, cycle, config.pruning.imp_cycles
-  )
 
 
 def first_prune(

@@ -90,6 +90,12 @@ def _choice(config, field: str, allowed) -> None:
     )
 
 
+def per_group_imp(config: ml_collections.ConfigDict) -> bool:
+  """Structured IMP towards a preset's / stage ratios' per-group counts."""
+  per_group = config.preset or tuple(config.stage_ratios)
+  return config.name == "structured" and config.schedule == "imp" and bool(per_group)
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
   """ValueError naming the first invalid field and the allowed values."""
   _choice(config, "name", NAMES)
@@ -116,6 +122,15 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f"pruning.ratio/stage_ratios must be in [0, 1), got {r}")
   if config.score_batches < 0:
     raise ValueError(f"pruning.score_batches must be >= 0, got {config.score_batches}")
+  if config.schedule == "imp" and config.name == "structured":
+    if not config.surgery or config.group_allocation != "per_group":
+      raise ValueError(
+        "structured IMP needs pruning.surgery=True and group_allocation='per_group'"
+      )
+    if per_group_imp(config) and config.imp_cycles < 1:
+      raise ValueError(
+        "structured IMP with a preset / stage_ratios needs imp_cycles >= 1"
+      )
   if not 0.0 <= config.imp_rate < 1.0:
     raise ValueError(f"pruning.imp_rate must be in [0, 1), got {config.imp_rate}")
   if config.gmp_frequency < 1:
@@ -302,6 +317,24 @@ def keep_targets(config: ml_collections.ConfigDict, groups) -> dict[str, int]:
     n: structured.keep_count(size[n], r, config.rounding) for n, r in ratios.items()
   }
   return {**out, **sizes}
+
+
+def imp_keep_counts(
+  config: ml_collections.ConfigDict, groups: list, cycle: int
+) -> dict[str, int]:
+  """Kept channels per group after structured IMP cycle `cycle` of
+  `config.imp_cycles` (`groups`: the dense model's): the same fraction of the
+  remaining channels per cycle towards `keep_targets`, or for
+  `presets.REPEATED` presets their ratios applied again at every cycle."""
+  sizes = {g.name: g.size for g in groups}
+  if config.preset in presets.REPEATED:
+    counts = sizes
+    for _ in range(cycle):
+      current = [dataclasses.replace(g, size=counts[g.name]) for g in groups]
+      counts = {**counts, **keep_targets(config, current)}
+    return {n: counts[n] for n in keep_targets(config, groups)}
+  final = keep_targets(config, groups)
+  return structured.imp_keep_counts(sizes, final, cycle, config.imp_cycles)
 
 
 def _flops_penalised(scores, groups, model, shape, weight: float):
