@@ -654,3 +654,16 @@ def test_repeated_presets_prune_their_ratios_every_cycle(base):
     for name, k in counts.items():
       stage = int(name[len("stage")])
       assert k == want[(16, 32, 64)[stage]]
+
+
+def test_scratch_and_lottery_score_data_criteria(base, tmp_path):
+  # The data pass also feeds the protocols that prune without retraining.
+  _half_units(base, "scratch")
+  base.pruning.criterion, base.pruning.score_batches = "hrank", 1
+  base.scratch.source = "uniform"
+  summary = protocols.run(base, str(tmp_path / "scratch_hrank"))
+  assert tuple(summary["widths"]) == (WIDTH // 2,) * 6
+  base.protocol, base.pruning.name = "lottery", "unstructured"
+  base.pruning.criterion, base.pruning.rewind = "saliency", "init"
+  summary = protocols.run(base, str(tmp_path / "lottery_snip"))
+  assert summary["sparsity"] == pytest.approx(0.8, abs=1e-3)
