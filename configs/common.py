@@ -35,6 +35,17 @@ _SMOKE_DROPPED = (
 )
 
 
+# Li et al.'s CIFAR presets as (model, preset), the rows of Rethinking Tables
+# 1 and 8 and Le & Hua Table 2.
+LI_PRESETS = (
+  ("vgg16", "vgg16_a"),
+  ("resnet56", "resnet56_a"),
+  ("resnet56", "resnet56_b"),
+  ("resnet110", "resnet110_a"),
+  ("resnet110", "resnet110_b"),
+)
+
+
 def base(protocol: str) -> ml_collections.ConfigDict:
   """The base config with `protocol` set and progress bars off (sweeps log)."""
   config = config_utils.base_config()
@@ -154,6 +165,19 @@ def l1_filters(
   p = config.pruning
   p.name, p.criterion, p.groups = "structured", "l1", "inner"
   p.group_allocation, p.preset, p.ratio = "per_group", preset, ratio
+  return config
+
+
+def sfp(config: ml_collections.ConfigDict, ratio: float) -> ml_collections.ConfigDict:
+  """Soft Filter Pruning (protocol `sfp`): L2 filter norms, `ratio` of the first
+  conv of every block zeroed each epoch, trained 200 epochs with SFP's
+  schedule (0.1, x0.2 at 60/120/160; assumed: not printed in the seeds)."""
+  config.protocol = "sfp"
+  config.num_epochs = 200
+  config.schedule = _schedule("0:0.1,60:0.02,120:0.004,160:0.0008", 200)
+  p = config.pruning
+  p.name, p.criterion, p.groups, p.ratio = "structured", "l2", "inner", ratio
+  config.retrain.num_epochs = 0
   return config
 
 

@@ -31,7 +31,6 @@ RESUME_SAFE_FIELDS = (
   "cache_dir",  # Where shared phases are stored, not what they compute.
 )
 
-
 def base_config() -> ml_collections.ConfigDict:
   """All fields of a training run, with defaults."""
   c = ml_collections.ConfigDict()
@@ -339,6 +338,12 @@ def without_new_defaults(
       continue
     out[key] = value
   return out
+
+
+def hashed_section(fields: dict[str, Any], section: str) -> dict[str, Any]:
+  """A section's JSON dict (e.g. `pruning`) as `config_hash` counts it: fields
+  added after the hashed schema was frozen are left out at their defaults."""
+  return without_new_defaults(fields, _defaults()[section], section + ".")
 
 
 def diff(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:

@@ -214,15 +214,57 @@ def test_lottery_ticket_and_random_init_share_mask_differ_in_init(base, tmp_path
   assert cfgs[0] == cfgs[1]
 
 
+def _half_units(base, protocol: str) -> None:
+  """`protocol` with L1 pruning of half of every hidden layer's units."""
+  base.protocol = protocol
+  base.pruning.name, base.pruning.criterion = "structured", "l1"
+  base.pruning.groups, base.pruning.ratio = "all", 0.5
+
+
+def test_structured_ticket_shares_widths_with_random_twin(base, tmp_path):
+  # L1 filter (here: unit) pruning with surgery, rewound to init (Liu et al.
+  # Table 8): the ticket is the kept units' initial weights, the control the
+  # same small architecture from a fresh init.
+  from jaxprune.pruning import surgery
+
+  _half_units(base, "lottery")
+  base.pruning.rewind = "init"
+  workdir = str(tmp_path / "slottery")
+  summary = protocols.run(base, workdir)
+  assert tuple(summary["widths"]) == (WIDTH // 2,) * 6
+  ticket, control = _final(f"{workdir}/level1"), _final(f"{workdir}/random")
+  shapes = [jax.tree_util.tree_map(np.shape, t["params"]) for t in (ticket, control)]
+  assert shapes[0] == shapes[1]
+  # Independent: the top-L1 units of every dense hidden layer, sliced out of
+  # the seed's initial weights.
+  dense = common.Phase(summary["dense_workdir"], {}).final()
+  init_params, init_stats = common.init_params(base)
+  keep = {
+    g.name: structured_top(np.asarray(dense.params[g.producers[0][0]]["kernel"]), 16)
+    for g in models.channel_groups("mlp7_relu", 10, widths=(WIDTH,) * 6)
+    if g.prunable
+  }
+  want = common.sq_norm(
+    surgery.shrink("mlp7_relu", init_params, init_stats, keep).params
+  )
+  rows = [_rows(f"{workdir}/{d}")[0] for d in ("level1", "random")]
+  assert rows[0]["start/sq_norm"] == pytest.approx(want, rel=1e-5)
+  assert rows[1]["start/sq_norm"] != pytest.approx(want, rel=1e-3)
+  assert 0 < summary["sparsity"] < 1 and "random/test/accuracy" in summary
+
+
+def structured_top(kernel, k):
+  """Indices of the k output units with the largest L1 norm (sorted)."""
+  return np.sort(np.argsort(-np.abs(kernel).sum(0), kind="stable")[:k])
+
+
 def _mlp_flops(widths, inputs=32 * 32, classes=10):
   sizes = [inputs, *widths, classes]
   return 2 * sum(a * b for a, b in itertools.pairwise(sizes))
 
 
 def test_scratch_b_epochs_follow_the_flops_ratio(base, tmp_path):
-  base.protocol = "scratch"
-  base.pruning.name, base.pruning.criterion = "structured", "l1"
-  base.pruning.groups, base.pruning.ratio = "all", 0.5
+  _half_units(base, "scratch")
   base.scratch.budget = "B"
   workdir = str(tmp_path / "scratch_b")
   summary = protocols.run(base, workdir)
@@ -321,14 +363,19 @@ def test_sweep_rows_carry_counts_and_share_the_pretraining(base, tmp_path):
   assert len(pretrainings) == 1
 
 
-def test_slimming_resnet20(base, tmp_path):
-  # 1-channel 8x8 images: surgery must check shapes at the data's input shape.
-  base.protocol = "slimming"
+def _tiny_resnet20(base, protocol: str, epochs: int) -> None:
+  """ResNet-20 with widths 8/8/16 on 128 1-channel 8x8 images."""
+  base.protocol = protocol
   base.model.name, base.model.init = "resnet20", "default"
   base.model.widths = models.ResNetWidths((8, 8, 16), ((8,) * 3, (8,) * 3, (16,) * 3))
   base.data.image_size = (8, 8)
   base.data.train_limit = 128
-  base.num_epochs = 1
+  base.num_epochs = epochs
+
+
+def test_slimming_resnet20(base, tmp_path):
+  # 1-channel 8x8 images: surgery must check shapes at the data's input shape.
+  _tiny_resnet20(base, "slimming", 1)
   base.pruning.name, base.pruning.criterion = "structured", "bn_scale"
   base.pruning.group_allocation, base.pruning.groups = "global", "inner"
   base.pruning.ratio, base.pruning.slimming_strength = 0.5, 1e-3
@@ -360,6 +407,8 @@ def test_slimming_resnet20(base, tmp_path):
     ("lottery", "pruning.rewind", "none", "pruning.rewind must be one of"),
     ("scratch", "scratch.budget", "C", "scratch.budget must be one of"),
     ("prune_epoch", "prune_epoch.setup", "sx_c", "prune_epoch.setup must be one of"),
+    ("sfp", "pruning.name", "unstructured", "pruning.name must be one of"),
+    ("sfp", "pruning.criterion", "hrank", "pruning.criterion must be one of"),
   ],
 )
 def test_invalid_fields_are_named(base, protocol, field, value, message):
@@ -439,3 +488,185 @@ def test_pruned_state_is_cached_across_retraining_fields(base, tmp_path, monkeyp
   # The pruning fields are in the key: another sparsity prunes again.
   sweeps.run_sweep(base, [{"pruning.sparsity": 0.5}], str(tmp_path / "sweep"))
   assert calls == [1, 1]
+
+
+def test_data_criteria_score_on_training_batches(base, tmp_path):
+  # Structured Fisher on MLP-7 through prune_retrain: the kept units are the
+  # top Fisher scores of the dense weights over `score_batches` batches.
+  from jaxprune.protocols import scoring
+  from jaxprune.pruning import structured
+
+  base.protocol = "prune_retrain"
+  base.pruning.name, base.pruning.criterion = "structured", "fisher"
+  base.pruning.groups, base.pruning.ratio, base.pruning.score_batches = "all", 0.5, 2
+  base.retrain.schedule = "ft"
+  summary = protocols.run(base, str(tmp_path / "fisher"))
+  dense = common.Phase(summary["dense_workdir"], {}).final()
+  scores = scoring.pruning_inputs(base, dense)["channel_scores"]
+  assert tuple(summary["widths"]) == (WIDTH // 2,) * 6
+  pruned = retrain.prune_once(base, dense, cycle=1, cumulative=0.5, previous=0.0)
+  groups = models.channel_groups("mlp7_relu", 10, widths=(WIDTH,) * 6)
+  first = next(g for g in groups if g.producers == (("fc0",),))
+  want = structured.top_indices(scores[first.name], WIDTH // 2)
+  np.testing.assert_array_equal(
+    pruned.start.params["fc0"]["kernel"], dense.params["fc0"]["kernel"][:, want]
+  )
+  # Unstructured SNIP-style saliency |w * g| also runs end to end.
+  base.pruning.name, base.pruning.criterion = "unstructured", "saliency"
+  base.pruning.sparsity = 0.8
+  summary = protocols.run(base, str(tmp_path / "snip"))
+  assert summary["sparsity"] == pytest.approx(0.8, abs=1e-3)
+
+
+def test_acc_allr_uses_train_accuracy_before_and_after(base, tmp_path, monkeypatch):
+  from jaxprune.data import pipeline
+  from jaxprune.pruning import masks as masks_lib
+  from jaxprune.schedules import retraining
+
+  base.protocol = "prune_retrain"
+  base.retrain.schedule = "acc_allr"
+  seen = []
+  real = common.train_and_evaluate
+  monkeypatch.setattr(
+    common,
+    "train_and_evaluate",
+    lambda *a, **k: seen.append(k.get("schedule_pruning")) or real(*a, **k),
+  )
+  summary = protocols.run(base, str(tmp_path / "acc"))
+  cycle = summary["cycles"][0]
+  stats = seen[-1]
+  assert stats.train_accuracy_before == cycle["train_accuracy_before"]
+  assert stats.train_accuracy_after == cycle["train_accuracy_after"]
+  # Independent: plain argmax accuracy of the dense and pruned nets on all
+  # training examples.
+  data = pipeline.load(base.data)
+  model = models.create(
+    "mlp7_relu", 10, **{"init": "orthogonal", "widths": (WIDTH,) * 6}
+  )
+  x = data.preprocess(data.train.images, jax.random.PRNGKey(0), train=False)
+
+  def acc(params):
+    logits = model.apply({"params": params}, x, train=False)
+    return float(np.mean(np.argmax(logits, -1) == data.train.labels))
+
+  dense = common.Phase(summary["dense_workdir"], {}).final()
+  assert stats.train_accuracy_before == pytest.approx(acc(dense.params), abs=1e-6)
+  pruned = retrain.prune_once(base, dense, cycle=1, cumulative=0.8, previous=0.0)
+  after = acc(masks_lib.apply(pruned.start.params, pruned.start.masks))
+  assert stats.train_accuracy_after == pytest.approx(after, abs=1e-6)
+  assert after < stats.train_accuracy_before
+  d = (stats.train_accuracy_before - after) / stats.train_accuracy_before
+  eta0 = retraining.allr_initial_lr(0.05, 1, 2, stats, "acc_allr")
+  assert eta0 == pytest.approx(0.05 * min(max(d, 0.5), 1.0), rel=1e-5)
+
+
+def test_sfp_zeroes_exact_counts_every_epoch_and_filters_regrow(base, tmp_path):
+  from jaxprune.pruning import structured
+
+  _tiny_resnet20(base, "sfp", 3)
+  base.pruning.name, base.pruning.criterion = "structured", "l2"
+  base.pruning.groups, base.pruning.ratio = "inner", 0.4
+  base.retrain.num_epochs = 0
+  summary = protocols.run(base, str(tmp_path / "sfp"))
+  sizes = [8] * 3 + [8] * 3 + [16] * 3
+  want = sum(n - structured.keep_count(n, 0.4, "keep_floor") for n in sizes)
+  events = summary["soft_events"]
+  assert [e["epoch"] for e in events] == [1, 2, 3]
+  assert all(e["zeroed"] == want for e in events)
+  assert events[0]["regrown"] == 0 and sum(e["regrown"] for e in events[1:]) > 0
+  # The final model: the kept widths, exactly the soft-pruned net's accuracy.
+  kept = [structured.keep_count(n, 0.4, "keep_floor") for n in sizes]
+  assert [w for stage in summary["widths"]["blocks"] for w in stage] == kept
+  # Whole channels are zeroed (BN too), so the soft-pruned net computes exactly
+  # what the small-dense net of the final hard prune computes.
+  state = _final(summary["train_workdir"])
+  final = state["params"]
+  small = models.ResNetWidths(
+    (8, 8, 16), tuple(tuple(kept[3 * s : 3 * s + 3]) for s in range(3))
+  )
+  x = jax.random.normal(jax.random.PRNGKey(0), (4, 8, 8, 1))
+  big_out = models.create("resnet20", 10, widths=base.model.widths).apply(
+    {"params": final, "batch_stats": state["batch_stats"]}, x, train=False
+  )
+  from jaxprune.pruning import surgery
+
+  keep = structured.keep_from_masks(
+    models.channel_groups("resnet20", 10, widths=base.model.widths), final
+  )
+  keep = {k: v for k, v in keep.items() if k.endswith("inner")}
+  sd = surgery.shrink(
+    "resnet20", final, state["batch_stats"], keep, input_shape=(8, 8, 1)
+  )
+  assert sd.widths == small
+  small_out = models.create("resnet20", 10, widths=small).apply(
+    {"params": sd.params, "batch_stats": sd.batch_stats}, x, train=False
+  )
+  np.testing.assert_allclose(small_out, big_out, rtol=1e-4, atol=1e-5)
+  zero_filters = sum(
+    int(np.sum(~np.any(final[f"stage{s}_block{b}"]["conv1"]["kernel"], (0, 1, 2))))
+    for s in range(3)
+    for b in range(3)
+  )
+  assert zero_filters == want
+
+
+def test_structured_imp_follows_stage_ratios_over_cycles(base, tmp_path):
+  # Le & Hua Figs. 4-5: iterative L1 filter pruning towards per-stage ratios,
+  # surgery every cycle; the same fraction of the remaining filters per cycle.
+  _tiny_resnet20(base, "prune_retrain", 1)
+  base.pruning.name, base.pruning.criterion = "structured", "l1"
+  base.pruning.groups, base.pruning.stage_ratios = "inner", (0.5, 0.25, 0.75)
+  base.pruning.schedule, base.pruning.imp_cycles = "imp", 2
+  base.retrain.schedule = "ft"
+  summary = protocols.run(base, str(tmp_path / "simp"))
+  dense = (8, 8, 16)
+  final = [int(n * (1 - r)) for n, r in zip(dense, (0.5, 0.25, 0.75))]  # keep_floor
+  halfway = [round(n * (k / n) ** 0.5) for n, k in zip(dense, final)]
+  got = summary["widths"]["blocks"]
+  assert [list(b) for b in got] == [[k] * 3 for k in final]
+  cycle1 = _final(str(tmp_path / "simp" / "cycle1"))["params"]
+  inner = [
+    [cycle1[f"stage{s}_block{b}"]["conv1"]["kernel"].shape[-1] for b in range(3)]
+    for s in range(3)
+  ]
+  assert inner == [[k] * 3 for k in halfway]
+  assert [c["target"] for c in summary["cycles"]] == [0.5, 1.0]
+
+
+def test_repeated_presets_prune_their_ratios_every_cycle(base):
+  # NPTM's ResNet-56-I: 0.1 / 0.15 / 0.2 of the *current* filters per cycle.
+  base.model.name = "resnet56"
+  with base.unlocked():
+    del base.model["widths"]  # The standard widths.
+  base.pruning.name, base.pruning.criterion = "structured", "l1"
+  base.pruning.preset, base.pruning.schedule, base.pruning.imp_cycles = (
+    "resnet56_i",
+    "imp",
+    3,
+  )
+  retrain.validate_pruning(base, ("one_shot", "imp"))
+  from jaxprune import pruning
+
+  dense = models.channel_groups("resnet56", 10)
+  want = {16: 16, 32: 32, 64: 64}
+  ratio = {16: 0.1, 32: 0.15, 64: 0.2}
+  for cycle in (1, 2, 3):
+    want = {n: int(k * (1 - ratio[n])) for n, k in want.items()}
+    counts = pruning.imp_keep_counts(base.pruning, dense, cycle)
+    assert len(counts) == 27  # Every block's first conv (no skip list).
+    for name, k in counts.items():
+      stage = int(name[len("stage")])
+      assert k == want[(16, 32, 64)[stage]]
+
+
+def test_scratch_and_lottery_score_data_criteria(base, tmp_path):
+  # The data pass also feeds the protocols that prune without retraining.
+  _half_units(base, "scratch")
+  base.pruning.criterion, base.pruning.score_batches = "hrank", 1
+  base.scratch.source = "uniform"
+  summary = protocols.run(base, str(tmp_path / "scratch_hrank"))
+  assert tuple(summary["widths"]) == (WIDTH // 2,) * 6
+  base.protocol, base.pruning.name = "lottery", "unstructured"
+  base.pruning.criterion, base.pruning.rewind = "saliency", "init"
+  summary = protocols.run(base, str(tmp_path / "lottery_snip"))
+  assert summary["sparsity"] == pytest.approx(0.8, abs=1e-3)

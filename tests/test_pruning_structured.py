@@ -71,7 +71,9 @@ def test_small_dense_equals_masked_large_for_every_criterion(
   # All criteria on two families; one (rotating) plus l1 on the others, to
   # keep the suite fast: the slicing code is criterion-independent.
   if (name, overrides.get("shortcut")) == ("resnet20", "B_conv"):
-    criteria = structured.CRITERIA
+    criteria = (
+      structured.WEIGHT_CRITERIA
+    )  # The data criteria: test_pruning_data_scores.
   elif name == "preresnet56":  # Largest compile: one criterion.
     criteria = ("bn_scale",)
   else:

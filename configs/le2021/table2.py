@@ -26,13 +26,7 @@ sys.path.insert(
 from configs import common
 from jaxprune import sweeps
 
-ARCHS = [
-  ("vgg16", "vgg16_a"),
-  ("resnet56", "resnet56_a"),
-  ("resnet56", "resnet56_b"),
-  ("resnet110", "resnet110_a"),
-  ("resnet110", "resnet110_b"),
-]
+ARCHS = common.LI_PRESETS
 METHODS = [
   {"protocol": "prune_retrain", "retrain.schedule": "ft"},
   {

@@ -23,13 +23,7 @@ sys.path.insert(
 )
 from configs import common
 
-ARCHS = [
-  ("vgg16", "vgg16_a"),
-  ("resnet56", "resnet56_a"),
-  ("resnet56", "resnet56_b"),
-  ("resnet110", "resnet110_a"),
-  ("resnet110", "resnet110_b"),
-]
+ARCHS = common.LI_PRESETS
 FINE_TUNE = {"protocol": "prune_retrain"}
 SCRATCH_E = {"protocol": "scratch", "scratch.budget": "E"}
 SCRATCH_B = {"protocol": "scratch", "scratch.budget": "B"}

@@ -13,6 +13,13 @@ there; Le & Hua's 40-of-160-epoch budgets reach further back.
 
   python -m jaxprune.sweeps --config=configs/mini/le2021.py:retrain \
       --workdir=workdirs/mini/le2021/retrain
+
+`criteria`: the criteria Le & Hua also retrain with CLR (Tables 1 and 8):
+Taylor-FO-BN (on MLP-7, without BN, the first-order gate on every hidden
+layer's output; 10 training batches) + FT vs + CLR; Soft Filter Pruning (L2,
+50 % of every hidden layer zeroed after each of the 15 training epochs, then
+surgery) without retraining vs + CLR, and vs hard L2 pruning of the dense net
++ CLR at the same total budget (15 + k epochs).
 """
 
 import os
@@ -30,6 +37,17 @@ MAGNITUDE = {
 }
 BUDGETS = (2, 6)
 VARIANTS = ("ft", "lrw", "slr", "clr")
+
+TAYLOR = {**L1, "pruning.criterion": "taylor_fo_bn", "pruning.score_batches": 10}
+SOFT = {**L1, "pruning.criterion": "l2"}
+
+
+def _greater(claim_id, text, a, b, for_each=("retrain.num_epochs",)):
+  """A "test accuracy of `a` > `b`" claim (in every `for_each` group)."""
+  claim = {"id": claim_id, "text": text, "kind": "greater", "metric": "test/accuracy"}
+  claim.update(a=a, b=b)
+  return {**claim, "for_each": list(for_each)} if for_each else claim
+
 
 EXPERIMENTS = {
   "retrain": {
@@ -62,7 +80,35 @@ EXPERIMENTS = {
         "for_each": ["retrain.num_epochs"],
       }
     ],
-  }
+  },
+  "criteria": {
+    "title": "Le & Hua 2021: Taylor-FO-BN and SFP with FT / CLR retraining",
+    "metrics": ["test/accuracy", "sparsity"],
+    "figures": [("test/accuracy", "retrain.num_epochs", "retrain.schedule")],
+    "claims": [
+      _greater(
+        "le2021.taylor_fo_bn_clr_beats_ft",
+        "Taylor-FO-BN pruning + CLR beats Taylor-FO-BN + FT at every retraining "
+        "budget (Le & Hua Table 8)",
+        {"pruning.criterion": "taylor_fo_bn", "retrain.schedule": "clr"},
+        {"pruning.criterion": "taylor_fo_bn", "retrain.schedule": "ft"},
+      ),
+      _greater(
+        "le2021.sfp_clr_beats_no_retraining",
+        "SFP + CLR retraining beats SFP without retraining (Le & Hua Table 1)",
+        {"protocol": "sfp", "retrain.num_epochs": 6},
+        {"protocol": "sfp", "retrain.num_epochs": 0},
+        for_each=None,
+      ),
+      _greater(
+        "le2021.sfp_beats_hard_l2",
+        "SFP + CLR beats hard L2 filter pruning of the dense net + CLR at the same "
+        "total epochs (He et al. 2018)",
+        {"protocol": "sfp", "retrain.schedule": "clr"},
+        {"protocol": "prune_retrain", "pruning.criterion": "l2"},
+      ),
+    ],
+  },
 }
 
 
@@ -76,7 +122,20 @@ def get_config(arg=None):
 
 
 def get_sweep(arg=None):
-  _, is_smoke = base["smoke"](arg)
+  name, is_smoke = base["smoke"](arg)
+  if name == "criteria":
+    points = [
+      {**TAYLOR, "retrain.schedule": v, "retrain.num_epochs": e}
+      for v in ("ft", "clr")
+      for e in BUDGETS
+    ]
+    points += [{"protocol": "sfp", **SOFT, "retrain.num_epochs": 0}]
+    points += [
+      {"protocol": p, **SOFT, "retrain.schedule": "clr", "retrain.num_epochs": e}
+      for p in ("sfp", "prune_retrain")
+      for e in BUDGETS
+    ]
+    return [{**p, "seed": s} for p in points for s in base["seeds"](is_smoke)]
   points = [
     {**pruning, "retrain.schedule": variant, "retrain.num_epochs": epochs}
     for pruning in (L1, MAGNITUDE)

@@ -174,12 +174,12 @@ class StreamingSplit:
         seeds = [[seed, epoch, i, int(p - start)] for p in positions]
         futures.append(pool.submit(self._load, order[positions], train, seeds))
         if len(futures) > prefetch:
-          yield _pad(*futures.pop(0).result(), size)
+          yield pad_batch(*futures.pop(0).result(), size)
       for future in futures:
-        yield _pad(*future.result(), size)
+        yield pad_batch(*future.result(), size)
 
 
-def _pad(images, labels, batch_size):
+def pad_batch(images, labels, batch_size):
   weights = np.ones(len(labels), np.float32)
   missing = batch_size - len(labels)
   if missing:

@@ -83,4 +83,5 @@ def _load_all() -> None:
     prune_epoch,
     retrain,
     scratch,
+    soft_filter,
   )

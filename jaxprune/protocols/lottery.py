@@ -23,7 +23,13 @@ Phases (T = `num_epochs`, k = `pruning.rewind_epoch` for `pruning.rewind=
 Each trained phase logs `start/sq_norm` (sum of squared starting params) at
 epoch 0. Summary: the (last) ticket's metrics, the control's as `random/...`,
 `sparsity` over the prunable weights, counts, and per-level details.
-Unstructured pruning only.
+
+Structured (filter) tickets (Liu et al. 2019 Table 8; one-shot, with surgery):
+the kept filters of the trained net are sliced out of the rewind point
+(`surgery.shrink` of the initial weights: the ticket) and the small-dense
+model is trained from them; the random control is the same small-dense
+architecture from a fresh initialisation. `sparsity` is then the fraction of
+the dense model's params removed.
 """
 
 from __future__ import annotations
@@ -35,8 +41,10 @@ import jax
 import ml_collections
 
 from jaxprune import config_utils, pruning
-from jaxprune.protocols import common, register, retrain
+from jaxprune.protocols import common, register, retrain, scoring
+from jaxprune.pruning import masks as masks_lib
 from jaxprune.pruning import rewind as rewind_lib
+from jaxprune.pruning import surgery
 from jaxprune.train import Start
 
 
@@ -47,7 +55,10 @@ def rewind_epoch(config: ml_collections.ConfigDict) -> int:
 @common.validator("lottery")
 def validate(config: ml_collections.ConfigDict) -> None:
   retrain.validate_pruning(config, ("one_shot", "imp"))
-  common.choice(config, "pruning.name", ("unstructured",))
+  if config.pruning.name == "structured":
+    common.choice(config, "pruning.schedule", ("one_shot",))
+    if not config.pruning.surgery:
+      raise ValueError("structured lottery tickets need pruning.surgery=True")
   common.choice(config, "pruning.rewind", ("init", "epoch"))
   if config.pruning.reinit:
     raise ValueError(
@@ -92,6 +103,35 @@ def start_fingerprint(epoch: int, state) -> dict[str, float]:
   )
 
 
+def ticket(
+  config: ml_collections.ConfigDict,
+  res: pruning.PruneResult,
+  point: rewind_lib.RewindPoint,
+) -> tuple[Start, dict[str, Any] | None]:
+  """(start, model overrides) of the ticket: the survivors at the rewind point
+  (unstructured: masked; structured: the kept filters sliced out)."""
+  if res.widths is None:
+    return Start(*rewind_lib.rewind(res.masks, point), res.masks), None
+  small = surgery.shrink(
+    config.model.name,
+    point.params,
+    point.batch_stats,
+    res.keep,
+    num_classes=common.num_classes(config),
+    input_shape=common.input_shape(config),
+    **common.overrides_without_widths(config),
+  )
+  start = Start(small.params, small.batch_stats, masks_lib.ones_like(small.params))
+  return start, {"widths": small.widths}
+
+
+def _sparsity(config: ml_collections.ConfigDict, res: pruning.PruneResult) -> float:
+  if res.widths is None:
+    return common.mask_sparsity(res.masks, res.prunable)
+  counts = common.measure(config, res.params, None, res.widths)
+  return 1.0 - counts["params"] / counts["dense_params"]
+
+
 @register("lottery")
 def lottery(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   validate(config)
@@ -114,15 +154,17 @@ def lottery(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       sparsity=cum,
       model_overrides=common.overrides_without_widths(config),
       input_shape=common.input_shape(config),
+      **scoring.pruning_inputs(config, current, j),
     )
-    params, batch_stats = rewind_lib.rewind(res.masks, point)
+    start, overrides = ticket(config, res, point)
     phase = common.run_phase(
       phase_cfg,
       os.path.join(workdir, f"level{j}"),
-      start=Start(params, batch_stats, res.masks),
+      start=start,
+      model_overrides=overrides,
       callbacks=[start_fingerprint],
     )
-    s = common.mask_sparsity(res.masks, res.prunable)
+    s = _sparsity(config, res)
     levels.append(
       {
         "level": j,
@@ -137,9 +179,10 @@ def lottery(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   summary = {
     **common.final_metrics(phase.summary),
     "epoch": phase.summary["epoch"],
-    "sparsity": common.mask_sparsity(current.masks, res.prunable),
-    "target_sparsity": config.pruning.sparsity,
-    **common.measure(config, current.params, current.masks),
+    "sparsity": s,
+    "target_sparsity": retrain.target(config),
+    **common.measure(config, current.params, current.masks, res.widths),
+    "widths": common.widths_json(res.widths),
     "rewind_epoch": rewind_epoch(config),
     "dense_workdir": dense.workdir,
     "dense/test/accuracy": dense.summary.get("test/accuracy"),
@@ -154,12 +197,13 @@ def lottery(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       num_classes=common.num_classes(config),
       input_shape=common.input_shape(config),
       rescale=config.pruning.reinit_rescale,
-      **config_utils.model_overrides(config),
+      **{**config_utils.model_overrides(config), **(overrides or {})},
     )
     control = common.run_phase(
       phase_cfg,
       os.path.join(workdir, "random"),
       start=Start(params, batch_stats, res.masks),
+      model_overrides=overrides,
       callbacks=[start_fingerprint],
     )
     summary.update(common.final_metrics(control.summary, prefix="random/"))

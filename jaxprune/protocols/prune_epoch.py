@@ -31,8 +31,9 @@ import ml_collections
 
 from jaxprune import pruning
 from jaxprune.analysis import training_stats
-from jaxprune.protocols import common, register, retrain
+from jaxprune.protocols import common, register, retrain, scoring
 from jaxprune.schedules import budget
+from jaxprune.train import Start
 
 SETUPS = ("pkfn", "sx_a", "sx_b")
 
@@ -61,6 +62,7 @@ def init_speedup(config: ml_collections.ConfigDict) -> float:
     rng=common.pruning_rng(config, 1),
     model_overrides=common.overrides_without_widths(config),
     input_shape=common.input_shape(config),
+    **scoring.pruning_inputs(config, Start(params, batch_stats)),
   )
   return common.measure(config, res.params, res.masks, res.widths)["speedup"]
 

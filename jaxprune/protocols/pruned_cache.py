@@ -56,7 +56,9 @@ def key(
   `dense_hash` (see the module docstring for what it covers)."""
   fields = {
     "dense": dense_hash,
-    "pruning": config_utils.to_json_dict(common.resolved(config.pruning)),
+    "pruning": config_utils.hashed_section(
+      config_utils.to_json_dict(common.resolved(config.pruning)), "pruning"
+    ),
     "orthp": bool(config.retrain.orthp),
     "orthp_gain": config.retrain.orthp_gain,
     "seed": int(config.seed),

@@ -13,6 +13,8 @@ All three run the same cycle loop after a dense phase:
   `retrain.dense_workdir`); `pruning.schedule` "one_shot" (J = 1) or "imp"
   (targets `pruning.schedules.imp_sparsities`: `imp_cycles` equal cycles, or
   `imp_rate` of the remaining weights per cycle); `retrain.num_epochs` each.
+  Structured IMP (surgery every cycle): a uniform `ratio`, or per-group
+  counts of a `preset` / `stage_ratios` (`pruning.imp_keep_counts`).
 * `bimp`: see `protocols/bimp.py`.
 * `slimming` (Liu et al. 2017 as in Rethinking): dense = training with the
   `pruning.slimming_strength * sum|gamma|` penalty (shared, keyed with the
@@ -24,8 +26,12 @@ ALLR statistics per cycle: `relative_norm_change` = ||W - W_p|| / ||W|| over
 bias; BIMP's code, the default) or "kernels" (the paper's "weight vector W");
 the summary records which. And
 `sparsity` = the fraction of the remaining prunable weights this cycle removed
-(structured: of the remaining params). AccALLR is not supported (it needs the
-training accuracy before and after pruning).
+(structured: of the remaining params). AccALLR (`retrain.schedule="acc_allr"`)
+also gets the training accuracy before and after the cycle's pruning (one
+inference pass over the training split each, `scoring.train_accuracy`).
+
+Data-dependent criteria (saliency, taylor, taylor_fo_bn, fisher, hrank) are
+scored on N training batches before every pruning (`scoring.pruning_inputs`).
 
 Summary: the last cycle's metrics, `sparsity` (unstructured: fraction of the
 prunable weights pruned; structured: of the dense model's params removed),
@@ -44,14 +50,13 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxprune import config_utils, pruning, schedules
-from jaxprune.protocols import common, pruned_cache, register
+from jaxprune import config_utils, models, pruning, schedules
+from jaxprune.protocols import common, pruned_cache, register, scoring
 from jaxprune.pruning import masks as masks_lib
 from jaxprune.schedules import retraining
 from jaxprune.train import Start
 
 RETRAIN_SCHEDULES = (*schedules.RETRAINING_NAMES, "piecewise")
-_NEEDS_GRADS = ("saliency", "taylor")
 
 
 # ------------------------------------------------------------------ config
@@ -61,8 +66,6 @@ def retrain_schedule(
   """The schedule config of one retraining phase of `epochs` epochs."""
   r = config.retrain
   name = common.choice(config, "retrain.schedule", RETRAIN_SCHEDULES)
-  if name == "acc_allr":
-    raise ValueError("retrain.schedule='acc_allr' is not supported by the protocols")
   if r.min_lr is not None and name not in ("cosine", "linear"):
     raise ValueError(
       f"retrain.min_lr is only for retrain.schedule cosine/linear, got {name!r}"
@@ -100,21 +103,10 @@ def validate_pruning(config: ml_collections.ConfigDict, schedules_allowed) -> No
   pruning.validate(p)
   common.choice(config, "pruning.name", ("unstructured", "structured"))
   common.choice(config, "pruning.schedule", schedules_allowed)
-  if p.criterion in _NEEDS_GRADS:
-    raise ValueError(
-      f"pruning.criterion={p.criterion!r} needs gradients, which the protocols "
-      "do not compute; use magnitude/l1/l2/random/bn_scale"
-    )
   if p.prune_epoch is not None:
     raise ValueError("pruning.prune_epoch is only for protocol 'prune_epoch'")
   if p.mode != "hard":
     raise ValueError("pruning.mode must be 'hard' here ('soft' is for protocol 'gmp')")
-  uniform = not (p.preset or tuple(p.stage_ratios)) and p.surgery
-  if p.schedule == "imp" and p.name == "structured" and not uniform:
-    raise ValueError(
-      "structured IMP supports a uniform pruning.ratio with pruning.surgery=True "
-      "(no preset / stage_ratios)"
-    )
 
 
 def validate_retrain(config: ml_collections.ConfigDict, epochs: int = 10) -> None:
@@ -135,10 +127,13 @@ def target(config: ml_collections.ConfigDict) -> float:
 
 
 def cycle_targets(config: ml_collections.ConfigDict) -> list[float]:
-  """Cumulative target after each cycle (IMP's exponential schedule)."""
+  """Cumulative target after each cycle (IMP's exponential schedule; for
+  per-group structured IMP the fraction k/J of the way to the preset)."""
   p = config.pruning
   if p.schedule == "one_shot":
     return [target(config)]
+  if pruning.per_group_imp(p):
+    return [k / p.imp_cycles for k in range(1, p.imp_cycles + 1)]
   return pruning.schedules.imp_sparsities(
     target(config), rate=p.imp_rate, cycles=p.imp_cycles
   )
@@ -177,6 +172,7 @@ def prune_once(
     rng=common.pruning_rng(config, cycle),
     model_overrides=ovr,
     input_shape=common.input_shape(config),
+    **scoring.pruning_inputs(config, current, cycle),
   )
   if p.name == "unstructured":
     res = pruning.prune(
@@ -191,7 +187,12 @@ def prune_once(
     frac = pruning.schedules.per_cycle_fraction(previous, s)
     widths = None
   else:
-    if p.schedule == "imp":
+    if pruning.per_group_imp(p):
+      dense = models.channel_groups(
+        name, common.num_classes(config), **config_utils.model_overrides(config)
+      )
+      kwargs["keep_counts"] = pruning.imp_keep_counts(p, dense, cycle)
+    elif p.schedule == "imp":
       p.ratio = pruning.schedules.per_cycle_fraction(previous, cumulative)
     res = pruning.prune(p, current.params, current.batch_stats, **kwargs)
     frac = 1.0 - _size(res.params) / _size(current.params)
@@ -234,15 +235,15 @@ def first_prune(
 
 
 def retrain_kwargs(
-  pruned: Pruned, widths: Any, evaluate_start: bool = True
+  pruned: Pruned, widths: Any, evaluate_start: bool = True, stats=None
 ) -> dict[str, Any]:
-  """The `train_and_evaluate` keywords of the retraining after `pruned`."""
+  """The `train_and_evaluate` keywords of the retraining after `pruned`
+  (`stats`: the schedule's PruningStats, default from `pruned`)."""
   return dict(
     start=pruned.start,
     model_overrides={"widths": widths} if widths is not None else None,
-    schedule_pruning=schedules.PruningStats(
-      pruned.norm_change, max(pruned.fraction, 1e-12)
-    ),
+    schedule_pruning=stats
+    or schedules.PruningStats(pruned.norm_change, max(pruned.fraction, 1e-12)),
     evaluate_start=evaluate_start,
   )
 
@@ -329,12 +330,21 @@ def run_cycles(
       pruned = prune_once(config, current, cycle=k, cumulative=cum, previous=previous)
     widths = pruned.widths if pruned.widths is not None else widths
     sched = retrain_schedule(config, epochs)
+    stats = None
+    if sched.name == "acc_allr":
+      before = dense.final() if k == 1 else current
+      stats = scoring.acc_allr_stats(
+        config, before, pruned.start, pruned.norm_change, pruned.fraction
+      )
     phase = common.run_phase(
       common.phase_config(config, epochs, sched),
       os.path.join(workdir, f"cycle{k}"),
-      **retrain_kwargs(pruned, widths),
+      **retrain_kwargs(pruned, widths, stats=stats),
     )
     cycles.append(cycle_record(k, cum, epochs, sched, pruned, phase))
+    if stats is not None:
+      cycles[-1]["train_accuracy_before"] = stats.train_accuracy_before
+      cycles[-1]["train_accuracy_after"] = stats.train_accuracy_after
     current, previous = phase.final(), pruned.sparsity
   return cycles_summary(
     config, dense, phase, current, pruned, widths, cycles, cycle_epochs

@@ -36,7 +36,7 @@ import ml_collections
 import numpy as np
 
 from jaxprune import config_utils, pruning
-from jaxprune.protocols import common, register, retrain
+from jaxprune.protocols import common, register, retrain, scoring
 from jaxprune.pruning import rewind as rewind_lib
 from jaxprune.schedules import budget
 from jaxprune.train import Start
@@ -89,10 +89,12 @@ def architecture(
     else:
       p.allocation, p.criterion = "uniform", "random"
     params, batch_stats = common.init_params(config)
-    return pruning.prune(p, params, batch_stats, **kwargs), None
+    data = scoring.pruning_inputs(config, Start(params, batch_stats))
+    return pruning.prune(p, params, batch_stats, **kwargs, **data), None
   dense = common.dense_phase(config, workdir)
   final = dense.final()
-  return pruning.prune(p, final.params, final.batch_stats, **kwargs), dense
+  data = scoring.pruning_inputs(config, final)
+  return pruning.prune(p, final.params, final.batch_stats, **kwargs, **data), dense
 
 
 def scratch_epochs(config: ml_collections.ConfigDict, counts: dict[str, Any]) -> int:

@@ -20,8 +20,8 @@ from ml_collections import config_dict
 
 from jaxprune import models
 from jaxprune.pruning import allocation as alloc_lib
+from jaxprune.pruning import data_scores, presets, schedules, structured, surgery
 from jaxprune.pruning import masks as masks_lib
-from jaxprune.pruning import presets, schedules, structured, surgery
 from jaxprune.pruning import scores as scores_lib
 
 NAMES = ("none", "unstructured", "structured")
@@ -35,8 +35,14 @@ def default_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.name = "none"  # none | unstructured | structured
   # Score: unstructured magnitude|random|saliency; structured
-  # l1|l2|random|bn_scale|taylor; "" = magnitude / l1.
+  # l1|l2|random|bn_scale|taylor|taylor_fo_bn|fisher|hrank; "" = magnitude / l1.
   c.criterion = ""
+  # Data-dependent criteria (pruning.data_scores): training batches scored;
+  # 0 = the criterion's paper default (data_scores.DEFAULT_BATCHES).
+  c.score_batches = 0
+  # fisher: keep-score minus flops_weight * (FLOPs of one channel / dense
+  # FLOPs), Theis et al.'s FLOPs-aware penalty (matters across groups only).
+  c.flops_weight = 0.0
   c.allocation = "global"  # Unstructured: global|uniform|uniform_plus|erk|lamp.
   c.sparsity = 0.0  # Unstructured target: fraction of prunable weights zeroed.
   c.normalize = False  # global: divide each layer's scores by their L2 norm.
@@ -84,6 +90,12 @@ def _choice(config, field: str, allowed) -> None:
     )
 
 
+def per_group_imp(config: ml_collections.ConfigDict) -> bool:
+  """Structured IMP towards a preset's / stage ratios' per-group counts."""
+  per_group = config.preset or tuple(config.stage_ratios)
+  return config.name == "structured" and config.schedule == "imp" and bool(per_group)
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
   """ValueError naming the first invalid field and the allowed values."""
   _choice(config, "name", NAMES)
@@ -101,9 +113,24 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _choice(config, "rounding", structured.ROUNDINGS)
     _choice(config, "groups", presets.GROUP_SETS)
     _choice(config, "preset", presets.PRESETS)
+    if config.flops_weight and config.criterion != "fisher":
+      raise ValueError(
+        f"pruning.flops_weight is for criterion 'fisher', got {config.criterion!r}"
+      )
     for r in (config.ratio, *config.stage_ratios):
       if not 0.0 <= r < 1.0:
         raise ValueError(f"pruning.ratio/stage_ratios must be in [0, 1), got {r}")
+  if config.score_batches < 0:
+    raise ValueError(f"pruning.score_batches must be >= 0, got {config.score_batches}")
+  if config.schedule == "imp" and config.name == "structured":
+    if not config.surgery or config.group_allocation != "per_group":
+      raise ValueError(
+        "structured IMP needs pruning.surgery=True and group_allocation='per_group'"
+      )
+    if per_group_imp(config) and config.imp_cycles < 1:
+      raise ValueError(
+        "structured IMP with a preset / stage_ratios needs imp_cycles >= 1"
+      )
   if not 0.0 <= config.imp_rate < 1.0:
     raise ValueError(f"pruning.imp_rate must be in [0, 1), got {config.imp_rate}")
   if config.gmp_frequency < 1:
@@ -159,10 +186,12 @@ def prune(
   model_name: str,
   rng: jax.Array | None = None,
   grads: Any = None,
+  channel_scores: dict[str, Any] | None = None,
   masks: Any = None,
   sparsity: float | None = None,
   model_overrides: dict[str, Any] | None = None,
   input_shape: tuple[int, ...] | None = None,
+  keep_counts: dict[str, int] | None = None,
 ) -> PruneResult:
   """Applies the config's pruning once.
 
@@ -172,12 +201,16 @@ def prune(
     model_name: registered model name (for roles, groups and surgery).
     rng: needed by random scores.
     grads: needed by saliency / taylor scores.
+    channel_scores: {group: per-channel scores} of the data criteria
+      (taylor_fo_bn / fisher / hrank), from ``data_scores``.
     masks: current masks; with ``mode="hard"`` pruned weights stay pruned.
     sparsity: overrides ``config.sparsity`` (a schedule's current target).
     model_overrides: the model's ``create`` overrides (``shortcut``, ...),
       without ``widths``.
     input_shape: one example's NHWC shape (default: the model's registered
       one); surgery checks the small-dense params against it.
+    keep_counts: structured per-group pruning: channels each listed group
+      keeps (structured IMP's per-cycle counts), instead of the ratios.
   """
   validate(config)
   batch_stats = {} if batch_stats is None else batch_stats
@@ -213,19 +246,20 @@ def prune(
   groups = models.channel_groups(model_name, num_classes, widths=widths, **overrides)
   source = params if masks is None else masks_lib.apply(params, masks)
   scores = structured.group_scores(
-    groups, source, config.criterion or "l1", rng=rng, grads=grads
+    groups,
+    source,
+    config.criterion or "l1",
+    rng=rng,
+    grads=grads,
+    channel_scores=channel_scores,
   )
-  if config.preset:
-    ratios, sizes = presets.preset(config.preset, groups)
-  else:
-    ratios = presets.ratios(
-      groups,
-      which=config.groups,
-      ratio=config.ratio,
-      stage_ratios=tuple(config.stage_ratios),
-      skip=tuple(config.skip),
-    )
-    sizes = {}
+  if config.flops_weight:
+    model = models.create(model_name, num_classes, widths=widths, **overrides)
+    shape = input_shape or models.input_shape(model_name)
+    scores = _flops_penalised(scores, groups, model, shape, config.flops_weight)
+  ratios, sizes = _ratios_and_sizes(config, groups)
+  if keep_counts is not None:
+    ratios, sizes = {}, dict(keep_counts)
   # Criteria may leave groups unscored (bn_scale: groups without BN).
   ratios = {k: v for k, v in ratios.items() if k in scores}
   sizes = {k: v for k, v in sizes.items() if k in scores}
@@ -258,6 +292,59 @@ def prune(
     small.widths,
     keep,
   )
+
+
+def _ratios_and_sizes(config, groups) -> tuple[dict[str, float], dict[str, int]]:
+  """Per-group ratios and explicit kept sizes of the config's structured pruning."""
+  if config.preset:
+    return presets.preset(config.preset, groups)
+  ratios = presets.ratios(
+    groups,
+    which=config.groups,
+    ratio=config.ratio,
+    stage_ratios=tuple(config.stage_ratios),
+    skip=tuple(config.skip),
+  )
+  return ratios, {}
+
+
+def keep_targets(config: ml_collections.ConfigDict, groups) -> dict[str, int]:
+  """Channels every pruned group keeps under the config's per-group ratios,
+  stage ratios or preset (structured, `group_allocation="per_group"`)."""
+  ratios, sizes = _ratios_and_sizes(config, groups)
+  size = {g.name: g.size for g in groups}
+  out = {
+    n: structured.keep_count(size[n], r, config.rounding) for n, r in ratios.items()
+  }
+  return {**out, **sizes}
+
+
+def imp_keep_counts(
+  config: ml_collections.ConfigDict, groups: list, cycle: int
+) -> dict[str, int]:
+  """Kept channels per group after structured IMP cycle `cycle` of
+  `config.imp_cycles` (`groups`: the dense model's): the same fraction of the
+  remaining channels per cycle towards `keep_targets`, or for
+  `presets.REPEATED` presets their ratios applied again at every cycle."""
+  sizes = {g.name: g.size for g in groups}
+  if config.preset in presets.REPEATED:
+    counts = sizes
+    for _ in range(cycle):
+      current = [dataclasses.replace(g, size=counts[g.name]) for g in groups]
+      counts = {**counts, **keep_targets(config, current)}
+    return {n: counts[n] for n in keep_targets(config, groups)}
+  final = keep_targets(config, groups)
+  return structured.imp_keep_counts(sizes, final, cycle, config.imp_cycles)
+
+
+def _flops_penalised(scores, groups, model, shape, weight: float):
+  """Scores minus `weight` * each channel's share of the model's FLOPs."""
+  from jaxprune import counting  # Only FLOPs-aware runs need the tracer.
+
+  counts = counting.count(model, shape)
+  cost = data_scores.flops_per_channel(groups, counts.layers)
+  total = max(counts.flops, 1)
+  return {n: s - weight * cost[n] / total for n, s in scores.items()}
 
 
 def slimming_hook(

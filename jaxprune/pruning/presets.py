@@ -155,6 +155,11 @@ def preset(
   raise ValueError(f"preset must be one of {list(PRESETS)}, got {name!r}")
 
 
+# NPTM's "I" presets are per-cycle ratios applied again at every IMP cycle
+# (seed_code_facts.md §2: "iterative, applied repeatedly"), not final targets.
+REPEATED = ("resnet56_i", "resnet110_i")
+
+
 def check_stage_ratios(values: Mapping[str, float]) -> None:
   for k, v in values.items():
     if not 0.0 <= v < 1.0:

@@ -20,6 +20,8 @@ Group scores (one value per channel, higher = keep):
   groups without a BatchNorm get no score and are not pruned by it.
 * ``taylor``: |sum over the filters of grad * weight| (+ bias), the first-order
   Taylor estimate of the loss change when the channel is removed.
+* ``taylor_fo_bn``, ``fisher``, ``hrank``: computed from data by
+  :mod:`data_scores` and passed in as ``channel_scores``.
 
 Counts: per-group ratios ``p`` with rounding ``keep_floor`` (keep
 ``int(n * (1 - p))``, rethinking/NPTM) or ``prune_ceil`` (prune
@@ -41,8 +43,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxprune.models.graph import ChannelGroup
+from jaxprune.pruning.data_scores import CHANNEL_CRITERIA
 
-CRITERIA = ("l1", "l2", "random", "bn_scale", "taylor")
+WEIGHT_CRITERIA = ("l1", "l2", "random", "bn_scale", "taylor")  # From the params.
+CRITERIA = (*WEIGHT_CRITERIA, *CHANNEL_CRITERIA)
 ROUNDINGS = ("keep_floor", "prune_ceil")
 
 Keep = dict[str, np.ndarray]
@@ -67,10 +71,18 @@ def group_scores(
   *,
   rng: jax.Array | None = None,
   grads: Any = None,
+  channel_scores: dict[str, Any] | None = None,
 ) -> dict[str, np.ndarray]:
   """Per-channel scores of every prunable group (float64 numpy)."""
   if criterion not in CRITERIA:
     raise ValueError(f"criterion must be one of {list(CRITERIA)}, got {criterion!r}")
+  if criterion in CHANNEL_CRITERIA:
+    if channel_scores is None:
+      raise ValueError(f"criterion={criterion!r} needs channel_scores (data_scores)")
+    names = [g.name for g in groups if g.prunable]
+    if missing := [n for n in names if n not in channel_scores]:
+      raise ValueError(f"channel_scores has no scores for groups {missing}")
+    return {n: np.asarray(channel_scores[n], np.float64) for n in names}
   if criterion == "random" and rng is None:
     raise ValueError("criterion='random' needs an rng")
   if criterion == "taylor" and grads is None:
@@ -121,6 +133,22 @@ def keep_count(n: int, ratio: float, rounding: str) -> int:
   else:
     raise ValueError(f"rounding must be one of {list(ROUNDINGS)}, got {rounding!r}")
   return max(keep, 1)
+
+
+def imp_keep_counts(
+  sizes: Mapping[str, int], final: Mapping[str, int], cycle: int, cycles: int
+) -> dict[str, int]:
+  """Channels each group keeps after IMP cycle `cycle` of `cycles`: the same
+  fraction of the remaining channels per cycle, (final/n)^(k/J) of the dense
+  n, rounded, exactly `final` after the last cycle."""
+  if not 1 <= cycle <= cycles:
+    raise ValueError(f"cycle must be in [1, {cycles}], got {cycle}")
+  if cycle == cycles:
+    return dict(final)
+  return {
+    name: max(k, round(sizes[name] * (k / sizes[name]) ** (cycle / cycles)))
+    for name, k in final.items()
+  }
 
 
 def top_indices(scores: np.ndarray, k: int) -> np.ndarray:

@@ -1,0 +1,177 @@
+"""`sfp`: Soft Filter Pruning (He et al. 2018) as a protocol.
+
+One phase, `<cache>/train/<hash>/` (shared by the runs that differ only in
+the retraining): training from scratch for `num_epochs` with `schedule`.
+At the end of every epoch (the train loop's `on_epoch_end`, so the optimizer
+state and its momentum carry on) the structured `config.pruning` (criterion
+`l2` as He et al., or any weight criterion; per-group `ratio`, `stage_ratios`
+or `preset`) picks the lowest-scoring filters of every pruned layer and zeroes
+them (`pruning.prune` with `surgery=False`). The state keeps no hard masks, so
+the zeroed filters keep training and may regrow; the next epoch's selection
+starts from the regrown weights.
+
+Zeroing covers the whole channel (kernel, bias and its BatchNorm scale and
+bias, `structured.channel_masks`); He et al. zero the conv filter only, whose
+BN then still outputs beta. Zeroing the BN too makes the soft-pruned network
+after the last epoch compute exactly what the small-dense network of the
+final hard prune computes, so the `train/` phase's final metrics are the
+"without fine-tuning" accuracy (Le & Hua Table 1).
+
+Then the final hard prune with surgery (the zeroed filters: their score is 0)
+and, with `retrain.num_epochs > 0`, retraining of the small model in
+`retrain/` with `retrain.schedule` (FT, CLR, ... as `prune_retrain`).
+
+Summary: the last phase's metrics, `sfp/accuracy` (before retraining),
+counts, widths and `soft_events` (per epoch: channels zeroed and channels
+that regrew since the previous epoch's zeroing).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from jaxprune import config_utils, io_utils, models, pruning
+from jaxprune.protocols import common, register, retrain
+from jaxprune.pruning import structured
+from jaxprune.train import Start
+
+
+@common.validator("sfp")
+def validate(config: ml_collections.ConfigDict) -> None:
+  pruning.validate(config.pruning)
+  common.choice(config, "pruning.name", ("structured",))
+  common.choice(config, "pruning.schedule", ("one_shot",))
+  common.choice(config, "pruning.criterion", ("", *structured.WEIGHT_CRITERIA))
+  common.choice(config, "pruning.group_allocation", ("per_group",))
+  if config.retrain.num_epochs < 0:
+    raise ValueError(
+      f"retrain.num_epochs must be >= 0 (0: no retraining), got "
+      f"{config.retrain.num_epochs}"
+    )
+  if config.retrain.num_epochs:
+    retrain.validate_retrain(config, config.retrain.num_epochs)
+
+
+def _prune(config: ml_collections.ConfigDict, params, batch_stats, epoch, surgery):
+  p = common.resolved(config.pruning)
+  p.surgery = surgery
+  return pruning.prune(
+    p,
+    params,
+    batch_stats,
+    model_name=config.model.name,
+    rng=common.pruning_rng(config, epoch),
+    model_overrides=common.overrides_without_widths(config),
+    input_shape=common.input_shape(config),
+  )
+
+
+def _alive(groups, params) -> dict[str, np.ndarray]:
+  """Bool per channel: some producer weight of it is non-zero."""
+  kept = structured.keep_from_masks(groups, params)
+  return {
+    g.name: np.isin(np.arange(g.size), kept[g.name]) for g in groups if g.prunable
+  }
+
+
+def epoch_end_hook(config: ml_collections.ConfigDict, events: list[dict[str, int]]):
+  """`on_epoch_end` soft pruning; appends {epoch, zeroed, regrown} to `events`
+  (`regrown`: channels zeroed at the previous event that are non-zero again)."""
+  groups = models.channel_groups(
+    config.model.name,
+    common.num_classes(config),
+    **config_utils.model_overrides(config),
+  )
+  last: dict[str, np.ndarray] = {}
+
+  def hook(epoch: int, state):
+    params = jax.device_get(state.params)
+    alive = _alive(groups, params)
+    regrown = sum(int(np.sum(alive[n] & ~last[n])) for n in last)
+    res = _prune(config, params, jax.device_get(state.batch_stats), epoch, False)
+    after = _alive(groups, res.params)
+    last.clear()
+    last.update({n: after[n] for n in res.keep})
+    zeroed = sum(int(np.sum(~a)) for n, a in after.items() if n in res.keep)
+    events.append({"epoch": epoch, "zeroed": zeroed, "regrown": regrown})
+    return state.replace(params=res.params)
+
+  return hook
+
+
+def events_callback(events: list[dict[str, int]]):
+  """Logs the epoch's event as `sfp/zeroed` and `sfp/regrown`."""
+
+  def callback(epoch: int, state) -> dict[str, float]:
+    if events and events[-1]["epoch"] == epoch:
+      return {"sfp/zeroed": events[-1]["zeroed"], "sfp/regrown": events[-1]["regrown"]}
+    return {}
+
+  return callback
+
+
+def _size(tree: Any) -> int:
+  return int(sum(np.size(x) for x in jax.tree_util.tree_leaves(tree)))
+
+
+@register("sfp")
+def sfp(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  validate(config)
+  if done := common.prepare_run(config, workdir):
+    return done
+  events: list[dict[str, int]] = []
+  # Shared (keyed by the training fields and the whole pruning section) by
+  # every run that only differs in what follows the soft pruning.
+  keep = tuple(config.pruning.keys())
+  train = common.cached_phase(
+    common.training_config(config, keep_pruning=keep),
+    workdir,
+    config,
+    on_epoch_end=epoch_end_hook(config, events),
+    callbacks=[events_callback(events)],
+  )
+  final = train.final()
+  res = _prune(config, final.params, final.batch_stats, config.num_epochs, True)
+  phase, current = train, Start(res.params, res.batch_stats, res.masks)
+  epochs = int(config.retrain.num_epochs)
+  if epochs:
+    pruned = retrain.Pruned(
+      current,
+      res.widths,
+      None,
+      0.0,
+      1.0 - _size(res.params) / _size(final.params),
+      common.relative_norm_change(final.params, res.params),
+    )
+    sched = retrain.retrain_schedule(config, epochs)
+    phase = common.run_phase(
+      common.phase_config(config, epochs, sched),
+      os.path.join(workdir, "retrain"),
+      **retrain.retrain_kwargs(pruned, res.widths),
+    )
+    current = phase.final()
+  counts = common.measure(config, current.params, None, res.widths)
+  summary = {
+    **common.final_metrics(phase.summary),
+    "epoch": phase.summary["epoch"],
+    "sfp/accuracy": train.summary.get("test/accuracy"),
+    "sparsity": 1.0 - counts["params"] / counts["dense_params"],
+    "target_sparsity": config.pruning.ratio,
+    **counts,
+    "widths": common.widths_json(res.widths),
+    "total_epochs": config.num_epochs + epochs,
+    "train_workdir": train.workdir,
+    # Logged with every evaluation (eval_every_epochs=1 logs every epoch).
+    "soft_events": [
+      {"epoch": r["epoch"], "zeroed": r["sfp/zeroed"], "regrown": r["sfp/regrown"]}
+      for r in io_utils.read_jsonl(os.path.join(train.workdir, "metrics.jsonl"))
+      if "sfp/zeroed" in r
+    ],
+    "setup": f"SFP {config.retrain.schedule if epochs else 'no retraining'}",
+  }
+  return common.finish(config, workdir, summary)
