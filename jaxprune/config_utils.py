@@ -31,6 +31,7 @@ RESUME_SAFE_FIELDS = (
   "cache_dir",  # Where shared phases are stored, not what they compute.
 )
 
+
 def base_config() -> ml_collections.ConfigDict:
   """All fields of a training run, with defaults."""
   c = ml_collections.ConfigDict()
