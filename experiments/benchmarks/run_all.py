@@ -21,7 +21,10 @@ single-figure scripts of this directory:
                  and a mask change (tests/test_recompile.py asserts more);
   7 overhead     wall time outside the compiled epochs of an MLP-7 prune +
                  retrain protocol run, and the DI Table 3 sweep extrapolated;
-  8 gpu          which accelerator ran the figures (none on a CPU-only run).
+  8 drivers      per model family, per-step time of the automatically driven
+                 and the scanned epoch against single jitted steps
+                 (epoch_drivers.py);
+  9 gpu          which accelerator ran the figures (none on a CPU-only run).
 
 Both files are rewritten atomically after every figure, so an interrupted run
 leaves the figures done so far. A figure that fails is recorded with its error.
@@ -51,6 +54,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)  # The sibling single-figure scripts and figure modules.
 
+import epoch_drivers  # noqa: E402
 import figures_analysis  # noqa: E402
 import figures_speed  # noqa: E402
 import torch  # noqa: E402
@@ -76,6 +80,10 @@ SIZES = {
     matmul_n=2048,
     conv_models=("resnet56", "vgg16"),
     compile_model="resnet56",
+    driver_models=tuple(epoch_drivers.FAMILIES),
+    driver_batch=32,
+    driver_steps=3,
+    scan_repeats=1,
   ),
   "quick": dict(
     repeats=1,
@@ -95,9 +103,22 @@ SIZES = {
     # paths in a minute or two, its numbers mean nothing.
     conv_models=("resnet20", "vgg11"),
     compile_model="resnet20",
+    driver_models=("mlp7_relu", "lenet5_relu"),
+    driver_batch=4,
+    driver_steps=2,
+    scan_repeats=1,
   ),
 }
-FIGURES = ("train_step", "masked", "epoch", "vmap_seeds", "jsv", "compile", "overhead")
+FIGURES = (
+  "train_step",
+  "masked",
+  "epoch",
+  "vmap_seeds",
+  "jsv",
+  "compile",
+  "overhead",
+  "drivers",
+)
 TITLES = {
   "train_step": "1. Train-step throughput, jaxprune vs PyTorch (CIFAR shapes)",
   "masked": "2. Masked vs dense step time in jaxprune",
@@ -106,7 +127,8 @@ TITLES = {
   "jsv": "5. Mean Jacobian singular values: jaxprune vs torch.func",
   "compile": "6. Compile time and recompiles",
   "overhead": "7. Wall time outside compiled steps; DI Table 3 sweep (extrapolated)",
-  "gpu": "8. GPU",
+  "gpu": "9. GPU",
+  "drivers": "8. Epoch drivers: driven and scanned epoch vs single jitted steps",
 }
 
 
@@ -197,6 +219,7 @@ RUNNERS = {
   "jsv": figures_analysis.fig_jsv,
   "compile": figures_analysis.fig_compile,
   "overhead": figures_analysis.fig_overhead,
+  "drivers": figures_speed.fig_drivers,
 }
 
 
