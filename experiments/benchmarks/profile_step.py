@@ -122,7 +122,9 @@ def classify(name: str, instrs: dict, comps: dict, batch: int) -> str:
     return "dense matmul"
   if ops & {"reduce-window", "select-and-scatter"} or "reduce_window" in op_name:
     return "pooling"
-  if ops <= _MOVES:
+  if ops <= _MOVES or "transpose" in ops:
+    # Transposes XLA inserts to feed Eigen's filter-gradient convolutions, often
+    # fused with a recomputation of the BatchNorm/ReLU that produced their input.
     return "copies/transposes"
   return "elementwise/other"
 

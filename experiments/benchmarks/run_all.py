@@ -27,7 +27,10 @@ single-figure scripts of this directory:
   9 gpu          which accelerator ran the figures (none on a CPU-only run).
 
 Both files are rewritten atomically after every figure, so an interrupted run
-leaves the figures done so far. A figure that fails is recorded with its error.
+leaves the figures done so far. Figures not named by `--only` keep their numbers
+from the results.json already in `--out` (same mode); every figure says when,
+at which commit and under which 1-min load average it ran (the machine may be
+shared: compare ratios measured side by side, not absolute times). A figure that fails is recorded with its error.
 This module holds the command line, the machine description and the report
 writer; the figures themselves live in `figures_speed.py` (1-4) and
 `figures_analysis.py` (5-7).
@@ -81,8 +84,8 @@ SIZES = {
     conv_models=("resnet56", "vgg16"),
     compile_model="resnet56",
     driver_models=tuple(epoch_drivers.FAMILIES),
-    driver_batch=32,
-    driver_steps=3,
+    driver_batch=16,
+    driver_steps=2,
     scan_repeats=1,
   ),
   "quick": dict(
@@ -282,11 +285,41 @@ def markdown(results: dict) -> str:
       lines += [f"* {n}" for n in fig["notes"]]
       lines.append("")
     lines += [
-      f"Command: `{fig['command']}` (took {fig['seconds']:.0f} s)",
+      f"Command: `{fig['command']}` (took {fig['seconds']:.0f} s"
+      + _when(fig, env)
+      + ")",
       "",
     ]
   lines += [f"## {TITLES['gpu']}", "", *gpu_section(env), ""]
   return "\n".join(lines)
+
+
+def _when(fig: dict, env: dict) -> str:
+  """When and under which load a figure ran (figures kept from older runs too)."""
+  if "load_average" not in fig:
+    return ""
+  start, end = fig["load_average"]
+  date = fig.get("date", env["date"])
+  commit = fig.get("git_commit", env["git_commit"])[:12]
+  return (
+    f"; 1-min load average {start:.1f} at start, {end:.1f} at end; {date}, {commit}"
+  )
+
+
+def previous_figures(out: str, mode: str) -> dict:
+  """Figures of an earlier run of the same mode in `out`, kept by `--only` runs."""
+  path = os.path.join(out, "results.json")
+  if not os.path.exists(path):
+    return {}
+  old = io_utils.read_json(path)
+  if old.get("mode") != mode:
+    return {}
+  keep = {}
+  for key, fig in old.get("figures", {}).items():
+    fig.setdefault("date", old["environment"]["date"])
+    fig.setdefault("git_commit", old["environment"]["git_commit"])
+    keep[key] = fig
+  return keep
 
 
 def write(results: dict, out: str) -> None:
@@ -328,16 +361,21 @@ def main(argv: list[str] | None = None) -> int:
   env["matmul"] = matmul_peak(SIZES[mode]["matmul_n"], SIZES[mode]["repeats"])
   data = {k: getattr(args, k) for k in ("data_dir", "manual_dir") if getattr(args, k)}
   ctx = {"sizes": SIZES[mode], "env": env, "data": data}
-  results = {"mode": mode, "sizes": SIZES[mode], "environment": env, "figures": {}}
+  # Figures not re-run keep their earlier numbers (each carries its own date,
+  # commit and load), so `--only=...` refreshes part of the report.
+  kept = previous_figures(args.out, mode)
+  results = {"mode": mode, "sizes": SIZES[mode], "environment": env, "figures": kept}
   print(f"{env['cpu']} x{env['cpus_usable']}, jax on {env['jax_device']}", flush=True)
   for key in wanted:
-    t0 = time.perf_counter()
+    t0, load0 = time.perf_counter(), os.getloadavg()[0]
     try:
       fig = RUNNERS[key](ctx)
     except Exception as e:  # Record and go on: one broken figure keeps the rest.
       traceback.print_exc()
       fig = {"error": f"{type(e).__name__}: {e}".splitlines()[0]}
     fig["seconds"] = time.perf_counter() - t0
+    fig["load_average"] = [load0, os.getloadavg()[0]]
+    fig["date"], fig["git_commit"] = env["date"], env["git_commit"]
     fig["command"] = command_for(args, key)
     results["figures"][key] = fig
     write(results, args.out)
