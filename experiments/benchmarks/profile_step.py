@@ -19,13 +19,16 @@ step, summed over threads, so it can exceed the wall time when ops overlap):
   CPU time per aten op. PyTorch computes both convolution gradients in one op
   (`convolution_backward`); it is listed under the input gradient.
 
-Prints one markdown table per model and returns the numbers for `run_all.py`.
+Prints one markdown table per model; `--out=experiments/benchmarks/profile.md`
+also writes them, with date and load, where `run_all.py` includes them in
+RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import datetime
 import glob
 import os
 import re
@@ -37,7 +40,7 @@ import jax
 import numpy as np
 import train_step
 
-from jaxprune import models
+from jaxprune import io_utils, models
 
 CATEGORIES = (
   "conv forward",
@@ -237,20 +240,34 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--models", default="lenet5_relu,resnet56,vgg16")
   parser.add_argument("--batch", type=int, default=128)
   parser.add_argument("--steps", type=int, default=2)
-  parser.add_argument("--detail", action="store_true", help="print the top ops")
+  parser.add_argument("--detail", action="store_true", help="list the top ops")
+  parser.add_argument("--out", default=None, help="markdown file for RESULTS.md")
   args = parser.parse_args(argv)
   threads = len(os.sched_getaffinity(0))
-  print(f"load average {os.getloadavg()}", flush=True)
+  load0 = os.getloadavg()[0]
+  lines = []
   for name in args.models.split(","):
     j = jax_profile(name, args.batch, args.steps)
     t = torch_profile(name, args.batch, args.steps, threads)
-    print("\n".join(["", *table(name, j, t)]), flush=True)
+    block = ["", *table(name, j, t), ""]
     if args.detail:
       for side, r in (("jaxprune", j), ("PyTorch", t)):
-        print(f"{side} top ops (ms/step):")
-        for op, v in r["top"].items():
-          print(f"  {v:8.1f}  {op[:150]}")
-  print(f"load average {os.getloadavg()}", flush=True)
+        block.append(f"{side} top ops of {name} (ms/step):")
+        block += [f"* {v:.1f} {op[:140]}" for op, v in r["top"].items()]
+        block.append("")
+    print("\n".join(block), flush=True)
+    lines += block
+  stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+  head = (
+    f"Written by `experiments/benchmarks/profile_step.py --models={args.models} "
+    f"--batch={args.batch} --steps={args.steps}` on {stamp}; 1-min load average "
+    f"{load0:.1f} at start, {os.getloadavg()[0]:.1f} at end ({threads} cores). "
+    "Op times are summed over threads; on a loaded machine memory-bound ops "
+    "(transposes, elementwise) inflate more than compute-bound ones, so read the "
+    "shares, not the absolute times."
+  )
+  if args.out:
+    io_utils.atomic_write_bytes(args.out, "\n".join([head, *lines]).encode())
   return 0
 
 

@@ -291,6 +291,11 @@ def markdown(results: dict) -> str:
       "",
     ]
   lines += [f"## {TITLES['gpu']}", "", *gpu_section(env), ""]
+  profile = os.path.join(HERE, "profile.md")
+  if os.path.exists(profile):  # Written by profile_step.py --out, run separately.
+    with open(profile) as f:
+      lines += ["## 10. Train-step time by op category, jaxprune vs PyTorch", ""]
+      lines += [f.read(), ""]
   return "\n".join(lines)
 
 
