@@ -340,7 +340,7 @@ def command_for(args: argparse.Namespace, key: str) -> str:
   )
   parts += [".venv/bin/python", "experiments/benchmarks/run_all.py", f"--only={key}"]
   parts += ["--quick"] * args.quick
-  for flag in ("data_dir", "manual_dir"):
+  for flag in ("data_dir", "manual_dir", "driver_models"):
     if getattr(args, flag):
       parts.append(f"--{flag}={shlex.quote(getattr(args, flag))}")
   return " ".join(parts)
@@ -353,6 +353,9 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--out", default=HERE, help="directory for the two files")
   parser.add_argument("--data_dir", default=None, help="TFDS dir (config.data)")
   parser.add_argument("--manual_dir", default=None, help="IDX dir (config.data)")
+  parser.add_argument(
+    "--driver_models", default=None, help="figure 8 models (default: one per family)"
+  )
   args = parser.parse_args(argv)
   wanted = [k for k in args.only.split(",") if k]
   unknown = set(wanted) - set(FIGURES)
@@ -365,11 +368,14 @@ def main(argv: list[str] | None = None) -> int:
   env = environment()
   env["matmul"] = matmul_peak(SIZES[mode]["matmul_n"], SIZES[mode]["repeats"])
   data = {k: getattr(args, k) for k in ("data_dir", "manual_dir") if getattr(args, k)}
-  ctx = {"sizes": SIZES[mode], "env": env, "data": data}
+  sizes = dict(SIZES[mode])
+  if args.driver_models:
+    sizes["driver_models"] = tuple(args.driver_models.split(","))
+  ctx = {"sizes": sizes, "env": env, "data": data}
   # Figures not re-run keep their earlier numbers (each carries its own date,
   # commit and load), so `--only=...` refreshes part of the report.
   kept = previous_figures(args.out, mode)
-  results = {"mode": mode, "sizes": SIZES[mode], "environment": env, "figures": kept}
+  results = {"mode": mode, "sizes": sizes, "environment": env, "figures": kept}
   print(f"{env['cpu']} x{env['cpus_usable']}, jax on {env['jax_device']}", flush=True)
   for key in wanted:
     t0, load0 = time.perf_counter(), os.getloadavg()[0]
