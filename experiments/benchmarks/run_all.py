@@ -395,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
       for r in fig["rows"]
     )
     print(f"[{key}] {fig['seconds']:.0f} s: {status}", flush=True)
+  write(results, args.out)  # Also with no figure run (`--only=`): re-renders.
   print(f"wrote {os.path.join(args.out, 'RESULTS.md')} and results.json")
   return 0
 
