@@ -28,7 +28,8 @@ SECTIONS = (
   "## 5. Mean Jacobian singular values",
   "## 6. Compile time and recompiles",
   "## 7. Wall time outside compiled steps",
-  "## 8. GPU",
+  "## 8. Epoch drivers",
+  "## 9. GPU",
 )
 
 
@@ -53,7 +54,7 @@ def test_quick_run_writes_every_figure(tiny_fmnist, tmp_path):
   assert "quick mode" in text and "NOT meaningful" in text
   for field in ("CPU:", "jaxlib", "flax", "optax", "torch", "git commit", "GFLOP/s"):
     assert field in text, field
-  assert text.count("Command: `") == 7
+  assert text.count("Command: `") == 8
   assert "no GPU was lent to this run" in text or "ran on the GPU" in text
 
   results = json.loads((tmp_path / "results.json").read_text())
@@ -66,6 +67,7 @@ def test_quick_run_writes_every_figure(tiny_fmnist, tmp_path):
     "jsv",
     "compile",
     "overhead",
+    "drivers",
   }
   for key, fig in results["figures"].items():
     assert fig["rows"], key

@@ -106,7 +106,7 @@ def test_epochs_steps_and_new_masks_never_retrace():
       state, _ = steps.train_batch(state, images[:32], labels[:32])
       steps.evaluate_resident(eval_variables(state), images, labels)
   jax.block_until_ready(state)
-  assert steps.train_epoch._cache_size() == 1
+  assert steps.scan_epoch._cache_size() == 1
   assert steps.train_batch._cache_size() == 1
   assert steps.evaluate_resident._cache_size() == 1
   assert compiles["_train_epoch"] == 1, compiles
@@ -131,7 +131,7 @@ def test_new_schedule_values_compile_once_per_steps():
         state, metrics = steps.train_epoch(state, images, labels, data_key, epoch)
       assert float(metrics["lr"][0]) < lr  # The new values are the ones used.
     assert compiles["_train_epoch"] == 1, compiles
-    assert steps.train_epoch._cache_size() == 1
+    assert steps.scan_epoch._cache_size() == 1
 
 
 @pytest.mark.xfail(
@@ -177,6 +177,6 @@ def test_prune_retrain_protocol_compiles_train_epoch_once_per_phase(
   phases = 1 + 2  # Pretraining and two IMP retraining cycles.
   assert len(built) == phases
   for steps in built:
-    assert steps.train_epoch._cache_size() == 1
+    assert steps.scan_epoch._cache_size() == 1
   assert compiles["_train_epoch"] == phases, compiles
   assert compiles["_evaluate_resident"] <= phases, compiles

@@ -51,7 +51,15 @@ def test_workdir_contract_and_learning(tiny_config, tmp_path):
   assert rows[0]["lr"] == pytest.approx(0.05) and rows[2]["lr"] == pytest.approx(0.005)
 
 
-def test_resume_after_kill_is_bit_identical(tiny_config, tmp_path, monkeypatch):
+@pytest.mark.parametrize("model", ["mlp7_relu", "lenet5_relu"])
+def test_resume_after_kill_is_bit_identical(tiny_config, tmp_path, monkeypatch, model):
+  # LeNet-5 trains with the per-step loop epoch driver on CPU, MLP-7 with the scan.
+  tiny_config = tiny_config.copy_and_resolve_references()
+  with tiny_config.unlocked():
+    tiny_config.model.name = model
+    tiny_config.model.widths = {"mlp7_relu": (16,) * 6, "lenet5_relu": (2, 4, 8, 8)}[
+      model
+    ]
   reference = str(tmp_path / "uninterrupted")
   train_and_evaluate(tiny_config, reference)
 

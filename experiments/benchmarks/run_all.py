@@ -21,10 +21,16 @@ single-figure scripts of this directory:
                  and a mask change (tests/test_recompile.py asserts more);
   7 overhead     wall time outside the compiled epochs of an MLP-7 prune +
                  retrain protocol run, and the DI Table 3 sweep extrapolated;
-  8 gpu          which accelerator ran the figures (none on a CPU-only run).
+  8 drivers      per model family, per-step time of the automatically driven
+                 and the scanned epoch against single jitted steps
+                 (epoch_drivers.py);
+  9 gpu          which accelerator ran the figures (none on a CPU-only run).
 
 Both files are rewritten atomically after every figure, so an interrupted run
-leaves the figures done so far. A figure that fails is recorded with its error.
+leaves the figures done so far. Figures not named by `--only` keep their numbers
+from the results.json already in `--out` (same mode); every figure says when,
+at which commit and under which 1-min load average it ran (the machine may be
+shared: compare ratios measured side by side, not absolute times). A figure that fails is recorded with its error.
 This module holds the command line, the machine description and the report
 writer; the figures themselves live in `figures_speed.py` (1-4) and
 `figures_analysis.py` (5-7).
@@ -51,6 +57,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)  # The sibling single-figure scripts and figure modules.
 
+import epoch_drivers  # noqa: E402
 import figures_analysis  # noqa: E402
 import figures_speed  # noqa: E402
 import torch  # noqa: E402
@@ -76,6 +83,10 @@ SIZES = {
     matmul_n=2048,
     conv_models=("resnet56", "vgg16"),
     compile_model="resnet56",
+    driver_models=tuple(epoch_drivers.FAMILIES),
+    driver_batch=16,
+    driver_steps=2,
+    scan_repeats=1,
   ),
   "quick": dict(
     repeats=1,
@@ -95,9 +106,22 @@ SIZES = {
     # paths in a minute or two, its numbers mean nothing.
     conv_models=("resnet20", "vgg11"),
     compile_model="resnet20",
+    driver_models=("mlp7_relu", "lenet5_relu"),
+    driver_batch=4,
+    driver_steps=2,
+    scan_repeats=1,
   ),
 }
-FIGURES = ("train_step", "masked", "epoch", "vmap_seeds", "jsv", "compile", "overhead")
+FIGURES = (
+  "train_step",
+  "masked",
+  "epoch",
+  "vmap_seeds",
+  "jsv",
+  "compile",
+  "overhead",
+  "drivers",
+)
 TITLES = {
   "train_step": "1. Train-step throughput, jaxprune vs PyTorch (CIFAR shapes)",
   "masked": "2. Masked vs dense step time in jaxprune",
@@ -106,7 +130,8 @@ TITLES = {
   "jsv": "5. Mean Jacobian singular values: jaxprune vs torch.func",
   "compile": "6. Compile time and recompiles",
   "overhead": "7. Wall time outside compiled steps; DI Table 3 sweep (extrapolated)",
-  "gpu": "8. GPU",
+  "gpu": "9. GPU",
+  "drivers": "8. Epoch drivers: driven and scanned epoch vs single jitted steps",
 }
 
 
@@ -197,6 +222,7 @@ RUNNERS = {
   "jsv": figures_analysis.fig_jsv,
   "compile": figures_analysis.fig_compile,
   "overhead": figures_analysis.fig_overhead,
+  "drivers": figures_speed.fig_drivers,
 }
 
 
@@ -259,11 +285,46 @@ def markdown(results: dict) -> str:
       lines += [f"* {n}" for n in fig["notes"]]
       lines.append("")
     lines += [
-      f"Command: `{fig['command']}` (took {fig['seconds']:.0f} s)",
+      f"Command: `{fig['command']}` (took {fig['seconds']:.0f} s"
+      + _when(fig, env)
+      + ")",
       "",
     ]
   lines += [f"## {TITLES['gpu']}", "", *gpu_section(env), ""]
+  profile = os.path.join(HERE, "profile.md")
+  if os.path.exists(profile):  # Written by profile_step.py --out, run separately.
+    with open(profile) as f:
+      lines += ["## 10. Train-step time by op category, jaxprune vs PyTorch", ""]
+      lines += [f.read(), ""]
   return "\n".join(lines)
+
+
+def _when(fig: dict, env: dict) -> str:
+  """When and under which load a figure ran (figures kept from older runs too)."""
+  if "load_average" not in fig:
+    return ""
+  start, end = fig["load_average"]
+  date = fig.get("date", env["date"])
+  commit = fig.get("git_commit", env["git_commit"])[:12]
+  return (
+    f"; 1-min load average {start:.1f} at start, {end:.1f} at end; {date}, {commit}"
+  )
+
+
+def previous_figures(out: str, mode: str) -> dict:
+  """Figures of an earlier run of the same mode in `out`, kept by `--only` runs."""
+  path = os.path.join(out, "results.json")
+  if not os.path.exists(path):
+    return {}
+  old = io_utils.read_json(path)
+  if old.get("mode") != mode:
+    return {}
+  keep = {}
+  for key, fig in old.get("figures", {}).items():
+    fig.setdefault("date", old["environment"]["date"])
+    fig.setdefault("git_commit", old["environment"]["git_commit"])
+    keep[key] = fig
+  return keep
 
 
 def write(results: dict, out: str) -> None:
@@ -279,7 +340,7 @@ def command_for(args: argparse.Namespace, key: str) -> str:
   )
   parts += [".venv/bin/python", "experiments/benchmarks/run_all.py", f"--only={key}"]
   parts += ["--quick"] * args.quick
-  for flag in ("data_dir", "manual_dir"):
+  for flag in ("data_dir", "manual_dir", "driver_models"):
     if getattr(args, flag):
       parts.append(f"--{flag}={shlex.quote(getattr(args, flag))}")
   return " ".join(parts)
@@ -292,6 +353,9 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--out", default=HERE, help="directory for the two files")
   parser.add_argument("--data_dir", default=None, help="TFDS dir (config.data)")
   parser.add_argument("--manual_dir", default=None, help="IDX dir (config.data)")
+  parser.add_argument(
+    "--driver_models", default=None, help="figure 8 models (default: one per family)"
+  )
   args = parser.parse_args(argv)
   wanted = [k for k in args.only.split(",") if k]
   unknown = set(wanted) - set(FIGURES)
@@ -304,17 +368,25 @@ def main(argv: list[str] | None = None) -> int:
   env = environment()
   env["matmul"] = matmul_peak(SIZES[mode]["matmul_n"], SIZES[mode]["repeats"])
   data = {k: getattr(args, k) for k in ("data_dir", "manual_dir") if getattr(args, k)}
-  ctx = {"sizes": SIZES[mode], "env": env, "data": data}
-  results = {"mode": mode, "sizes": SIZES[mode], "environment": env, "figures": {}}
+  sizes = dict(SIZES[mode])
+  if args.driver_models:
+    sizes["driver_models"] = tuple(args.driver_models.split(","))
+  ctx = {"sizes": sizes, "env": env, "data": data}
+  # Figures not re-run keep their earlier numbers (each carries its own date,
+  # commit and load), so `--only=...` refreshes part of the report.
+  kept = previous_figures(args.out, mode)
+  results = {"mode": mode, "sizes": sizes, "environment": env, "figures": kept}
   print(f"{env['cpu']} x{env['cpus_usable']}, jax on {env['jax_device']}", flush=True)
   for key in wanted:
-    t0 = time.perf_counter()
+    t0, load0 = time.perf_counter(), os.getloadavg()[0]
     try:
       fig = RUNNERS[key](ctx)
     except Exception as e:  # Record and go on: one broken figure keeps the rest.
       traceback.print_exc()
       fig = {"error": f"{type(e).__name__}: {e}".splitlines()[0]}
     fig["seconds"] = time.perf_counter() - t0
+    fig["load_average"] = [load0, os.getloadavg()[0]]
+    fig["date"], fig["git_commit"] = env["date"], env["git_commit"]
     fig["command"] = command_for(args, key)
     results["figures"][key] = fig
     write(results, args.out)
@@ -323,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
       for r in fig["rows"]
     )
     print(f"[{key}] {fig['seconds']:.0f} s: {status}", flush=True)
+  write(results, args.out)  # Also with no figure run (`--only=`): re-renders.
   print(f"wrote {os.path.join(args.out, 'RESULTS.md')} and results.json")
   return 0
 

@@ -37,7 +37,7 @@ from jaxprune.train.steps import Steps
 BATCH = 128
 
 
-def _jax_steps(name: str, input_shape, augment: str):
+def _jax_steps(name: str, input_shape, augment: str, batch: int = BATCH):
   model = models.create(name)
   tx = optim.create(
     ml_collections.ConfigDict(dict(name="sgd", momentum=0.9, weight_decay=1e-4)), 0.05
@@ -46,7 +46,7 @@ def _jax_steps(name: str, input_shape, augment: str):
   pre = pipeline.Preprocess(
     mean=(0.5,) * input_shape[-1], std=(0.25,) * input_shape[-1], augment=augment
   )
-  steps = Steps(model, tx, lambda s: 0.05, pre, mesh, BATCH, BATCH)
+  steps = Steps(model, tx, lambda s: 0.05, pre, mesh, batch, batch)
   # Replicated like the step's output, so the second call does not retrace.
   state = jax.jit(
     lambda r: create_train_state(model, tx, input_shape, r),

@@ -38,14 +38,16 @@ class Preprocess:
   pad: int = 4
 
   def __call__(self, images: jax.Array, rng: jax.Array, train: bool) -> jax.Array:
-    x = images.astype(jnp.float32) / 255.0
-    if train and self.augment == "cifar":
-      x = random_pad_crop(x, rng, self.pad)
-    if train and self.augment in ("cifar", "flip"):
-      x = random_flip(x, jax.random.fold_in(rng, 1))
-    mean = jnp.asarray(self.mean, jnp.float32)
-    std = jnp.asarray(self.std, jnp.float32)
-    return (x - mean) / std
+    # The scope names these ops in profiles (experiments/benchmarks/profile_step.py).
+    with jax.named_scope("preprocess"):
+      x = images.astype(jnp.float32) / 255.0
+      if train and self.augment == "cifar":
+        x = random_pad_crop(x, rng, self.pad)
+      if train and self.augment in ("cifar", "flip"):
+        x = random_flip(x, jax.random.fold_in(rng, 1))
+      mean = jnp.asarray(self.mean, jnp.float32)
+      std = jnp.asarray(self.std, jnp.float32)
+      return (x - mean) / std
 
 
 def random_pad_crop(x: jax.Array, rng: jax.Array, pad: int) -> jax.Array:

@@ -22,7 +22,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxprune.models import initializers
+from jaxprune.models import initializers, pooling
 
 ACTIVATIONS = ("relu", "linear")
 
@@ -97,7 +97,7 @@ class LeNet5(nn.Module):
       )
       x = _activate(layer(x), self.activation)
       if i < 2:
-        x = nn.max_pool(x, (2, 2), strides=(2, 2))
+        x = pooling.max_pool_2x2(x)
     x = jnp.reshape(x, (x.shape[0], -1))
     fc0 = initializers.dense(
       self.widths[3], x.shape[-1], init=self.init_scheme, gain=gain, name="fc0"

@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxprune.models import graph, initializers, validation
+from jaxprune.models import graph, initializers, pooling, validation
 
 # Conv widths per stage; pooling follows each stage (not the last on CIFAR).
 STAGES = {
@@ -111,7 +111,7 @@ class VGG(nn.Module):
         x = nn.relu(x)
         i += 1
       if imagenet or s + 1 < len(stages):
-        x = nn.max_pool(x, (2, 2), strides=(2, 2))
+        x = pooling.max_pool_2x2(x)
     if imagenet:
       x = adaptive_avg_pool(x, 7).reshape(x.shape[0], -1)
     else:

@@ -7,13 +7,25 @@ exactly zero through momentum and weight decay), BatchNorm statistics updated.
 
 `Steps` binds the static pieces (model, optimizer, schedule, preprocessing, mesh)
 and compiles:
-  * `train_epoch`: a whole epoch over resident data as one `lax.scan` (the batch
-    indices come from a seeded permutation inside the program);
+  * `train_epoch`: a whole epoch over resident data, driven by one of two
+    drivers with the same data order and the same step (see `epoch_driver`):
+    "scan", the epoch as one `lax.scan` (`scan_epoch`), or "loop", a Python loop
+    of one jitted step per batch over the device-resident data, each step
+    gathering its batch from the on-device permutation (`indexed_step`);
   * `train_batch`: one step on a host batch, for streamed data;
   * `evaluate_resident` / `evaluate_batch`: weighted sums of loss and correct
     predictions, so padded examples do not count.
 The state argument is donated; shapes never change during a run, so each
 function compiles once.
+
+Why two epoch drivers: XLA:CPU rewrites convolutions that its Eigen kernels
+cannot run as they stand (the gradient convolutions autodiff emits have
+transposed dimension orders) into a runnable form only in the entry computation
+of a program (`xla::cpu::ConvCanonicalization` walks `entry_computation()`
+alone). Inside a `lax.scan` (a while-loop body) they stay as they are and fall
+back to a naive loop nest, measured 4x slower for LeNet-5 and 12x for ResNet-20
+per step (experiments/benchmarks/RESULTS.md). Dense nets have no convolutions
+and keep the scan (no per-step dispatch); conv nets on CPU loop over steps.
 """
 
 from __future__ import annotations
@@ -125,6 +137,23 @@ def eval_variables(state: TrainState) -> dict[str, Any]:
   }
 
 
+EPOCH_DRIVERS = ("auto", "scan", "loop")
+
+
+def has_conv_kernels(params: Any) -> bool:
+  """True if any param has 3 or more dims (a convolution kernel; Dense is 2-D)."""
+  return any(np.ndim(leaf) >= 3 for leaf in jax.tree_util.tree_leaves(params))
+
+
+def resolve_epoch_driver(driver: str, params: Any, backend: str) -> str:
+  """ "scan" or "loop" for `driver` ("auto": loop for conv nets on CPU only)."""
+  if driver not in EPOCH_DRIVERS:
+    raise ValueError(f"epoch_driver={driver!r}; allowed: {', '.join(EPOCH_DRIVERS)}")
+  if driver != "auto":
+    return driver
+  return "loop" if backend == "cpu" and has_conv_kernels(params) else "scan"
+
+
 @dataclasses.dataclass
 class Steps:
   """Compiled train/eval functions for one model, optimizer and mesh."""
@@ -138,8 +167,10 @@ class Steps:
   eval_batch_size: int
   loss_hook: Any = None
   soft_masks: bool = False
+  epoch_driver: str = "auto"  # "auto" | "scan" | "loop"; see the module docstring.
 
   def __post_init__(self):
+    resolve_epoch_driver(self.epoch_driver, {}, "cpu")  # Fails early on a typo.
     repl = sharding.replicated(self.mesh)
     step = functools.partial(
       train_step,
@@ -151,8 +182,12 @@ class Steps:
       soft_masks=self.soft_masks,
     )
     self._step = step
-    self.train_epoch = jax.jit(
+    self.scan_epoch = jax.jit(
       self._train_epoch, donate_argnums=0, out_shardings=(repl, repl)
+    )
+    self.epoch_order = jax.jit(self._epoch_order, static_argnums=2)
+    self.indexed_step = jax.jit(
+      self._indexed_step, donate_argnums=0, out_shardings=(repl, repl)
     )
     self.train_batch = jax.jit(step, donate_argnums=0, out_shardings=(repl, repl))
     self.evaluate_batch = jax.jit(
@@ -164,17 +199,39 @@ class Steps:
   def _constrain(self, x):
     return jax.lax.with_sharding_constraint(x, sharding.batch_sharded(self.mesh))
 
-  def _train_epoch(self, state, images, labels, data_rng, epoch):
-    order = pipeline.epoch_permutation(
-      jax.random.fold_in(data_rng, epoch), labels.shape[0], self.batch_size
+  def _epoch_order(self, data_rng, epoch, num_examples: int):
+    return pipeline.epoch_permutation(
+      jax.random.fold_in(data_rng, epoch), num_examples, self.batch_size
     )
 
+  def _gathered_step(self, state, images, labels, idx):
+    return self._step(state, self._constrain(images[idx]), self._constrain(labels[idx]))
+
+  def _train_epoch(self, state, images, labels, data_rng, epoch):
+    order = self._epoch_order(data_rng, epoch, labels.shape[0])
+
     def body(state, idx):
-      return self._step(
-        state, self._constrain(images[idx]), self._constrain(labels[idx])
-      )
+      return self._gathered_step(state, images, labels, idx)
 
     return jax.lax.scan(body, state, order)
+
+  def _indexed_step(self, state, images, labels, order, i):
+    return self._gathered_step(state, images, labels, order[i])
+
+  def driver_for(self, state: TrainState) -> str:
+    """The epoch driver `train_epoch` uses for `state` on this backend."""
+    return resolve_epoch_driver(self.epoch_driver, state.params, jax.default_backend())
+
+  def train_epoch(self, state: TrainState, images, labels, data_rng, epoch):
+    """One epoch over resident data -> (state, per-step metrics [steps])."""
+    if self.driver_for(state) == "scan":
+      return self.scan_epoch(state, images, labels, data_rng, epoch)
+    order = self.epoch_order(data_rng, epoch, labels.shape[0])
+    per_step = []
+    for i in range(order.shape[0]):
+      state, metrics = self.indexed_step(state, images, labels, order, i)
+      per_step.append(metrics)
+    return state, jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *per_step)
 
   def _evaluate_resident(self, variables, images, labels):
     n = labels.shape[0]
