@@ -167,15 +167,12 @@ def build_from_config(config) -> tuple[Any, dict[str, Any]]:
     "pruning": config.pruning.name,
     "dense_params": dense.total_params,
     "dense_flops": dense.flops,
-    # Relative to the dense model, so small-dense and masked results compare.
-    "sparsity": 1 - counts.total_nonzero_params / dense.total_params,
+    # The result rows' definition (one function for both).
+    "sparsity": counting.sparsity(dense, counts, result.masks, result.prunable),
     "speedup": dense.flops / counts.nonzero_flops if counts.nonzero_flops else None,
   }
   if result.widths is not None:
     extra["widths"] = json.loads(json.dumps(result.widths))
-  if result.prunable is not None:
-    rep = pruning.masks.sparsity(result.masks, result.prunable)
-    extra["prunable_sparsity"] = rep.sparsity
   return counts, extra
 
 

@@ -24,7 +24,9 @@ parameters of the model as it is stored (the small-dense model after surgery,
 the full-size model for masks; BatchNorm statistics excluded), `flops` are
 2 x MACs of its convs/dense layers per example, `nonzero_*` scale each layer by
 the density of its kernel (ShrinkBench), and `speedup` is the dense original's
-FLOPs over the pruned model's nonzero FLOPs.
+FLOPs over the pruned model's nonzero FLOPs; `sparsity` is
+`counting.sparsity` (the prunable weights' mask sparsity for unstructured
+pruning, else the fraction of all dense params removed or masked).
 """
 
 from __future__ import annotations
@@ -276,8 +278,13 @@ def measure(
   params: Any,
   masks: Any = None,
   widths: Any = None,
+  prunable: Any = None,
 ) -> dict[str, Any]:
-  """Params / FLOPs of the pruned model vs the dense one (module docstring)."""
+  """Sparsity, params and FLOPs of the pruned model vs the dense one.
+
+  ``prunable`` (unstructured pruning) makes ``sparsity`` the prunable weights'
+  mask sparsity; see the module docstring.
+  """
   name, shape, ncls = config.model.name, input_shape(config), num_classes(config)
   base = config_utils.model_overrides(config)
   dense = counting.count(models.create(name, ncls, **base), shape)
@@ -294,6 +301,7 @@ def measure(
   pruned = counting.count(model, shape, variables, masks)
   nnz_flops = pruned.nonzero_flops
   return {
+    "sparsity": counting.sparsity(dense, pruned, masks, prunable),
     "params": pruned.total_params,
     "nonzero_params": pruned.total_nonzero_params,
     "flops": pruned.flops,

@@ -137,9 +137,9 @@ def lottery(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   summary = {
     **common.final_metrics(phase.summary),
     "epoch": phase.summary["epoch"],
-    "sparsity": common.mask_sparsity(current.masks, res.prunable),
+    "sparsity": None,  # Set by measure (keeps the row's key order).
     "target_sparsity": config.pruning.sparsity,
-    **common.measure(config, current.params, current.masks),
+    **common.measure(config, current.params, current.masks, prunable=res.prunable),
     "rewind_epoch": rewind_epoch(config),
     "dense_workdir": dense.workdir,
     "dense/test/accuracy": dense.summary.get("test/accuracy"),

@@ -110,15 +110,13 @@ def prune_epoch(config: ml_collections.ConfigDict, workdir: str) -> dict[str, An
     evaluate_start=True,
   )
   final = phase.final()
-  counts = common.measure(config, final.params, final.masks, pruned.widths)
-  if config.pruning.name == "unstructured":
-    sparsity = common.mask_sparsity(final.masks, pruned.prunable)
-  else:
-    sparsity = 1.0 - counts["params"] / counts["dense_params"]
+  counts = common.measure(
+    config, final.params, final.masks, pruned.widths, pruned.prunable
+  )
   summary = {
     **common.final_metrics(phase.summary),
     "epoch": phase.summary["epoch"],
-    "sparsity": sparsity,
+    "sparsity": counts["sparsity"],
     "target_sparsity": retrain.target(config),
     **counts,
     "widths": common.widths_json(pruned.widths),
