@@ -5,12 +5,10 @@ the first conv of every block), which counts sparsity as the fraction of all
 the dense model's parameters that pruning removes.
 """
 
-import jax
 import pytest
 
 from configs.wang2023 import table6
 from jaxprune import inspect as jp_inspect
-from jaxprune import pruning
 from jaxprune.protocols import common
 
 # Pruning ratio -> (sparsity % printed in Table 6, the independent count %).
@@ -27,18 +25,7 @@ TABLE6 = {
 def _row_sparsity(config, surgery: bool) -> float:
   """The sparsity a protocol's result row reports after pruning ``config``."""
   config.pruning.surgery = surgery
-  params, batch_stats = common.init_params(config)
-  res = pruning.prune(
-    config.pruning,
-    params,
-    batch_stats,
-    model_name=config.model.name,
-    rng=jax.random.key(1),
-    model_overrides=common.overrides_without_widths(config),
-  )
-  return common.measure(config, res.params, res.masks, res.widths, res.prunable)[
-    "sparsity"
-  ]
+  return common.measure_at_init(config)["sparsity"]
 
 
 @pytest.mark.parametrize("ratio", sorted(TABLE6))

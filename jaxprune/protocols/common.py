@@ -41,7 +41,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxprune import checkpointing, config_utils, counting, io_utils, models
+from jaxprune import checkpointing, config_utils, counting, io_utils, models, pruning
 from jaxprune.data import datasets
 from jaxprune.pruning import masks as masks_lib
 from jaxprune.train import Start, loop, sharding, train_and_evaluate
@@ -311,6 +311,21 @@ def measure(
     "speedup": dense.flops / nnz_flops if nnz_flops else math.inf,
     "compression": dense.total_params / max(pruned.total_nonzero_params, 1),
   }
+
+
+def measure_at_init(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """:func:`measure` of `config.pruning` applied to the initial weights."""
+  params, batch_stats = init_params(config)
+  res = pruning.prune(
+    config.pruning,
+    params,
+    batch_stats,
+    model_name=config.model.name,
+    rng=pruning_rng(config, 1),
+    model_overrides=overrides_without_widths(config),
+    input_shape=input_shape(config),
+  )
+  return measure(config, res.params, res.masks, res.widths, res.prunable)
 
 
 def mask_sparsity(masks: Any, prunable: Any) -> float:

@@ -29,7 +29,6 @@ from typing import Any
 
 import ml_collections
 
-from jaxprune import pruning
 from jaxprune.analysis import training_stats
 from jaxprune.protocols import common, register, retrain
 from jaxprune.schedules import budget
@@ -52,17 +51,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 def init_speedup(config: ml_collections.ConfigDict) -> float:
   """FLOPs speedup of `config.pruning` applied to the initial weights."""
-  params, batch_stats = common.init_params(config)
-  res = pruning.prune(
-    config.pruning,
-    params,
-    batch_stats,
-    model_name=config.model.name,
-    rng=common.pruning_rng(config, 1),
-    model_overrides=common.overrides_without_widths(config),
-    input_shape=common.input_shape(config),
-  )
-  return common.measure(config, res.params, res.masks, res.widths)["speedup"]
+  return common.measure_at_init(config)["speedup"]
 
 
 def protocol(config: ml_collections.ConfigDict) -> budget.PruneProtocol:
