@@ -6,7 +6,7 @@ output shape, so the count follows the model code instead of a per-family
 formula. Everything else (BatchNorm, pooling, activations, residual adds) is
 counted as zero MACs, as ShrinkBench does.
 
-Conventions (sources in ``docs/provenance.md``, FLOPs conventions):
+Conventions (sources in ``docs/provenance.md`` F11):
 
 * MACs are multiply-adds per example, biases excluded:
   conv ``C_in/groups * C_out * kh * kw * H_out * W_out``, dense ``in * out``.
