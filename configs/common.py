@@ -171,23 +171,41 @@ def magnitude(
   return config
 
 
+OPTIONS = ("smoke", "fashion_mnist")
+
+
+def options(arg: str | None) -> set[str]:
+  """The config argument's options: `"fashion_mnist,smoke"` -> both."""
+  chosen = {a for a in (arg or "").replace(" ", "").split(",") if a}
+  unknown = sorted(chosen - set(OPTIONS))
+  if unknown:
+    raise ValueError(
+      f"config argument {arg!r}: unknown option(s) {unknown}; allowed: "
+      f"{', '.join(OPTIONS)} (comma-separated)"
+    )
+  return chosen
+
+
 def finalize(
   config: ml_collections.ConfigDict, arg: str | None
 ) -> ml_collections.ConfigDict:
   """`config_utils.finalize` plus the protocol fields the smoke run must shrink.
 
-  `arg="fashion_mnist"` runs an MNIST config on the offline Fashion-MNIST
-  (`fashion_mnist_local`), e.g. the Dynamical Isometry tables on this CPU.
+  `arg` is a comma-separated list of options: `smoke`, and `fashion_mnist`,
+  which runs an MNIST config on the offline Fashion-MNIST (`fashion_mnist_local`),
+  e.g. the Dynamical Isometry tables on this CPU (`fashion_mnist,smoke`: both).
   """
-  if arg == "fashion_mnist":
+  chosen = options(arg)
+  if "fashion_mnist" in chosen:
     if config.data.name != "mnist":
       raise ValueError(
         f"config argument 'fashion_mnist' applies to MNIST configs only, this one "
         f"trains on {config.data.name!r}"
       )
-    config.data.name, arg = "fashion_mnist_local", None
-  config = config_utils.finalize(config, arg)
-  if arg == "smoke":
+    config.data.name = "fashion_mnist_local"
+  smoke = "smoke" in chosen
+  config = config_utils.finalize(config, "smoke" if smoke else None)
+  if smoke:
     config.retrain.num_epochs = 1
     if config.retrain.spec:  # A piecewise retraining spec: its first stage only.
       config.retrain.spec = "0:" + config.retrain.spec.split(",")[0].split(":")[1]
@@ -208,7 +226,7 @@ def sweep(
 ) -> list[dict[str, Any]]:
   """`points` x `seeds`; the smoke variant keeps the first point, seed 0, and
   drops its epoch overrides (they would undo the smoke shrinking)."""
-  if arg == "smoke":
+  if "smoke" in options(arg):
     first = {k: v for k, v in points[0].items() if k not in _SMOKE_DROPPED}
     return sweeps.seeds([first], [seeds[0]])
   return sweeps.seeds(points, seeds)

@@ -83,23 +83,27 @@ class Checkpointer:
     if max_to_keep < 1:
       raise ValueError(f"keep_checkpoints must be >= 1, got {max_to_keep}")
     self.directory = os.path.abspath(directory)
-    keep = {"latest": max_to_keep, "best": 1, "final": 1}
-    self._managers = {
-      kind: ocp.CheckpointManager(
-        os.path.join(self.directory, kind),
-        item_names=("state", "meta"),
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep[kind], create=True),
-      )
-      for kind in KINDS
-    }
+    self._keep = {"latest": max_to_keep, "best": 1, "final": 1}
+    self._managers: dict[str, ocp.CheckpointManager] = {}
 
-  def _manager(self, kind: str) -> ocp.CheckpointManager:
-    if kind not in self._managers:
+  def _manager(self, kind: str, create: bool = False) -> ocp.CheckpointManager | None:
+    """The kind's manager; None if it has no directory yet and `create` is off
+    (so a run without a validation split leaves no empty `best/`)."""
+    if kind not in KINDS:
       raise ValueError(f"checkpoint kind must be one of {list(KINDS)}, got {kind!r}")
+    path = os.path.join(self.directory, kind)
+    if kind not in self._managers:
+      if not create and not os.path.isdir(path):
+        return None
+      self._managers[kind] = ocp.CheckpointManager(
+        path,
+        item_names=("state", "meta"),
+        options=ocp.CheckpointManagerOptions(max_to_keep=self._keep[kind], create=True),
+      )
     return self._managers[kind]
 
   def save(self, kind: str, step: int, state: Any, meta: dict[str, Any]) -> None:
-    manager = self._manager(kind)
+    manager = self._manager(kind, create=True)
     if manager.latest_step() == step:
       return  # Already saved at this step (e.g. final == last periodic).
     meta = {**meta, "checksum": checksum(state)}
@@ -114,7 +118,8 @@ class Checkpointer:
     manager.wait_until_finished()
 
   def latest_step(self, kind: str = "latest") -> int | None:
-    return self._manager(kind).latest_step()
+    manager = self._manager(kind)
+    return None if manager is None else manager.latest_step()
 
   def step_dir(self, kind: str, step: int) -> str:
     return os.path.join(self.directory, kind, str(step))
@@ -130,6 +135,8 @@ class Checkpointer:
     checkpoint is set aside (with a warning) for the previous kept one.
     """
     manager = self._manager(kind)
+    if manager is None:
+      return None
     steps = [step] if step is not None else sorted(manager.all_steps(), reverse=True)
     for n, s in enumerate(steps):
       try:

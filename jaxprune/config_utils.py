@@ -9,15 +9,18 @@ is allowed; unknown fields are rejected by the locked ConfigDict itself.
 
 from __future__ import annotations
 
+import ast
 import difflib
+import functools
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import ml_collections
 from ml_collections import config_dict
 
-from jaxprune import pruning
+from jaxprune import config_schema, pruning
 
 # Fields that do not change what a run computes: a resumed run may differ in them.
 RESUME_SAFE_FIELDS = (
@@ -27,16 +30,6 @@ RESUME_SAFE_FIELDS = (
   "analysis",
   "cache_dir",  # Where shared phases are stored, not what they compute.
 )
-
-# Options added after runs were recorded, with the value that computes exactly
-# what those runs computed: left out of the hash at that value, so adding an
-# option does not orphan finished runs (a config that sets it gets a new hash).
-HASH_NEUTRAL_DEFAULTS = {
-  "retrain.min_lr": None,
-  "bimp.allow_nonlinear_t0": False,
-  "retrain.allr_norm_params": "all",
-  "retrain.cycle_momentum": False,
-}
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -78,7 +71,8 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.schedule = ml_collections.ConfigDict()
   c.schedule.name = "piecewise"
-  c.schedule.spec = "0:0.01,15:0.001,25:0.0001"
+  # Stage starts as fractions of the epochs: any num_epochs keeps the shape.
+  c.schedule.spec = "0:0.01,1/2:0.001,5/6:0.0001"
   c.schedule.epochs = c.get_ref("num_epochs")
 
   # Measurements taken during training (logged with the metrics).
@@ -164,8 +158,11 @@ def _rescale_spec(spec: str, old_epochs: int, new_epochs: int) -> str:
   pairs = []
   for item in spec.split(","):
     epoch, lr = item.split(":")
+    if "/" in epoch:  # A fraction of the epochs rescales itself.
+      pairs.append((epoch, lr))
+      continue
     scaled = int(int(epoch) * new_epochs / old_epochs)
-    if pairs and scaled <= pairs[-1][0]:
+    if pairs and isinstance(pairs[-1][0], int) and scaled <= pairs[-1][0]:
       continue  # Stages shorter than one epoch collapse.
     pairs.append((scaled, lr))
   return ",".join(f"{e}:{lr}" for e, lr in pairs)
@@ -262,6 +259,41 @@ def check_field(config: ml_collections.ConfigDict, dotted: str, what: str) -> No
     node = node[part]
 
 
+def parse_overrides(
+  args: Sequence[str], config: ml_collections.ConfigDict
+) -> dict[str, Any]:
+  """`["--config.pruning.sparsity=0.9", ...]` -> `{"pruning.sparsity": 0.9}`.
+
+  The same `--config.FIELD=VALUE` syntax as `jaxprune.main`, for the argparse
+  commands (sweeps, inspect). A value is read as a Python literal where that
+  fits the field's current type (numbers, booleans, tuples, None); a string
+  field takes the text as is. Anything else raises ValueError naming it.
+  """
+  out = {}
+  for arg in args:
+    key, eq, text = arg.partition("=")
+    if not key.startswith("--config.") or not eq:
+      raise ValueError(
+        f"unrecognised argument {arg!r}; overrides: --config.FIELD=VALUE"
+      )
+    key = key[len("--config.") :]
+    check_field(config, key, f"--config.{key}")
+    current = config
+    for part in key.split("."):
+      current = current[part]
+    out[key] = _literal(text) if not isinstance(current, str) else text
+    if isinstance(current, float) and isinstance(out[key], int):
+      out[key] = float(out[key])
+  return out
+
+
+def _literal(text: str) -> Any:
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
+
+
 def model_overrides(config: ml_collections.ConfigDict) -> dict[str, Any]:
   """`config.model` minus `name`, as keyword arguments for `models.create`."""
   overrides = config.model.to_dict()
@@ -274,22 +306,48 @@ def to_json_dict(config: ml_collections.ConfigDict) -> dict[str, Any]:
 
 
 def config_hash(config: ml_collections.ConfigDict) -> str:
-  """Stable short hash of everything that determines a run's results."""
-  fields = to_json_dict(config)
+  """Stable short hash of everything that determines a run's results.
+
+  Fields of `config_schema.HASHED_ALWAYS` are always hashed (hashes computed
+  before that list existed stay valid); a field added later is hashed only
+  when it differs from its `base_config()` default.
+  """
+  fields = without_new_defaults(to_json_dict(config), _defaults())
   for key in RESUME_SAFE_FIELDS:
     fields.pop(key, None)
-  for dotted, default in HASH_NEUTRAL_DEFAULTS.items():
-    *parents, leaf = dotted.split(".")
-    node = fields
-    for part in parents:
-      node = node.get(part, {})
-    if leaf in node and node[leaf] == default:
-      del node[leaf]
   return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
+@functools.lru_cache(maxsize=1)
+def _defaults() -> dict[str, Any]:
+  """`base_config()` as JSON (read only; cached: hashing runs per sweep point)."""
+  return to_json_dict(base_config())
+
+
+def without_new_defaults(
+  fields: dict[str, Any], defaults: dict[str, Any], prefix: str = ""
+) -> dict[str, Any]:
+  """`fields` minus the fields outside `HASHED_ALWAYS` that equal their default."""
+  out = {}
+  for key, value in fields.items():
+    name, known = prefix + key, key in defaults
+    if isinstance(value, dict) and isinstance(defaults.get(key), dict):
+      value = without_new_defaults(value, defaults[key], name + ".")
+      if not value and name not in config_schema.HASHED_ALWAYS:
+        continue  # A new section left at its defaults.
+    elif known and name not in config_schema.HASHED_ALWAYS and value == defaults[key]:
+      continue
+    out[key] = value
+  return out
+
+
 def diff(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
-  """Dotted names of fields that differ between two config dicts."""
+  """Dotted names of fields that differ between two config dicts (a field
+  added to the schema after `saved` was written counts only off its default)."""
+  if not prefix:
+    defaults = _defaults()
+    saved = without_new_defaults(saved, defaults)
+    current = without_new_defaults(current, defaults)
   out = []
   for key in sorted(set(saved) | set(current)):
     name = f"{prefix}{key}"

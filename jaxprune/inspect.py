@@ -2,6 +2,8 @@
 
   python -m jaxprune.inspect --model=resnet56 [--num_classes=10]
       [--input_shape=32,32,3] [--convention=shrinkbench] [--json]
+  python -m jaxprune.inspect --config=configs/protocols/prune_retrain.py \
+      [--config.pruning.sparsity=0.5 ...] [--json]
 
 Prints one row per Conv/Dense layer (kernel shape, output shape, params, MACs
 per example at the model's input size: 32x32x3 for CIFAR models, 32x32x1 for
@@ -43,7 +45,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
   )
   parser.add_argument("--convention", default="actual", choices=counting.CONVENTIONS)
   parser.add_argument("--json", action="store_true", help="End with a JSON line.")
-  return parser.parse_args(argv)
+  args, args.overrides = parser.parse_known_args(argv)
+  if args.overrides and args.config is None:
+    parser.error(f"--config.FIELD=VALUE overrides need --config: {args.overrides}")
+  return args
 
 
 def _parse_shape(text: str | None, name: str) -> tuple[int, ...]:
@@ -104,15 +109,19 @@ def report(counts: counting.Counts, title: str) -> str:
   ]
   if nonzero or counts.nonzero_macs != counts.macs:
     lines += [
-      f"nonzero params:    {_fmt(counts.total_nonzero_params)}",
-      f"nonzero MACs:      {_fmt(counts.nonzero_macs)}",
-      f"speedup:           {counts.theoretical_speedup:.3f}x",
+      f"nonzero params:    {_fmt(counts.total_nonzero_params)} (total params "
+      "minus the weights the masks set to zero)",
+      f"nonzero MACs:      {_fmt(counts.nonzero_macs)} (each layer's MACs x its "
+      "kernel density)",
+      f"speedup:           {counts.theoretical_speedup:.3f}x (of this model: its "
+      "MACs / its nonzero MACs; masks only)",
     ]
   return "\n".join(lines)
 
 
-def load_config(spec: str):
-  """``PATH[:ARG]`` -> ``get_config(ARG)`` of the config file at PATH."""
+def load_config(spec: str, overrides: Sequence[str] = ()):
+  """``PATH[:ARG]`` -> ``get_config(ARG)`` of the config file at PATH, with
+  ``--config.FIELD=VALUE`` ``overrides`` applied."""
   import importlib.util
 
   path, _, arg = spec.partition(":")
@@ -121,7 +130,15 @@ def load_config(spec: str):
     raise SystemExit(f"--config: cannot load {path!r}")
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
-  return module.get_config(arg or None)
+  config = module.get_config(arg or None)
+  from jaxprune import config_utils, sweeps
+
+  try:
+    return sweeps.apply_overrides(
+      config, config_utils.parse_overrides(overrides, config)
+    )
+  except ValueError as e:
+    raise SystemExit(str(e)) from None
 
 
 def build_from_config(config) -> tuple[Any, dict[str, Any]]:
@@ -181,12 +198,16 @@ def main(argv: Sequence[str] | None = None) -> int:
   if (args.model is None) == (args.config is None):
     raise SystemExit("give exactly one of --model or --config")
   if args.config is not None:
-    counts, extra = build_from_config(load_config(args.config))
+    counts, extra = build_from_config(load_config(args.config, args.overrides))
     print(
       report(counts, f"{args.config}: {extra['model']} pruned ({extra['pruning']})")
     )
     print(
-      f"sparsity vs dense: {extra['sparsity']:.4f}, speedup: {extra['speedup']:.3f}x"
+      f"sparsity: {extra['sparsity']:.4f} (as in result rows: unstructured, the "
+      "pruned fraction of the prunable weights; structured, 1 - nonzero params / "
+      f"the dense model's params), speedup vs dense: {extra['speedup']:.3f}x (the dense "
+      "model's FLOPs / these nonzero FLOPs; includes the channels surgery removed, "
+      "which the per-model speedup above does not see)"
     )
     if args.json:
       print(json.dumps({**counts.summary(), **extra}))

@@ -57,9 +57,10 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
 
 
 def atomic_write_figure(fig: Any, path: str, *, dpi: int = 130) -> str:
-  """Saves a matplotlib figure as PNG atomically; returns `path`."""
+  """Saves a matplotlib figure atomically in the format of `path`'s extension
+  (png, pdf, svg; png without one); returns `path`."""
   buffer = io.BytesIO()
-  fig.savefig(buffer, format="png", dpi=dpi)
+  fig.savefig(buffer, format=os.path.splitext(path)[1][1:] or "png", dpi=dpi)
   atomic_write_bytes(path, buffer.getvalue())
   return path
 

@@ -3,8 +3,12 @@
 A *setting* is a row's overrides without its seed; every setting gets the mean
 and standard deviation (numpy's default, ddof=0, over seeds) of each metric,
 written as a markdown table (`mean ± std`) and a CSV with separate columns.
-Figures plot a metric against one override (e.g. sparsity, retraining epochs)
-with one line per value of another (e.g. the schedule), error bars = std.
+Settings take their values from each row's config, so rows of an extended
+sweep (that did not override a newer key) group by what they ran with.
+Figures plot a metric against any config key (numeric: lines; categorical:
+points) with one line per value of another, error bars = std over seeds (said
+in the subtitle), the dense baseline as a dashed line, paper labels (`LABELS`)
+and accuracies in %, at one column's width, as PNG and PDF (or SVG).
 
 With `--paper_config` (a paper sweep config defining `paper_cell(setting)`),
 the table gets a column with the published mean ± std of the cell each
@@ -12,7 +16,8 @@ setting reproduces (from `third_party/paper_results/`).
 
 Command line:
   python -m jaxprune.report --results=DIR/results.jsonl --out=DIR/report \
-      [--metric=test/accuracy] [--x=pruning.sparsity --hue=schedule.name] \
+      [--metric=test/accuracy] [--x=pruning.sparsity --hue=retrain.schedule] \
+      [--formats=png,pdf,svg] \
       [--paper_config=configs/le2021/table2.py]
 """
 
@@ -31,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from jaxprune import io_utils
+from jaxprune.figures import FORMATS, figure  # report.figure for callers.
 
 # Top-level row fields aggregated besides row["metrics"].
 EXTRA_FIELDS = (
@@ -53,15 +59,51 @@ def _is_number(value: Any) -> bool:
   return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def setting_of(row: dict[str, Any]) -> dict[str, Any]:
-  return {k: v for k, v in sorted(row.get("overrides", {}).items()) if k != "seed"}
+_MISSING = object()
 
 
-def aggregate(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-  """One entry per setting: {"setting", "n", "status", "mean": {...}, "std": {...}}."""
+def config_value(row: dict[str, Any], key: str) -> Any:
+  """The value of dotted `key` in the row's config, else its override, else missing."""
+  node = row.get("config")
+  for part in key.split("."):
+    if not isinstance(node, dict) or part not in node:
+      return row.get("overrides", {}).get(key, _MISSING)
+    node = node[part]
+  return node
+
+
+def setting_keys(
+  rows: Sequence[dict[str, Any]], extra: Sequence[str] = ()
+) -> list[str]:
+  """The swept keys of any row (overrides minus the seed), plus `extra`."""
+  keys = {k for r in rows for k in r.get("overrides", {})} | {k for k in extra if k}
+  return sorted(keys - {"seed"})
+
+
+def setting_of(
+  row: dict[str, Any], keys: Sequence[str] | None = None
+) -> dict[str, Any]:
+  """The row's values of `keys` (default: its overrides minus the seed), read
+  from its config, so rows of an extended sweep get the values they ran with."""
+  keys = setting_keys([row]) if keys is None else keys
+  values = {k: config_value(row, k) for k in keys}
+  return {k: v for k, v in values.items() if v is not _MISSING}
+
+
+def aggregate(
+  rows: Sequence[dict[str, Any]], extra_keys: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+  """One entry per setting: {"setting", "n", "status", "mean": {...}, "std": {...}}.
+
+  A setting is the rows' values of every key any row overrides (and of
+  `extra_keys`, e.g. a figure's axis), taken from each row's config: rows
+  that did not override a key (an older part of an extended sweep) group by
+  the value they ran with, not by a blank.
+  """
+  keys = setting_keys(rows, extra_keys)
   groups: dict[str, list[dict[str, Any]]] = {}
   for row in rows:
-    groups.setdefault(json.dumps(setting_of(row), sort_keys=True), []).append(row)
+    groups.setdefault(json.dumps(setting_of(row, keys), sort_keys=True), []).append(row)
   out = []
   for key, members in groups.items():
     ok = [r for r in members if r.get("status", "completed") == "completed"]
@@ -109,7 +151,15 @@ def published(
   out: list[dict[str, Any] | None] = []
   tables_by_paper: dict[str, list[dict[str, Any]]] = {}  # Each CSV read once.
   for a in aggregated:
-    criteria = paper_cell(dict(a["setting"]))
+    try:
+      criteria = paper_cell(dict(a["setting"]))
+    except KeyError as e:  # E.g. a smoke point, which drops the swept keys.
+      print(
+        f"[report] warning: setting {a['setting']} lacks {e} for paper_cell; "
+        "no published number beside it",
+        file=sys.stderr,
+      )
+      criteria = None
     if not criteria:
       out.append(None)
       continue
@@ -168,47 +218,18 @@ def tables(
   return "\n".join(lines) + "\n", buffer.getvalue()
 
 
-def figure(
-  aggregated: Sequence[dict[str, Any]], metric: str, x: str, hue: str | None, out: str
-) -> None:
-  """Metric vs override `x`, one line per `hue` value; PNG written atomically."""
-  import matplotlib
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
-  lines: dict[Any, list[tuple[float, float, float]]] = {}
-  for a in aggregated:
-    if x not in a["setting"] or metric not in a["mean"]:
-      continue
-    label = a["setting"].get(hue, "") if hue else metric
-    lines.setdefault(label, []).append(
-      (float(a["setting"][x]), a["mean"][metric], a["std"][metric])
-    )
-  if not lines:
-    raise ValueError(f"no setting has both override {x!r} and metric {metric!r}")
-  fig, ax = plt.subplots(figsize=(6, 4))
-  for label, points in sorted(lines.items(), key=lambda kv: str(kv[0])):
-    points.sort()
-    xs, ys, es = zip(*points)
-    ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=str(label))
-  ax.set_xlabel(x)
-  ax.set_ylabel(metric)
-  if hue:
-    ax.legend(title=hue)
-  ax.grid(alpha=0.3)
-  fig.tight_layout()
-  io_utils.atomic_write_figure(fig, out, dpi=120)
-  plt.close(fig)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(prog="python -m jaxprune.report")
   parser.add_argument("--results", required=True, help="a sweep's results.jsonl")
   parser.add_argument("--out", required=True, help="output directory")
   parser.add_argument("--metric", action="append", help="metrics to tabulate")
-  parser.add_argument("--x", help="override to plot on the x axis")
-  parser.add_argument("--hue", help="override giving one line per value")
+  parser.add_argument(
+    "--x", help="config key on the x axis (numeric: lines; else points)"
+  )
+  parser.add_argument("--hue", help="config key giving one line per value")
+  parser.add_argument(
+    "--formats", default="png,pdf", help=f"figure formats, any of {','.join(FORMATS)}"
+  )
   parser.add_argument(
     "--paper_config",
     help="the sweep config that produced the results; its paper_cell(setting) "
@@ -226,7 +247,13 @@ def main(argv: Sequence[str] | None = None) -> int:
   )
   if not rows:
     parser.error(f"--results has no rows: {args.results}")
-  aggregated = aggregate(rows)
+  for key in (args.x, args.hue):
+    if key and all(config_value(r, key) is _MISSING for r in rows):
+      parser.error(
+        f"--x/--hue {key!r} is no config field of these rows; swept: "
+        f"{', '.join(setting_keys(rows)) or 'nothing'}"
+      )
+  aggregated = aggregate(rows, extra_keys=(args.x, args.hue))
   metrics = args.metric or ["test/accuracy"]
   theirs = None
   if args.paper_config:
@@ -235,15 +262,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = sweeps.load_sweep_module(args.paper_config)
     if not hasattr(module, "paper_cell"):
       parser.error(f"--paper_config {args.paper_config} defines no paper_cell")
-    theirs = published(aggregated, module.paper_cell)
+    try:
+      theirs = published(aggregated, module.paper_cell)
+    except ValueError as e:
+      parser.error(str(e))
   markdown, table_csv = tables(aggregated, metrics, theirs)
   io_utils.atomic_write_bytes(os.path.join(args.out, "table.md"), markdown.encode())
   io_utils.atomic_write_bytes(os.path.join(args.out, "table.csv"), table_csv.encode())
   io_utils.atomic_write_json(os.path.join(args.out, "aggregated.json"), aggregated)
   if args.x:
+    formats = [f for f in args.formats.split(",") if f]
     for metric in metrics:
       name = metric.replace("/", "_") + f"_vs_{args.x.replace('.', '_')}.png"
-      figure(aggregated, metric, args.x, args.hue, os.path.join(args.out, name))
+      path = os.path.join(args.out, name)
+      try:
+        figure(aggregated, metric, args.x, args.hue, path, formats=formats)
+      except ValueError as e:
+        parser.error(str(e))
   print(markdown)
   return 0
 

@@ -17,6 +17,11 @@ is typed by hand: rerunning regenerates it from the runs.
 
   python -m jaxprune.reproduce --suite=configs/mini --workdir=workdirs/mini \
       --out=experiments/results/mini [--only=le2021] [--smoke]
+
+A partial (`--only`) or `--smoke` invocation never writes into a committed
+results directory (one with files tracked by git, e.g. experiments/results/mini):
+without `--out` its report goes to `<workdir>/report_partial/` (printed), and an
+`--out` that holds committed results is refused.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import datetime
 import glob
 import os
 import platform
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -37,6 +43,8 @@ import numpy as np
 from jaxprune import io_utils, report, sweeps, verdicts
 
 SHARED_RECIPE = "base.py"
+DEFAULT_OUT = "experiments/results/mini"  # The committed full report.
+PARTIAL_OUT = "report_partial"  # Under --workdir: partial / smoke reports.
 
 
 def paper_files(suite_dir: str) -> list[str]:
@@ -272,16 +280,56 @@ def run_suite(
   return sections
 
 
+def holds_committed_files(path: str) -> bool:
+  """True if `path` is a directory with files tracked by git (committed results)."""
+  path = os.path.abspath(path)
+  if not os.path.isdir(path):
+    return False
+  try:
+    out = subprocess.run(
+      ["git", "ls-files", "--", "."],
+      cwd=path,
+      capture_output=True,
+      text=True,
+      timeout=30,
+    )
+  except (OSError, subprocess.SubprocessError):
+    return False
+  return out.returncode == 0 and bool(out.stdout.strip())
+
+
+def output_dir(out: str | None, workdir: str, *, partial: bool) -> str:
+  """Where the report goes: a partial run never overwrites committed results."""
+  if out is None:
+    return os.path.join(workdir, PARTIAL_OUT) if partial else DEFAULT_OUT
+  if partial and holds_committed_files(out):
+    raise ValueError(
+      f"--out={out} holds committed results; a partial (--only) or --smoke run "
+      f"must write elsewhere (omit --out for {os.path.join(workdir, PARTIAL_OUT)})"
+    )
+  return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(prog="python -m jaxprune.reproduce")
   parser.add_argument("--suite", default="configs/mini")
   parser.add_argument("--workdir", default="workdirs/mini")
-  parser.add_argument("--out", default="experiments/results/mini")
+  parser.add_argument(
+    "--out",
+    help=f"report directory (default: {DEFAULT_OUT} for a full run, "
+    f"<workdir>/{PARTIAL_OUT} with --only or --smoke)",
+  )
   parser.add_argument("--only", action="append", default=[], help="PAPER[:EXP]")
   parser.add_argument("--smoke", action="store_true", help="seconds-long runs")
   parser.add_argument("--data_dir", help="TFDS data dir (default: TFDS's)")
   parser.add_argument("--manual_dir", help="IDX files of fashion_mnist_local")
   args = parser.parse_args(argv)
+  try:
+    out = output_dir(args.out, args.workdir, partial=bool(args.only or args.smoke))
+  except ValueError as e:
+    parser.error(str(e))
+  if args.out is None and (args.only or args.smoke):
+    print(f"[reproduce] partial run: report goes to {out} (not {DEFAULT_OUT})")
   overrides = {}
   if args.data_dir:
     overrides["data.data_dir"] = args.data_dir
@@ -293,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   sections = run_suite(
     args.suite,
     args.workdir,
-    args.out,
+    out,
     smoke=args.smoke,
     only=args.only,
     config_overrides=overrides,
@@ -302,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   found = [v for s in sections for v in s["verdicts"]]
   for v in found:
     print(f"[reproduce] {v.status:15s} {v.claim_id}")
-  print(f"[reproduce] report: {os.path.join(args.out, 'REPORT.md')}")
+  print(f"[reproduce] report: {os.path.join(out, 'REPORT.md')}")
   return 0
 
 

@@ -19,7 +19,7 @@ are the same as without it.
 
 Command line:
   python -m jaxprune.sweeps --config=configs/le2021/table2.py[:ARG] --workdir=DIR \
-      [--shard=i/n] [--list] [--vmap_seeds]
+      [--shard=i/n] [--list] [--vmap_seeds] [--no_cache] [--config.FIELD=VALUE ...]
       [--slurm [--slurm.partition=P --slurm.time=HH:MM:SS --slurm.gpus_per_task=G
                 --slurm.tasks=N] [--submit]]   (an sbatch job array; jaxprune.cluster)
 """
@@ -40,7 +40,7 @@ from typing import Any
 import ml_collections
 
 import jaxprune
-from jaxprune import cluster, config_utils, io_utils
+from jaxprune import cluster, config_utils, fingerprint, io_utils
 
 RESULTS_FILE = "results.jsonl"
 # Row fields copied from a protocol's summary when present.
@@ -140,6 +140,7 @@ def make_row(
     },
     "jaxprune_version": jaxprune.__version__,
     "git_commit": git_commit(),
+    "code_fingerprint": fingerprint.code("prune"),
     "config": config_utils.to_json_dict(config),
   }
   row.update({k: summary[k] for k in SUMMARY_FIELDS if k in summary})
@@ -187,8 +188,12 @@ def run_sweep(
   shard: tuple[int, int] = (0, 1),
   run_fn: Callable[[ml_collections.ConfigDict, str], dict[str, Any]] | None = None,
   vmap_seeds: bool = False,
+  no_cache: bool = False,
 ) -> list[dict[str, Any]]:
   """Runs this shard's unfinished points; returns the rows it appended.
+
+  `no_cache` (`--no_cache`): every point gets a private cache in its run
+  directory, so nothing (dense training, pruned state) is shared or reused.
 
   `vmap_seeds`: this shard's unfinished points that differ only in `seed` run
   as one vmapped program where `protocols.seeds` supports it (plain training;
@@ -208,6 +213,10 @@ def run_sweep(
   run_fn = run_fn or protocols.run
   os.makedirs(workdir, exist_ok=True)
   points = expand(base, sweep)
+  if no_cache:  # cache_dir is resume-safe: the hashes stay the same.
+    for _, config, digest in points:
+      with config.unlocked():
+        config.cache_dir = os.path.join(workdir, "runs", digest, "cache")
   done = finished_hashes(workdir)
   todo = [
     (i, *point)
@@ -272,7 +281,21 @@ def run_sweep(
       row = _record(workdir, (overrides, config, digest), result)
       if row is not None:
         appended.append(row)
+        print(f"[sweep] point {i + 1}/{len(points)} {result_line(row)}", flush=True)
   return appended
+
+
+def result_line(row: dict[str, Any]) -> str:
+  """One line per finished point: status, accuracy, sparsity, time, overrides."""
+  parts = [row.get("status", "completed")]
+  acc = row["metrics"].get("test/accuracy")
+  if acc is not None:
+    parts.append(f"test acc {100 * acc:.2f}%")
+  if row.get("sparsity") is not None:
+    parts.append(f"sparsity {row['sparsity']:.3f}")
+  if row.get("wall_time_seconds") is not None:
+    parts.append(f"{row['wall_time_seconds']:.0f}s")
+  return ", ".join(parts) + f" {row['overrides']}"
 
 
 def load_sweep_module(path: str, needs: Sequence[str] = ("get_config", "get_sweep")):
@@ -300,6 +323,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     help="run the seeds of a setting as one vmapped program where supported",
   )
   parser.add_argument(
+    "--no_cache",
+    action="store_true",
+    help="do not share or reuse cached dense / pruned phases between points",
+  )
+  parser.add_argument(
     "--slurm",
     action="store_true",
     help="write <workdir>/slurm/sweep.sbatch, a job array of shards (see "
@@ -309,10 +337,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     "--slurm.tasks", dest="slurm_tasks", type=int, help="array size (default: points)"
   )
   cluster.add_slurm_flags(parser, gpus="gpus_per_task")
-  args = parser.parse_args(argv)
+  args, extra = parser.parse_known_args(argv)
   path, _, arg = args.config.partition(":")
   module = load_sweep_module(path)
   base, sweep = module.get_config(arg or None), module.get_sweep(arg or None)
+  try:  # --config.FIELD=VALUE overrides of the base, as in jaxprune.main.
+    base = apply_overrides(base, config_utils.parse_overrides(extra, base))
+  except ValueError as e:
+    parser.error(str(e))
   try:
     index, count = (int(x) for x in args.shard.split("/"))
   except ValueError:
@@ -325,22 +357,35 @@ def main(argv: Sequence[str] | None = None) -> int:
       tasks,
       cluster.options_from_args(args),
       python=sys.executable,
-      extra_args=["--vmap_seeds"] if args.vmap_seeds else [],
+      extra_args=[
+        *(["--vmap_seeds"] if args.vmap_seeds else []),
+        *(["--no_cache"] if args.no_cache else []),
+        *extra,  # --config.FIELD=VALUE overrides.
+      ],
     )
     target = os.path.join(os.path.abspath(args.workdir), "slurm", "sweep.sbatch")
     print(cluster.write_script(script, target, submit=args.submit))
     return 0
   if args.list:
-    done = finished_hashes(args.workdir)
+    # "done*": finished by other code than this (see jaxprune.fingerprint).
+    code = fingerprint.code("prune")
+    rows = io_utils.read_jsonl(os.path.join(args.workdir, RESULTS_FILE))
+    done = {r["config_hash"]: r.get("code_fingerprint", code) == code for r in rows}
     for i, (overrides, _, digest) in enumerate(expand(base, sweep)):
-      print(f"{i:4d} {digest} {'done' if digest in done else 'todo'} {overrides}")
+      state = "todo" if digest not in done else "done" if done[digest] else "done*"
+      print(f"{i:4d} {digest} {state} {overrides}")
     return 0
   from jaxprune import checkpointing
   from jaxprune.data import fashion_mnist_local
 
   try:
     rows = run_sweep(
-      base, sweep, args.workdir, shard=(index, count), vmap_seeds=args.vmap_seeds
+      base,
+      sweep,
+      args.workdir,
+      shard=(index, count),
+      vmap_seeds=args.vmap_seeds,
+      no_cache=args.no_cache,
     )
   except (
     ValueError,

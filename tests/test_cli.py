@@ -115,3 +115,26 @@ def test_every_config_builds_validates_and_has_a_run_command(path):
 
 def test_smoke_rescales_the_schedule():
   assert config_utils._rescale_spec("0:0.1,80:0.01,120:0.001", 160, 2) == "0:0.1,1:0.01"
+
+
+def test_smoke_keeps_fractional_starts():
+  assert config_utils._rescale_spec("0:0.01,1/3:0.001", 30, 2) == "0:0.01,1/3:0.001"
+
+
+@pytest.mark.parametrize("num_epochs", [1, 2, 5, 10, 30, 90])
+def test_default_schedules_accept_any_num_epochs(num_epochs):
+  # issue 23.4 / 13.8: `--config.num_epochs=10` alone was refused (milestone 10).
+  from configs import mlp7_fashion_mnist
+
+  for config in (config_utils.base_config(), mlp7_fashion_mnist.get_config()):
+    config.num_epochs = num_epochs
+    config_utils.validate(config)
+
+
+def test_milestone_error_says_which_field_to_change_and_how():
+  config = config_utils.base_config()
+  config.schedule.spec = "0:0.01,10:0.001,20:0.0001"
+  config.num_epochs = 10
+  with pytest.raises(ValueError) as e:
+    config_utils.validate(config)
+  assert "--config.schedule.spec=0:0.01,1/3:0.001,2/3:0.0001" in str(e.value)

@@ -215,3 +215,28 @@ def test_streamed_batches_split_by_rows_equal_the_whole_batch():
         np.testing.assert_array_equal(joined, batch[k])
   last = whole[-1]
   assert last[2].tolist() == [1, 1, 1, 1, 1, 0, 0, 0]  # 21 = 2 * 8 + 5.
+
+
+@pytest.mark.parametrize(
+  "name, expected",
+  [
+    ("mnist", "tfds build mnist --data_dir={d} --file_format=array_record"),
+    ("cifar10", "tfds build cifar10 --data_dir={d} --file_format=array_record"),
+    ("imagenet2012", "--manual_dir=MANUAL"),
+    ("fashion_mnist_local", "python -m jaxprune.data prepare --data_dir={d}"),
+  ],
+)
+def test_unprepared_dataset_fails_at_once_with_its_command(
+  name, expected, tmp_path, monkeypatch
+):
+  # issue 23.3: TFDS retried downloads for minutes offline; never download.
+  def no_download(*args, **kwargs):
+    raise AssertionError("open_split must not download or prepare")
+
+  monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", no_download)
+  with pytest.raises(FileNotFoundError) as e:
+    datasets.open_split(name, "train", str(tmp_path))
+  assert expected.format(d=tmp_path) in str(e.value)
+  assert "\n" not in str(e.value)
+  if name == "mnist":
+    assert "fashion_mnist,smoke" in str(e.value)

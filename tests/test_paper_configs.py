@@ -110,3 +110,17 @@ def test_paper_cells_name_one_published_row_each(path):
   theirs = report.published(aggregated, module.paper_cell)  # Raises if ambiguous.
   assert any(t is not None for t in theirs)
   assert len({t["row_id"] for t in theirs if t}) == sum(t is not None for t in theirs)
+
+
+def test_fashion_mnist_and_smoke_combine():
+  # issue 23.3: every MNIST table can be smoke-tested on the offline data.
+  for rel in ("wang2021_di/table3.py", "wang2021_di/table7.py"):
+    module = sweeps.load_sweep_module(os.path.join(ROOT, "configs", rel))
+    config = module.get_config("fashion_mnist,smoke")
+    assert config.data.name == "fashion_mnist_local"
+    assert config.num_epochs <= 2 and config.data.train_limit > 0
+    assert len(module.get_sweep("fashion_mnist,smoke")) == 1
+  with pytest.raises(
+    ValueError, match=r"unknown option.*allowed: smoke, fashion_mnist"
+  ):
+    module.get_config("smoke,mnist")

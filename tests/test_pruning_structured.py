@@ -9,6 +9,8 @@ Counting conventions (``jaxprune.counting``), stated per test:
 
 from __future__ import annotations
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -281,3 +283,24 @@ def test_masked_structured_pruning_counts_like_surgery(name, preset, speedup):
   assert dense.macs / compact.macs == pytest.approx(speedup, abs=0.005)
   assert counted.theoretical_speedup == pytest.approx(dense.macs / compact.macs)
   assert counted.total_nonzero_params == compact.total_params
+
+
+def test_keep_floor_warns_when_it_prunes_more_than_asked():
+  # issue 23.9: int(100 * (1 - 0.8)) is 19 in floating point, not 20.
+  scores = {"g": np.arange(100.0)}
+  with pytest.warns(UserWarning, match="19 of 100 kept at ratio 0.8.*prune_ceil"):
+    keep = structured.select_per_group(scores, {"g": 0.8}, "keep_floor")
+  assert len(keep["g"]) == 19
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    assert len(structured.select_per_group(scores, {"g": 0.8}, "prune_ceil")["g"]) == 20
+    assert len(structured.select_per_group(scores, {"g": 0.5}, "keep_floor")["g"]) == 50
+    # 64 * 0.9 = 57.6 floors to 57 by design: no warning.
+    assert (
+      len(
+        structured.select_per_group({"g": np.arange(64.0)}, {"g": 0.1}, "keep_floor")[
+          "g"
+        ]
+      )
+      == 57
+    )

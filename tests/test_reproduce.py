@@ -2,6 +2,7 @@
 settings, and the runner writes a report with verdicts from smoke runs."""
 
 import os
+import pathlib
 
 import pytest
 
@@ -102,3 +103,44 @@ def test_smoke_run_writes_report_with_verdicts(tiny_fmnist, tmp_path):
 def test_only_that_selects_nothing_is_an_error(tmp_path):
   with pytest.raises(ValueError, match="selects no experiment"):
     reproduce.run_suite(SUITE, str(tmp_path), str(tmp_path), only=["nope"])
+
+
+COMMITTED = os.path.join(os.path.dirname(__file__), os.pardir, "experiments", "results")
+
+
+def test_partial_run_never_targets_committed_results(tmp_path):
+  committed = os.path.join(COMMITTED, "mini")
+  assert reproduce.holds_committed_files(committed)
+  for partial in ({"only": True}, {"smoke": True}):
+    with pytest.raises(SystemExit):  # argparse's one-line error, exit code 2.
+      reproduce.main(
+        [f"--out={committed}", f"--workdir={tmp_path}"]
+        + (["--only=le2021"] if "only" in partial else ["--smoke"])
+      )
+  assert reproduce.output_dir(None, "wd", partial=True) == os.path.join(
+    "wd", reproduce.PARTIAL_OUT
+  )
+  assert reproduce.output_dir(None, "wd", partial=False) == reproduce.DEFAULT_OUT
+  assert reproduce.output_dir(str(tmp_path), "wd", partial=True) == str(tmp_path)
+
+
+def test_smoke_run_without_out_writes_to_scratch(tiny_fmnist, tmp_path, capsys):
+  data_dir, manual_dir, _ = tiny_fmnist
+  report = pathlib.Path(COMMITTED, "mini", "REPORT.md")
+  before = report.read_text()
+  assert (
+    reproduce.main(
+      [
+        f"--workdir={tmp_path}",
+        "--only=wang2023:lr_epochs",
+        "--smoke",
+        f"--data_dir={data_dir}",
+        f"--manual_dir={manual_dir}",
+      ]
+    )
+    == 0
+  )
+  assert report.read_text() == before
+  scratch = tmp_path / reproduce.PARTIAL_OUT / "REPORT.md"
+  assert "SMOKE" in scratch.read_text()
+  assert f"report goes to {tmp_path / reproduce.PARTIAL_OUT}" in capsys.readouterr().out

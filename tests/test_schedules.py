@@ -240,3 +240,27 @@ def test_works_as_optax_learning_rate():
     updates, state = update(state)
     got.append(float(updates))
   np.testing.assert_allclose(got, [-0.1, -0.1, -0.01], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+  "epochs, starts, values",
+  [
+    (30, [0, 10, 20], [0.01, 0.001, 0.0001]),  # The absolute spec it replaces.
+    (10, [0, 3, 6], [0.01, 0.001, 0.0001]),
+    (2, [0, 1], [0.001, 0.0001]),  # 1/3 of 2 epochs is 0: that stage wins at 0.
+  ],
+)
+def test_spec_fractions_are_floored_fractions_of_the_epochs(epochs, starts, values):
+  spec = "0:0.01,1/3:0.001,2/3:0.0001"
+  assert schedules.parse_spec(spec, "schedule", epochs) == (starts, values)
+
+
+@pytest.mark.parametrize("spec", ["0:0.1,1/0:0.01", "0:0.1,3/2:0.01", "0:0.1,a/b:0.01"])
+def test_bad_spec_fractions_are_refused(spec):
+  with pytest.raises(ValueError, match=r"schedule\.spec"):
+    schedules.parse_spec(spec, "schedule", 10)
+
+
+def test_spec_fraction_needs_epochs():
+  with pytest.raises(ValueError, match="fraction of the epochs"):
+    schedules.parse_spec("0:0.1,1/2:0.01")

@@ -144,17 +144,50 @@ def _unreadable(source, error: Exception) -> fashion_mnist_local.DatasetFileErro
   )
 
 
+def preparation_hint(name: str, data_dir: str | None = None) -> str:
+  """The exact steps that prepare dataset `name` for `data.data_dir`."""
+  where = default_data_dir(data_dir)
+  if name == "fashion_mnist_local":
+    return (
+      f"run `python -m jaxprune.data prepare --data_dir={where}` (it reads the IDX "
+      "files of the Debian package dataset-fashion-mnist, `apt-get install "
+      "dataset-fashion-mnist`, or of --manual_dir)"
+    )
+  build = f"tfds build {name} --data_dir={where} --file_format=array_record"
+  if name == "imagenet2012":
+    return (
+      "put ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar in a directory "
+      f"MANUAL, then run `{build} --manual_dir=MANUAL`"
+    )
+  hint = (
+    f"run `{build}` on a machine with internet access (needs tensorflow) and copy "
+    f"{where}/{name}/ "
+    "here (or point --config.data.data_dir at a copy)"
+  )
+  if name == "mnist":
+    hint += (
+      "; offline, the MNIST paper configs run on Fashion-MNIST with the config "
+      "argument `fashion_mnist` (e.g. `table3.py:fashion_mnist,smoke`)"
+    )
+  return hint
+
+
 def open_split(name: str, split: str, data_dir: str | None = None):
-  """Returns a random-access TFDS data source for one split."""
+  """Returns a random-access TFDS data source for one split.
+
+  Never downloads: an unprepared dataset fails at once (TFDS would otherwise
+  retry downloads for minutes offline) with the command that prepares it.
+  """
   try:
-    return tfds.data_source(name, split=split, data_dir=default_data_dir(data_dir))
+    return tfds.data_source(
+      name, split=split, data_dir=default_data_dir(data_dir), download=False
+    )
   except Exception as e:  # TFDS raises several types for a missing dataset.
     reason = (str(e).strip().splitlines() or [""])[0][:120]
     raise FileNotFoundError(
-      f"Could not open TFDS dataset {name!r} split {split!r} in "
-      f"{default_data_dir(data_dir)} ({type(e).__name__}: {reason}). Prepare it in "
-      "array_record format first (for fashion_mnist_local: `python -m jaxprune.data "
-      "prepare`)."
+      f"TFDS dataset {name!r} (split {split!r}) is not prepared in array_record "
+      f"format in {default_data_dir(data_dir)} ({type(e).__name__}: {reason}): "
+      f"{preparation_hint(name, data_dir)}."
     ) from e
 
 

@@ -44,7 +44,8 @@ def get(name: str) -> Protocol:
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Runs `config.protocol` (default "train") in `workdir`.
 
-  Holds the workdir's lock (`io_utils.workdir_lock`: a second launch on the
+  A completed run of the same config returns its summary at once. Otherwise the
+  run holds the workdir's lock (`io_utils.workdir_lock`: a second launch on the
   same workdir fails at once). A phase that diverges ends the run with a
   run-level summary.json (status "diverged", the phase, epoch and LR; see
   `common.record_divergence`) before its `TrainingDivergedError` propagates.
@@ -55,6 +56,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
   protocol = get(config.get("protocol", "train"))
   common.validate(config)  # Before the workdir is touched.
+  if done := common.completed(workdir, config):
+    print(
+      f"already completed: {workdir} (its summary.json; use another --workdir "
+      "to run again)",
+      flush=True,
+    )
+    return done
   lock = io_utils.workdir_lock(workdir) if sharding.is_primary() else nullcontext()
   with lock:
     try:

@@ -10,8 +10,9 @@ later IMP cycles are recomputed on resume.
 
 Sharing. Dense training that several runs need (the pretraining of a
 prune-retrain sweep, the first k epochs of a prune-at-epoch-k run, ...) runs in
-`<cache>/train/<config hash>/`, where the hash covers only the fields that
-determine that training: the protocol sections are reset to their defaults
+`<cache>/train/<config hash>-<code fingerprint>/` (`jaxprune.fingerprint`: a
+change to the training code is a new entry), where the hash covers only the
+fields that determine that training: the protocol sections are reset to their defaults
 (`training_config`). A file lock (fcntl) around each cached phase makes
 concurrent shards wait for one producer instead of training it twice. `<cache>`
 is `config.cache_dir`, or `<workdir>/../cache` (for a sweep's run
@@ -41,7 +42,15 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxprune import checkpointing, config_utils, counting, io_utils, models, pruning
+from jaxprune import (
+  checkpointing,
+  config_utils,
+  counting,
+  fingerprint,
+  io_utils,
+  models,
+  pruning,
+)
 from jaxprune.data import datasets
 from jaxprune.pruning import masks as masks_lib
 from jaxprune.train import Start, loop, sharding, train_and_evaluate
@@ -171,10 +180,11 @@ def cache_root(config: ml_collections.ConfigDict, workdir: str) -> str:
 def prepare_run(config: ml_collections.ConfigDict, workdir: str) -> dict | None:
   """Writes the run's config.json; returns its summary if it already finished."""
   loop.prepare_workdir(config, workdir)
-  return _completed(workdir, config)
+  return completed(workdir, config)
 
 
-def _completed(workdir: str, config: ml_collections.ConfigDict) -> dict | None:
+def completed(workdir: str, config: ml_collections.ConfigDict) -> dict | None:
+  """The summary of a completed run of this very config in `workdir`, or None."""
   path = os.path.join(workdir, "summary.json")
   if not os.path.exists(path):
     return None
@@ -210,18 +220,24 @@ class Phase:
 
 def run_phase(config: ml_collections.ConfigDict, workdir: str, **kwargs) -> Phase:
   """`train_and_evaluate(config, workdir, **kwargs)` unless already completed."""
-  summary = _completed(workdir, config)
+  summary = completed(workdir, config)
   if summary is None:
     summary = train_and_evaluate(config, workdir, **kwargs)
   return Phase(workdir, summary)
+
+
+def dense_cache_dir(root: str, train_config: ml_collections.ConfigDict) -> str:
+  """`<root>/train/<config hash>-<code fingerprint>`: a dense phase is reused
+  only by runs of the same config and the same training code."""
+  digest = config_utils.config_hash(train_config)
+  return os.path.join(root, "train", f"{digest}-{fingerprint.code('train')}")
 
 
 def cached_phase(
   config: ml_collections.ConfigDict, run_workdir: str, run_config=None, **kwargs
 ) -> Phase:
   """`run_phase` in the shared cache, keyed by `config`'s hash, under a lock."""
-  root = cache_root(run_config or config, run_workdir)
-  workdir = os.path.join(root, "train", config_utils.config_hash(config))
+  workdir = dense_cache_dir(cache_root(run_config or config, run_workdir), config)
   with io_utils.file_lock(workdir + ".lock"):
     return run_phase(config, workdir, **kwargs)
 

@@ -11,7 +11,8 @@ The key hashes exactly what determines the pruned state: the config hash of
 the dense phase it was pruned from (its training fields; also right for
 `retrain.dense_workdir`), the whole `pruning` section, the cycle and its
 cumulative target, `retrain.orthp` / `retrain.orthp_gain` (OrthP runs on the
-pruned weights) and the seed (the pruning rng derives from it). Retraining
+pruned weights), the seed (the pruning rng derives from it) and the pruning
+code's fingerprint (`jaxprune.fingerprint`). Retraining
 fields are not in it. Later IMP cycles start from retrained weights, so they
 are not cached.
 
@@ -36,7 +37,7 @@ import flax
 import ml_collections
 import numpy as np
 
-from jaxprune import config_utils, io_utils, models
+from jaxprune import config_utils, fingerprint, io_utils, models
 from jaxprune.protocols import common
 from jaxprune.train import Start, sharding
 
@@ -61,6 +62,7 @@ def key(
     "seed": int(config.seed),
     "cycle": int(cycle),
     "cumulative": float(cumulative),
+    "code": fingerprint.code("prune"),  # An edited criterion is a new entry.
   }
   text = json.dumps(fields, sort_keys=True, default=str)
   return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -294,6 +294,19 @@ def cycles_summary(
   }
 
 
+def report_dense(config: ml_collections.ConfigDict, dense: common.Phase) -> None:
+  """Says which dense weights the retraining starts from, and how good they are."""
+  source = "retrain.dense_workdir" if config.retrain.dense_workdir else "shared cache"
+  acc = dense.summary.get("test/accuracy")
+  shown = f"{100 * acc:.2f}%" if acc is not None else "n/a"
+  field = "sparsity" if config.pruning.name == "unstructured" else "ratio"
+  print(
+    f"[{config.protocol}] dense weights: {dense.workdir} ({source}), "
+    f"test acc {shown}; pruning.{field}={target(config):g}",
+    flush=True,
+  )
+
+
 def run_cycles(
   config: ml_collections.ConfigDict,
   workdir: str,
@@ -309,6 +322,7 @@ def run_cycles(
   for k, (cum, epochs) in enumerate(zip(targets, cycle_epochs), start=1):
     if k == 1:
       pruned = first_prune(config, workdir, dense, cum)
+      report_dense(config, dense)
     else:
       pruned = prune_once(config, current, cycle=k, cumulative=cum, previous=previous)
     widths = pruned.widths if pruned.widths is not None else widths

@@ -70,7 +70,7 @@ def _phases(
   n = len(configs)
   starts = kwargs.pop("starts", None) or [None] * n
   stats = kwargs.pop("schedule_pruning", None) or [None] * n
-  summaries = [common._completed(w, c) for c, w in zip(configs, workdirs)]
+  summaries = [common.completed(w, c) for c, w in zip(configs, workdirs)]
   fresh = [
     i for i in range(n) if summaries[i] is None and not _interrupted(workdirs[i])
   ]
@@ -115,7 +115,7 @@ def _dense(
     return [common.dense_phase(c, w) for c, w in zip(configs, workdirs)]
   train_cfgs = [common.training_config(c) for c in configs]
   dirs = [
-    os.path.join(common.cache_root(c, w), "train", config_utils.config_hash(t))
+    common.dense_cache_dir(common.cache_root(c, w), t)
     for c, w, t in zip(configs, workdirs, train_cfgs)
   ]
   with contextlib.ExitStack() as stack:

@@ -33,6 +33,7 @@ channels pruned, ties by (group order, index).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -134,14 +135,26 @@ def select_per_group(
   scores: Mapping[str, np.ndarray], ratios: Mapping[str, float], rounding: str
 ) -> Keep:
   """Keep the top ``keep_count`` channels of every group in ``ratios``."""
-  keep = {}
+  keep, over = {}, []
   for name, ratio in ratios.items():
     if name not in scores:
       raise ValueError(f"group {name!r} is not a prunable channel group")
     if not 0.0 <= ratio < 1.0:
       raise ValueError(f"ratio of group {name!r} must be in [0, 1), got {ratio}")
     s = scores[name]
-    keep[name] = top_indices(s, keep_count(s.size, ratio, rounding))
+    k = keep_count(s.size, ratio, rounding)
+    # Floating point can floor an exact count one lower (100 * 0.2 -> 19.99..).
+    if rounding == "keep_floor" and k < max(math.floor(s.size * (1 - ratio) + 1e-9), 1):
+      over.append(f"{name}: {k} of {s.size} kept at ratio {ratio}")
+    keep[name] = top_indices(s, k)
+  if over:
+    warnings.warn(
+      f"pruning.rounding={rounding!r} prunes more than pruning.ratio asks (float "
+      f"rounding) in "
+      f"{len(over)} group(s) ({'; '.join(over[:3])}); rounding='prune_ceil' "
+      "keeps the nearest count",
+      stacklevel=2,
+    )
   return keep
 
 

@@ -90,7 +90,7 @@ def stretch(config: Any, epochs: int) -> ml_collections.ConfigDict:
     return int(m * epochs / old + 1e-9)
 
   if config.name == "piecewise":
-    starts, values = core.parse_spec(config.spec)
+    starts, values = core.parse_spec(config.spec, "schedule", old)
     new.spec = core.format_spec([scale(s) for s in starts], values)
   elif config.name == "step":
     new.milestones = [scale(m) for m in config.milestones]

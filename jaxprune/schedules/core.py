@@ -21,6 +21,7 @@ The piecewise notation is the papers' `"epoch:lr,epoch:lr,..."` (Wang et al.
 
 from __future__ import annotations
 
+import fractions
 import itertools
 import math
 from collections.abc import Callable, Sequence
@@ -143,26 +144,55 @@ def with_warmup(
 
 
 # ---------------------------------------------------------------- parsing
-def parse_spec(spec: str, path: str = "schedule") -> tuple[list[int], list[float]]:
-  """Parses `"0:0.1,80:0.01,120:0.001"` into ([0, 80, 120], [0.1, 0.01, 0.001])."""
+def parse_spec(
+  spec: str, path: str = "schedule", epochs: int | None = None
+) -> tuple[list[int], list[float]]:
+  """Parses `"0:0.1,80:0.01,120:0.001"` into ([0, 80, 120], [0.1, 0.01, 0.001]).
+
+  A start written as a fraction `p/q` is that fraction of `epochs` (floored),
+  so `"0:0.01,1/3:0.001,2/3:0.0001"` keeps its shape whatever `num_epochs` is;
+  stages that shrink to nothing collapse (the later LR wins at a shared start).
+  """
   if not isinstance(spec, str) or not spec.strip():
     raise ValueError(f"{path}.spec must be a string like '0:0.1,80:0.01', got {spec!r}")
-  epochs, values = [], []
+  starts, values = [], []
   for item in spec.replace(" ", "").split(","):
     try:
       epoch_s, lr_s = item.split(":")
-      epoch, lr = int(epoch_s), float(lr_s)
-    except ValueError:
+      lr = float(lr_s)
+      fraction = _fraction(epoch_s)
+      epoch = int(epoch_s) if fraction is None else None
+    except (ValueError, ZeroDivisionError):
       raise ValueError(
-        f"{path}.spec entry {item!r} is not 'epoch:lr' (e.g. '0:0.1,80:0.01')"
+        f"{path}.spec entry {item!r} is not 'epoch:lr' or 'p/q:lr' "
+        "(e.g. '0:0.1,80:0.01' or '0:0.1,1/2:0.01')"
       ) from None
-    epochs.append(epoch)
+    if fraction is not None:
+      if epochs is None:
+        raise ValueError(
+          f"{path}.spec entry {item!r} is a fraction of the epochs; absolute "
+          "epochs are needed here"
+        )
+      if not 0 < fraction < 1:
+        raise ValueError(f"{path}.spec fraction in {item!r} must be in (0, 1)")
+      epoch = int(fraction * epochs)
+      if starts and starts[-1] == epoch:  # A stage shorter than one epoch.
+        starts.pop(), values.pop()
+    starts.append(epoch)
     values.append(positive(lr, f"{path}.spec learning rate at epoch {epoch}", True))
-  if epochs[0] != 0:
+  if starts[0] != 0:
     raise ValueError(f"{path}.spec must start at epoch 0, got {spec!r}")
-  if any(b <= a for a, b in itertools.pairwise(epochs)):
+  if any(b <= a for a, b in itertools.pairwise(starts)):
     raise ValueError(f"{path}.spec epochs must be strictly increasing, got {spec!r}")
-  return epochs, values
+  return starts, values
+
+
+def _fraction(text: str) -> fractions.Fraction | None:
+  """`"1/3"` -> Fraction(1, 3); an integer epoch -> None; else ValueError."""
+  if "/" not in text:
+    return None
+  p, q = text.split("/")
+  return fractions.Fraction(int(p), int(q))
 
 
 def format_spec(epochs: Sequence[int], values: Sequence[float]) -> str:
@@ -170,10 +200,13 @@ def format_spec(epochs: Sequence[int], values: Sequence[float]) -> str:
   return ",".join(f"{e}:{v:g}" for e, v in zip(epochs, values))
 
 
-def check_milestones(milestones: Sequence[int], epochs: int, path: str) -> None:
+def check_milestones(
+  milestones: Sequence[int], epochs: int, path: str, fix: str = ""
+) -> None:
+  """Milestones must lie in [0, epochs); `fix` says how to change them."""
   for m in milestones:
     if m < 0 or m >= epochs:
       raise ValueError(
         f"{path} milestone {m} is beyond {path.rsplit('.', 1)[0]}.epochs={epochs} "
-        f"(milestones must lie in [0, {epochs}))"
+        f"(milestones must lie in [0, {epochs}))" + (f"; {fix}" if fix else "")
       )

@@ -71,15 +71,24 @@ def staircase(cfg: Any, path: str) -> tuple[list[int], list[float], int | None]:
   epochs = get_epochs(cfg, path)
   if name == "piecewise":
     check_fields(cfg, path, ("spec", "epochs", *_WARMUP_FIELDS))
-    starts, values = core.parse_spec(get_field(cfg, "spec", path), path)
-    core.check_milestones(starts, epochs, f"{path}.spec")
+    starts, values = core.parse_spec(get_field(cfg, "spec", path), path, epochs)
+    relative = ",".join(
+      f"{i}/{len(values)}:{v:g}" if i else f"0:{v:g}" for i, v in enumerate(values)
+    )
+    fix = (
+      f"change {path}.spec with the epochs, e.g. --config.{path}.spec={relative} "
+      "(fractions of the epochs keep the shape for any num_epochs)"
+    )
+    core.check_milestones(starts, epochs, f"{path}.spec", fix)
     return starts, values, epochs
   if name == "step":
     check_fields(cfg, path, ("lr", "epochs", "milestones", "gamma", *_WARMUP_FIELDS))
     lr = positive(get_field(cfg, "lr", path), f"{path}.lr")
     gamma = positive(cfg.get("gamma", 0.1), f"{path}.gamma")
     milestones = [int(m) for m in get_field(cfg, "milestones", path)]
-    core.check_milestones(milestones, epochs, f"{path}.milestones")
+    core.check_milestones(
+      milestones, epochs, f"{path}.milestones", f"change {path}.milestones too"
+    )
     if any(b <= a for a, b in itertools.pairwise(milestones)) or 0 in milestones:
       raise ValueError(
         f"{path}.milestones must be strictly increasing epochs > 0, got {milestones}"

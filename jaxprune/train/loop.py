@@ -269,6 +269,12 @@ def train_and_evaluate(
         for name, split in data.evals.items():
           for key, value in steps.evaluate(state, split).items():
             initial[f"{name}/{key}"] = value
+        if sharding.is_primary() and "test/accuracy" in initial:
+          print(
+            f"before training (e.g. just pruned): test acc "
+            f"{100 * initial['test/accuracy']:.2f}%",
+            flush=True,
+          )
       for callback in callbacks:
         initial.update(callback(0, state))
       writer.write_scalars(int(state.step), initial)
@@ -316,8 +322,11 @@ def train_and_evaluate(
         meta = {"epoch": done, "best_val_accuracy": best}
         ckpt.save("latest", int(state.step), state, meta)
       if bar:
-        acc = row.get("test/accuracy", row["train/accuracy"])
-        bar.update(done, f"loss {row['train/loss']:.4f} acc {100 * acc:.2f}%")
+        split = "test" if "test/accuracy" in row else "train"
+        acc = row[f"{split}/accuracy"]
+        bar.update(
+          done, f"train loss {row['train/loss']:.4f} {split} acc {100 * acc:.2f}%"
+        )
 
     # -------------------------------------------------------------- summary
     final_epoch = max(config.num_epochs, start_epoch)

@@ -10,13 +10,12 @@ and compares it with the snapshot in `tests/data/config_hashes.json`.
 A change that is meant to move hashes (a fidelity fix of a schedule, say)
 regenerates the snapshot and lists the moved configs in its commit message:
 
-  JAX_PLATFORMS=cpu python tests/test_config_hashes.py --update
+  JAX_PLATFORMS=cpu python tests/test_config_hash_snapshot.py --update
 """
 
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import os
 import sys
@@ -77,7 +76,7 @@ def test_config_hashes_match_snapshot():
   )
   assert not moved, (
     f"config hashes moved for {moved}; if intended, regenerate with "
-    "`python tests/test_config_hashes.py --update` and name them in the commit"
+    "`python tests/test_config_hash_snapshot.py --update` and name them in the commit"
   )
 
 
@@ -90,29 +89,9 @@ def test_snapshot_covers_the_mini_suite():
 
 if __name__ == "__main__":
   if sys.argv[1:] != ["--update"]:
-    pytest.exit("usage: python tests/test_config_hashes.py --update")
+    pytest.exit("usage: python tests/test_config_hash_snapshot.py --update")
   os.makedirs(os.path.dirname(SNAPSHOT), exist_ok=True)
   with open(SNAPSHOT, "w") as f:
     json.dump(current_hashes(), f, indent=1, sort_keys=True)
     f.write("\n")
   print(f"wrote {SNAPSHOT}")
-
-
-def test_options_added_later_are_hash_neutral_at_their_default():
-  """A field in config_utils.HASH_NEUTRAL_DEFAULTS at its default leaves the
-  hash as it was before the field existed; any other value moves it."""
-  from jaxprune import config_utils
-
-  config = config_utils.base_config()
-  digest = config_utils.config_hash(config)
-  fields = config_utils.to_json_dict(config)
-  for dotted, default in config_utils.HASH_NEUTRAL_DEFAULTS.items():
-    section, leaf = dotted.split(".")
-    assert fields[section][leaf] == default, dotted
-    del fields[section][leaf]
-  for key in config_utils.RESUME_SAFE_FIELDS:
-    fields.pop(key, None)
-  want = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
-  assert digest == want
-  config.retrain.min_lr = 1e-4
-  assert config_utils.config_hash(config) != digest

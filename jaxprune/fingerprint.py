@@ -1,0 +1,68 @@
+"""Code fingerprints: which version of the code produced a cached result.
+
+A cached dense training (`<cache>/train/`) or pruned state (`<cache>/pruned/`)
+is reused by every later run whose config asks for the same thing; after the
+code that computes it changes (a criterion, a model, the train step) it must
+not be reused silently. `code(kind)` hashes jaxprune's version and the source
+files that `kind` depends on; the caches put it into their keys, and sweep
+rows record it (`code_fingerprint`).
+
+  train  data, models, schedules, the train loop, config handling
+  prune  train's files plus pruning, OrthP and the pruning protocols' code
+
+Files outside these sets (reports, verdicts, launchers, docs) never
+invalidate a cache. `python -m jaxprune.sweeps --no_cache` goes further and
+gives every point a private cache.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import hashlib
+import os
+
+import jaxprune
+
+PACKAGE = os.path.dirname(os.path.abspath(jaxprune.__file__))
+SOURCES = {
+  "train": (
+    "data",
+    "models",
+    "schedules",
+    "train",
+    "config_utils.py",
+    "protocols/common.py",
+  ),
+  "prune": (
+    "pruning",
+    "analysis/orthp.py",
+    "protocols/retrain.py",
+    "protocols/pruned_cache.py",
+  ),
+}
+KINDS = {"train": ("train",), "prune": ("train", "prune")}
+
+
+def files(kind: str) -> list[str]:
+  """The source files (relative to the package) that `kind` depends on."""
+  if kind not in KINDS:
+    raise ValueError(f"fingerprint kind must be one of {list(KINDS)}, got {kind!r}")
+  out = set()
+  for group in KINDS[kind]:
+    for entry in SOURCES[group]:
+      path = os.path.join(PACKAGE, entry)
+      found = glob.glob(os.path.join(path, "**", "*.py"), recursive=True)
+      out.update(found if os.path.isdir(path) else [path])
+  return sorted(os.path.relpath(p, PACKAGE) for p in out)
+
+
+@functools.cache
+def code(kind: str) -> str:
+  """Short hash of jaxprune's version and the sources of `kind` (per process)."""
+  digest = hashlib.sha256(jaxprune.__version__.encode())
+  for rel in files(kind):
+    digest.update(rel.encode())
+    with open(os.path.join(PACKAGE, rel), "rb") as f:
+      digest.update(f.read())
+  return digest.hexdigest()[:8]

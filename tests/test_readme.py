@@ -1,0 +1,159 @@
+"""Every shell command of README.md and configs/README.md runs (issue 23.4).
+
+Commands are taken from the documents' ```bash blocks and from inline
+`python -m ...` / `make ...` spans. `plan` gives each one its smoke form (config
+`:smoke`, workdirs under a temporary directory, the tiny offline dataset) or a
+reason it is not run here (long-running, a template with placeholders, or
+covered by another test). A new command without a plan fails
+`test_every_documented_command_has_a_plan`; the README walk-through (train,
+prune the trained model, sweep, report, inspect, interactive use) runs in
+order in `test_readme_walkthrough_runs_in_smoke_form`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DOCS = ("README.md", os.path.join("configs", "README.md"))
+FENCE = re.compile(r"```(bash|python)\n(.*?)```", re.S)
+INLINE = re.compile(r"`((?:python -m|make) [^`]+)`")
+PATH_FLAGS = ("--workdir", "--results", "--out")  # Moved under the test's tmp dir.
+
+# (pattern, reason): commands that are not run here, and why.
+NOT_RUN = (
+  (
+    r"^make\b",
+    "long-running make target (setup, full training, benchmarks, the 90-min "
+    "mini suite); `make test` runs this suite",
+  ),
+  (r"CONFIG\.py|PAPER|TABLE|\.\.\.|ARG\b|i/n|sweeps/x", "a template with placeholders"),
+  (
+    r"--distributed",
+    "multi-host; tests/test_multidevice.py runs it with fake processes",
+  ),
+  (
+    r"^python -m jaxprune\.reproduce",
+    "the smoke suite runs in tests/test_reproduce.py",
+  ),
+  (r"^python -m jaxprune\.\w+$", "the module named in prose"),
+)
+
+
+def commands() -> list[tuple[str, str]]:
+  """(language, command) of every documented command, in document order."""
+  found = []
+  for doc in DOCS:
+    with open(os.path.join(ROOT, doc)) as f:
+      text = f.read()
+    for lang, body in FENCE.findall(text):
+      if lang == "python":
+        found.append(("python", body))
+        continue
+      for line in body.replace("\\\n", " ").splitlines():
+        line = re.sub(r"\s+#.*$", "", line).strip()
+        if line:
+          found.append(("bash", " ".join(line.split())))
+    for span in INLINE.findall(FENCE.sub("", text)):
+      found.append(("bash", " ".join(span.split())))
+  return found
+
+
+def reason_not_run(command: str) -> str | None:
+  return next((why for pattern, why in NOT_RUN if re.search(pattern, command)), None)
+
+
+def smoke_config(spec: str) -> str:
+  """`path.py[:arg]` -> its smoke form (MNIST configs on offline Fashion-MNIST)."""
+  path, _, arg = spec.partition(":")
+  options = [a for a in arg.split(",") if a]
+  if "wang2021_di" in path and "fashion_mnist" not in options:
+    options.append("fashion_mnist")  # The MNIST tables, offline.
+  if "smoke" not in options and not path.startswith("configs/figures"):
+    options.append("smoke")
+  return path + (":" + ",".join(options) if options else "")
+
+
+def smoke_argv(command: str, tmp: str, data: tuple[str, str]) -> list[str]:
+  """The smoke form of a jaxprune command as argv (module first)."""
+  words = shlex.split(re.sub(r"\[([^\]]*)\]", "", command))
+  assert words[:2] == ["python", "-m"], command
+  module, args = words[2], []
+  for word in words[3:]:
+    key, eq, value = word.partition("=")
+    if key == "--config" and eq:
+      value = smoke_config(value)
+    elif eq and (value.startswith("workdirs/") or key in PATH_FLAGS):
+      value = os.path.join(tmp, value.lstrip("/"))
+    args.append(f"{key}{eq}{value}")
+  data_dir, manual_dir = data
+  if module in ("jaxprune.main", "jaxprune.sweeps"):
+    args += [
+      f"--config.data.data_dir={data_dir}",
+      f"--config.data.manual_dir={manual_dir}",
+    ]
+  if module == "jaxprune.main":
+    args.append("--config.progress=False")
+  if module == "jaxprune.data":
+    args += [f"--data_dir={data_dir}", f"--manual_dir={manual_dir}"]
+  return [module, *args]
+
+
+def run(argv: list[str], cwd: str = ROOT) -> subprocess.CompletedProcess:
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT)
+  return subprocess.run(
+    [sys.executable, "-m", *argv],
+    cwd=cwd,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
+
+
+def test_every_documented_command_has_a_plan(tmp_path):
+  found = commands()
+  assert len(found) >= 12
+  runnable = [c for lang, c in found if lang == "bash" and not reason_not_run(c)]
+  for command in runnable:
+    assert command.startswith("python -m jaxprune."), (
+      f"{command!r}: add a smoke form or a reason to tests/test_readme.py"
+    )
+    smoke_argv(command, str(tmp_path), ("D", "M"))  # Parses.
+  assert any("--config.num_epochs=10" in c for c in runnable)  # The first example.
+
+
+def test_readme_walkthrough_runs_in_smoke_form(tiny_fmnist, tmp_path):
+  data_dir, manual_dir, _ = tiny_fmnist
+  ran, outputs = [], {}
+  for lang, command in commands():
+    if lang == "python":
+      # Interactive use: the snippet, its paths moved under tmp_path.
+      code = command.replace('"workdirs/', f'"{tmp_path}/workdirs/')
+      proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT),
+        capture_output=True,
+        text=True,
+        timeout=600,
+      )
+    elif reason_not_run(command) or command in ran:
+      continue
+    else:
+      proc = run(smoke_argv(command, str(tmp_path), (data_dir, manual_dir)))
+    assert proc.returncode == 0, (
+      f"{command}\n{proc.stdout[-1500:]}\n{proc.stderr[-3000:]}"
+    )
+    ran.append(command)
+    outputs[command] = proc.stdout
+  assert len(ran) >= 9, ran
+  pruned = next(out for c, out in outputs.items() if "dense_workdir" in c)
+  assert f"dense weights: {tmp_path}/workdirs/mlp7 (retrain.dense_workdir)" in pruned
+  assert "just pruned" in pruned
+  python = next(out for c, out in outputs.items() if "jsv_stats" in c)
+  assert "'mean'" in python
