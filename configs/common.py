@@ -4,7 +4,7 @@ The papers reuse a handful of training recipes (Le & Hua's NPTM CIFAR recipe,
 Liu et al.'s Rethinking recipe, Wang et al.'s 200-epoch CIFAR recipe, the
 ImageNet step recipe, the Dynamical Isometry MNIST nets), so each sweep file
 only states what its table changes. Sources for every number:
-/work/shared/reference/seed_code_facts.md (sections cited per function).
+docs/provenance.md (entries F1-F11, cited per function).
 
 Sweep files are loaded by path (`jaxprune.sweeps.load_sweep_module`, ml_collections
 `config_flags` in `jaxprune.main`), so each one puts the repository root on
@@ -85,7 +85,7 @@ def cifar(
   model: str,
   dataset: str = "cifar10",
 ) -> ml_collections.ConfigDict:
-  """A CIFAR training recipe of one of the seeds (seed_code_facts.md §3, §5).
+  """A CIFAR training recipe of one of the seeds (docs/provenance.md F6-F8, F10).
 
   nptm: Le & Hua (NPTM `main.py`): 160 epochs, 0.1 x0.1 at 80/120, batch 64,
     wd 1e-4, 90/10 train/val split with best-validation model (Le & Hua Sec. 4),

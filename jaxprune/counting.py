@@ -6,7 +6,7 @@ output shape, so the count follows the model code instead of a per-family
 formula. Everything else (BatchNorm, pooling, activations, residual adds) is
 counted as zero MACs, as ShrinkBench does.
 
-Conventions (see ``seed_code_facts.md`` §6):
+Conventions (sources in ``docs/provenance.md`` F11):
 
 * MACs are multiply-adds per example, biases excluded:
   conv ``C_in/groups * C_out * kh * kw * H_out * W_out``, dense ``in * out``.
@@ -23,7 +23,12 @@ Conventions (see ``seed_code_facts.md`` §6):
 * Nonzero counts follow ShrinkBench: a layer's nonzero MACs are its MACs times
   ``nnz(kernel) / numel(kernel)``, whatever the pattern of zeros. Nonzeros come
   from ``masks`` (a params-shaped 0/1 tree; missing leaves count as dense)
-  and, when concrete params are given, from exact zeros in them.
+  when they are given, else from exact zeros in concrete params (a checkpoint
+  whose pruning was baked into the weights). With masks the values are not
+  read: zeros that are not pruning (BatchNorm biases and conv biases start at
+  exactly 0) would otherwise count as pruned.
+* :func:`sparsity` is the one "sparsity" that result rows and
+  ``jaxprune.inspect --config`` report.
 
 Example::
 
@@ -47,6 +52,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
+
+from jaxprune.pruning import masks as masks_lib
 
 CONVENTIONS = ("actual", "shrinkbench")
 Path = tuple[str, ...]
@@ -192,15 +199,12 @@ def _is_concrete(x: Any) -> bool:
   return isinstance(x, np.ndarray | jax.Array) and not isinstance(x, jax.core.Tracer)
 
 
-def _nonzero(leaf: Any, mask: Any) -> int:
-  """Nonzero entries of a param leaf given its optional mask."""
-  if _is_concrete(leaf):
-    values = np.asarray(leaf)
-    if mask is not None:
-      values = values * np.asarray(mask)
-    return int(np.count_nonzero(values))
+def _nonzero(leaf: Any, mask: Any, use_values: bool) -> int:
+  """Nonzero entries of a param leaf: its mask's, else (``use_values``) its own."""
   if mask is not None:
     return int(np.count_nonzero(np.asarray(mask)))
+  if use_values and _is_concrete(leaf):
+    return int(np.count_nonzero(np.asarray(leaf)))
   return int(np.prod(leaf.shape))
 
 
@@ -218,7 +222,8 @@ def count(
     input_shape: one example's shape, e.g. ``(32, 32, 3)``.
     variables: the model's variables (or the ``params`` tree alone); when
       omitted they are built abstractly with ``model.init``.
-    masks: optional params-shaped 0/1 tree; nonzero counts use it.
+    masks: optional params-shaped 0/1 tree; nonzero counts use it (and then
+      ignore the values of ``variables``).
     convention: ``"actual"`` or ``"shrinkbench"`` (see module docstring).
 
   Returns:
@@ -239,6 +244,11 @@ def count(
     masks = masks["params"]
   flat = traverse_util.flatten_dict(dict(variables["params"]))
   flat_masks = traverse_util.flatten_dict(dict(masks)) if masks is not None else {}
+  use_values = masks is None
+
+  def nonzero(key: Path) -> int:
+    return _nonzero(flat[key], flat_masks.get(key), use_values)
+
   rows, seen = {}, set()
   for call in trace_layers(model, variables, input_shape):
     path = tuple(call.path)
@@ -247,8 +257,8 @@ def count(
     macs = int(np.prod(kernel_shape)) * int(np.prod(spatial, dtype=np.int64))
     leaves = [k for k in flat if k[:-1] == path]
     params = sum(int(np.prod(flat[k].shape)) for k in leaves)
-    nnz_params = sum(_nonzero(flat[k], flat_masks.get(k)) for k in leaves)
-    kernel_nnz = _nonzero(flat[(*path, "kernel")], flat_masks.get((*path, "kernel")))
+    nnz_params = sum(nonzero(k) for k in leaves)
+    kernel_nnz = nonzero((*path, "kernel"))
     density = kernel_nnz / int(np.prod(kernel_shape))
     if path in rows:  # A layer applied twice: its MACs add up, params do not.
       prev = rows[path]
@@ -275,7 +285,27 @@ def count(
     size = int(np.prod(leaf.shape))
     if key[-1] in ("scale", "bias") and (*key[:-1], "kernel") not in flat:
       norm_params += size
-      norm_nnz += _nonzero(leaf, flat_masks.get(key))
+      norm_nnz += nonzero(key)
     else:
       other += size
   return Counts(tuple(rows.values()), norm_params, norm_nnz, other, convention)
+
+
+def sparsity(
+  dense: Counts, pruned: Counts, masks: Any = None, prunable: Any = None
+) -> float:
+  """The one "sparsity" jaxprune reports (result rows, ``inspect --config``).
+
+  * Unstructured pruning (``prunable`` given, a bool tree shaped like
+    ``masks``): the fraction of the prunable weights that ``masks`` zero, the
+    quantity the papers' sparsity targets name.
+  * Otherwise (structured pruning, surgery or masks): the fraction of all the
+    dense model's parameters (kernels, biases, BatchNorm scale and bias,
+    classifier) that surgery removed or masks zero,
+    ``1 - pruned.total_nonzero_params / dense.total_params``. This is how
+    Wang et al. 2023 count Table 6 (ResNet-56, first conv of every block at
+    ratio 0.3: 31.14 %).
+  """
+  if prunable is not None:
+    return masks_lib.sparsity(masks, prunable).sparsity
+  return 1.0 - pruned.total_nonzero_params / dense.total_params

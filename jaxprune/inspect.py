@@ -184,15 +184,12 @@ def build_from_config(config) -> tuple[Any, dict[str, Any]]:
     "pruning": config.pruning.name,
     "dense_params": dense.total_params,
     "dense_flops": dense.flops,
-    # Relative to the dense model, so small-dense and masked results compare.
-    "sparsity": 1 - counts.total_nonzero_params / dense.total_params,
+    # The result rows' definition (one function for both).
+    "sparsity": counting.sparsity(dense, counts, result.masks, result.prunable),
     "speedup": dense.flops / counts.nonzero_flops if counts.nonzero_flops else None,
   }
   if result.widths is not None:
     extra["widths"] = json.loads(json.dumps(result.widths))
-  if result.prunable is not None:
-    rep = pruning.masks.sparsity(result.masks, result.prunable)
-    extra["prunable_sparsity"] = rep.sparsity
   return counts, extra
 
 
@@ -206,8 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
       report(counts, f"{args.config}: {extra['model']} pruned ({extra['pruning']})")
     )
     print(
-      f"sparsity vs dense: {extra['sparsity']:.4f} (1 - nonzero params / the dense "
-      f"model's params), speedup vs dense: {extra['speedup']:.3f}x (the dense "
+      f"sparsity: {extra['sparsity']:.4f} (as in result rows: unstructured, the "
+      "pruned fraction of the prunable weights; structured, 1 - nonzero params / "
+      f"the dense model's params), speedup vs dense: {extra['speedup']:.3f}x (the dense "
       "model's FLOPs / these nonzero FLOPs; includes the channels surgery removed, "
       "which the per-model speedup above does not see)"
     )

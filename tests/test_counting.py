@@ -66,7 +66,7 @@ def _pruned_resnet56_widths(pr: float):
   "pr,sparsity,speedup", [(0.3, 31.14, 1.45), (0.5, 49.82, 1.99), (0.7, 70.58, 3.59)]
 )
 def test_resnet56_pruning_oracle(pr, sparsity, speedup):
-  # seed_code_facts §2.1: matches Tab. 6 of "Why ... Confusing" (Wang et al.).
+  # docs/provenance.md F3: matches Tab. 6 of "Why ... Confusing" (Wang et al.).
   dense = counting.count(models.create("resnet56"), CIFAR)
   small = counting.count(
     models.create("resnet56", widths=_pruned_resnet56_widths(pr)), CIFAR

@@ -202,6 +202,14 @@ def test_forward_shapes_every_model(name):
       x,
     )
     assert out.shape == (shape[0], 7) and out.dtype == jnp.float32
+  # Params: the instance built at the small input is the counted architecture;
+  # only the classifier changes with num_classes (kernel + bias per class).
+  head_in, head_out = variables["params"]["head"]["kernel"].shape
+  ref, ref_classes = (
+    (PARAM_COUNTS[name], 10) if name in PARAM_COUNTS else (IMAGENET_COUNTS[name], 1000)
+  )
+  assert head_out == 7
+  assert _count(variables["params"]) == ref - (ref_classes - 7) * (head_in + 1)
 
 
 # Executing every registered depth would take minutes of XLA compilation on a
@@ -266,7 +274,8 @@ def _train_steps(model, x, labels, num_steps=3):
     train_out, _ = model.apply(
       final, x, train=True, mutable=["batch_stats"], rngs={"dropout": key}
     )
-    return losses, variables, state, eval_a, eval_b, train_out
+    eval_one = model.apply(final, x[:1], train=False)
+    return losses, variables, state, eval_a, eval_b, train_out, eval_one
 
   # Compiling the random init costs as much as a train step; the init itself
   # is covered by the shape and count tests, so start from numpy values.
@@ -298,13 +307,16 @@ def test_forward_and_training_steps(name):
   x = jax.random.normal(jax.random.key(1), shape)
   labels = jnp.arange(shape[0]) % 5
   out = _train_steps(model, x, labels)
-  losses, init_vars, state, eval_a, eval_b, train_out = out
+  losses, init_vars, state, eval_a, eval_b, train_out, eval_one = out
   assert eval_a.shape == train_out.shape == (shape[0], 5)
   assert np.all(np.isfinite(losses)) and np.all(np.isfinite(eval_a))
   # SGD on one small batch must reduce its loss.
   assert losses[-1] < losses[0], losses
   # Eval is deterministic; train mode (batch statistics) differs from it.
   np.testing.assert_array_equal(eval_a, eval_b)
+  # Eval mode uses running statistics: an example's logits do not depend on
+  # the rest of the batch.
+  np.testing.assert_allclose(eval_one[0], eval_a[0], rtol=1e-4, atol=1e-5)
   assert not np.allclose(eval_a, train_out, atol=1e-5)
   # Training updated every BN's running statistics.
   changed = jax.tree.map(

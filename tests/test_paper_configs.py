@@ -15,9 +15,11 @@ validated here.
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 
+import ml_collections
 import pytest
 import tensorflow_datasets as tfds
 
@@ -57,8 +59,13 @@ def test_sweep_builds_and_validates(path):
     base, sweep = module.get_config(arg), module.get_sweep(arg)
     assert sweep, f"{path}: empty sweep ({arg=})"
     assert all("seed" in point for point in sweep)
-    for _, config, _ in sweeps.expand(base, sweep):  # Unknown keys raise here.
+    for overrides, config, _ in sweeps.expand(base, sweep):  # Unknown keys raise.
       protocol_common.validate(config)
+      for key, value in overrides.items():  # Each point sets what it names.
+        got = functools.reduce(getattr, key.split("."), config)
+        if isinstance(got, ml_collections.ConfigDict):
+          got = got.to_dict()
+        assert got == (tuple(value) if isinstance(value, list) else value), key
   assert len(module.get_sweep("smoke")) == 1
   assert module.get_config("smoke").num_epochs <= 2
 
@@ -73,6 +80,18 @@ def test_first_smoke_point_runs(rel, tmp_path):
   with tfds.testing.mock_data(num_examples=128):
     rows = sweeps.run_sweep(base, sweep, str(tmp_path / "sweep"))
   assert len(rows) == 1 and rows[0]["status"] == "completed"
+  # The row is the smoke point's run: its hash, its epochs, a real accuracy.
+  ((_, config, digest),) = sweeps.expand(base, sweep)
+  row = rows[0]
+  assert row["config_hash"] == digest and row["seed"] == config.seed == 0
+  assert row["epoch"] == config.retrain.num_epochs  # prune_retrain's last phase.
+  assert 0.0 <= row["metrics"]["test/accuracy"] <= 1.0
+  if rel == "wang2021_di/table3.py":
+    # MLP-7's six hidden widths at ratio 0.8 with keep_floor: int(100 * (1 -
+    # 0.8)) = int(19.999...) = 19 kept, as rethinking's float expression does.
+    # By hand: 1024*19+19 + 5*(19*19+19) + 19*10+10 of the dense 154,010.
+    assert row["params"] == 1024 * 19 + 19 + 5 * (19 * 19 + 19) + 200 == 21_575
+    assert row["sparsity"] == pytest.approx(1 - 21_575 / 154_010)
   stored = io_utils.read_jsonl(str(tmp_path / "sweep" / sweeps.RESULTS_FILE))
   assert stored[0]["overrides"] == sweep[0]
 

@@ -253,3 +253,27 @@ def test_none_config_is_dense():
   t = _tree()
   res = pruning.prune(pruning.default_config(), t, model_name="mlp7_relu")
   assert masks.sparsity(res.masks).zeros == 0
+
+
+def test_uniform_plus_prunes_a_first_dense_layer():
+  # Lee et al.'s UNIFORM+ keeps the first *conv* dense; an MLP has none, so
+  # MLP-7's fc0 is pruned like every hidden layer (and sparsity >= 0.34 is
+  # reachable: fc0 holds 102,400 of the 153,400 kernel weights).
+  name = "mlp7_relu"
+  v = models.create(name).init(jax.random.key(0), jnp.zeros((1, 32, 32, 1)))
+  cfg = pruning.default_config()
+  cfg.name, cfg.allocation = "unstructured", "uniform_plus"
+  sizes = {"fc0": 1024 * 100, **{f"fc{i}": 100 * 100 for i in range(1, 6)}}
+  for s in (0.3, 0.9):
+    cfg.sparsity = s
+    res = pruning.prune(cfg, v["params"], model_name=name)
+    kept = {k: int(np.asarray(res.masks[k]["kernel"]).sum()) for k in [*sizes, "head"]}
+    n_total = sum(sizes.values()) + 1000
+    head_pruned = min(s * 1000, 0.8 * 1000)  # Classifier cap: 80 %.
+    hidden_frac = (round(s * n_total) - head_pruned) / sum(sizes.values())
+    assert kept["head"] == 1000 - round(head_pruned)
+    for k, n in sizes.items():
+      assert kept[k] == n - round(hidden_frac * n), (s, k)
+    # Per-tensor rounding: within one weight per tensor of the target.
+    got = masks.sparsity(res.masks, res.prunable).sparsity
+    assert got == pytest.approx(s, abs=7 / 153_400)

@@ -263,6 +263,30 @@ def test_why_so_confusing_table4_resnet34_imagenet100():
     assert round(d.macs / s.macs, 2) == speedup
 
 
+@pytest.mark.parametrize(
+  ("name", "preset", "speedup"),
+  # Li et al.: ResNet-56-B 27.6 % and VGG-16-A 34.2 % fewer FLOPs.
+  [("resnet56", "resnet56_b", 1.38), ("vgg16", "vgg16_a", 1.52)],
+)
+def test_masked_structured_pruning_counts_like_surgery(name, preset, speedup):
+  # surgery=False must count the next layer's rows for removed channels as
+  # zero: the masked model's nonzero counts equal the small-dense model's.
+  shape = models.input_shape(name)
+  net = models.create(name)
+  v = net.init(jax.random.key(0), jnp.zeros((1, *shape)), train=False)
+  cfg = pruning.default_config()
+  cfg.name, cfg.preset = "structured", preset
+  small = pruning.prune(cfg, v["params"], v.get("batch_stats"), model_name=name)
+  cfg.surgery = False
+  masked = pruning.prune(cfg, v["params"], v.get("batch_stats"), model_name=name)
+  dense = counting.count(net, shape)
+  compact = counting.count(models.create(name, widths=small.widths), shape)
+  counted = counting.count(net, shape, v, masked.masks)
+  assert dense.macs / compact.macs == pytest.approx(speedup, abs=0.005)
+  assert counted.theoretical_speedup == pytest.approx(dense.macs / compact.macs)
+  assert counted.total_nonzero_params == compact.total_params
+
+
 def test_keep_floor_warns_when_it_prunes_more_than_asked():
   # issue 23.9: int(100 * (1 - 0.8)) is 19 in floating point, not 20.
   scores = {"g": np.arange(100.0)}

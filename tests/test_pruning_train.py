@@ -175,21 +175,33 @@ def test_prune_between_phases_with_fresh_optimizer():
   )
   cfg = pruning.default_config()
   cfg.name, cfg.criterion, cfg.ratio, cfg.groups = "structured", "l1", 0.5, "all"
-  res = pruning.prune(
-    cfg,
-    v["params"],
-    v["batch_stats"],
-    model_name="resnet20",
-    model_overrides={"shortcut": "B_conv"},
-  )
-  small = models.create("resnet20", shortcut="B_conv", widths=res.widths)
   tx = optax.sgd(0.1, momentum=0.9)
-  state = state_from_params(
-    res.params, res.batch_stats, tx, jax.random.key(1), res.masks
-  )
-  state, m = _step(small, tx)(state, *_data())
-  assert np.isfinite(float(m["loss"]))
-  assert res.widths.stages == (8, 16, 32)
+
+  def first_step(surgery: bool):
+    """Prune, a fresh optimizer, one step: (widths, loss of that step)."""
+    cfg.surgery = surgery
+    res = pruning.prune(
+      cfg,
+      v["params"],
+      v["batch_stats"],
+      model_name="resnet20",
+      model_overrides={"shortcut": "B_conv"},
+    )
+    widths = {} if res.widths is None else {"widths": res.widths}
+    net = models.create("resnet20", shortcut="B_conv", **widths)
+    state = state_from_params(
+      res.params, res.batch_stats, tx, jax.random.key(1), res.masks
+    )
+    _, metrics = _step(net, tx)(state, *_data())
+    return res.widths, float(metrics["loss"])
+
+  widths, loss = first_step(surgery=True)
+  assert widths.stages == (8, 16, 32)
+  # The small model's first step sees the loss of the full-size model masked
+  # to the same channels (an independent path to the same function).
+  full_widths, masked_loss = first_step(surgery=False)
+  assert full_widths is None
+  assert loss == pytest.approx(masked_loss, rel=1e-5)
 
 
 def test_config_base_has_pruning_section():

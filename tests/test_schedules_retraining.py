@@ -71,7 +71,7 @@ def test_slr_le2021_epochwise_drops():
 
 
 def test_slr_le2021_nptm_example_40_epochs():
-  # seed_code_facts 3.1: E = 40 -> 0.1 for e = 4..21, 0.01 for 22..30, 0.001 for 31..39.
+  # docs/provenance.md F6: E = 40 -> 0.1 for e = 4..21, 0.01 for 22..30, 0.001 for 31..39.
   lrs = curve(retrain("slr", epochs=40, flavor="le2021"), 400)[::SPE]
   np.testing.assert_allclose(lrs[4:22], 0.1, rtol=1e-6)
   np.testing.assert_allclose(lrs[22:31], 0.01, rtol=1e-6)
@@ -218,9 +218,16 @@ def test_invalid_retraining_configs(kw, pruning, message):
 
 
 def test_validate_accepts_allr_without_stats():
-  schedules.validate(
-    ml_collections.ConfigDict(dict(name="allr", base=BASE, retrain_epochs=72))
-  )
+  # Validation runs before any pruning, so ALLR's stats cannot exist yet; the
+  # schedule itself still refuses to be built without them.
+  config = ml_collections.ConfigDict(dict(name="allr", base=BASE, retrain_epochs=72))
+  schedules.validate(config)
+  with pytest.raises(ValueError, match=r"schedule\.name='allr' needs the pruning"):
+    schedules.create(config, SPE, None)
+  # Leniency is only about the stats: the other fields are still checked.
+  config.retrain_epochs = -1
+  with pytest.raises(ValueError, match="retrain_epochs"):
+    schedules.validate(config)
 
 
 def test_le2021_zero_warmup_means_no_warmup():

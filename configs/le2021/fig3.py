@@ -2,7 +2,7 @@ r"""Le & Hua 2021, Figure 3 (one-shot) and Fig. 7 (one-shot + iterative): MWP.
 
 Global magnitude weight pruning (MWP) of every conv kernel of ResNet-56 /
 VGG-16 on CIFAR-10 (the weight-level code prunes convs only, not the classifier:
-seed_code_facts.md §2.3), sparsity 50 / 70 / 90 / 95 %, retrained 40 epochs
+docs/provenance.md F5), sparsity 50 / 70 / 90 / 95 %, retrained 40 epochs
 with FT, LRW, SLR, CLR; one-shot and iterative (IMP, 20% of the remaining
 weights per cycle, 40 epochs per cycle is Fig. 7's setting; here every cycle
 gets `retrain.num_epochs`). 3 seeds.

@@ -3,7 +3,7 @@ r"""Le & Hua 2021, Table 2 (ImageNet part): ResNet-34-A/B, PFEC + FT / CLR vs Sc
 Baseline: torchvision ResNet-34 recipe (90 epochs, 0.1 x0.1 every 30, batch 256,
 wd 1e-4); Le & Hua start from the torchvision pretrained model, we train it
 (shared dense pretraining). Retraining 20 epochs (Liu et al.'s ImageNet fine-tune
-length, seed_code_facts.md §3.4) with FT (0.001) or CLR (NPTM flavour). One seed:
+length, docs/provenance.md F8) with FT (0.001) or CLR (NPTM flavour). One seed:
 the paper prints single ImageNet runs.
 
 Run:

@@ -8,8 +8,8 @@ layer removed (surgery). Retraining 30 epochs: FT = HRank's original
 fine-tuning (0.01, x0.1 at epochs 5 and 10) vs CLR restarting at 0.1 (NPTM
 1-cycle). One seed (Le & Hua run HRank once).
 
-Assumptions: HRank's per-layer compression-rate lists are not in
-seed_code_facts.md, so one uniform ratio per model over the inner groups
+Assumptions: HRank's per-layer compression-rate lists are not recorded in
+docs/provenance.md, so one uniform ratio per model over the inner groups
 (every hidden layer of VGG/DenseNet) is used; Le & Hua prune and retrain layer
 by layer, we prune once. Compare the summaries' params/FLOPs with the table's
 reductions before comparing accuracies.

@@ -2,7 +2,7 @@ r"""Liu et al. 2019, Table 1 (CIFAR-10 part): L1-norm filter pruning, Fine-tuned
 
 VGG-16-A, ResNet-56-A/B, ResNet-110-A/B (Li et al. presets) from the Rethinking
 CIFAR baseline (160 epochs, 0.1 x0.1 at 80/120, batch 64, wd 1e-4); fine-tuned
-40 epochs at constant 0.001 (`main_finetune.py`, seed_code_facts.md §3.4), or
+40 epochs at constant 0.001 (`main_finetune.py`, docs/provenance.md F8), or
 trained from scratch for 160 epochs (Scratch-E) or int(160 * FLOPs ratio)
 epochs (Scratch-B). 5 seeds, as in the paper.
 

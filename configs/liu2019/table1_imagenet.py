@@ -1,7 +1,7 @@
 r"""Liu et al. 2019, Table 1 (ImageNet part): ResNet-34-A/B, Fine-tuned vs Scratch-E/B.
 
 torchvision ResNet-34 recipe (90 epochs, 0.1 x0.1 every 30, batch 256, wd 1e-4);
-fine-tune 20 epochs at 0.001 (seed_code_facts.md §3.4); Scratch-B capped at 2x
+fine-tune 20 epochs at 0.001 (docs/provenance.md F8); Scratch-B capped at 2x
 the epochs (Liu et al. Sec. 4: at most twice the budget on ImageNet). One seed.
 
 Run:

@@ -2,7 +2,7 @@ r"""Liu et al. 2019, Table 4 (CIFAR part): network slimming, Fine-tuned vs Scrat
 
 VGG-19 (prune ratio 0.7), PreResNet-164 (0.4, 0.6) and DenseNet-40 (0.4, 0.6) on
 CIFAR-10 and CIFAR-100: sparsity training with s * sum|gamma| (s = 1e-4 for VGG,
-1e-5 otherwise: network-slimming README, seed_code_facts.md §2.2), one global
+1e-5 otherwise: network-slimming README, docs/provenance.md F4), one global
 BN-scale threshold, surgery, then fine-tuning 160 epochs with the training
 schedule (the slimming code fine-tunes like it trains; Liu et al. keep it), or
 Scratch-E / Scratch-B of the slimmed architecture. 5 seeds.

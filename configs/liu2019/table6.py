@@ -2,7 +2,7 @@ r"""Liu et al. 2019, Table 6 (CIFAR part): unstructured magnitude pruning, Fine-
 
 VGG-19, PreResNet-110 and DenseNet-BC-100 on CIFAR-10/100 pruned by global
 magnitude over conv kernels (the weight-level code prunes convs only,
-seed_code_facts.md §2.3) to 30/50/60/80/95 % (the paper's ratios per model
+docs/provenance.md F5) to 30/50/60/80/95 % (the paper's ratios per model
 differ; we run the union), fine-tuned 40 epochs at 0.001, or trained from
 scratch with the same mask (Scratch-E 160 epochs, Scratch-B by FLOPs ratio),
 the re-initialised std scaled by 1/sqrt(kept fraction) per layer as Liu et al.

@@ -1,7 +1,7 @@
 r"""Dynamical Isometry, Table 3: MLP-7-Linear on MNIST, L1-norm with / without OrthP vs scratch.
 
 MLP-7-Linear (32x32 MNIST flattened to 1024), dense training 90 epochs at
-0.01 x0.1 at 30/60 (batch 100, wd 1e-4: DI Table 2 / seed_code_facts.md §1.5, §5),
+0.01 x0.1 at 30/60 (batch 100, wd 1e-4: DI Table 2 / docs/provenance.md F2),
 L1-norm neuron pruning of the hidden layers at PR 0.8 / 0.9 (surgery), then
 OrthP or not, fine-tuned with the four Table 2 schedules (90 / 900 epochs,
 initial LR 0.01 / 0.001); Scratch = the pruned architecture trained from a

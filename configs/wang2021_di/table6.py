@@ -9,7 +9,7 @@ squared sum over positions of activation x gradient, accumulated over
 surgery. Fine-tuning: the original fixed LR 8e-4 ("Rerun") vs DI's 120 epochs
 0:1e-2,60:1e-3,90:1e-4 ("LR 0.01"). 3 seeds (DI repeats fine-tuning 3 times).
 
-Assumptions (not in the paper or seed_code_facts.md): the dense recipe is Wang
+Assumptions (not in the paper or the authors' code, docs/provenance.md): the dense recipe is Wang
 et al.'s 200-epoch CIFAR recipe (pytorch-prunes' own is not recorded); the
 fixed-8e-4 fine-tuning also lasts 120 epochs; pytorch-prunes prunes one
 channel every 100 steps while fine-tuning, we prune once; the global ratios

@@ -3,7 +3,7 @@ r"""Dynamical Isometry, Table 7: LeNet-5-Linear/ReLU and MLP-7-ReLU, L1 +- OrthP
 As configs/wang2021_di/table3.py on the other three MNIST nets, PR 0.9 on the
 first 6 fc layers (MLP-7) / first 3 conv layers (LeNet-5): `groups=all`
 prunes every hidden layer, the classifier stays. OrthP gain from the
-activation (1 for linear nets, sqrt 2 for ReLU: seed_code_facts.md §4.2). 5 seeds.
+activation (1 for linear nets, sqrt 2 for ReLU: docs/provenance.md F9). 5 seeds.
 
 Run:
   python -m jaxprune.sweeps --config=configs/wang2021_di/table7.py --workdir=workdirs/wang2021_di_table7

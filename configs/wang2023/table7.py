@@ -1,7 +1,7 @@
 r"""Wang et al. 2023, Table 7: VGG-19 on CIFAR-100, L1-norm at PR 0.3-0.9 vs scratch.
 
 Dense VGG-19 trained 200 epochs (0.1 x0.1 at 100/150, wd 5e-4, batch 128 / 256 for
-VGG, ImageNet mean/std: TPP/GReg recipe, seed_code_facts.md §3.3, §5); L1-norm
+VGG, ImageNet mean/std: TPP/GReg recipe, docs/provenance.md F7, F10); L1-norm
 pruning of the first conv of every residual block (ResNet) / every conv but
 the last (VGG) at a uniform ratio, fine-tuned 120 epochs with step or cosine
 LR from 0.01 or 0.001, every arm ending at the paper's minimum LR 1e-4;

@@ -2,7 +2,7 @@ r"""Zimmer et al. 2023, Table 1: ResNet-50 on ImageNet, One Shot, retraining sch
 
 Dense ResNet-50 (torchvision recipe, 90 epochs; Nesterov as in BIMP whenever
 wd > 0), one-shot global magnitude pruning of all conv/dense kernels (BIMP's
-`global_unstructured`, seed_code_facts.md §2.3) to 70 / 80 / 90 %, retrained
+`global_unstructured`, docs/provenance.md F5) to 70 / 80 / 90 %, retrained
 2 / 5 / 10 epochs (2.22 / 5.55 / 11.11 % of the budget: the surviving caption)
 with FT, LRW, SLR, CLR, LLR and ALLR (per-iteration BIMP translations). Two
 seeds (the paper's ImageNet runs average two seeds).

@@ -24,7 +24,7 @@ import tensorflow_datasets as tfds
 
 from jaxprune.data import fashion_mnist_local
 
-# Normalisation constants, as used by the seeds (see seed_code_facts.md §5).
+# Normalisation constants, as used by the seeds (docs/provenance.md F10).
 MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
 CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)

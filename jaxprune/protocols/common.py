@@ -25,7 +25,9 @@ parameters of the model as it is stored (the small-dense model after surgery,
 the full-size model for masks; BatchNorm statistics excluded), `flops` are
 2 x MACs of its convs/dense layers per example, `nonzero_*` scale each layer by
 the density of its kernel (ShrinkBench), and `speedup` is the dense original's
-FLOPs over the pruned model's nonzero FLOPs.
+FLOPs over the pruned model's nonzero FLOPs; `sparsity` is
+`counting.sparsity` (the prunable weights' mask sparsity for unstructured
+pruning, else the fraction of all dense params removed or masked).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from jaxprune import (
   fingerprint,
   io_utils,
   models,
+  pruning,
 )
 from jaxprune.data import datasets
 from jaxprune.pruning import masks as masks_lib
@@ -291,8 +294,13 @@ def measure(
   params: Any,
   masks: Any = None,
   widths: Any = None,
+  prunable: Any = None,
 ) -> dict[str, Any]:
-  """Params / FLOPs of the pruned model vs the dense one (module docstring)."""
+  """Sparsity, params and FLOPs of the pruned model vs the dense one.
+
+  ``prunable`` (unstructured pruning) makes ``sparsity`` the prunable weights'
+  mask sparsity; see the module docstring.
+  """
   name, shape, ncls = config.model.name, input_shape(config), num_classes(config)
   base = config_utils.model_overrides(config)
   dense = counting.count(models.create(name, ncls, **base), shape)
@@ -309,6 +317,7 @@ def measure(
   pruned = counting.count(model, shape, variables, masks)
   nnz_flops = pruned.nonzero_flops
   return {
+    "sparsity": counting.sparsity(dense, pruned, masks, prunable),
     "params": pruned.total_params,
     "nonzero_params": pruned.total_nonzero_params,
     "flops": pruned.flops,
@@ -318,6 +327,28 @@ def measure(
     "speedup": dense.flops / nnz_flops if nnz_flops else math.inf,
     "compression": dense.total_params / max(pruned.total_nonzero_params, 1),
   }
+
+
+def measure_at_init(
+  config: ml_collections.ConfigDict,
+  pruning_inputs: Callable[[Any, Any], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+  """:func:`measure` of `config.pruning` applied to the initial weights;
+  `pruning_inputs(params, batch_stats)` adds data-dependent scores (e.g.
+  `protocols.scoring.pruning_inputs`) to the `pruning.prune` call."""
+  params, batch_stats = init_params(config)
+  extra = pruning_inputs(params, batch_stats) if pruning_inputs else {}
+  res = pruning.prune(
+    config.pruning,
+    params,
+    batch_stats,
+    model_name=config.model.name,
+    rng=pruning_rng(config, 1),
+    model_overrides=overrides_without_widths(config),
+    input_shape=input_shape(config),
+    **extra,
+  )
+  return measure(config, res.params, res.masks, res.widths, res.prunable)
 
 
 def mask_sparsity(masks: Any, prunable: Any) -> float:

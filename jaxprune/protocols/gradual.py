@@ -120,9 +120,9 @@ def gmp(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   summary = {
     **common.final_metrics(phase.summary),
     "epoch": phase.summary["epoch"],
-    "sparsity": common.mask_sparsity(final.masks, prunable),
+    "sparsity": None,  # Set by measure (keeps the row's key order).
     "target_sparsity": config.pruning.sparsity,
-    **common.measure(config, params, final.masks),
+    **common.measure(config, params, final.masks, prunable=prunable),
     "total_epochs": phase.summary["epoch"],
     # Mask sparsity logged after each pruning epoch (with eval_every_epochs=1).
     "pruning_events": [

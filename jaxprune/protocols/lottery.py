@@ -179,9 +179,9 @@ def lottery(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   summary = {
     **common.final_metrics(phase.summary),
     "epoch": phase.summary["epoch"],
-    "sparsity": s,
+    "sparsity": None,  # Set by measure (keeps the row's key order).
     "target_sparsity": retrain.target(config),
-    **common.measure(config, current.params, current.masks, res.widths),
+    **common.measure(config, current.params, current.masks, res.widths, res.prunable),
     "widths": common.widths_json(res.widths),
     "rewind_epoch": rewind_epoch(config),
     "dense_workdir": dense.workdir,

@@ -29,7 +29,6 @@ from typing import Any
 
 import ml_collections
 
-from jaxprune import pruning
 from jaxprune.analysis import training_stats
 from jaxprune.protocols import common, register, retrain, scoring
 from jaxprune.schedules import budget
@@ -53,18 +52,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 def init_speedup(config: ml_collections.ConfigDict) -> float:
   """FLOPs speedup of `config.pruning` applied to the initial weights."""
-  params, batch_stats = common.init_params(config)
-  res = pruning.prune(
-    config.pruning,
-    params,
-    batch_stats,
-    model_name=config.model.name,
-    rng=common.pruning_rng(config, 1),
-    model_overrides=common.overrides_without_widths(config),
-    input_shape=common.input_shape(config),
-    **scoring.pruning_inputs(config, Start(params, batch_stats)),
-  )
-  return common.measure(config, res.params, res.masks, res.widths)["speedup"]
+  return common.measure_at_init(
+    config, lambda params, stats: scoring.pruning_inputs(config, Start(params, stats))
+  )["speedup"]
 
 
 def protocol(config: ml_collections.ConfigDict) -> budget.PruneProtocol:
@@ -112,15 +102,13 @@ def prune_epoch(config: ml_collections.ConfigDict, workdir: str) -> dict[str, An
     evaluate_start=True,
   )
   final = phase.final()
-  counts = common.measure(config, final.params, final.masks, pruned.widths)
-  if config.pruning.name == "unstructured":
-    sparsity = common.mask_sparsity(final.masks, pruned.prunable)
-  else:
-    sparsity = 1.0 - counts["params"] / counts["dense_params"]
+  counts = common.measure(
+    config, final.params, final.masks, pruned.widths, pruned.prunable
+  )
   summary = {
     **common.final_metrics(phase.summary),
     "epoch": phase.summary["epoch"],
-    "sparsity": sparsity,
+    "sparsity": counts["sparsity"],
     "target_sparsity": retrain.target(config),
     **counts,
     "widths": common.widths_json(pruned.widths),

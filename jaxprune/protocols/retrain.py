@@ -276,15 +276,13 @@ def cycles_summary(
 ) -> dict[str, Any]:
   """The run's summary after its last retraining `phase` (final weights
   `current`)."""
-  counts = common.measure(config, current.params, current.masks, widths)
-  if config.pruning.name == "unstructured":
-    sparsity = common.mask_sparsity(current.masks, pruned.prunable)
-  else:
-    sparsity = 1.0 - counts["params"] / counts["dense_params"]
+  counts = common.measure(
+    config, current.params, current.masks, widths, pruned.prunable
+  )
   return {
     **common.final_metrics(phase.summary),
     "epoch": phase.summary["epoch"],
-    "sparsity": sparsity,
+    "sparsity": counts["sparsity"],
     "target_sparsity": target(config),
     **counts,
     "widths": common.widths_json(widths),

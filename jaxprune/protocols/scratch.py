@@ -127,7 +127,7 @@ def scratch(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     start, overrides = None, {"widths": widths}
   else:
     widths, overrides = None, None
-    counts = common.measure(config, res.params, res.masks)
+    counts = common.measure(config, res.params, res.masks, prunable=res.prunable)
     params, batch_stats = rewind_lib.reinitialize(
       config.model.name,
       res.masks,
@@ -146,14 +146,10 @@ def scratch(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     start=start,
     model_overrides=overrides,
   )
-  if structured:
-    sparsity = 1.0 - counts["params"] / counts["dense_params"]
-  else:
-    sparsity = common.mask_sparsity(res.masks, res.prunable)
   summary = {
     **common.final_metrics(phase.summary),
     "epoch": phase.summary["epoch"],
-    "sparsity": sparsity,
+    "sparsity": counts["sparsity"],
     "target_sparsity": retrain.target(config),
     **counts,
     "widths": common.widths_json(widths),

@@ -8,7 +8,8 @@ allocation decides how many weights each prunable tensor keeps:
   (jaxpruner's default) is **off** by default.
 * ``uniform``: every prunable tensor pruned to ``s`` (Zhu & Gupta).
 * ``uniform_plus``: Gale et al., as implemented by Lee et al. (whose code
-  Zimmer et al. follow): the first conv stays dense, the remaining tensors are
+  Zimmer et al. follow): the first conv stays dense (a first dense layer,
+  as in an MLP, does not), the remaining tensors are
   pruned uniformly so that the overall sparsity is ``s``, but the classifier
   keeps at least ``1 - classifier_max`` of its weights (80% cap), the excess
   going to the middle layers.
@@ -234,7 +235,16 @@ def unstructured_masks(
 
 
 def roles_tree(params: Any, predicate: masks_lib.Prunable) -> Any:
-  """Tree of role strings ("first", "classifier", "hidden") for uniform_plus."""
+  """Tree of role strings ("first", "classifier", "hidden") for uniform_plus.
+
+  "first" only for a convolution kernel (ndim 4): Lee et al. keep the first
+  *conv* dense, so an MLP's first dense layer is pruned like a hidden one.
+  """
   leaves = masks_lib.leaves_with_names(params)
   treedef = jax.tree_util.tree_structure(params)
-  return treedef.unflatten([predicate.role(n) for n, _ in leaves])
+  roles = [predicate.role(n) for n, _ in leaves]
+  roles = [
+    "hidden" if r == "first" and np.ndim(x) != 4 else r
+    for r, (_, x) in zip(roles, leaves)
+  ]
+  return treedef.unflatten(roles)

@@ -7,7 +7,7 @@ id ``2k`` and the second ``2k + 1``. Only even ids (a block's first conv, the
 ``stage{s}_block{b}/inner`` group) are candidates; skip lists hold ids that
 stay dense. The stage of an id is the stage of its block.
 
-Presets (seed_code_facts §1.2):
+Presets (docs/provenance.md F1):
 
 * Li et al. (PFEC) / rethinking: ``resnet56_a``, ``resnet56_b``,
   ``resnet110_a``, ``resnet110_b``, ``vgg16_a``, ``resnet34_a``, ``resnet34_b``;
@@ -156,7 +156,7 @@ def preset(
 
 
 # NPTM's "I" presets are per-cycle ratios applied again at every IMP cycle
-# (seed_code_facts.md §2: "iterative, applied repeatedly"), not final targets.
+# (docs/provenance.md F1: the iterative variants), not final targets.
 REPEATED = ("resnet56_i", "resnet110_i")
 
 

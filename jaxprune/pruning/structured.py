@@ -3,11 +3,12 @@
 A structured decision is ``{group name: sorted kept channel indices}`` over the
 :class:`jaxprune.models.ChannelGroup` s of a model (``models.channel_groups``).
 From it, :func:`channel_masks` builds params-shaped 0/1 masks that zero every
-producer's output filters (kernel ``[..., c]`` and bias ``[c]``) *and* the
+producer's output filters (kernel ``[..., c]`` and bias ``[c]``), the
 BatchNorm scale and bias of the pruned channels, as network slimming's mask
-implementation does: a BN over a zeroed conv channel would otherwise output
-``beta``, not 0, and the masked net would differ from the small-dense one that
-:mod:`surgery` builds.
+implementation does (a BN over a zeroed conv channel would otherwise output
+``beta``, not 0), and the consumers' input rows of those channels: exactly
+what :mod:`surgery` removes, so masked and small-dense models compute and
+count the same.
 
 Group scores (one value per channel, higher = keep):
 
@@ -43,6 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxprune.models.graph import ChannelGroup
+from jaxprune.pruning import surgery
 from jaxprune.pruning.data_scores import CHANNEL_CRITERIA
 
 WEIGHT_CRITERIA = ("l1", "l2", "random", "bn_scale", "taylor")  # From the params.
@@ -211,41 +213,17 @@ def select_global(
   return keep
 
 
-def _zero(
-  mask_tree: dict, path: Sequence[str], leaf: str, index: np.ndarray, axis: int
-):
-  mod = _get(mask_tree, path)
-  if leaf not in mod:
-    return
-  arr = mod[leaf]
-  sl = [slice(None)] * arr.ndim
-  sl[axis] = index
-  arr[tuple(sl)] = 0
-
-
 def channel_masks(
   groups: Sequence[ChannelGroup], keep: Mapping[str, np.ndarray], params: Any
 ) -> Any:
-  """Params-shaped 0/1 masks zeroing the pruned channels of ``keep``'s groups."""
-  by_name = {g.name: g for g in groups}
-  host = jax.tree_util.tree_map(
-    lambda x: np.ones(np.shape(x), np.asarray(x).dtype), jax.device_get(params)
-  )
-  for name, kept in keep.items():
-    g = by_name[name]
-    pruned = np.setdiff1d(np.arange(g.size), kept)
-    if pruned.size == 0:
-      continue
-    for prod in g.producers:
-      _zero(host, prod, "kernel", pruned, -1)
-      _zero(host, prod, "bias", pruned, -1)
-    for j, norm in enumerate(g.norms):
-      idx = pruned + g.norm_offset(j)
-      _zero(host, norm, "scale", idx, -1)
-      _zero(host, norm, "bias", idx, -1)
-  return jax.tree_util.tree_map(
-    lambda m, x: jnp.asarray(m, dtype=jnp.asarray(x).dtype), host, params
-  )
+  """Params-shaped 0/1 masks zeroing the pruned channels of ``keep``'s groups.
+
+  The same entries surgery removes (:func:`surgery.removal_masks`): the
+  producers' filters, the norms' scale and bias, *and* the next layers' kernel
+  rows reading those channels, so counting the masked model gives the small
+  model's nonzero params and MACs.
+  """
+  return surgery.removal_masks(groups, keep, params)
 
 
 def keep_from_masks(groups: Sequence[ChannelGroup], masks: Any) -> Keep:

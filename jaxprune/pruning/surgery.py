@@ -88,20 +88,51 @@ def _slicing_plan(
   return outs, ins, norms
 
 
-def _slice_tree(tree: Any, outs: dict, ins: dict, norms: dict) -> Any:
+def _apply_plan(tree: Any, plan: tuple[dict, dict, dict], op) -> Any:
+  """``op(array, keep vector, axis)`` on every axis the plan touches."""
+  outs, ins, norms = plan
+
   def fn(path, leaf):
     names = tuple(getattr(p, "key", str(p)) for p in path)
     module, name = names[:-1], names[-1]
     x = np.asarray(leaf)
     if module in outs and name in ("kernel", "bias"):
-      x = np.take(x, np.nonzero(outs[module])[0], axis=-1)
+      x = op(x, outs[module], -1)
     if module in ins and name == "kernel":
-      x = np.take(x, np.nonzero(ins[module])[0], axis=-2)
+      x = op(x, ins[module], -2)
     if module in norms and name in ("scale", "bias", "mean", "var"):
-      x = np.take(x, np.nonzero(norms[module])[0], axis=-1)
+      x = op(x, norms[module], -1)
     return jnp.asarray(x, dtype=jnp.asarray(leaf).dtype)
 
   return jax.tree_util.tree_map_with_path(fn, jax.device_get(tree))
+
+
+def _take(x: np.ndarray, keep: np.ndarray, axis: int) -> np.ndarray:
+  return np.take(x, np.nonzero(keep)[0], axis=axis)
+
+
+def _zero(x: np.ndarray, keep: np.ndarray, axis: int) -> np.ndarray:
+  sl = [slice(None)] * x.ndim
+  sl[axis] = ~keep
+  x = x.copy()
+  x[tuple(sl)] = 0
+  return x
+
+
+def removal_masks(
+  groups: Sequence[ChannelGroup], keep: Mapping[str, np.ndarray], params: Any
+) -> Any:
+  """Params-shaped 0/1 masks zeroing exactly what :func:`shrink` removes.
+
+  Producers' pruned filters (kernel and bias), the norms' pruned scale and
+  bias, and the consumers' kernel rows that read pruned channels: the masked
+  model computes the small-dense one's function and counts the same nonzero
+  params and MACs.
+  """
+  ones = jax.tree_util.tree_map(
+    lambda x: np.ones(np.shape(x), np.asarray(x).dtype), jax.device_get(params)
+  )
+  return _apply_plan(ones, _slicing_plan(groups, keep, params), _zero)
 
 
 def shrink(
@@ -132,9 +163,9 @@ def shrink(
     num_classes = int(_get(params, ("head", "kernel")).shape[-1])
   widths = models.read_widths(model_name, params, **overrides)
   groups = models.channel_groups(model_name, num_classes, widths=widths, **overrides)
-  outs, ins, norms = _slicing_plan(groups, keep, params)
-  new_params = _slice_tree(params, outs, ins, norms)
-  new_stats = _slice_tree(batch_stats or {}, outs, ins, norms)
+  plan = _slicing_plan(groups, keep, params)
+  new_params = _apply_plan(params, plan, _take)
+  new_stats = _apply_plan(batch_stats or {}, plan, _take)
   by_name = {g.name: g for g in groups}
   sizes = {n: len(k) for n, k in keep.items() if len(k) != by_name[n].size}
   new_widths = models.with_widths(model_name, widths, sizes, **overrides)
