@@ -34,7 +34,12 @@ NOT_RUN = (
   (r"CONFIG\.py|PAPER|TABLE|\.\.\.|ARG\b|i/n|sweeps/x", "a template with placeholders"),
   (
     r"--distributed",
-    "multi-host; tests/test_multidevice.py runs it with fake processes",
+    "multi-host; tests/test_multiprocess.py runs it as real local processes",
+  ),
+  (
+    r"prepare --force",
+    "re-prepares the real dataset; tests/test_reliability.py runs --force on the "
+    "tiny one",
   ),
   (
     r"^python -m jaxprune\.reproduce",

@@ -260,14 +260,33 @@ def test_bad_fields_are_refused_before_the_workdir_is_touched(
     assert not os.path.exists(tmp_path / "run")
 
 
-def test_an_unknown_command_line_field_is_named_with_its_nearest_fields():
-  from jaxprune import main
+def test_an_unknown_command_line_field_is_named_with_its_nearest_fields(tmp_path):
+  # A subprocess: jaxprune.main defines absl flags at import, which other test
+  # modules' command-line entry points (e.g. jaxprune.schedules) define too.
+  import subprocess
+  import sys
 
-  argv = ["main", f"--config={ROOT}/configs/mlp7_fashion_mnist.py"]
-  assert main._unknown_override([*argv, "--config.optimizer.momentum=0.5"]) is None
-  message = main._unknown_override([*argv, "--config.optimizer.lr=0.1"])
-  assert message.startswith("--config.optimizer.lr=0.1: unknown field 'optimizer.lr'")
-  assert "nearest valid fields: retrain.lr" in message and "\n" not in message
+  proc = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "jaxprune.main",
+      f"--config={ROOT}/configs/mlp7_fashion_mnist.py",
+      f"--workdir={tmp_path / 'run'}",
+      "--config.optimizer.lr=0.1",
+    ],
+    cwd=ROOT,
+    env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    capture_output=True,
+    text=True,
+  )
+  assert proc.returncode != 0
+  errors = [line for line in proc.stderr.splitlines() if line.startswith("ERROR")]
+  assert len(errors) == 1, proc.stderr
+  message = errors[0]
+  assert "--config.optimizer.lr=0.1: unknown field 'optimizer.lr'" in message
+  assert "nearest valid fields: retrain.lr" in message
+  assert not os.path.exists(tmp_path / "run")
 
 
 # ------------------------------------------------------------------ item 7
