@@ -160,5 +160,5 @@ def test_readme_walkthrough_runs_in_smoke_form(tiny_fmnist, tmp_path):
   pruned = next(out for c, out in outputs.items() if "dense_workdir" in c)
   assert f"dense weights: {tmp_path}/workdirs/mlp7 (retrain.dense_workdir)" in pruned
   assert "just pruned" in pruned
-  python = next(out for c, out in outputs.items() if "jsv_stats" in c)
+  python = next(out for c, out in outputs.items() if "jsv_summary" in c)
   assert "'mean'" in python

@@ -45,4 +45,6 @@ def get_sweep(arg=None):
       "retrain.schedule": ["ft", "lrw", "slr", "clr"],
     }
   )
-  return common.sweep([{**m, **g} for m in models for g in grid], range(3), arg)
+  points = [{**m, **g} for m in models for g in grid]
+  flavor = get_config(arg).retrain.flavor
+  return common.sweep(common.nptm_onecycle(points, flavor), range(3), arg)

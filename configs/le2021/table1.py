@@ -54,7 +54,8 @@ def get_config(arg=None):
 def get_sweep(arg=None):
   archs = [{"data.name": d, "model.name": m, "pruning.ratio": r} for d, m, r in ARCHS]
   points = [{**a, **r} for a in archs for r in RETRAINS]
-  return common.sweep(points, range(3), arg)
+  flavor = get_config(arg).retrain.flavor
+  return common.sweep(common.nptm_onecycle(points, flavor), range(3), arg)
 
 
 def paper_cell(setting):

@@ -59,7 +59,8 @@ def get_config(arg=None):
 def get_sweep(arg=None):
   models = [{"model.name": m, "pruning.ratio": r} for m, (r, _) in MODELS.items()]
   points = [{**m, **r} for m in models for r in RETRAINS]
-  return common.sweep(points, [0], arg)
+  flavor = get_config(arg).retrain.flavor
+  return common.sweep(common.nptm_onecycle(points, flavor), [0], arg)
 
 
 def paper_cell(setting):

@@ -51,7 +51,8 @@ def get_config(arg=None):
 def get_sweep(arg=None):
   ratios = [{"pruning.ratio": round(1 - k, 2)} for k in KEPT]
   points = [{**r, **m} for r in ratios for m in RETRAINS]
-  return common.sweep(points, [0], arg)
+  flavor = get_config(arg).retrain.flavor
+  return common.sweep(common.nptm_onecycle(points, flavor), [0], arg)
 
 
 def paper_cell(setting):

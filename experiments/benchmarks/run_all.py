@@ -136,6 +136,13 @@ TITLES = {
 
 
 # ---------------------------------------------------------------- environment
+
+
+def _verdict(met: bool | None, yes: str, no: str) -> str:
+  """A row's goal verdict; None marks a measurement voided (e.g. by load)."""
+  return "void (see notes)" if met is None else yes if met else no
+
+
 def _cpu_model() -> str:
   try:
     with open("/proc/cpuinfo") as f:
@@ -279,7 +286,7 @@ def markdown(results: dict) -> str:
       for r in fig["rows"]:
         lines.append(
           f"| {r['case']} | {r['jaxprune']} | {r['reference']} | {r['ratio']:.3g} "
-          f"| {r['goal']} | {'met' if r['met'] else '**missed**'} |"
+          f"| {r['goal']} | {_verdict(r['met'], 'met', '**missed**')} |"
         )
       lines.append("")
       lines += [f"* {n}" for n in fig["notes"]]
@@ -391,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     results["figures"][key] = fig
     write(results, args.out)
     status = fig.get("error") or ", ".join(
-      f"{r['case']}: {r['ratio']:.3g} ({'met' if r['met'] else 'MISSED'})"
+      f"{r['case']}: {r['ratio']:.3g} ({_verdict(r['met'], 'met', 'MISSED')})"
       for r in fig["rows"]
     )
     print(f"[{key}] {fig['seconds']:.0f} s: {status}", flush=True)
