@@ -82,6 +82,12 @@ def _header(name: str, log: str, options: SlurmOptions, gpu_flag: str) -> list[s
   ]
 
 
+def _command(
+  python: str, module: str, config: str, workdir: str, extra: Sequence[str]
+) -> list[str]:
+  return [python, "-m", module, f"--config={config}", f"--workdir={workdir}", *extra]
+
+
 def sweep_array_script(
   config: str,
   workdir: str,
@@ -96,14 +102,7 @@ def sweep_array_script(
     raise ValueError(f"slurm.tasks must be >= 1, got {tasks}")
   workdir = os.path.abspath(workdir)
   log = os.path.join(workdir, "slurm", "%A_%a.out")
-  command = [
-    python,
-    "-m",
-    "jaxprune.sweeps",
-    f"--config={config}",
-    f"--workdir={workdir}",
-    *extra_args,
-  ]
+  command = _command(python, "jaxprune.sweeps", config, workdir, extra_args)
   lines = [
     *_header("jaxprune-sweep", log, options, "--gpus-per-task"),
     f"#SBATCH --array=0-{tasks - 1}",
@@ -130,15 +129,9 @@ def multihost_script(
   if nodes < 1:
     raise ValueError(f"nodes must be >= 1, got {nodes}")
   workdir = os.path.abspath(workdir)
-  command = [
-    python,
-    "-m",
-    "jaxprune.main",
-    f"--config={config}",
-    f"--workdir={workdir}",
-    "--distributed",
-    *extra_args,
-  ]
+  command = _command(
+    python, "jaxprune.main", config, workdir, ["--distributed", *extra_args]
+  )
   # Single quotes: SLURM_PROCID must expand inside each task, not in the script.
   per_task = (
     " ".join(shlex.quote(c) for c in command)
