@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from jaxprune import io_utils
-from jaxprune.figures import FORMATS, figure  # report.figure for callers.
+from jaxprune.figures import FORMATS, _is_number, figure  # report.figure for callers.
 
 # Top-level row fields aggregated besides row["metrics"].
 EXTRA_FIELDS = (
@@ -53,10 +53,6 @@ def _values(row: dict[str, Any]) -> dict[str, float]:
   values = {k: v for k, v in row.get("metrics", {}).items() if _is_number(v)}
   values.update({k: row[k] for k in EXTRA_FIELDS if _is_number(row.get(k))})
   return values
-
-
-def _is_number(value: Any) -> bool:
-  return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 _MISSING = object()
