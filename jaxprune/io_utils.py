@@ -20,8 +20,9 @@ import math
 import os
 import socket
 import tempfile
+import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 
@@ -93,11 +94,28 @@ def file_lock(path: str) -> Iterator[None]:
   """
   os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
   with open(path, "a") as f:
-    fcntl.flock(f, fcntl.LOCK_EX)
+    try:
+      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      with _wait_hook()():
+        fcntl.flock(f, fcntl.LOCK_EX)
     try:
       yield
     finally:
       fcntl.flock(f, fcntl.LOCK_UN)
+
+
+_thread_hooks = threading.local()
+
+
+def set_wait_hook(hook: Callable[[], contextlib.AbstractContextManager]) -> None:
+  """`hook()` wraps this thread's blocking waits on a `file_lock` (a group of
+  runs in threads, `jaxprune.train.group`, must know who is waiting)."""
+  _thread_hooks.wait = hook
+
+
+def _wait_hook() -> Callable[[], contextlib.AbstractContextManager]:
+  return getattr(_thread_hooks, "wait", contextlib.nullcontext)
 
 
 class WorkdirBusyError(RuntimeError):

@@ -11,15 +11,14 @@ Finished points (their config hash is in results.jsonl) are skipped; an
 interrupted point resumes from its own checkpoints. Points are split across
 processes with `shard=(i, n)`: process i runs points i, i+n, i+2n, ...
 
-`vmap_seeds=True` (`--vmap_seeds`) runs the points of a shard that differ only
-in `seed` as one compiled program vmapped over the seeds where
-`jaxprune.protocols.seeds` supports it (plain training; one-shot unstructured
-prune -> retrain), and point by point otherwise; the rows and run directories
-are the same as without it.
+`group="auto"` (`--group`, the default) runs a shard's points as groups whose
+training phases batch into one compiled program per phase
+(`jaxprune.protocols.grouped`); "seeds" groups only points that differ in the
+seed, "none" runs them one by one. Rows and run directories are the same.
 
 Command line:
   python -m jaxprune.sweeps --config=configs/le2021/table2.py[:ARG] --workdir=DIR \
-      [--shard=i/n] [--list] [--vmap_seeds] [--no_cache] [--config.FIELD=VALUE ...]
+      [--shard=i/n] [--list] [--group=auto|seeds|none] [--no_cache] [--config.FIELD=VALUE ...]
       [--slurm [--slurm.partition=P --slurm.time=HH:MM:SS --slurm.gpus_per_task=G
                 --slurm.tasks=N] [--submit]]   (an sbatch job array; jaxprune.cluster)
 """
@@ -27,7 +26,7 @@ Command line:
 from __future__ import annotations
 
 import argparse
-import contextlib
+import functools
 import importlib.util
 import itertools
 import os
@@ -41,6 +40,7 @@ import ml_collections
 
 import jaxprune
 from jaxprune import cluster, config_utils, fingerprint, io_utils
+from jaxprune.protocols.grouped import GROUPINGS
 
 RESULTS_FILE = "results.jsonl"
 # Row fields copied from a protocol's summary when present.
@@ -167,17 +167,7 @@ def _record(
   return row
 
 
-def seed_groups(
-  points: Sequence[tuple[int, dict[str, Any], ml_collections.ConfigDict, str]],
-) -> list[list[tuple[int, dict[str, Any], ml_collections.ConfigDict, str]]]:
-  """`(index, overrides, config, hash)` points grouped by everything but the
-  seed, in order of first appearance."""
-  from jaxprune.protocols import seeds as seeds_lib
-
-  groups: dict[str, list] = {}
-  for point in points:
-    groups.setdefault(seeds_lib.group_key(point[2]), []).append(point)
-  return list(groups.values())
+DEFAULT_GROUP_MEMORY_GB = 4.0  # Bounds a group's size (`grouped.max_group_size`).
 
 
 def run_sweep(
@@ -187,29 +177,27 @@ def run_sweep(
   *,
   shard: tuple[int, int] = (0, 1),
   run_fn: Callable[[ml_collections.ConfigDict, str], dict[str, Any]] | None = None,
-  vmap_seeds: bool = False,
+  group: str = "auto",
+  group_memory_gb: float = DEFAULT_GROUP_MEMORY_GB,
   no_cache: bool = False,
 ) -> list[dict[str, Any]]:
   """Runs this shard's unfinished points; returns the rows it appended.
 
+  `group` (`--group`): "auto" runs the shard's points as groups whose training
+  phases batch into one program each (`jaxprune.protocols.grouped`), up to as
+  many runs as `group_memory_gb` allows; "seeds" groups only points that
+  differ in the seed; "none" runs them one by one. Rows, hashes and run
+  directories are the same either way; rows are appended as each point ends.
+
   `no_cache` (`--no_cache`): every point gets a private cache in its run
   directory, so nothing (dense training, pruned state) is shared or reused.
-
-  `vmap_seeds`: this shard's unfinished points that differ only in `seed` run
-  as one vmapped program where `protocols.seeds` supports it (plain training;
-  one-shot unstructured prune -> retrain), one by one otherwise (with a note).
-  Rows, hashes and run directories are the same either way.
   """
   from jaxprune import protocols
-  from jaxprune.protocols import common
-  from jaxprune.protocols import seeds as seeds_lib
-  from jaxprune.train import TrainingDivergedError
+  from jaxprune.protocols import grouped
 
   index, count = shard
   if not 0 <= index < count:
     raise ValueError(f"shard must be i/n with 0 <= i < n, got {index}/{count}")
-  if vmap_seeds and run_fn is not None:
-    raise ValueError("vmap_seeds runs the protocols itself; leave run_fn unset")
   run_fn = run_fn or protocols.run
   os.makedirs(workdir, exist_ok=True)
   points = expand(base, sweep)
@@ -223,66 +211,62 @@ def run_sweep(
     for i, point in enumerate(points)
     if i % count == index and point[2] not in done
   ]
-  groups = seed_groups(todo) if vmap_seeds else [[p] for p in todo]
-  appended = []
-  for group in groups:
-    reason = seeds_lib.unsupported(group[0][2]) if len(group) > 1 else "one seed"
-    if vmap_seeds and len(group) > 1 and reason:
-      print(f"[sweep] {len(group)} seeds run one by one ({reason})", flush=True)
-    if vmap_seeds and not reason:
-      numbers = ", ".join(str(i + 1) for i, *_ in group)
-      print(
-        f"[sweep] points {numbers}/{len(points)} {group[0][1]}: "
-        f"{len(group)} seeds as one vmapped program",
-        flush=True,
-      )
-      dirs = [os.path.join(workdir, "runs", digest) for *_, digest in group]
-      start = time.monotonic()
-      try:
-        with contextlib.ExitStack() as locks:
-          for d in sorted(dirs):  # Sorted: concurrent shards cannot deadlock.
-            locks.enter_context(io_utils.workdir_lock(d))
-          results = seeds_lib.run_group([p[2] for p in group], dirs)
-      except io_utils.WorkdirBusyError as e:  # Another process runs them.
-        print(f"[sweep] points {numbers} skipped: {e}", flush=True)
-        continue
-      # One program ran every seed: each row gets its share of the wall time.
-      share = (time.monotonic() - start) / len(group)
-      results = [
-        {"wall_time_seconds": share, **r} if isinstance(r, dict) else r for r in results
-      ]
-    else:
-      results = [None] * len(group)
-    for (i, overrides, config, digest), result in zip(group, results):
-      run_dir = os.path.join(workdir, "runs", digest)
-      if result is None:
-        print(f"[sweep] point {i + 1}/{len(points)} {overrides}", flush=True)
-        start = time.monotonic()
-        try:
-          result = run_fn(config, run_dir)
-        except TrainingDivergedError as e:
-          result = e
-        except io_utils.WorkdirBusyError as e:  # Another process runs it.
-          print(f"[sweep] point {i + 1} skipped: {e}", flush=True)
-          continue
-        if isinstance(result, TrainingDivergedError):
-          result = common.record_divergence(config, run_dir, result)
-        # Protocols report their phases' times; the row gets the whole point's
-        # (of this invocation: a resumed point counts only what it ran now).
-        result = {"wall_time_seconds": time.monotonic() - start, **result}
-      if isinstance(result, TrainingDivergedError):
-        result = common.record_divergence(config, run_dir, result)
-      if result.get("status") == "diverged":
-        print(
-          f"[sweep] point {i + 1} diverged in {result.get('phase', 'run')} at "
-          f"epoch {result.get('epoch')} (lr {result.get('lr')}); going on",
-          flush=True,
-        )
-      row = _record(workdir, (overrides, config, digest), result)
-      if row is not None:
-        appended.append(row)
-        print(f"[sweep] point {i + 1}/{len(points)} {result_line(row)}", flush=True)
+  budget = int(group_memory_gb * (1 << 30))
+  groups = grouped.form_groups(todo, group, budget)
+  appended: list[dict[str, Any]] = []
+  point = functools.partial(_run_point, workdir, len(points), run_fn, appended)
+  for members in groups:
+    if len(members) == 1:
+      point(*members[0], 1)
+      continue
+    numbers = ", ".join(str(i + 1) for i, *_ in members)
+    print(f"[sweep] points {numbers}/{len(points)} as one group", flush=True)
+    tasks = [functools.partial(point, *m, len(members)) for m in members]
+    for error in grouped.run_tasks(tasks):
+      if isinstance(error, BaseException):
+        raise error
   return appended
+
+
+def _run_point(
+  workdir: str,
+  total: int,
+  run_fn: Callable,
+  appended: list[dict[str, Any]],
+  i: int,
+  overrides: dict[str, Any],
+  config: ml_collections.ConfigDict,
+  digest: str,
+  group_size: int,
+) -> None:
+  """Runs one point and appends its row (in a group: in the point's thread)."""
+  from jaxprune.protocols import common
+  from jaxprune.train import TrainingDivergedError
+
+  run_dir = os.path.join(workdir, "runs", digest)
+  print(f"[sweep] point {i + 1}/{total} {overrides}", flush=True)
+  start = time.monotonic()
+  try:
+    result = run_fn(config, run_dir)
+  except TrainingDivergedError as e:
+    result = common.record_divergence(config, run_dir, e)
+  except io_utils.WorkdirBusyError as e:  # Another process runs it.
+    print(f"[sweep] point {i + 1} skipped: {e}", flush=True)
+    return
+  # Protocols report their phases' times; the row gets the whole point's (of
+  # this invocation: a resumed point counts only what it ran now). In a group
+  # the runs share the machine: each gets its share of the time it took.
+  result = {"wall_time_seconds": (time.monotonic() - start) / group_size, **result}
+  if result.get("status") == "diverged":
+    print(
+      f"[sweep] point {i + 1} diverged in {result.get('phase', 'run')} at "
+      f"epoch {result.get('epoch')} (lr {result.get('lr')}); going on",
+      flush=True,
+    )
+  row = _record(workdir, (overrides, config, digest), result)
+  if row is not None:
+    appended.append(row)
+    print(f"[sweep] point {i + 1}/{total} {result_line(row)}", flush=True)
 
 
 def result_line(row: dict[str, Any]) -> str:
@@ -318,9 +302,25 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--shard", default="0/1", help="i/n: run points i, i+n, ...")
   parser.add_argument("--list", action="store_true", help="only list the points")
   parser.add_argument(
+    "--group",
+    default="auto",
+    choices=GROUPINGS,
+    help="run points as groups whose training phases batch into one program: "
+    "auto (any points, bounded by --group_memory_gb), seeds (points that differ "
+    "only in the seed), none (one by one)",
+  )
+  parser.add_argument(
+    "--group_memory_gb",
+    type=float,
+    default=DEFAULT_GROUP_MEMORY_GB,
+    help="memory budget that bounds a group's size",
+  )
+  parser.add_argument(
     "--vmap_seeds",
-    action="store_true",
-    help="run the seeds of a setting as one vmapped program where supported",
+    action="store_const",
+    const="seeds",
+    dest="group",
+    help="the same as --group=seeds (kept for old command lines)",
   )
   parser.add_argument(
     "--no_cache",
@@ -358,7 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
       cluster.options_from_args(args),
       python=sys.executable,
       extra_args=[
-        *(["--vmap_seeds"] if args.vmap_seeds else []),
+        f"--group={args.group}",
         *(["--no_cache"] if args.no_cache else []),
         *extra,  # --config.FIELD=VALUE overrides.
       ],
@@ -384,7 +384,8 @@ def main(argv: Sequence[str] | None = None) -> int:
       sweep,
       args.workdir,
       shard=(index, count),
-      vmap_seeds=args.vmap_seeds,
+      group=args.group,
+      group_memory_gb=args.group_memory_gb,
       no_cache=args.no_cache,
     )
   except (

@@ -17,6 +17,7 @@ import numpy as np
 
 from jaxprune import checkpointing, config_utils, models
 from jaxprune.data import fashion_mnist_local, pipeline
+from jaxprune.train import hyper as hyper_lib
 from jaxprune.train import optim, sharding, train_and_evaluate
 from jaxprune.train.state import create_train_state
 from jaxprune.train.steps import Steps
@@ -56,14 +57,15 @@ def resnet_step(devices: list) -> dict:
   labels = rng.integers(0, 10, 64).astype(np.int32)
   mesh = sharding.make_mesh(devices)
   pre = pipeline.Preprocess(mean=(0.5,), std=(0.5,), augment="cifar")
-  steps = Steps(model, tx, lambda s: 0.05, pre, mesh, 64, 64)
+  make_tx, hyper = hyper_lib.fixed(tx, lambda s: 0.05)
+  steps = Steps(model, make_tx, pre, mesh, 64, 64)
   init = jax.jit(
     lambda r: create_train_state(model, tx, (16, 16, 1), r),
     out_shardings=sharding.replicated(mesh),
   )
   state = init(jax.random.PRNGKey(0))
   state, metrics = steps.train_batch(
-    state, *sharding.shard_batch((images, labels), mesh)
+    state, hyper, *sharding.shard_batch((images, labels), mesh)
   )
   return {
     **flat(state.params, "params"),

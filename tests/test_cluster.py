@@ -58,7 +58,7 @@ def test_sweep_array_script_asks_for_the_resources(sweep_config, tmp_path):
   workdir = str(tmp_path / "sweep")
   args = [f"--config={sweep_config}", f"--workdir={workdir}", "--slurm"]
   args += ["--slurm.partition=gpu", "--slurm.time=02:00:00"]
-  args += ["--slurm.gpus_per_task=1", "--slurm.tasks=2", "--vmap_seeds"]
+  args += ["--slurm.gpus_per_task=1", "--slurm.tasks=2", "--group=seeds"]
   assert sweeps.main(args) == 0
   path = os.path.join(workdir, "slurm", "sweep.sbatch")
   text = pathlib.Path(path).read_text()
@@ -71,7 +71,7 @@ def test_sweep_array_script_asks_for_the_resources(sweep_config, tmp_path):
     f"#SBATCH --output={workdir}/slurm/%A_%a.out",
   ):
     assert line in text.splitlines(), line
-  assert '--shard="${SLURM_ARRAY_TASK_ID}/2"' in text and "--vmap_seeds" in text
+  assert '--shard="${SLURM_ARRAY_TASK_ID}/2"' in text and "--group=seeds" in text
   assert subprocess.run(["bash", "-n", path]).returncode == 0
   # Default array size: one task per point.
   assert sweeps.main(args[:3]) == 0

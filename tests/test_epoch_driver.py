@@ -22,7 +22,8 @@ from test_recompile import count_compiles
 
 from jaxprune import models
 from jaxprune.data import pipeline
-from jaxprune.train import optim, sharding
+from jaxprune.train import hyper as hyper_lib
+from jaxprune.train import sharding
 from jaxprune.train.state import state_from_params
 from jaxprune.train.steps import Steps, resolve_epoch_driver
 
@@ -32,14 +33,17 @@ BATCH, N = 16, 64  # Four steps per epoch.
 NETS = {"mlp7_relu": dict(widths=(8,) * 6), "lenet5_relu": dict(widths=(2, 4, 8, 8))}
 
 
+CFG = ml_collections.ConfigDict(dict(name="sgd", momentum=0.9, weight_decay=1e-4))
+HYPER = hyper_lib.build(CFG, optax.linear_schedule(0.05, 0.0, 40), 40)
+
+
 def _setup(name: str, driver: str):
   model = models.create(name, **NETS[name])
-  schedule = optax.linear_schedule(0.05, 0.0, 40)
-  cfg = ml_collections.ConfigDict(dict(name="sgd", momentum=0.9, weight_decay=1e-4))
-  tx = optim.create(cfg, schedule)
+  make_tx = hyper_lib.make_tx(CFG)
+  tx = make_tx(HYPER)
   pre = pipeline.Preprocess(mean=(0.5,), std=(0.25,), augment="flip")
   mesh = sharding.make_mesh()
-  steps = Steps(model, tx, schedule, pre, mesh, BATCH, BATCH, epoch_driver=driver)
+  steps = Steps(model, make_tx, pre, mesh, BATCH, BATCH, epoch_driver=driver)
   variables = model.init(jax.random.key(0), np.zeros((1, 32, 32, 1), np.float32))
   state = state_from_params(variables["params"], {}, tx, jax.random.key(1))
   rng = np.random.default_rng(0)
@@ -52,7 +56,9 @@ def _epochs(name: str, driver: str, epochs: int = 2):
   steps, state, images, labels = _setup(name, driver)
   losses = []
   for epoch in range(epochs):
-    state, metrics = steps.train_epoch(state, images, labels, jax.random.key(2), epoch)
+    state, metrics = steps.train_epoch(
+      state, HYPER, images, labels, jax.random.key(2), epoch
+    )
     losses.append(np.asarray(metrics["loss"]))
   return steps, jax.device_get(state.params), np.concatenate(losses)
 
@@ -66,7 +72,7 @@ def _by_hand(name: str, epochs: int = 2):
       jax.random.fold_in(jax.random.key(2), epoch), N, BATCH
     )
     for idx in np.asarray(order):
-      state, m = steps.train_batch(state, host_images[idx], host_labels[idx])
+      state, m = steps.train_batch(state, HYPER, host_images[idx], host_labels[idx])
       losses.append(float(m["loss"]))
   return jax.device_get(state.params), np.asarray(losses)
 
@@ -122,7 +128,9 @@ def test_loop_driver_compiles_once_across_epochs_and_new_masks():
         state.replace(masks=masks), sharding.replicated(steps.mesh)
       )
       for epoch in range(2):
-        state, _ = steps.train_epoch(state, images, labels, jax.random.key(2), epoch)
+        state, _ = steps.train_epoch(
+          state, HYPER, images, labels, jax.random.key(2), epoch
+        )
   jax.block_until_ready(state)
   assert compiles["_indexed_step"] == 1, compiles
   assert compiles["_epoch_order"] == 1, compiles

@@ -352,6 +352,8 @@ def test_sweep_rows_carry_counts_and_share_the_pretraining(base, tmp_path):
   base.retrain.schedule = "ft"
   sweep = [{"pruning.sparsity": 0.5}, {"pruning.sparsity": 0.9}]
   rows = sweeps.run_sweep(base, sweep, str(tmp_path / "sweep"))
+  # Grouped (the default): rows are appended as each point finishes.
+  rows = sorted(rows, key=lambda r: r["overrides"]["pruning.sparsity"])
   assert [r["sparsity"] for r in rows] == pytest.approx([0.5, 0.9], abs=1e-3)
   for r in rows:
     for key in ("params", "nonzero_params", "flops", "nonzero_flops", "speedup"):
@@ -530,7 +532,7 @@ def test_acc_allr_uses_train_accuracy_before_and_after(base, tmp_path, monkeypat
   monkeypatch.setattr(
     common,
     "train_and_evaluate",
-    lambda *a, **k: seen.append(k.get("schedule_pruning")) or real(*a, **k),
+    lambda *a, **k: seen.append(k["schedule"].keywords["stats"]) or real(*a, **k),
   )
   summary = protocols.run(base, str(tmp_path / "acc"))
   cycle = summary["cycles"][0]

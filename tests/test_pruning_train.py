@@ -12,6 +12,7 @@ import pytest
 
 from jaxprune import checkpointing, models, pruning
 from jaxprune.pruning import masks as masks_lib
+from jaxprune.train import hyper as hyper_lib
 from jaxprune.train import steps as steps_lib
 from jaxprune.train.state import state_from_params
 
@@ -22,18 +23,17 @@ pytestmark = pytest.mark.usefixtures("fast_compiles")
 SHAPE = (8, 8, 3)
 
 
-def _step(model, tx, soft=False, loss_hook=None):
-  return jax.jit(
-    functools.partial(
-      steps_lib.train_step,
-      model=model,
-      tx=tx,
-      schedule=lambda s: 0.1,
-      preprocess=lambda x, rng, train: x,
-      soft_masks=soft,
-      loss_hook=loss_hook,
-    )
+def _step(model, tx, soft=False, regularizer=None):
+  make_tx, hyper = hyper_lib.fixed(tx, lambda s: 0.1)
+  step = functools.partial(
+    steps_lib.train_step,
+    model=model,
+    make_tx=make_tx,
+    preprocess=lambda x, rng, train: x,
+    forward_params=masks_lib.apply if soft else None,
+    regularizer=regularizer,
   )
+  return jax.jit(lambda state, images, labels: step(state, hyper, images, labels))
 
 
 def _data(n=8, seed=0):
@@ -164,7 +164,7 @@ def test_slimming_penalty_gradient_is_s_sign_gamma():
   )
   # And the hook plugs into the train step.
   state = state_from_params(params, v["batch_stats"], tx, jax.random.key(1))
-  new, _ = _step(model, tx, loss_hook=hook)(state, images, labels)
+  new, _ = _step(model, tx, regularizer=hook)(state, images, labels)
   assert np.isfinite(float(new.params["stem_bn"]["scale"].sum()))
 
 

@@ -7,10 +7,10 @@ on a tiny MLP-7 over the tiny dataset, across:
 * many epochs and single steps of one `Steps` (shapes never change);
 * a prune-retrain cycle inside one `Steps`: new masks change values, not
   structure, so the train step must not retrace;
-* LR schedules: the schedule is a Python closure baked into `Steps` (a static
-  argument), so a new schedule means a new `Steps` and one new compile; the
-  protocols build one `Steps` per phase, hence exactly one train-epoch compile
-  per phase (pretraining and every retraining cycle), never one per epoch.
+* LR schedules: a schedule is data (the run's LR table, `train.hyper`), so new
+  schedule values, a new seed or new masks of the same shapes reuse the
+  compiled program; the loop keeps the `Steps` of earlier phases, so a whole
+  prune-retrain protocol compiles its train epoch once.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from jax import monitoring
 
 from jaxprune import models, protocols, pruning
 from jaxprune.data import pipeline
-from jaxprune.train import loop, optim, sharding
+from jaxprune.train import hyper as hyper_lib
+from jaxprune.train import loop, sharding
 from jaxprune.train.state import state_from_params
 from jaxprune.train.steps import Steps, eval_variables
 
@@ -53,14 +54,20 @@ def count_compiles():
     monitoring.unregister_event_duration_listener(listener)
 
 
+OPTIMIZER = ml_collections.ConfigDict(dict(name="sgd", momentum=0.9, weight_decay=1e-4))
+
+
+def _hyper(schedule):
+  return hyper_lib.build(OPTIMIZER, schedule, 40)
+
+
 def _tiny_steps(schedule):
   model = models.create("mlp7_relu", widths=(16,) * 6)
-  cfg = ml_collections.ConfigDict(dict(name="sgd", momentum=0.9, weight_decay=1e-4))
-  tx = optim.create(cfg, schedule)
+  make_tx = hyper_lib.make_tx(OPTIMIZER)
   pre = pipeline.Preprocess(mean=(0.5,), std=(0.25,), augment="none")
-  steps = Steps(model, tx, schedule, pre, sharding.make_mesh(), 32, 64)
+  steps = Steps(model, make_tx, pre, sharding.make_mesh(), 32, 64)
   variables = model.init(jax.random.key(0), np.zeros((1, 32, 32, 1), np.float32))
-  return steps, tx, jax.device_get(variables["params"])
+  return steps, make_tx(_hyper(schedule)), jax.device_get(variables["params"])
 
 
 def _data(n: int = 128):
@@ -85,15 +92,16 @@ def _masks(params, sparsity: float):
 def test_epochs_steps_and_new_masks_never_retrace():
   schedule = optax.linear_schedule(0.05, 0.0, 40)
   steps, tx, params = _tiny_steps(schedule)
+  hyper = _hyper(schedule)
   images, labels = _data()
   key, data_key = jax.random.key(1), jax.random.key(2)
   with count_compiles() as compiles:
     state = _placed(steps, state_from_params(params, {}, tx, key))  # Dense.
     for epoch in range(3):
-      state, _ = steps.train_epoch(state, images, labels, data_key, epoch)
+      state, _ = steps.train_epoch(state, hyper, images, labels, data_key, epoch)
       steps.evaluate_resident(eval_variables(state), images, labels)
     for _ in range(3):
-      state, _ = steps.train_batch(state, images[:32], labels[:32])
+      state, _ = steps.train_batch(state, hyper, images[:32], labels[:32])
     # Prune-retrain cycles: masks (and params) are new host arrays each time,
     # the optimizer state is fresh, as a protocol's retraining phase has it.
     for sparsity in (0.5, 0.8):
@@ -102,8 +110,8 @@ def test_epochs_steps_and_new_masks_never_retrace():
         steps, state_from_params(pruned, {}, tx, jax.random.key(3), masks)
       )
       for epoch in range(2):
-        state, _ = steps.train_epoch(state, images, labels, data_key, epoch)
-      state, _ = steps.train_batch(state, images[:32], labels[:32])
+        state, _ = steps.train_epoch(state, hyper, images, labels, data_key, epoch)
+      state, _ = steps.train_batch(state, hyper, images[:32], labels[:32])
       steps.evaluate_resident(eval_variables(state), images, labels)
   jax.block_until_ready(state)
   assert steps.scan_epoch._cache_size() == 1
@@ -118,20 +126,24 @@ def test_epochs_steps_and_new_masks_never_retrace():
   assert zeros == pytest.approx(0.8, abs=1e-2)
 
 
-def test_new_schedule_values_compile_once_per_steps():
-  # Same schedule shape, new values: a new Steps (as every protocol phase
-  # builds) compiles once, and then never again for any number of epochs.
+def test_new_schedule_values_seeds_and_lengths_reuse_the_program():
+  # New schedule values (and a table of another length, padded as a group
+  # pads them) go through the same compiled epoch: schedules are data.
   images, labels = _data()
   data_key = jax.random.key(2)
-  for lr in (0.05, 0.01):
-    steps, tx, params = _tiny_steps(optax.linear_schedule(lr, 0.0, 40))
-    with count_compiles() as compiles:
+  steps, tx, params = _tiny_steps(optax.linear_schedule(0.05, 0.0, 40))
+  with count_compiles() as compiles:
+    for lr in (0.05, 0.01, 0.2):
+      hyper = hyper_lib.pad(_hyper(optax.linear_schedule(lr, 0.0, 40)), 40)
       state = _placed(steps, state_from_params(params, {}, tx, jax.random.key(1)))
-      for epoch in range(3):
-        state, metrics = steps.train_epoch(state, images, labels, data_key, epoch)
+      for epoch in range(2):
+        state, metrics = steps.train_epoch(
+          state, hyper, images, labels, data_key, epoch
+        )
       assert float(metrics["lr"][0]) < lr  # The new values are the ones used.
-    assert compiles["_train_epoch"] == 1, compiles
-    assert steps.scan_epoch._cache_size() == 1
+      assert float(metrics["lr"][0]) > lr / 2
+  assert compiles["_train_epoch"] == 1, compiles
+  assert steps.scan_epoch._cache_size() == 1
 
 
 @pytest.mark.xfail(
@@ -146,7 +158,14 @@ def test_unplaced_state_compiles_once():
   with count_compiles() as compiles:
     state = state_from_params(params, {}, tx, jax.random.key(1))
     for epoch in range(2):
-      state, _ = steps.train_epoch(state, images, labels, jax.random.key(2), epoch)
+      state, _ = steps.train_epoch(
+        state,
+        _hyper(optax.linear_schedule(0.05, 0.0, 40)),
+        images,
+        labels,
+        jax.random.key(2),
+        epoch,
+      )
   assert compiles["_train_epoch"] == 1, compiles
 
 
@@ -172,11 +191,12 @@ def test_prune_retrain_protocol_compiles_train_epoch_once_per_phase(
     c.retrain.num_epochs = 2
     c.retrain.schedule = "allr"  # LR values depend on each cycle's pruning.
     c.cache_dir = str(tmp_path / "cache")
+  loop._STEPS.clear()
   with count_compiles() as compiles:
     protocols.run(c, str(tmp_path / "run"))
-  phases = 1 + 2  # Pretraining and two IMP retraining cycles.
-  assert len(built) == phases
-  for steps in built:
-    assert steps.scan_epoch._cache_size() == 1
-  assert compiles["_train_epoch"] == phases, compiles
-  assert compiles["_evaluate_resident"] <= phases, compiles
+  # Pretraining and two IMP retraining cycles (ALLR: other LR values each
+  # time) share one program: one Steps, one train-epoch compile.
+  assert len(built) == 1
+  assert built[0].scan_epoch._cache_size() == 1
+  assert compiles["_train_epoch"] == 1, compiles
+  assert compiles["_evaluate_resident"] == 1, compiles

@@ -76,12 +76,12 @@ def test_a_diverged_retrain_phase_is_a_row_and_the_sweep_goes_on(
   assert "| n | diverged |" in markdown
 
 
-def test_diverged_vmapped_seeds_and_dense_phases_get_run_summaries(
+def test_diverged_grouped_seeds_and_dense_phases_get_run_summaries(
   retrain_config, tmp_path
 ):
   workdir = str(tmp_path / "sweep")
   sweep = sweeps.seeds([{"retrain.lr": 1e12}], [0, 1])
-  rows = sweeps.run_sweep(retrain_config, sweep, workdir, vmap_seeds=True)
+  rows = sweeps.run_sweep(retrain_config, sweep, workdir, group="seeds")
   assert [(r["status"], r["phase"]) for r in rows] == [("diverged", "cycle1")] * 2
 
   # The shared dense training diverges: the run says so ("dense").

@@ -182,6 +182,7 @@ def test_masked_weights_stay_zero_through_momentum_and_decay(tiny_config):
   """Gradients and params are masked inside the step: zeros never come back."""
   from jaxprune import models
   from jaxprune.data import pipeline
+  from jaxprune.train import hyper as hyper_lib
   from jaxprune.train import sharding
   from jaxprune.train.state import init_variables
   from jaxprune.train.steps import Steps
@@ -199,16 +200,17 @@ def test_masked_weights_stay_zero_through_momentum_and_decay(tiny_config):
   state = state_from_params(params, stats, tx, jax.random.PRNGKey(1))
   mesh = sharding.make_mesh()
   pre = pipeline.Preprocess(mean=(0.5,), std=(0.5,))
-  steps = Steps(model, tx, lambda s: 0.05, pre, mesh, 32, 32)
+  make_tx, hyper = hyper_lib.fixed(tx, lambda s: 0.05)
+  steps = Steps(model, make_tx, pre, mesh, 32, 32)
   images = jnp.asarray(rng.integers(0, 255, (32, 32, 32, 1)), jnp.uint8)
   labels = jnp.asarray(rng.integers(0, 10, 32), jnp.int32)
   for _ in range(3):
-    state, _ = steps.train_batch(state, images, labels)
+    state, _ = steps.train_batch(state, hyper, images, labels)
   state = state.replace(
     masks=masks, params=jax.tree_util.tree_map(jnp.multiply, state.params, masks)
   )
   for _ in range(10):
-    state, _ = steps.train_batch(state, images, labels)
+    state, _ = steps.train_batch(state, hyper, images, labels)
   for p, m in zip(
     jax.tree_util.tree_leaves(state.params), jax.tree_util.tree_leaves(masks)
   ):

@@ -10,7 +10,7 @@ One phase, `train/`: training from scratch for `num_epochs` with any
 * `pruning.mode="hard"`: pruned weights stay pruned (masks only grow), params
   are zeroed, gradients masked.
 * `pruning.mode="soft"`: the masks are recomputed from the dense weights at
-  every event, which keep training (`soft_masks`: the forward pass uses
+  every event, which keep training (`forward_params=masks_lib.apply`: the forward pass uses
   `params * masks`), so pruned weights may come back; the final masks define
   the sparse model (evaluation and counting use `params * masks`).
 
@@ -108,7 +108,7 @@ def gmp(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   phase = common.run_phase(
     common.phase_config(config, config.num_epochs),
     os.path.join(workdir, "train"),
-    soft_masks=config.pruning.mode == "soft",
+    forward_params=masks_lib.apply if config.pruning.mode == "soft" else None,
     on_epoch_end=epoch_end_hook(config),
     callbacks=[sparsity_callback(config)],
   )

@@ -43,6 +43,7 @@ and after retraining).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from typing import Any
 
@@ -234,16 +235,26 @@ def first_prune(
   )
 
 
+def schedule_for(
+  config: ml_collections.ConfigDict, steps_per_epoch: int, stats: Any
+) -> Any:
+  """The LR schedule of a retraining phase of `config` (its `schedule` section)
+  with this cycle's pruning statistics (ALLR reads them)."""
+  return schedules.create(config.schedule, steps_per_epoch, stats)
+
+
 def retrain_kwargs(
   pruned: Pruned, widths: Any, evaluate_start: bool = True, stats=None
 ) -> dict[str, Any]:
   """The `train_and_evaluate` keywords of the retraining after `pruned`
   (`stats`: the schedule's PruningStats, default from `pruned`)."""
+  stats = stats or schedules.PruningStats(
+    pruned.norm_change, max(pruned.fraction, 1e-12)
+  )
   return dict(
     start=pruned.start,
     model_overrides={"widths": widths} if widths is not None else None,
-    schedule_pruning=stats
-    or schedules.PruningStats(pruned.norm_change, max(pruned.fraction, 1e-12)),
+    schedule=functools.partial(schedule_for, stats=stats),
     evaluate_start=evaluate_start,
   )
 
@@ -398,7 +409,7 @@ def slimming(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     **config_utils.model_overrides(config),
   )
   train_cfg = common.training_config(config, keep_pruning=("slimming_strength",))
-  dense = common.cached_phase(train_cfg, workdir, config, loss_hook=hook)
+  dense = common.cached_phase(train_cfg, workdir, config, regularizer=hook)
   summary = run_cycles(config, workdir, dense, [config.retrain.num_epochs])
   summary["setup"] = f"slimming s={config.pruning.slimming_strength}"
   return common.finish(config, workdir, summary)

@@ -350,7 +350,7 @@ def _flops_penalised(scores, groups, model, shape, weight: float):
 def slimming_hook(
   config: ml_collections.ConfigDict, model_name: str, num_classes: int = 10, **overrides
 ):
-  """The network-slimming ``loss_hook`` (None when ``slimming_strength`` is 0).
+  """The network-slimming ``regularizer`` (None when ``slimming_strength`` is 0).
 
   Like network slimming, it penalises every BatchNorm scale of the model.
   """

@@ -241,7 +241,7 @@ def keep_from_masks(groups: Sequence[ChannelGroup], masks: Any) -> Keep:
 
 
 def bn_l1_penalty(strength: float, norm_paths: Sequence[Sequence[str]]):
-  """``loss_hook(params) = strength * sum |gamma|`` over the given BatchNorms.
+  """``regularizer(params) = strength * sum |gamma|`` over the given BatchNorms.
 
   Its subgradient ``strength * sign(gamma)`` is network slimming's sparsity
   update (added to the BN weight gradients before the optimizer step).

@@ -1,10 +1,13 @@
-"""Training: explicit state, jitted data-parallel steps, `train_and_evaluate`."""
+"""Training: explicit state, jitted data-parallel steps, one loop for one run or
+a group of runs (`train_runs`), and `train_and_evaluate`."""
 
-from jaxprune.train.loop import Start, TrainingDivergedError, train_and_evaluate
+from jaxprune.train.loop import Run, Start, train_and_evaluate, train_runs
+from jaxprune.train.member import TrainingDivergedError
 from jaxprune.train.state import TrainState, create_train_state, state_from_params
 from jaxprune.train.steps import Steps, train_step
 
 __all__ = [
+  "Run",
   "Start",
   "Steps",
   "TrainState",
@@ -12,5 +15,6 @@ __all__ = [
   "create_train_state",
   "state_from_params",
   "train_and_evaluate",
+  "train_runs",
   "train_step",
 ]

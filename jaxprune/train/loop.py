@@ -19,51 +19,40 @@ augmentation and dropout keys are all derived from the seed and the step).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
-import os
+import json
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
+import optax
 
-import jaxprune
-from jaxprune import (
-  analysis,
-  checkpointing,
-  config_utils,
-  io_utils,
-  metric_writers,
-  models,
-  schedules,
-)
+from jaxprune import analysis, config_utils, models, schedules
 from jaxprune.data import pipeline
-from jaxprune.train import optim, sharding
-from jaxprune.train.progress import ProgressBar
-from jaxprune.train.state import (
-  TrainState,
-  count_params,
-  create_train_state,
-  state_from_params,
+from jaxprune.train import group as group_lib
+from jaxprune.train import hyper as hyper_lib
+from jaxprune.train import sharding
+from jaxprune.train.member import (
+  Callback,
+  EpochEndHook,
+  Member,
+  TrainingDivergedError,
+  prepare_workdir,
 )
-from jaxprune.train.steps import Steps, summarize_epoch
-
-
-class TrainingDivergedError(RuntimeError):
-  """The training loss became NaN or infinite.
-
-  `workdir` is the diverged phase's directory, `summary` what it wrote to its
-  summary.json (status "diverged", epoch, lr, the last metrics).
-  """
-
-  def __init__(
-    self, message: str, workdir: str | None = None, summary: dict | None = None
-  ):
-    super().__init__(message)
-    self.workdir = workdir
-    self.summary = dict(summary or {})
+from jaxprune.train.progress import ProgressBar
+from jaxprune.train.state import TrainState, create_train_state, state_from_params
+from jaxprune.train.steps import (
+  ForwardParams,
+  Regularizer,
+  Steps,
+  has_conv_kernels,
+  summarize_epoch,
+)
 
 
 @dataclasses.dataclass
@@ -79,6 +68,17 @@ def _state_from_start(start: Start, tx, state_rng, _init_rng) -> TrainState:
   return state_from_params(start.params, start.batch_stats, tx, state_rng, start.masks)
 
 
+def seed_keys(seed: int) -> tuple[jax.Array, jax.Array]:
+  """(init key, data key) of a run of `seed`: the one place the seed is split.
+
+  `init key` -> (param init key, state rng) in `create_train_state`; a run that
+  starts from given weights (`Start`) keeps only the state rng. Protocols that
+  need a run's initial weights (lottery rewinding, Scratch) derive them here.
+  """
+  init_rng, data_rng = jax.random.split(jax.random.PRNGKey(seed))
+  return init_rng, data_rng
+
+
 def initial_state(
   config: ml_collections.ConfigDict,
   model,
@@ -89,10 +89,9 @@ def initial_state(
 ) -> tuple[TrainState, jax.Array]:
   """(state, data_rng) a fresh run of `config` starts from (replicated on `mesh`).
 
-  The one place the seed is split into init and data keys, so a vmapped group of
-  seeds (`jaxprune.train.vmapped`) starts every seed exactly as its own run does.
+  Every run of a group starts exactly as its own run would (`seed_keys`).
   """
-  init_rng, data_rng = jax.random.split(jax.random.PRNGKey(config.seed))
+  init_rng, data_rng = seed_keys(config.seed)
   if start is None:
     init = functools.partial(create_train_state, model, tx, input_shape)
   else:
@@ -103,255 +102,379 @@ def initial_state(
   return state, data_rng
 
 
-def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
-  """Creates `workdir` and its config.json; refuses a workdir of another config."""
-  os.makedirs(workdir, exist_ok=True)
-  path = os.path.join(workdir, "config.json")
-  current = config_utils.to_json_dict(config)
-  if os.path.exists(path):
-    changed = config_utils.diff(io_utils.read_json(path), current)
-    if changed:
-      raise ValueError(
-        f"workdir {workdir} holds a run with a different config (fields: "
-        f"{', '.join(changed)}); use a new --workdir or the same config to resume"
-      )
-  if sharding.is_primary():
-    io_utils.atomic_write_json(path, current)
+@dataclasses.dataclass
+class Run:
+  """One `train_and_evaluate` call: a config, its workdir and its pieces.
+
+  `schedule(config, steps_per_epoch) -> (step -> LR)` replaces the schedule
+  `config.schedule` describes (a protocol's retraining schedule built with its pruning
+  statistics); `callbacks(epoch, state) -> {name: value}` add logged values at
+  every evaluation; `on_epoch_end(epoch, state) -> state` runs after every
+  training epoch (e.g. mask updates); `regularizer(params) -> scalar` is added
+  to the loss; `forward_params(params, masks) -> params` makes the masks soft
+  (see `steps.train_step`).
+  """
+
+  config: ml_collections.ConfigDict
+  workdir: str
+  start: Start | None = None
+  model_overrides: dict[str, Any] | None = None
+  schedule: Callable[[ml_collections.ConfigDict, int], optax.Schedule] | None = None
+  callbacks: Sequence[Callback] = ()
+  on_epoch_end: EpochEndHook | None = None
+  regularizer: Regularizer | None = None
+  forward_params: ForwardParams | None = None
+  evaluate_start: bool = False
+
+  def model_kwargs(self) -> dict[str, Any]:
+    return {**config_utils.model_overrides(self.config), **(self.model_overrides or {})}
+
+  def program_key(self) -> str:
+    """Equal for runs that can train as one group: same data, batch sizes,
+    model shapes, optimizer kind and loss/forward transforms."""
+    c = self.config
+    data = config_utils.to_json_dict(ml_collections.ConfigDict({"d": c.data}))["d"]
+    if c.data.get("split_seed") == pipeline.SPLIT_PER_RUN:
+      data["run_seed"] = c.seed  # Each seed has its own train/val split.
+    o = c.optimizer.to_dict()
+    key = {
+      "data": data,
+      "batch": [c.batch_size, c.eval_batch_size],
+      "model": [c.model.name, repr(sorted(self.model_kwargs().items()))],
+      "optimizer": [
+        o.get("name"),
+        o.get("nesterov"),
+        o.get("b1"),
+        o.get("b2"),
+        o.get("eps"),
+        bool(o.get("momentum")),
+        bool(o.get("weight_decay")),
+        bool(schedules.momentum(c.schedule, 1)),
+      ],
+      "transforms": [_identity(self.regularizer), _identity(self.forward_params)],
+      "driver": c.get("epoch_driver", "auto"),
+    }
+    return json.dumps(key, sort_keys=True, default=repr)
 
 
-def _truncate_metrics(workdir: str, epoch: int) -> None:
-  """Drops metric rows written after the checkpoint we resume from."""
-  path = os.path.join(workdir, "metrics.jsonl")
-  rows = io_utils.read_jsonl(path)
-  kept = [r for r in rows if r.get("epoch", 0) <= epoch]
-  if sharding.is_primary() and (len(kept) != len(rows) or os.path.exists(path)):
-    io_utils.rewrite_jsonl(path, kept)
+def default_schedule(
+  config: ml_collections.ConfigDict, steps_per_epoch: int
+) -> optax.Schedule:
+  """The LR schedule `config.schedule` describes."""
+  return schedules.create(config.schedule, steps_per_epoch)
 
 
-def _train_one_epoch(
-  steps: Steps, state, data: pipeline.Data, data_rng, epoch: int, seed: int
-):
-  if data.resident:
-    return steps.train_epoch(
-      state, data.train.device_images, data.train.device_labels, data_rng, epoch
-    )
-  per_step = []
-  rows = sharding.host_rows(steps.mesh, steps.batch_size)
-  for images, labels, _ in data.train.batches(
-    steps.batch_size, train=True, seed=seed, epoch=epoch, rows=rows
-  ):
-    batch = sharding.shard_batch((images, labels), steps.mesh, steps.batch_size)
-    state, metrics = steps.train_batch(state, *batch)
-    per_step.append(metrics)
-  stacked = jax.tree_util.tree_map(lambda *xs: jax.numpy.stack(xs), *per_step)
-  return state, stacked
+def _identity(fn: Any) -> Any:
+  # Transforms may declare what they compute (`fn.group_key`); otherwise only
+  # runs that share the very same function object can share a program.
+  return None if fn is None else getattr(fn, "group_key", id(fn))
 
 
-def _summary(status: str, state, epoch: int, last_row: dict[str, Any], **extra) -> dict:
-  return {
-    "status": status,
-    "epoch": epoch,
-    "step": int(jax.device_get(state.step)),
-    **{k: v for k, v in last_row.items() if "/" in k or k == "lr"},
-    **extra,
-    "jaxprune_version": jaxprune.__version__,
-  }
+Result = dict[str, Any] | TrainingDivergedError
+GROUP_MODES = ("auto", "vmap", "serial")
 
 
-def _write_summary(workdir: str, summary: dict[str, Any]) -> None:
-  if sharding.is_primary():
-    io_utils.atomic_write_json(os.path.join(workdir, "summary.json"), summary)
+def group_mode(mode: str, num_runs: int, params: Any, resident: bool) -> str:
+  """ "vmap" (one program over a run axis) or "serial" (the runs one after the
+  other through the same compiled functions) for a group of `num_runs`.
 
-
-Callback = Callable[[int, TrainState], dict[str, float]]
-EpochEndHook = Callable[[int, TrainState], TrainState]
+  auto: vmap for 2+ runs on resident data, except conv nets on CPU, whose
+  vmapped convolutions become grouped convolutions that XLA:CPU runs slowly
+  (experiments/benchmarks/grouped_runs.py); there serial still saves the
+  compiles.
+  """
+  if mode not in GROUP_MODES:
+    raise ValueError(f"group mode {mode!r}; allowed: {', '.join(GROUP_MODES)}")
+  if num_runs == 1 or not resident or jax.process_count() > 1:
+    return "serial"
+  if mode != "auto":
+    return mode
+  if jax.default_backend() == "cpu" and has_conv_kernels(params):
+    return "serial"
+  return "vmap"
 
 
 def train_and_evaluate(
-  config: ml_collections.ConfigDict,
-  workdir: str,
-  *,
-  callbacks: Sequence[Callback] = (),
-  start: Start | None = None,
-  model_overrides: dict[str, Any] | None = None,
-  schedule_pruning: Any = None,
-  loss_hook: Callable[[Any], Any] | None = None,
-  soft_masks: bool = False,
-  on_epoch_end: EpochEndHook | None = None,
-  evaluate_start: bool = False,
+  config: ml_collections.ConfigDict, workdir: str, **pieces: Any
 ) -> dict[str, Any]:
   """Trains and evaluates the model described by `config`; returns the summary.
 
-  `callbacks(epoch, state) -> {name: value}` run at every evaluation (and at
-  epoch 0 of a fresh run); their values are logged with the metrics. Callbacks
-  requested by `config.analysis` (e.g. mean JSV tracking) are added to them.
+  `pieces` are the fields of `Run` (start, model_overrides, schedule,
+  callbacks, on_epoch_end, regularizer, forward_params, evaluate_start).
+  Callbacks requested by `config.analysis` (e.g. mean JSV tracking) are added.
+  Protocols chain calls (prune -> retrain, IMP ...): `start` gives the weights
+  (and masks) to begin from, with a fresh optimizer; `model_overrides` (e.g.
+  the `widths` of a small-dense model after surgery) are added to
+  `config.model`'s. With `evaluate_start`, a fresh run evaluates its starting
+  weights and logs them as the epoch-0 row (accuracy right after pruning).
 
-  Protocols (prune -> retrain, IMP, ...) chain calls: `start` gives the weights
-  (and masks) to begin from instead of a fresh initialisation, with a fresh
-  optimizer; `model_overrides` (e.g. the `widths` of a small-dense model after
-  surgery) are added to `config.model`'s; `schedule_pruning` carries the pruning
-  statistics ALLR-style schedules need (see `jaxprune.schedules.create`).
-
-  `loss_hook(params) -> scalar` (a regulariser, e.g. network slimming's) and
-  `soft_masks` (GMP soft pruning) go to `Steps`. `on_epoch_end(epoch, state) ->
-  state` runs after every training epoch, before evaluation and checkpointing
-  (GMP updates the masks there; the optimizer state is kept). With
-  `evaluate_start`, a fresh run evaluates its starting weights and logs them as
-  the epoch-0 row (accuracy right after pruning, before retraining).
+  Inside `jaxprune.train.group.running` (a group of protocol runs in threads)
+  the call joins the group's next batched phase instead of training alone.
+  Raises `TrainingDivergedError` when the loss stops being finite.
   """
+  run = Run(config, workdir, **pieces)
+  coordinator = group_lib.current()
+  result = coordinator.submit(run) if coordinator else train_runs([run])[0]
+  if isinstance(result, TrainingDivergedError):
+    raise result
+  return result
+
+
+def train_runs(runs: Sequence[Run], mode: str = "auto") -> list[Result]:
+  """Trains `runs` (same `Run.program_key`) as one group; per run its summary or
+  the `TrainingDivergedError` of a run whose loss stopped being finite (the
+  others go on). A run alone is a group of one, through the same code."""
   t_start = time.monotonic()
-  # ---------------------------------------------------------------- workdir, config
-  config_utils.validate(config)
-  prepare_workdir(config, workdir)
+  keys = {r.program_key() for r in runs}
+  if len(keys) != 1:
+    raise ValueError("runs of one group must share data, batch sizes, model shapes")
+  first = runs[0].config
+  for r in runs:
+    config_utils.validate(r.config)
+    prepare_workdir(r.config, r.workdir)
 
   # ---------------------------------------------------------------- mesh, data
   mesh = sharding.make_mesh()
-  sharding.check_batch_size(config.batch_size, mesh)
-  sharding.check_batch_size(config.eval_batch_size, mesh, "eval_batch_size")
-  data = pipeline.load(config.data, seed=config.seed)
-  steps_per_epoch = data.train.num_examples // config.batch_size
+  sharding.check_batch_size(first.batch_size, mesh)
+  sharding.check_batch_size(first.eval_batch_size, mesh, "eval_batch_size")
+  data = pipeline.load(first.data, seed=first.seed)
+  steps_per_epoch = data.train.num_examples // first.batch_size
   if steps_per_epoch == 0:
     raise ValueError(
-      f"batch_size={config.batch_size} is larger than the {data.train.num_examples} "
-      "training examples"
+      f"batch_size={first.batch_size} is larger than the "
+      f"{data.train.num_examples} training examples"
     )
   if data.resident:
     repl = sharding.replicated(mesh)
     for split in (data.train, *data.evals.values()):
       split.place(repl)
 
-  # ---------------------------------------------------------------- model, optimizer
-  schedule = schedules.create(config.schedule, steps_per_epoch, schedule_pruning)
-  momentum = schedules.momentum(config.schedule, steps_per_epoch)
-  tx = optim.create(config.optimizer, schedule, momentum)
+  # ---------------------------------------------------------------- model, runs
   model = models.create(
-    config.model.name,
-    num_classes=data.spec.num_classes,
-    **{**config_utils.model_overrides(config), **(model_overrides or {})},
+    first.model.name, num_classes=data.spec.num_classes, **runs[0].model_kwargs()
   )
-  state, data_rng = initial_state(config, model, tx, data.input_shape, mesh, start)
-  steps = Steps(
-    model,
-    tx,
-    schedule,
-    data.preprocess,
-    mesh,
-    config.batch_size,
-    config.eval_batch_size,
-    loss_hook=loss_hook,
-    soft_masks=soft_masks,
-  )
-  callbacks = [*callbacks, *analysis.make_callbacks(config.analysis, model, data)]
-
-  # ---------------------------------------------------------------- resume
-  ckpt = checkpointing.Checkpointer(
-    os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints
-  )
-  start_epoch, best = 0, None
-  restored = ckpt.restore("latest", checkpointing.abstract_like(state))
-  if restored is not None:
-    state, meta = restored
-    start_epoch, best = int(meta["epoch"]), meta.get("best_val_accuracy")
-    print(f"Resuming from epoch {start_epoch} (step {int(state.step)})", flush=True)
-  _truncate_metrics(workdir, start_epoch)
-
-  # ---------------------------------------------------------------- epoch loop
-  # Every process trains; only process 0 writes metrics and summaries (orbax
-  # coordinates the checkpoint writes of all processes itself).
-  writer = metric_writers.create_default_writer(workdir, sharding.is_primary())
-  show = config.progress and sharding.is_primary()
-  bar = ProgressBar(config.num_epochs, start=start_epoch) if show else None
-  row: dict[str, Any] = {}
-  try:
-    if start_epoch == 0 and (callbacks or evaluate_start):
-      initial = {"epoch": 0}
-      if evaluate_start:
-        for name, split in data.evals.items():
-          for key, value in steps.evaluate(state, split).items():
-            initial[f"{name}/{key}"] = value
-        if sharding.is_primary() and "test/accuracy" in initial:
-          print(
-            f"before training (e.g. just pruned): test acc "
-            f"{100 * initial['test/accuracy']:.2f}%",
-            flush=True,
-          )
-      for callback in callbacks:
-        initial.update(callback(0, state))
-      writer.write_scalars(int(state.step), initial)
-    for epoch in range(start_epoch, config.num_epochs):
-      t0 = time.monotonic()
-      state, per_step = _train_one_epoch(
-        steps, state, data, data_rng, epoch, config.seed
+  make_tx = hyper_lib.make_tx(first.optimizer)
+  members = []
+  for r in runs:
+    c = r.config
+    lr = r.schedule or default_schedule
+    hyper = hyper_lib.build(
+      c.optimizer,
+      lr(c, steps_per_epoch),
+      steps_per_epoch * c.num_epochs,
+      schedules.momentum(c.schedule, steps_per_epoch),
+    )
+    state, data_rng = initial_state(
+      c, model, make_tx(hyper), data.input_shape, mesh, r.start
+    )
+    callbacks = [*r.callbacks, *analysis.make_callbacks(c.analysis, model, data)]
+    members.append(
+      Member(
+        c,
+        r.workdir,
+        hyper,
+        state,
+        data_rng,
+        callbacks,
+        r.on_epoch_end,
+        r.evaluate_start,
       )
-      train = summarize_epoch(per_step)
-      done = epoch + 1
-      if on_epoch_end is not None:
-        state = jax.device_put(on_epoch_end(done, state), sharding.replicated(mesh))
-      row = {
-        "epoch": done,
-        "train/loss": train["loss"],
-        "train/accuracy": train["accuracy"],
-        "lr": train["lr"],
-        "time/epoch_seconds": time.monotonic() - t0,
-      }
-      if not train["finite"]:
-        writer.write_scalars(int(state.step), row)
-        diverged = _summary(
-          "diverged", state, done, row, num_params=count_params(state.params)
-        )
-        _write_summary(workdir, diverged)
-        raise TrainingDivergedError(
-          f"training loss is not finite in epoch {done} (lr {train['lr']:.3g}); "
-          f"see {workdir}/summary.json",
-          workdir,
-          diverged,
-        )
-      if done % config.eval_every_epochs == 0 or done == config.num_epochs:
-        for name, split in data.evals.items():
-          for key, value in steps.evaluate(state, split).items():
-            row[f"{name}/{key}"] = value
-        for callback in callbacks:
-          row.update(callback(done, state))
-      writer.write_scalars(int(state.step), row)
-      writer.flush()
-      is_best = "val/accuracy" in row and (best is None or row["val/accuracy"] > best)
-      if is_best:
-        best = row["val/accuracy"]
-        ckpt.save("best", int(state.step), state, {"epoch": done, "val_accuracy": best})
-      if done % config.checkpoint_every_epochs == 0 or done == config.num_epochs:
-        meta = {"epoch": done, "best_val_accuracy": best}
-        ckpt.save("latest", int(state.step), state, meta)
-      if bar:
-        split = "test" if "test/accuracy" in row else "train"
-        acc = row[f"{split}/accuracy"]
-        bar.update(
-          done, f"train loss {row['train/loss']:.4f} {split} acc {100 * acc:.2f}%"
-        )
+    )
+  how = group_mode(mode, len(members), members[0].state.params, data.resident)
+  steps = _cached_steps(
+    (keys.pop(), how, str(mesh)),
+    lambda: Steps(
+      model,
+      make_tx,
+      data.preprocess,
+      mesh,
+      first.batch_size,
+      first.eval_batch_size,
+      regularizer=runs[0].regularizer,
+      forward_params=runs[0].forward_params,
+      vmapped=how == "vmap",
+    ),
+  )
+  if len(members) > 1 and sharding.is_primary():
+    print(f"[group] {len(members)} runs as one group ({how})", flush=True)
 
-    # -------------------------------------------------------------- summary
-    final_epoch = max(config.num_epochs, start_epoch)
-    ckpt.save("final", int(state.step), state, {"epoch": final_epoch})
-    if not row:  # Nothing left to train: evaluate the restored state.
+  # ---------------------------------------------------------------- epochs
+  total = max(m.config.num_epochs for m in members)
+  show = first.progress and sharding.is_primary()
+  bar = ProgressBar(total, start=min(m.epoch for m in members)) if show else None
+  try:
+    _initial_rows(steps, data, [m for m in members if m.fresh])
+    while active := [m for m in members if m.active]:
+      t0 = time.monotonic()
+      per_step = _train_epoch(steps, data, active)
+      seconds = time.monotonic() - t0
+      done_rows = []
+      for m, metrics in zip(active, per_step):
+        train = summarize_epoch(metrics)
+        done = m.epoch + 1
+        if m.on_epoch_end is not None:
+          m.state = jax.device_put(
+            m.on_epoch_end(done, m.state), sharding.replicated(mesh)
+          )
+        row = {
+          "epoch": done,
+          "train/loss": train["loss"],
+          "train/accuracy": train["accuracy"],
+          "lr": train["lr"],
+          "time/epoch_seconds": seconds,
+        }
+        if not train["finite"]:
+          m.diverge(done, row)
+        else:
+          done_rows.append((m, done, row))
+      due = [(m, done, row) for m, done, row in done_rows if m.eval_due(done)]
+      for (m, done, row), evals in zip(
+        due, _evaluate(steps, data, [m for m, *_ in due])
+      ):
+        row.update(evals)
+        m.run_callbacks(done, row)
+      for m, done, row in done_rows:
+        m.end_epoch(done, row)
+      if bar:
+        bar.update(max(m.epoch for m in members), _progress_info(members))
+
+    # -------------------------------------------------------------- summaries
+    leftover = [m for m in members if m.result is None and not m.row]
+    for m in leftover:  # Nothing left to train: evaluate the restored state.
       # The training metrics of the last epoch come from its logged row (a
       # kill between the final checkpoint and summary.json lost nothing else).
-      logged = io_utils.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
-      last = [r for r in logged if r.get("epoch") == final_epoch][-1:]
-      row = {**(last[0] if last else {}), "epoch": final_epoch}
-      for name, split in data.evals.items():
-        for key, value in steps.evaluate(state, split).items():
-          row[f"{name}/{key}"] = value
-    summary = _summary(
-      "completed",
-      state,
-      final_epoch,
-      row,
-      best_val_accuracy=best,
-      num_params=count_params(state.params),
-      wall_time_seconds=time.monotonic() - t_start,
-      config_hash=config_utils.config_hash(config),
-    )
-    _write_summary(workdir, summary)
-    return summary
+      m.row = m.last_logged_row(max(m.config.num_epochs, m.epoch))
+    for m, evals in zip(leftover, _evaluate(steps, data, leftover)):
+      m.row.update(evals)
+    wall = (time.monotonic() - t_start) / len(members)
+    for m in members:
+      if m.result is None:
+        extra = {"group_size": len(members)} if len(members) > 1 else {}
+        m.finish(wall, **extra)
+    return [m.result for m in members]
   finally:
-    writer.close()
-    ckpt.close()
+    for m in members:
+      m.close()
+
+
+_STEPS: collections.OrderedDict[Any, Steps] = collections.OrderedDict()
+STEPS_CACHE_SIZE = 8
+
+
+def _cached_steps(key: Any, build: Callable[[], Steps]) -> Steps:
+  """The compiled `Steps` of an earlier phase with the same program (so a new
+  LR schedule, seed or pruning of the same shapes compiles nothing new).
+
+  The key holds `Run.program_key`, which names the regularizer and forward
+  transform by `id`; the cached `Steps` keeps those objects alive, so an id
+  cannot be reused by another function while its entry exists.
+  """
+  if key in _STEPS:
+    _STEPS.move_to_end(key)
+    return _STEPS[key]
+  _STEPS[key] = steps = build()
+  while len(_STEPS) > STEPS_CACHE_SIZE:
+    _STEPS.popitem(last=False)
+  return steps
+
+
+def _progress_info(members: Sequence[Member]) -> str:
+  if len(members) > 1:
+    live = sum(m.result is None for m in members)
+    return f"{len(members)} runs ({live} live)"
+  row = members[0].row
+  if not row:
+    return ""
+  split = "test" if "test/accuracy" in row else "train"
+  return f"train loss {row['train/loss']:.4f} {split} acc {100 * row[f'{split}/accuracy']:.2f}%"
+
+
+def _initial_rows(steps: Steps, data, members: Sequence[Member]) -> None:
+  """The epoch-0 rows of fresh runs: evaluation of the start (with
+  `evaluate_start`) and callbacks."""
+  members = [m for m in members if m.callbacks or m.evaluate_start]
+  wanted = [m for m in members if m.evaluate_start]
+  evals = dict(zip(map(id, wanted), _evaluate(steps, data, wanted)))
+  for m in members:
+    initial = {"epoch": 0, **evals.get(id(m), {})}
+    if m.evaluate_start and sharding.is_primary() and "test/accuracy" in initial:
+      print(
+        f"before training (e.g. just pruned): test acc "
+        f"{100 * initial['test/accuracy']:.2f}%",
+        flush=True,
+      )
+    m.run_callbacks(0, initial)
+    m.write(initial)
+
+
+def _stack(trees: Sequence[Any]) -> Any:
+  return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def _unstack(tree: Any, n: int) -> list[Any]:
+  return [jax.tree_util.tree_map(lambda x, i=i: x[i], tree) for i in range(n)]
+
+
+def _train_epoch(steps: Steps, data, members: Sequence[Member]) -> list[Any]:
+  """Trains every member one epoch (updating `m.state`); per member its
+  per-step metrics (host arrays)."""
+  if steps.vmapped:
+    n = len(members)
+    state, per_step = steps.train_epoch(
+      _stack([m.state for m in members]),
+      _stack([m.hyper for m in members]),
+      data.train.device_images,
+      data.train.device_labels,
+      jnp.stack([m.data_rng for m in members]),
+      jnp.asarray([m.epoch for m in members], jnp.int32),
+    )
+    for m, s in zip(members, _unstack(state, n)):
+      m.state = s
+    return _unstack(jax.device_get(per_step), n)
+  out = []
+  for m in members:
+    m.state, metrics = _train_one(steps, m, data)
+    out.append(jax.device_get(metrics))
+  return out
+
+
+def _train_one(steps: Steps, m: Member, data: pipeline.Data):
+  if data.resident:
+    return steps.train_epoch(
+      m.state,
+      m.hyper,
+      data.train.device_images,
+      data.train.device_labels,
+      m.data_rng,
+      m.epoch,
+    )
+  per_step = []
+  rows = sharding.host_rows(steps.mesh, steps.batch_size)
+  state = m.state
+  for images, labels, _ in data.train.batches(
+    steps.batch_size, train=True, seed=m.config.seed, epoch=m.epoch, rows=rows
+  ):
+    batch = sharding.shard_batch((images, labels), steps.mesh, steps.batch_size)
+    state, metrics = steps.train_batch(state, m.hyper, *batch)
+    per_step.append(metrics)
+  return state, _stack(per_step)
+
+
+def _evaluate(steps: Steps, data, members: Sequence[Member]) -> list[dict[str, float]]:
+  """Per member {"<split>/loss": ..., "<split>/accuracy": ...} on every split."""
+  if not members:
+    return []
+  rows: list[dict[str, float]] = [{} for _ in members]
+  if steps.vmapped:
+    state = _stack([m.state for m in members])
+    for name, split in data.evals.items():
+      values = steps.evaluate(state, split)
+      for i, row in enumerate(rows):
+        for key, per_run in values.items():
+          row[f"{name}/{key}"] = per_run[i]
+    return rows
+  for m, row in zip(members, rows):
+    for name, split in data.evals.items():
+      for key, value in steps.evaluate(m.state, split).items():
+        row[f"{name}/{key}"] = value
+  return rows

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -42,8 +43,13 @@ import optax
 from jax.sharding import Mesh
 
 from jaxprune.data import pipeline
+from jaxprune.train import hyper as hyper_lib
 from jaxprune.train import sharding
+from jaxprune.train.hyper import Hyper, MakeTx
 from jaxprune.train.state import TrainState, apply_masks
+
+Regularizer = Callable[[Any], jax.Array]  # params -> scalar added to the loss.
+ForwardParams = Callable[[Any, Any], Any]  # (params, masks) -> forward params.
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -52,31 +58,39 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
 def train_step(
   state: TrainState,
+  hyper: Hyper,
   images: jax.Array,
   labels: jax.Array,
   *,
   model: nn.Module,
-  tx: optax.GradientTransformation,
-  schedule: optax.Schedule,
+  make_tx: MakeTx,
   preprocess: pipeline.Preprocess,
-  loss_hook=None,
-  soft_masks: bool = False,
+  regularizer: Regularizer | None = None,
+  forward_params: ForwardParams | None = None,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
-  """One SGD step. `loss_hook(params) -> scalar` adds a regulariser (optional).
+  """One SGD step of the run whose hyperparameters are `hyper` (see `hyper.py`).
+
+  `make_tx(hyper)` builds the optimizer from the run's data (its LR table,
+  weight decay, momentum), so runs that differ only in those share one program.
+  `regularizer(params) -> scalar` is added to the loss (optional).
 
   Hard masks (default): gradients and params are masked, so pruned weights stay
-  exactly zero. `soft_masks=True` (GMP-style soft pruning): the forward pass uses
-  `params * masks` but the dense params are kept and updated (pruned weights get
-  no loss gradient, only weight decay/momentum), so a later mask recomputation
-  may let them regrow.
+  exactly zero. With `forward_params(params, masks)` the masks are soft: the
+  forward pass uses what it returns (e.g. `params * masks`, GMP soft pruning)
+  while the dense params are kept and updated (pruned weights get no loss
+  gradient, only weight decay/momentum), so a later mask recomputation may let
+  them regrow.
   """
   rng = jax.random.fold_in(state.rng, state.step)
   aug_rng, dropout_rng = jax.random.split(rng)
   x = preprocess(images, aug_rng, train=True)
 
+  soft = forward_params is not None
+  tx = make_tx(hyper)
+
   def loss_fn(params):
-    if soft_masks:
-      params = apply_masks(params, state.masks)
+    if soft:
+      params = forward_params(params, state.masks)
     logits, updates = model.apply(
       {"params": params, "batch_stats": state.batch_stats},
       x,
@@ -85,20 +99,20 @@ def train_step(
       rngs={"dropout": dropout_rng},
     )
     loss = cross_entropy(logits, labels).mean()
-    total = loss if loss_hook is None else loss + loss_hook(params)
+    total = loss if regularizer is None else loss + regularizer(params)
     return total, (loss, logits, updates)
 
   grads, (loss, logits, updates) = jax.grad(loss_fn, has_aux=True)(state.params)
-  if not soft_masks:
+  if not soft:
     grads = apply_masks(grads, state.masks)
   param_updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, param_updates)
-  if not soft_masks:
+  if not soft:
     params = apply_masks(params, state.masks)
   metrics = {
     "loss": loss,
     "accuracy": jnp.mean(jnp.argmax(logits, -1) == labels),
-    "lr": jnp.asarray(schedule(state.step), jnp.float32),
+    "lr": hyper_lib.learning_rate(hyper, state.step),
   }
   new_state = state.replace(
     step=state.step + 1,
@@ -156,45 +170,66 @@ def resolve_epoch_driver(driver: str, params: Any, backend: str) -> str:
 
 @dataclasses.dataclass
 class Steps:
-  """Compiled train/eval functions for one model, optimizer and mesh."""
+  """Compiled train/eval functions for one model, optimizer kind and mesh.
+
+  Every train function takes the run's `hyper` (its LR table, weight decay,
+  momentum; `jaxprune.train.hyper`) as data, so runs with other values reuse
+  the compiled program. `runs` > 0 compiles the same functions vmapped over a
+  leading run axis of that many runs (state, hyper, data key and epoch per run;
+  the resident data shared).
+  """
 
   model: nn.Module
-  tx: optax.GradientTransformation
-  schedule: optax.Schedule
+  make_tx: MakeTx
   preprocess: pipeline.Preprocess
   mesh: Mesh
   batch_size: int
   eval_batch_size: int
-  loss_hook: Any = None
-  soft_masks: bool = False
+  regularizer: Regularizer | None = None
+  forward_params: ForwardParams | None = None
   epoch_driver: str = "auto"  # "auto" | "scan" | "loop"; see the module docstring.
+  vmapped: bool = False  # True: every function takes a leading run axis.
 
   def __post_init__(self):
     resolve_epoch_driver(self.epoch_driver, {}, "cpu")  # Fails early on a typo.
     repl = sharding.replicated(self.mesh)
-    step = functools.partial(
+    self._step = functools.partial(
       train_step,
       model=self.model,
-      tx=self.tx,
-      schedule=self.schedule,
+      make_tx=self.make_tx,
       preprocess=self.preprocess,
-      loss_hook=self.loss_hook,
-      soft_masks=self.soft_masks,
+      regularizer=self.regularizer,
+      forward_params=self.forward_params,
     )
-    self._step = step
+    run = jax.vmap if self.vmapped else (lambda f, **_: f)
     self.scan_epoch = jax.jit(
-      self._train_epoch, donate_argnums=0, out_shardings=(repl, repl)
+      run(self._train_epoch, in_axes=(0, 0, None, None, 0, 0)),
+      donate_argnums=0,
+      out_shardings=(repl, repl),
     )
-    self.epoch_order = jax.jit(self._epoch_order, static_argnums=2)
+    self.epoch_order = jax.jit(
+      run(self._epoch_order, in_axes=(0, 0, None)), static_argnums=2
+    )
     self.indexed_step = jax.jit(
-      self._indexed_step, donate_argnums=0, out_shardings=(repl, repl)
+      run(self._indexed_step, in_axes=(0, 0, None, None, 0, None)),
+      donate_argnums=0,
+      out_shardings=(repl, repl),
     )
-    self.train_batch = jax.jit(step, donate_argnums=0, out_shardings=(repl, repl))
+    self.train_batch = jax.jit(
+      run(self._step, in_axes=(0, 0, None, None)),
+      donate_argnums=0,
+      out_shardings=(repl, repl),
+    )
     self.evaluate_batch = jax.jit(
-      functools.partial(eval_sums, model=self.model, preprocess=self.preprocess),
+      run(
+        functools.partial(eval_sums, model=self.model, preprocess=self.preprocess),
+        in_axes=(0, None, None, None),
+      ),
       out_shardings=repl,
     )
-    self.evaluate_resident = jax.jit(self._evaluate_resident, out_shardings=repl)
+    self.evaluate_resident = jax.jit(
+      run(self._evaluate_resident, in_axes=(0, None, None)), out_shardings=repl
+    )
 
   def _constrain(self, x):
     return jax.lax.with_sharding_constraint(x, sharding.batch_sharded(self.mesh))
@@ -204,34 +239,46 @@ class Steps:
       jax.random.fold_in(data_rng, epoch), num_examples, self.batch_size
     )
 
-  def _gathered_step(self, state, images, labels, idx):
-    return self._step(state, self._constrain(images[idx]), self._constrain(labels[idx]))
+  def _gathered_step(self, state, hyper, images, labels, idx):
+    return self._step(
+      state, hyper, self._constrain(images[idx]), self._constrain(labels[idx])
+    )
 
-  def _train_epoch(self, state, images, labels, data_rng, epoch):
+  def _train_epoch(self, state, hyper, images, labels, data_rng, epoch):
     order = self._epoch_order(data_rng, epoch, labels.shape[0])
 
     def body(state, idx):
-      return self._gathered_step(state, images, labels, idx)
+      return self._gathered_step(state, hyper, images, labels, idx)
 
     return jax.lax.scan(body, state, order)
 
-  def _indexed_step(self, state, images, labels, order, i):
-    return self._gathered_step(state, images, labels, order[i])
+  def _indexed_step(self, state, hyper, images, labels, order, i):
+    return self._gathered_step(state, hyper, images, labels, order[i])
 
   def driver_for(self, state: TrainState) -> str:
     """The epoch driver `train_epoch` uses for `state` on this backend."""
     return resolve_epoch_driver(self.epoch_driver, state.params, jax.default_backend())
 
-  def train_epoch(self, state: TrainState, images, labels, data_rng, epoch):
-    """One epoch over resident data -> (state, per-step metrics [steps])."""
+  def train_epoch(
+    self, state: TrainState, hyper: Hyper, images, labels, data_rng, epoch
+  ):
+    """One epoch over resident data -> (state, per-step metrics [steps]).
+
+    Vmapped: `data_rng` and `epoch` have a leading run axis (runs may be at
+    different epochs) and the metrics are [runs, steps].
+    """
+    epoch = jnp.asarray(epoch, jnp.int32)
     if self.driver_for(state) == "scan":
-      return self.scan_epoch(state, images, labels, data_rng, epoch)
+      return self.scan_epoch(state, hyper, images, labels, data_rng, epoch)
     order = self.epoch_order(data_rng, epoch, labels.shape[0])
     per_step = []
-    for i in range(order.shape[0]):
-      state, metrics = self.indexed_step(state, images, labels, order, i)
+    for i in range(order.shape[-2]):
+      state, metrics = self.indexed_step(state, hyper, images, labels, order, i)
       per_step.append(metrics)
-    return state, jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *per_step)
+    axis = 1 if self.vmapped else 0
+    return state, jax.tree_util.tree_map(
+      lambda *xs: jnp.stack(xs, axis=axis), *per_step
+    )
 
   def _evaluate_resident(self, variables, images, labels):
     n = labels.shape[0]
@@ -260,7 +307,8 @@ class Steps:
     return totals
 
   def evaluate(self, state: TrainState, split) -> dict[str, float]:
-    """Mean loss and accuracy of `state` on a resident or streaming split."""
+    """Mean loss and accuracy of `state` on a resident or streaming split
+    (vmapped: lists of one value per run)."""
     variables = eval_variables(state)
     if isinstance(split, pipeline.ResidentSplit):
       totals = self.evaluate_resident(
@@ -278,11 +326,12 @@ class Steps:
           sums if totals is None else jax.tree_util.tree_map(jnp.add, totals, sums)
         )
     totals = jax.device_get(totals)
-    count = max(float(totals["count"]), 1.0)
-    return {
-      "loss": float(totals["loss_sum"]) / count,
-      "accuracy": float(totals["correct_sum"]) / count,
-    }
+    count = np.maximum(np.asarray(totals["count"], np.float64), 1.0)
+    loss = np.asarray(totals["loss_sum"], np.float64) / count
+    accuracy = np.asarray(totals["correct_sum"], np.float64) / count
+    if self.vmapped:
+      return {"loss": loss.tolist(), "accuracy": accuracy.tolist()}
+    return {"loss": float(loss), "accuracy": float(accuracy)}
 
 
 def summarize_epoch(metrics: dict[str, Any]) -> dict[str, float]:
