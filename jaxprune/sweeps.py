@@ -9,7 +9,9 @@ several processes or machines sharing a directory do not interleave).
 
 Finished points (their config hash is in results.jsonl) are skipped; an
 interrupted point resumes from its own checkpoints. Points are split across
-processes with `shard=(i, n)`: process i runs points i, i+n, i+2n, ...
+processes with `shard=(i, n)`: process i runs groups i, i+n, i+2n, ... of the
+sweep's groups (below; with `group="none"` every point is a group, so points
+i, i+n, ...): a group is never split across processes.
 
 `group="auto"` (`--group`, the default) runs a shard's points as groups whose
 training phases batch into one compiled program per phase
@@ -36,6 +38,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import jax
 import ml_collections
 
 import jaxprune
@@ -205,17 +208,26 @@ def run_sweep(
     for _, config, digest in points:
       with config.unlocked():
         config.cache_dir = os.path.join(workdir, "runs", digest, "cache")
-  done = finished_hashes(workdir)
-  todo = [
-    (i, *point)
-    for i, point in enumerate(points)
-    if i % count == index and point[2] not in done
-  ]
+  if group != "none" and jax.process_count() > 1:
+    # Every process must run the same programs in the same order; a group's
+    # phases meet in whatever order its threads arrive.
+    print("[sweep] multi-process run: points run one by one", flush=True)
+    group = "none"
+  # Groups are formed over the whole sweep and dealt to shards whole, so
+  # every shard (and every rerun) sees the same groups.
   budget = int(group_memory_gb * (1 << 30))
-  groups = grouped.form_groups(todo, group, budget)
+  numbered = [(i, *point) for i, point in enumerate(points)]
+  done = finished_hashes(workdir)
+  groups = [
+    [p for p in g if p[3] not in done]
+    for k, g in enumerate(
+      grouped.form_groups(numbered, group, budget, min_groups=count)
+    )
+    if k % count == index
+  ]
   appended: list[dict[str, Any]] = []
   point = functools.partial(_run_point, workdir, len(points), run_fn, appended)
-  for members in groups:
+  for members in filter(None, groups):
     if len(members) == 1:
       point(*members[0], 1)
       continue

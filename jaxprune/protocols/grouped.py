@@ -11,7 +11,8 @@ the files it writes alone, and returns its summary or raises its own error.
 `form_groups(points, how, budget_bytes)` is the sweep runner's policy
 (`--group=auto|seeds|none`): "none" runs points one by one, "seeds" groups
 points that differ only in their seed, "auto" groups consecutive points of the
-shard up to `max_group_size` runs, a number bounded by the memory `budget` over
+sweep up to `max_group_size` runs (and into at least one group per shard), a
+number bounded by the memory `budget` over
 the estimated memory of one run (`run_bytes`). Points whose programs differ
 still run side by side in one thread group: each phase round trains one
 program per distinct `Run.program_key`.
@@ -96,8 +97,11 @@ def form_groups(
   how: str,
   budget_bytes: int = DEFAULT_BUDGET_BYTES,
   config_of: Callable[[Any], ml_collections.ConfigDict] = lambda p: p[2],
+  min_groups: int = 1,
 ) -> list[list[Any]]:
-  """`points` (in order) split into the groups that run together."""
+  """`points` (in order) split into the groups that run together; "auto"
+  makes at least `min_groups` groups (one per shard) when there are enough
+  points."""
   if how not in GROUPINGS:
     raise ValueError(f"--group={how!r}; allowed: {', '.join(GROUPINGS)}")
   if how == "none" or not points:
@@ -112,5 +116,7 @@ def form_groups(
   out = []
   for g in groups:
     size = max_group_size(config_of(g[0]), budget_bytes)
+    if how == "auto":
+      size = min(size, -(-len(g) // max(min_groups, 1)))
     out.extend(g[i : i + size] for i in range(0, len(g), size))
   return out

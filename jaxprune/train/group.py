@@ -125,10 +125,12 @@ class Coordinator:
     return results
 
   def _train_batch(self, batch: list[_Slot]) -> None:
+    # In a fixed order (not the threads' arrival order), so a rerun trains the
+    # same groups in the same order.
     partitions: dict[str, list[_Slot]] = {}
-    for slot in batch:
+    for slot in sorted(batch, key=lambda s: s.run.workdir):
       partitions.setdefault(slot.run.program_key(), []).append(slot)
-    for slots in partitions.values():
+    for _, slots in sorted(partitions.items()):
       self.phases.append(len(slots))
       try:
         results = self._train([s.run for s in slots])

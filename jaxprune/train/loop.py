@@ -407,11 +407,17 @@ def _initial_rows(steps: Steps, data, members: Sequence[Member]) -> None:
     m.write(initial)
 
 
+@jax.jit
 def _stack(trees: Sequence[Any]) -> Any:
   return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
 
 
+@functools.partial(jax.jit, static_argnums=1)
 def _unstack(tree: Any, n: int) -> list[Any]:
+  return [jax.tree_util.tree_map(lambda x, i=i: x[i], tree) for i in range(n)]
+
+
+def _unstack_host(tree: Any, n: int) -> list[Any]:
   return [jax.tree_util.tree_map(lambda x, i=i: x[i], tree) for i in range(n)]
 
 
@@ -430,7 +436,7 @@ def _train_epoch(steps: Steps, data, members: Sequence[Member]) -> list[Any]:
     )
     for m, s in zip(members, _unstack(state, n)):
       m.state = s
-    return _unstack(jax.device_get(per_step), n)
+    return _unstack_host(jax.device_get(per_step), n)
   out = []
   for m in members:
     m.state, metrics = _train_one(steps, m, data)
@@ -457,7 +463,7 @@ def _train_one(steps: Steps, m: Member, data: pipeline.Data):
     batch = sharding.shard_batch((images, labels), steps.mesh, steps.batch_size)
     state, metrics = steps.train_batch(state, m.hyper, *batch)
     per_step.append(metrics)
-  return state, _stack(per_step)
+  return state, jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *per_step)
 
 
 def _evaluate(steps: Steps, data, members: Sequence[Member]) -> list[dict[str, float]]:

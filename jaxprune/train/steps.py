@@ -257,7 +257,12 @@ class Steps:
 
   def driver_for(self, state: TrainState) -> str:
     """The epoch driver `train_epoch` uses for `state` on this backend."""
-    return resolve_epoch_driver(self.epoch_driver, state.params, jax.default_backend())
+    params = state.params
+    if self.vmapped:  # Judge one run's params, not the stacked ones.
+      params = jax.tree_util.tree_map(
+        lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), params
+      )
+    return resolve_epoch_driver(self.epoch_driver, params, jax.default_backend())
 
   def train_epoch(
     self, state: TrainState, hyper: Hyper, images, labels, data_rng, epoch
