@@ -1,15 +1,15 @@
 """Per-layer shapes, parameters and MACs of a registered model.
 
-  python -m jaxprune.inspect --model=resnet56 [--num_classes=10]
+  python -m jaxprune.inspect_model --model=resnet56 [--num_classes=10]
       [--input_shape=32,32,3] [--convention=shrinkbench] [--json]
-  python -m jaxprune.inspect --config=configs/protocols/prune_retrain.py \
+  python -m jaxprune.inspect_model --config=configs/protocols/prune_retrain.py \
       [--config.pruning.sparsity=0.5 ...] [--json]
 
 Prints one row per Conv/Dense layer (kernel shape, output shape, params, MACs
 per example at the model's input size: 32x32x3 for CIFAR models, 32x32x1 for
 MLP/LeNet, 224x224x3 for ImageNet models) and the totals. With ``--json`` the
 last line is one JSON object with the totals (``params``, ``flops`` = 2 *
-MACs, ``macs``, ...; see ``jaxprune.counting``).
+MACs, ``macs``, ...; see ``jaxprune.pruning.counting``).
 
 Structure: :func:`build` makes (model, variables, masks, input shape) from the
 arguments and :func:`report` turns counts into text, so other modes (e.g. a
@@ -27,11 +27,12 @@ from typing import Any
 
 import flax.linen as nn
 
-from jaxprune import counting, models
+from jaxprune import models
+from jaxprune.pruning import counting
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-  parser = argparse.ArgumentParser(prog="python -m jaxprune.inspect")
+  parser = argparse.ArgumentParser(prog="python -m jaxprune.inspect_model")
   parser.add_argument("--model", default=None, choices=models.names())
   parser.add_argument(
     "--config",
@@ -131,7 +132,8 @@ def load_config(spec: str, overrides: Sequence[str] = ()):
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
   config = module.get_config(arg or None)
-  from jaxprune import config_utils, sweeps
+  from jaxprune import config_utils
+  from jaxprune.results import sweeps
 
   try:
     return sweeps.apply_overrides(

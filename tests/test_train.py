@@ -11,8 +11,13 @@ import numpy as np
 import optax
 import pytest
 
-from jaxprune import checkpointing, io_utils
-from jaxprune.train import TrainingDivergedError, optim, train_and_evaluate
+from jaxprune import io_utils
+from jaxprune.train import (
+  TrainingDivergedError,
+  checkpointing,
+  optim,
+  train_and_evaluate,
+)
 from jaxprune.train.state import state_from_params
 
 

@@ -15,9 +15,10 @@ import ml_collections
 import numpy as np
 import pytest
 
-from jaxprune import checkpointing, io_utils, sweeps
+from jaxprune import io_utils
 from jaxprune.protocols import seeds as seeds_lib
-from jaxprune.train import sharding, train_and_evaluate, vmapped
+from jaxprune.results import sweeps
+from jaxprune.train import checkpointing, sharding, train_and_evaluate, vmapped
 
 pytestmark = pytest.mark.usefixtures("fast_compiles")
 

@@ -20,7 +20,7 @@ is `config.cache_dir`, or `<workdir>/../cache` (for a sweep's run
 weights, before retraining) is shared the same way in `<cache>/pruned/<key>/`
 (`jaxprune.protocols.pruned_cache`), so is not recomputed on resume either.
 
-Counting convention (`measure`, via `jaxprune.counting`): `params` are all
+Counting convention (`measure`, via `jaxprune.pruning.counting`): `params` are all
 parameters of the model as it is stored (the small-dense model after surgery,
 the full-size model for masks; BatchNorm statistics excluded), `flops` are
 2 x MACs of its convs/dense layers per example, `nonzero_*` scale each layer by
@@ -42,18 +42,11 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxprune import (
-  checkpointing,
-  config_utils,
-  counting,
-  fingerprint,
-  io_utils,
-  models,
-  pruning,
-)
+from jaxprune import config_utils, fingerprint, io_utils, models, pruning
 from jaxprune.data import datasets
+from jaxprune.pruning import counting
 from jaxprune.pruning import masks as masks_lib
-from jaxprune.train import Start, loop, sharding, train_and_evaluate
+from jaxprune.train import Start, checkpointing, loop, sharding, train_and_evaluate
 from jaxprune.train.state import init_variables
 
 # Config sections that only protocols read; reset for a shared training phase.
@@ -172,7 +165,7 @@ def cache_root(config: ml_collections.ConfigDict, workdir: str) -> str:
   if config.get("cache_dir"):
     return os.path.abspath(config.cache_dir)
   parent = os.path.dirname(os.path.abspath(workdir))
-  if os.path.basename(parent) == "runs":  # jaxprune.sweeps layout.
+  if os.path.basename(parent) == "runs":  # jaxprune.results.sweeps layout.
     parent = os.path.dirname(parent)
   return os.path.join(parent, "cache")
 

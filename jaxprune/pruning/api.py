@@ -339,7 +339,7 @@ def imp_keep_counts(
 
 def _flops_penalised(scores, groups, model, shape, weight: float):
   """Scores minus `weight` * each channel's share of the model's FLOPs."""
-  from jaxprune import counting  # Only FLOPs-aware runs need the tracer.
+  from jaxprune.pruning import counting  # Only FLOPs-aware runs need the tracer.
 
   counts = counting.count(model, shape)
   cost = data_scores.flops_per_channel(groups, counts.layers)

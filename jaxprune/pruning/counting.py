@@ -28,7 +28,7 @@ Conventions (sources in ``docs/provenance.md`` F11):
   read: zeros that are not pruning (BatchNorm biases and conv biases start at
   exactly 0) would otherwise count as pruned.
 * :func:`sparsity` is the one "sparsity" that result rows and
-  ``jaxprune.inspect --config`` report.
+  ``jaxprune.inspect_model --config`` report.
 
 Example::
 

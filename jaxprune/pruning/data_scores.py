@@ -216,7 +216,7 @@ def flops_per_channel(groups: Sequence[ChannelGroup], layers: Sequence[Any]) -> 
   """FLOPs (2 x MACs per example) one channel of each prunable group costs:
   its share of every producer's output and of every consumer's input.
 
-  `layers`: `jaxprune.counting.count(...).layers` of the same model.
+  `layers`: `jaxprune.pruning.counting.count(...).layers` of the same model.
   """
   by_path = {tuple(layer.path): layer for layer in layers}
   out = {}

@@ -1,4 +1,4 @@
-"""Paper-style figures of aggregated sweep results (`jaxprune.report`).
+"""Paper-style figures of aggregated sweep results (`jaxprune.results.report`).
 
 `figure` plots a metric's mean ± std over seeds against one setting key, one
 line per value of another: sized for one column of a two-column paper, axis

@@ -36,7 +36,11 @@ from typing import Any
 import numpy as np
 
 from jaxprune import io_utils
-from jaxprune.figures import FORMATS, _is_number, figure  # report.figure for callers.
+from jaxprune.results.figures import (  # report.figure for callers.
+  FORMATS,
+  _is_number,
+  figure,
+)
 
 # Top-level row fields aggregated besides row["metrics"].
 EXTRA_FIELDS = (
@@ -138,11 +142,11 @@ def published(
   """The paper's number for each setting, or None.
 
   `paper_cell(setting)` (defined by a paper config) returns the criteria of
-  `jaxprune.paper_results.find` for the cell the setting reproduces, with
+  `jaxprune.results.paper_results.find` for the cell the setting reproduces, with
   `paper` naming the CSV, or None when the paper has no such cell. A cell
   must match exactly one published row.
   """
-  from jaxprune import paper_results
+  from jaxprune.results import paper_results
 
   out: list[dict[str, Any] | None] = []
   tables_by_paper: dict[str, list[dict[str, Any]]] = {}  # Each CSV read once.
@@ -253,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   metrics = args.metric or ["test/accuracy"]
   theirs = None
   if args.paper_config:
-    from jaxprune import sweeps
+    from jaxprune.results import sweeps
 
     module = sweeps.load_sweep_module(args.paper_config)
     if not hasattr(module, "paper_cell"):

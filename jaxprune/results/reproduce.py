@@ -4,8 +4,8 @@ A suite is a directory of paper files (`configs/mini/<paper>.py`), each a sweep
 config (`get_config(arg)`, `get_sweep(arg)`, arg = "EXPERIMENT" or
 "EXPERIMENT,smoke") plus an `EXPERIMENTS` dict describing, per experiment, its
 title, the metrics to tabulate, figures `(metric, x override, hue override)`,
-an optional analysis study (`jaxprune.analysis.studies`), optional mean-JSV
-curves, and the claims to check (`jaxprune.verdicts`; `get_claims(arg)` when
+an optional analysis study (`jaxprune.results.studies`), optional mean-JSV
+curves, and the claims to check (`jaxprune.results.verdicts`; `get_claims(arg)` when
 they depend on the arg). `base.py` is the suite's shared recipe, not a paper.
 
 `run_suite` runs each experiment's sweep resumably in
@@ -40,7 +40,8 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from jaxprune import io_utils, report, sweeps, verdicts
+from jaxprune import io_utils
+from jaxprune.results import report, sweeps, verdicts
 
 SHARED_RECIPE = "base.py"
 DEFAULT_OUT = "experiments/results/mini"  # The committed full report.
@@ -115,7 +116,7 @@ def run_experiment(
   config_overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
   """Runs one experiment's sweep (and study); returns its report section."""
-  from jaxprune.analysis import studies
+  from jaxprune.results import studies
 
   spec = module.EXPERIMENTS[name]
   arg = f"{name},smoke" if smoke else name

@@ -1,6 +1,6 @@
 """Comparison setups (Wang et al. 2023 Table 2) of two protocol config points.
 
-`schedules.setups.comparison_setup` labels two runs described by their phases
+`results.setups.comparison_setup` labels two runs described by their phases
 (base model, pretraining / pruning / fine-tuning / scratch epochs and LRs,
 FLOPs). `describe(config, speedup)` derives that description from a sweep
 point, so a table's comparisons (fine-tuned vs Scratch-E / Scratch-B, BIMP vs
@@ -28,8 +28,9 @@ from typing import Any
 import ml_collections
 
 from jaxprune import config_utils
-from jaxprune.protocols import common, prune_epoch, retrain
-from jaxprune.schedules import budget, setups, training
+from jaxprune.protocols import budget, common, prune_epoch, retrain
+from jaxprune.results import setups
+from jaxprune.schedules import training
 
 DESCRIBED = ("prune_retrain", "slimming", "bimp", "gmp", "prune_epoch", "scratch")
 

@@ -4,7 +4,7 @@ Some of the papers' results need no training of their own: Dynamical Isometry
 Table 1 (Jacobian singular values of orthogonally initialised networks) and
 Fig. 1 (mean JSV of a pretrained network after L1 pruning at growing ratios,
 and after OrthP). The functions here compute them and return result rows in
-the shape `jaxprune.report.aggregate` reads (`overrides` without the seed,
+the shape `jaxprune.results.report.aggregate` reads (`overrides` without the seed,
 `seed`, `metrics`), so the same tables, figures and verdicts apply.
 
 `get(name)` looks a study up by the name an experiment declares
@@ -21,10 +21,11 @@ from typing import Any
 import jax
 import ml_collections
 
-from jaxprune import checkpointing, io_utils, models, pruning
+from jaxprune import io_utils, models, pruning
 from jaxprune.analysis import callbacks, jacobian
 from jaxprune.analysis.orthp import orthp as orthogonalize
 from jaxprune.data import pipeline
+from jaxprune.train import checkpointing
 from jaxprune.train.state import init_variables
 
 # Table 1's networks (MNIST there, Fashion-MNIST here), all 32x32x1 inputs.

@@ -375,8 +375,8 @@ def main(argv: Sequence[str] | None = None) -> int:
       state = "todo" if digest not in done else "done" if done[digest] else "done*"
       print(f"{i:4d} {digest} {state} {overrides}")
     return 0
-  from jaxprune import checkpointing
   from jaxprune.data import fashion_mnist_local
+  from jaxprune.train import checkpointing
 
   try:
     rows = run_sweep(

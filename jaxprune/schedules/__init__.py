@@ -132,12 +132,10 @@ def cyclic(
   `len(pruning)` cycles as BIMP does (`total // n` each, the last one gets the
   remainder). Returns the schedule and the per-cycle epochs.
   """
-  from jaxprune.schedules.budget import split_epochs
-
   spe = _check_steps_per_epoch(steps_per_epoch)
   if not is_retraining(config):
     raise ValueError(f"{path} must be a retraining schedule for cyclic()")
-  epochs = split_epochs(config.retrain_epochs, len(pruning))
+  epochs = core.split_epochs(config.retrain_epochs, len(pruning))
   pieces, bounds, start = [], [], 0
   for k, (cycle_epochs, stats) in enumerate(zip(epochs, pruning)):
     cycle = config.copy_and_resolve_references()

@@ -30,17 +30,9 @@ import jax
 import ml_collections
 
 import jaxprune
-from jaxprune import (
-  analysis,
-  checkpointing,
-  config_utils,
-  io_utils,
-  metric_writers,
-  models,
-  schedules,
-)
+from jaxprune import analysis, config_utils, io_utils, models, schedules
 from jaxprune.data import pipeline
-from jaxprune.train import optim, sharding
+from jaxprune.train import checkpointing, metric_writers, optim, sharding
 from jaxprune.train.progress import ProgressBar
 from jaxprune.train.state import (
   TrainState,

@@ -36,16 +36,9 @@ import ml_collections
 import numpy as np
 
 import jaxprune
-from jaxprune import (
-  checkpointing,
-  config_utils,
-  io_utils,
-  metric_writers,
-  models,
-  schedules,
-)
+from jaxprune import config_utils, io_utils, models, schedules
 from jaxprune.data import pipeline
-from jaxprune.train import loop, optim, sharding
+from jaxprune.train import checkpointing, loop, metric_writers, optim, sharding
 from jaxprune.train.state import count_params
 from jaxprune.train.steps import Steps, eval_variables, summarize_epoch
 
