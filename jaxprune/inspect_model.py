@@ -20,15 +20,20 @@ compact params to :func:`build`'s caller) only need a new builder.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 import flax.linen as nn
+import jax
+import jax.numpy as jnp
 
-from jaxprune import models
+from jaxprune import config_utils, models, pruning
+from jaxprune.data import datasets
 from jaxprune.pruning import counting
+from jaxprune.results import sweeps
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -123,7 +128,6 @@ def report(counts: counting.Counts, title: str) -> str:
 def load_config(spec: str, overrides: Sequence[str] = ()):
   """``PATH[:ARG]`` -> ``get_config(ARG)`` of the config file at PATH, with
   ``--config.FIELD=VALUE`` ``overrides`` applied."""
-  import importlib.util
 
   path, _, arg = spec.partition(":")
   module_spec = importlib.util.spec_from_file_location("jaxprune_inspect_config", path)
@@ -132,8 +136,6 @@ def load_config(spec: str, overrides: Sequence[str] = ()):
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
   config = module.get_config(arg or None)
-  from jaxprune import config_utils
-  from jaxprune.results import sweeps
 
   try:
     return sweeps.apply_overrides(
@@ -145,11 +147,6 @@ def load_config(spec: str, overrides: Sequence[str] = ()):
 
 def build_from_config(config) -> tuple[Any, dict[str, Any]]:
   """Counts of the config's pruned model plus the dense-vs-pruned summary."""
-  import jax
-  import jax.numpy as jnp
-
-  from jaxprune import config_utils, pruning
-  from jaxprune.data import datasets
 
   name = config.model.name
   overrides = config_utils.model_overrides(config)

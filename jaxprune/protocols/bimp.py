@@ -15,7 +15,8 @@ from typing import Any
 
 import ml_collections
 
-from jaxprune.protocols import common, register, retrain
+from jaxprune.protocols import common, retrain
+from jaxprune.protocols.registry import register
 from jaxprune.schedules import core
 
 

@@ -44,10 +44,12 @@ import numpy as np
 
 from jaxprune import config_utils, fingerprint, io_utils, models, pruning
 from jaxprune.data import datasets
+from jaxprune.models import init_variables
+from jaxprune.protocols import registry
 from jaxprune.pruning import counting
 from jaxprune.pruning import masks as masks_lib
 from jaxprune.train import Start, checkpointing, loop, sharding, train_and_evaluate
-from jaxprune.train.state import init_variables
+from jaxprune.train import validation as train_validation
 
 # Config sections that only protocols read; reset for a shared training phase.
 PROTOCOL_SECTIONS = ("pruning", "retrain", "bimp", "lottery", "scratch", "prune_epoch")
@@ -68,11 +70,9 @@ def validator(name: str):
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-  """`config_utils.validate` plus the protocol's own checks (no training)."""
-  from jaxprune import protocols
-
-  config_utils.validate(config)
-  protocols.get(config.protocol)  # Loads the protocol modules.
+  """`train.validate` plus the protocol name and its own checks (no training)."""
+  train_validation.validate(config)
+  registry.get(config.protocol)
   if config.protocol in VALIDATORS:
     VALIDATORS[config.protocol](config)
 

@@ -36,7 +36,8 @@ import ml_collections
 import numpy as np
 
 from jaxprune import config_utils, pruning
-from jaxprune.protocols import budget, common, register, retrain, scoring
+from jaxprune.protocols import budget, common, retrain, scoring
+from jaxprune.protocols.registry import register
 from jaxprune.pruning import rewind as rewind_lib
 from jaxprune.train import Start
 

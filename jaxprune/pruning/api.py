@@ -20,7 +20,14 @@ from ml_collections import config_dict
 
 from jaxprune import models
 from jaxprune.pruning import allocation as alloc_lib
-from jaxprune.pruning import data_scores, presets, schedules, structured, surgery
+from jaxprune.pruning import (
+  counting,
+  data_scores,
+  presets,
+  schedules,
+  structured,
+  surgery,
+)
 from jaxprune.pruning import masks as masks_lib
 from jaxprune.pruning import scores as scores_lib
 
@@ -339,7 +346,6 @@ def imp_keep_counts(
 
 def _flops_penalised(scores, groups, model, shape, weight: float):
   """Scores minus `weight` * each channel's share of the model's FLOPs."""
-  from jaxprune.pruning import counting  # Only FLOPs-aware runs need the tracer.
 
   counts = counting.count(model, shape)
   cost = data_scores.flops_per_channel(groups, counts.layers)

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from jaxprune import io_utils
+from jaxprune.results import paper_results, sweeps
 from jaxprune.results.figures import (  # report.figure for callers.
   FORMATS,
   _is_number,
@@ -146,7 +147,6 @@ def published(
   `paper` naming the CSV, or None when the paper has no such cell. A cell
   must match exactly one published row.
   """
-  from jaxprune.results import paper_results
 
   out: list[dict[str, Any] | None] = []
   tables_by_paper: dict[str, list[dict[str, Any]]] = {}  # Each CSV read once.
@@ -257,8 +257,6 @@ def main(argv: Sequence[str] | None = None) -> int:
   metrics = args.metric or ["test/accuracy"]
   theirs = None
   if args.paper_config:
-    from jaxprune.results import sweeps
-
     module = sweeps.load_sweep_module(args.paper_config)
     if not hasattr(module, "paper_cell"):
       parser.error(f"--paper_config {args.paper_config} defines no paper_cell")

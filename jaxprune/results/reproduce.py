@@ -37,11 +37,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import jax
 import ml_collections
 import numpy as np
 
 from jaxprune import io_utils
-from jaxprune.results import report, sweeps, verdicts
+from jaxprune.analysis import plots
+from jaxprune.results import report, studies, sweeps, verdicts
 
 SHARED_RECIPE = "base.py"
 DEFAULT_OUT = "experiments/results/mini"  # The committed full report.
@@ -77,7 +79,6 @@ def _current_rows(
 
 def _jsv_curves(rows: list[dict[str, Any]], exp_dir: str, path: str) -> str | None:
   """Fig. 2 style: mean JSV and test accuracy per retraining epoch, seed means."""
-  from jaxprune.analysis import plots
 
   curves: dict[str, dict[int, list[tuple[float, float]]]] = {}
   for row in rows:
@@ -116,7 +117,6 @@ def run_experiment(
   config_overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
   """Runs one experiment's sweep (and study); returns its report section."""
-  from jaxprune.results import studies
 
   spec = module.EXPERIMENTS[name]
   arg = f"{name},smoke" if smoke else name
@@ -171,7 +171,6 @@ def _machine() -> str:
       )
   except OSError:
     pass
-  import jax
 
   return (
     f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, "

@@ -26,7 +26,6 @@ from jaxprune.analysis import callbacks, jacobian
 from jaxprune.analysis.orthp import orthp as orthogonalize
 from jaxprune.data import pipeline
 from jaxprune.train import checkpointing
-from jaxprune.train.state import init_variables
 
 # Table 1's networks (MNIST there, Fashion-MNIST here), all 32x32x1 inputs.
 TABLE1_MODELS = ("mlp7_linear", "mlp7_relu", "lenet5_linear", "lenet5_relu")
@@ -58,7 +57,9 @@ def init_jsv_rows(
   for name in model_names:
     model = models.create(name, init="orthogonal")
     for seed in seeds:
-      params, _ = init_variables(model, jax.random.PRNGKey(seed), inputs.shape[1:])
+      params, _ = models.init_variables(
+        model, jax.random.PRNGKey(seed), inputs.shape[1:]
+      )
       metrics = _jsv_metrics(model, params, inputs)
       rows.append(_row({"model.name": name}, seed, metrics))
   return rows

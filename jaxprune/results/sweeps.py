@@ -172,6 +172,8 @@ def seed_groups(
 ) -> list[list[tuple[int, dict[str, Any], ml_collections.ConfigDict, str]]]:
   """`(index, overrides, config, hash)` points grouped by everything but the
   seed, in order of first appearance."""
+  # Not at the top: config files import this module for `product` / `seeds`,
+  # and loading a config must not pull in the protocols (TFDS, orbax).
   from jaxprune.protocols import seeds as seeds_lib
 
   groups: dict[str, list] = {}
@@ -200,6 +202,8 @@ def run_sweep(
   one-shot unstructured prune -> retrain), one by one otherwise (with a note).
   Rows, hashes and run directories are the same either way.
   """
+  # Not at the top: config files import this module for `product` / `seeds`,
+  # and loading a config must not pull in the protocols (TFDS, orbax).
   from jaxprune import protocols
   from jaxprune.protocols import common
   from jaxprune.protocols import seeds as seeds_lib
@@ -375,6 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
       state = "todo" if digest not in done else "done" if done[digest] else "done*"
       print(f"{i:4d} {digest} {state} {overrides}")
     return 0
+  # Only a real run needs these (their errors); `--list` / `--slurm` stay light.
   from jaxprune.data import fashion_mnist_local
   from jaxprune.train import checkpointing
 

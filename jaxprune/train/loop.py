@@ -32,7 +32,7 @@ import ml_collections
 import jaxprune
 from jaxprune import analysis, config_utils, io_utils, models, schedules
 from jaxprune.data import pipeline
-from jaxprune.train import checkpointing, metric_writers, optim, sharding
+from jaxprune.train import checkpointing, metric_writers, optim, sharding, validation
 from jaxprune.train.progress import ProgressBar
 from jaxprune.train.state import (
   TrainState,
@@ -193,7 +193,7 @@ def train_and_evaluate(
   """
   t_start = time.monotonic()
   # ---------------------------------------------------------------- workdir, config
-  config_utils.validate(config)
+  validation.validate(config)
   prepare_workdir(config, workdir)
 
   # ---------------------------------------------------------------- mesh, data

@@ -38,7 +38,14 @@ import numpy as np
 import jaxprune
 from jaxprune import config_utils, io_utils, models, schedules
 from jaxprune.data import pipeline
-from jaxprune.train import checkpointing, loop, metric_writers, optim, sharding
+from jaxprune.train import (
+  checkpointing,
+  loop,
+  metric_writers,
+  optim,
+  sharding,
+  validation,
+)
 from jaxprune.train.state import count_params
 from jaxprune.train.steps import Steps, eval_variables, summarize_epoch
 
@@ -114,7 +121,7 @@ def train_and_evaluate_seeds(
   t_start = time.monotonic()
   n, config = len(configs), configs[0]
   for c in configs:
-    config_utils.validate(c)
+    validation.validate(c)
   _same_setting(configs)
   if reason := unsupported(config):
     raise NotVmappable(reason)
