@@ -42,7 +42,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxprune import config_utils, fingerprint, io_utils, models, pruning
+from jaxprune import checks, config_utils, fingerprint, io_utils, models, pruning
 from jaxprune.data import datasets
 from jaxprune.models import init_variables
 from jaxprune.protocols import registry
@@ -79,12 +79,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 def choice(config: ml_collections.ConfigDict, field: str, allowed) -> Any:
   """The value of dotted `field`; ValueError naming it and `allowed` otherwise."""
-  value = config
-  for part in field.split("."):
-    value = value[part]
-  if value not in allowed:
-    raise ValueError(f"{field} must be one of {list(allowed)}, got {value!r}")
-  return value
+  return checks.field_choice(config, field, allowed)
 
 
 def resolved(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxprune import io_utils
+from jaxprune import checks, io_utils
 
 
 def _is_number(value: Any) -> bool:
@@ -86,8 +86,7 @@ def figure(
 
   names = {**LABELS, **(labels or {})}
   for fmt in formats:
-    if fmt not in FORMATS:
-      raise ValueError(f"figure format must be one of {list(FORMATS)}, got {fmt!r}")
+    checks.choice(fmt, "figure format", FORMATS)
   usable = [a for a in aggregated if x in a["setting"] and metric in a["mean"]]
   if not usable:
     raise ValueError(f"no setting has both {x!r} and metric {metric!r}")

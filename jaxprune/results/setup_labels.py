@@ -27,7 +27,7 @@ from typing import Any
 
 import ml_collections
 
-from jaxprune import config_utils
+from jaxprune import checks, config_utils
 from jaxprune.protocols import budget, common, prune_epoch, retrain
 from jaxprune.results import setups
 from jaxprune.schedules import training
@@ -59,8 +59,7 @@ def _target(config: ml_collections.ConfigDict) -> str:
 def describe(config: ml_collections.ConfigDict, speedup: float | None) -> dict:
   """The `comparison_setup` fields of one config point (module docstring)."""
   name = config.protocol
-  if name not in DESCRIBED:
-    raise ValueError(f"protocol must be one of {list(DESCRIBED)}, got {name!r}")
+  checks.choice(name, "protocol", DESCRIBED)
   run: dict[str, Any] = {
     "dataset": config.data.name,
     "network": config.model.name,

@@ -21,7 +21,7 @@ from typing import Any
 import jax
 import ml_collections
 
-from jaxprune import io_utils, models, pruning
+from jaxprune import checks, io_utils, models, pruning
 from jaxprune.analysis import callbacks, jacobian
 from jaxprune.analysis.orthp import orthp as orthogonalize
 from jaxprune.data import pipeline
@@ -138,6 +138,5 @@ _STUDIES: dict[str, Study] = {"isometry": isometry}
 
 
 def get(name: str) -> Study:
-  if name not in _STUDIES:
-    raise ValueError(f"analysis must be one of {sorted(_STUDIES)}, got {name!r}")
+  checks.choice(name, "analysis", sorted(_STUDIES))
   return _STUDIES[name]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from jaxprune import models, schedules
+from jaxprune import checks, models, schedules
 from jaxprune.data import datasets, pipeline
 from jaxprune.train import optim
 
@@ -35,16 +35,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ValueError naming the first invalid field the loop reads."""
   for field in _POSITIVE:
     _positive(config, field)
-  if config.model.name not in models.names():
-    raise ValueError(
-      f"model.name must be one of {models.names()}, got {config.model.name!r}"
-    )
+  checks.field_choice(config, "model.name", models.names())
   datasets.get_spec(config.data.name)
-  if config.data.augment not in pipeline.AUGMENTATIONS:
-    raise ValueError(
-      f"data.augment must be one of {list(pipeline.AUGMENTATIONS)}, got "
-      f"{config.data.augment!r}"
-    )
+  checks.field_choice(config, "data.augment", pipeline.AUGMENTATIONS)
   if not 0.0 <= config.data.validation_fraction < 1.0:
     raise ValueError(
       f"data.validation_fraction must be in [0, 1), got {config.data.validation_fraction}"
