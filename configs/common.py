@@ -6,7 +6,7 @@ ImageNet step recipe, the Dynamical Isometry MNIST nets), so each sweep file
 only states what its table changes. Sources for every number:
 docs/provenance.md (entries F1-F11, cited per function).
 
-Sweep files are loaded by path (`jaxprune.sweeps.load_sweep_module`, ml_collections
+Sweep files are loaded by path (`jaxprune.results.sweeps.load_sweep_module`, ml_collections
 `config_flags` in `jaxprune.main`), so each one puts the repository root on
 `sys.path` before `from configs import common`.
 """
@@ -18,7 +18,8 @@ from typing import Any
 
 import ml_collections
 
-from jaxprune import config_utils, sweeps
+from jaxprune import config_utils
+from jaxprune.results import sweeps
 
 # Override keys that would undo the smoke shrinking of `finalize`; the smoke
 # sweep drops them from its single point.

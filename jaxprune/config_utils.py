@@ -1,10 +1,15 @@
-"""Experiment config: the base ConfigDict every config file starts from, checks, smoke.
+"""Experiment config schema: the base ConfigDict every config file starts from.
 
 Config files under `configs/` define `get_config(arg=None)`, start from
 `base_config()`, set their fields, and call `finalize(config, arg)`, which
 applies the `smoke` variant (a seconds-long run of the same code path).
-`validate(config)` rejects bad values with a message naming the field and what
-is allowed; unknown fields are rejected by the locked ConfigDict itself.
+`config_hash` / `diff` say whether two configs compute the same thing.
+
+A leaf of the package: it imports only `config_schema` and the `pruning`
+section's defaults (`pruning.default_config`, owned by the pruning engine).
+Values are checked by the layer that reads them: `jaxprune.train.validate`
+(what the loop reads) and `jaxprune.protocols.validate` (that plus the
+protocol's sections); unknown fields are rejected by the locked ConfigDict.
 """
 
 from __future__ import annotations
@@ -185,52 +190,6 @@ def smoke(
       scaled = {int(m * epochs / old_epochs) for m in config.schedule.milestones}
       config.schedule.milestones = tuple(sorted(m for m in scaled if 0 < m < epochs))
   return config
-
-
-def _positive(config, field: str) -> None:
-  value = config
-  for part in field.split("."):
-    value = value[part]
-  if not isinstance(value, int) or value <= 0:
-    raise ValueError(f"{field} must be a positive integer, got {value!r}")
-
-
-def validate(config: ml_collections.ConfigDict) -> None:
-  """Raises ValueError naming the first invalid field and what is allowed."""
-  from jaxprune import models, protocols, schedules  # Registries; imported lazily.
-  from jaxprune.data import datasets, pipeline
-  from jaxprune.train import optim
-
-  protocols.get(config.get("protocol", "train"))
-  for field in ("num_epochs", "batch_size", "eval_batch_size", "eval_every_epochs"):
-    _positive(config, field)
-  _positive(config, "checkpoint_every_epochs")
-  _positive(config, "keep_checkpoints")
-  if config.model.name not in models.names():
-    raise ValueError(
-      f"model.name must be one of {models.names()}, got {config.model.name!r}"
-    )
-  datasets.get_spec(config.data.name)
-  if config.data.augment not in pipeline.AUGMENTATIONS:
-    raise ValueError(
-      f"data.augment must be one of {list(pipeline.AUGMENTATIONS)}, got "
-      f"{config.data.augment!r}"
-    )
-  if not 0.0 <= config.data.validation_fraction < 1.0:
-    raise ValueError(
-      f"data.validation_fraction must be in [0, 1), got {config.data.validation_fraction}"
-    )
-  for field in ("train_limit", "test_limit"):
-    if config.data[field] < 0:
-      raise ValueError(f"data.{field} must be >= 0 (0 = all), got {config.data[field]}")
-  # Building the optimizer validates its fields (name, weight decay, momentum)
-  # before any run writes to its workdir.
-  optim.create(config.optimizer, 0.0)
-  # Building the schedule validates its fields (names, specs, milestones). A
-  # retraining schedule (a protocol's phase) needs its pruning stats and the
-  # real steps per epoch; train_and_evaluate builds (and so checks) it anyway.
-  if not schedules.is_retraining(config.schedule):
-    schedules.create(config.schedule, steps_per_epoch=1)
 
 
 def field_names(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:

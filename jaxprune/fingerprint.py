@@ -23,6 +23,7 @@ import hashlib
 import os
 
 import jaxprune
+from jaxprune import checks
 
 PACKAGE = os.path.dirname(os.path.abspath(jaxprune.__file__))
 SOURCES = {
@@ -46,8 +47,7 @@ KINDS = {"train": ("train",), "prune": ("train", "prune")}
 
 def files(kind: str) -> list[str]:
   """The source files (relative to the package) that `kind` depends on."""
-  if kind not in KINDS:
-    raise ValueError(f"fingerprint kind must be one of {list(KINDS)}, got {kind!r}")
+  checks.choice(kind, "fingerprint kind", KINDS)
   out = set()
   for group in KINDS[kind]:
     for entry in SOURCES[group]:

@@ -52,6 +52,7 @@ def _initialize_distributed() -> None:
         "--coordinator_address/--num_processes/--process_id need --distributed"
       )
     return
+  # Not at the top: only a --distributed run needs it (before any device use).
   from jaxprune.train import sharding
 
   sharding.initialize_distributed(*given)
@@ -63,9 +64,10 @@ def main(argv: list[str]) -> int:
   # Orbax logs every save at INFO; keep the console for progress and results.
   logging.set_verbosity(logging.WARNING)
   _initialize_distributed()  # Before anything else touches the devices.
-  from jaxprune import checkpointing, io_utils, protocols
+  # Imported after jax.distributed.initialize: they may touch the devices.
+  from jaxprune import io_utils, protocols
   from jaxprune.data import fashion_mnist_local
-  from jaxprune.train import TrainingDivergedError
+  from jaxprune.train import TrainingDivergedError, checkpointing
 
   workdir = os.path.abspath(_WORKDIR.value)
   print(f"workdir: {workdir}", flush=True)
@@ -95,7 +97,9 @@ def main(argv: list[str]) -> int:
 def _unknown_override(argv: list[str]) -> str | None:
   """The one-line error for the first `--config.FIELD` that the config file
   lacks (ml_collections reports it as a long traceback naming only the leaf)."""
-  from jaxprune import config_utils, sweeps
+  # Only on a bad flag; jaxprune.main imports nothing before distributed init.
+  from jaxprune import config_utils
+  from jaxprune.results import sweeps
 
   given = [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
   if not given:

@@ -49,8 +49,8 @@ def install(fault):
   """Patches the library so that the process kills itself at `fault`."""
   import orbax.checkpoint as ocp
 
-  from jaxprune import checkpointing, io_utils
-  from jaxprune.train import loop
+  from jaxprune import io_utils
+  from jaxprune.train import checkpointing, loop
 
   if fault == "compile":
     train_one_epoch = loop._train_one_epoch
@@ -106,7 +106,8 @@ def install(fault):
 
 
 def main(mode, root, workdir, fault=""):
-  from jaxprune import protocols, sweeps
+  from jaxprune import protocols
+  from jaxprune.results import sweeps
 
   install(fault)
   config = get_config(root)

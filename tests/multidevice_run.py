@@ -15,10 +15,10 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxprune import checkpointing, config_utils, models
+from jaxprune import config_utils, models
 from jaxprune.data import fashion_mnist_local, pipeline
+from jaxprune.train import checkpointing, optim, sharding, train_and_evaluate
 from jaxprune.train import hyper as hyper_lib
-from jaxprune.train import optim, sharding, train_and_evaluate
 from jaxprune.train.state import create_train_state
 from jaxprune.train.steps import Steps
 

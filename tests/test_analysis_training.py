@@ -12,9 +12,9 @@ import ml_collections
 import numpy as np
 import pytest
 
-from jaxprune import analysis, checkpointing, config_utils, io_utils, models
+from jaxprune import analysis, config_utils, io_utils, models
 from jaxprune.data import pipeline
-from jaxprune.train import train_and_evaluate
+from jaxprune.train import checkpointing, train_and_evaluate
 
 NUM_JSV_EXAMPLES = 64
 

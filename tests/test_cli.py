@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from jaxprune import config_utils
+from jaxprune import config_utils, protocols
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -89,7 +89,7 @@ def test_validate_names_the_field(field, value, message):
   node = config[parent] if parent else config
   node[leaf] = value
   with pytest.raises(ValueError, match=message):
-    config_utils.validate(config)
+    protocols.validate(config)
 
 
 def _config_modules():
@@ -109,7 +109,7 @@ def test_every_config_builds_validates_and_has_a_run_command(path):
   assert "python -m jaxprune.main" in module.__doc__ and "Expected" in module.__doc__
   for arg in (None, "smoke"):
     config = module.get_config(arg)
-    config_utils.validate(config)
+    protocols.validate(config)
   assert module.get_config("smoke").num_epochs <= 2
 
 
@@ -128,7 +128,7 @@ def test_default_schedules_accept_any_num_epochs(num_epochs):
 
   for config in (config_utils.base_config(), mlp7_fashion_mnist.get_config()):
     config.num_epochs = num_epochs
-    config_utils.validate(config)
+    protocols.validate(config)
 
 
 def test_milestone_error_says_which_field_to_change_and_how():
@@ -136,5 +136,5 @@ def test_milestone_error_says_which_field_to_change_and_how():
   config.schedule.spec = "0:0.01,10:0.001,20:0.0001"
   config.num_epochs = 10
   with pytest.raises(ValueError) as e:
-    config_utils.validate(config)
+    protocols.validate(config)
   assert "--config.schedule.spec=0:0.01,1/3:0.001,2/3:0.0001" in str(e.value)

@@ -16,12 +16,14 @@ import subprocess
 
 import pytest
 
-from jaxprune import cluster, io_utils, sweeps
+from jaxprune import cluster, io_utils
+from jaxprune.results import sweeps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SWEEP_CONFIG = """
-from jaxprune import config_utils, sweeps
+from jaxprune import config_utils
+from jaxprune.results import sweeps
 
 def get_config(arg=None):
   c = config_utils.base_config()

@@ -10,7 +10,8 @@ import shutil
 import ml_collections
 import pytest
 
-from jaxprune import config_schema, config_utils, sweeps
+from jaxprune import config_schema, config_utils
+from jaxprune.results import sweeps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Hashes of configs/mini points as computed before issue 23 (the committed

@@ -22,7 +22,7 @@ import sys
 
 import pytest
 
-from jaxprune import sweeps
+from jaxprune.results import sweeps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SNAPSHOT = os.path.join(ROOT, "tests", "data", "config_hashes.json")

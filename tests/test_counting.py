@@ -1,4 +1,4 @@
-"""Tests for ``jaxprune.counting`` against hand computations and paper oracles."""
+"""Tests for ``jaxprune.pruning.counting`` against hand computations and paper oracles."""
 
 import math
 
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from flax import traverse_util
 
-from jaxprune import counting, models
+from jaxprune import models
+from jaxprune.pruning import counting
 
 CIFAR = (32, 32, 3)
 MNIST = (32, 32, 1)

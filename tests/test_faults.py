@@ -23,8 +23,10 @@ import jax
 import pytest
 from conftest import write_tiny_fmnist
 
-from jaxprune import checkpointing, io_utils, sweeps
+from jaxprune import io_utils
 from jaxprune.data import datasets, fashion_mnist_local
+from jaxprune.results import sweeps
+from jaxprune.train import checkpointing
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DRIVER = os.path.join(HERE, "fault_driver.py")

@@ -8,7 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from jaxprune import io_utils, report
+from jaxprune import io_utils
+from jaxprune.results import report
 
 
 def _row(sparsity, seed, acc, schedule=None, extended=False):

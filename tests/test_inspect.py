@@ -1,4 +1,4 @@
-"""Tests for ``python -m jaxprune.inspect``."""
+"""Tests for ``python -m jaxprune.inspect_model``."""
 
 import json
 import os
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from jaxprune import inspect as jp_inspect
+from jaxprune import inspect_model as jp_inspect
 
 
 def test_main_json_line_resnet20(capsys):
@@ -41,7 +41,7 @@ def test_input_shape_flag_and_errors(capsys):
 def test_module_entry_point_subprocess():
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   proc = subprocess.run(
-    [sys.executable, "-m", "jaxprune.inspect", "--model=lenet5_relu", "--json"],
+    [sys.executable, "-m", "jaxprune.inspect_model", "--model=lenet5_relu", "--json"],
     capture_output=True,
     text=True,
     check=True,

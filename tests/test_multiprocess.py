@@ -24,7 +24,8 @@ import numpy as np
 import pytest
 from conftest import write_tiny_fmnist
 
-from jaxprune import checkpointing, io_utils
+from jaxprune import io_utils
+from jaxprune.train import checkpointing
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT = 240

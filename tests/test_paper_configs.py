@@ -23,8 +23,9 @@ import ml_collections
 import pytest
 import tensorflow_datasets as tfds
 
-from jaxprune import io_utils, sweeps
+from jaxprune import io_utils
 from jaxprune.protocols import common as protocol_common
+from jaxprune.results import sweeps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAPERS = ("le2021", "liu2019", "wang2021_di", "wang2023", "zimmer2023")
@@ -99,7 +100,7 @@ def test_first_smoke_point_runs(rel, tmp_path):
 @pytest.mark.parametrize("path", PATHS, ids=_rel)
 def test_paper_cells_name_one_published_row_each(path):
   """`report --paper_config` puts the published number beside each setting."""
-  from jaxprune import report
+  from jaxprune.results import report
 
   module = sweeps.load_sweep_module(path)
   if not hasattr(module, "paper_cell"):

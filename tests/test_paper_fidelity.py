@@ -14,8 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxprune import schedules, sweeps
+from jaxprune import schedules
 from jaxprune.protocols import bimp, retrain
+from jaxprune.results import sweeps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPE = 4  # Steps per epoch: enough to see per-step schedules, cheap to evaluate.
@@ -171,7 +172,7 @@ def test_allr_norm_change_over_all_params_or_kernels_only():
 
 PAPERS = ("le2021", "liu2019", "wang2021_di", "wang2023", "zimmer2023")
 # (protocol kinds of a pair) -> the setup the papers call it, and per paper the
-# phases its budget counts (schedules.setups.BUDGETS).
+# phases its budget counts (results.setups.BUDGETS).
 NAMED_COMPARISONS = {
   ("prune_retrain", "scratch E"): (
     "SX-A",
@@ -198,8 +199,7 @@ def test_setup_labels_of_every_comparison_in_the_paper_configs():
   Le & Hua's Scratch-E counts it ("160 (original training) + 40 (retraining) =
   200 epochs"). Every pair of points of one table cell (data, network, target,
   seed) gets a Table 2 label, and the comparisons the papers name get theirs."""
-  from jaxprune.protocols import setup_labels
-  from jaxprune.schedules import setups
+  from jaxprune.results import setup_labels, setups
 
   named = {key: 0 for key in NAMED_COMPARISONS}
   for paper in PAPERS:

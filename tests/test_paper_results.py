@@ -1,4 +1,4 @@
-"""Tests for jaxprune.paper_results and the typed CSVs in third_party/paper_results."""
+"""Tests for jaxprune.results.paper_results and the typed CSVs in third_party/paper_results."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import csv
 
 import pytest
 
-from jaxprune import paper_results as pr
+from jaxprune.results import paper_results as pr
 
 ALL = {paper: pr.load(paper) for paper in pr.PAPERS}
 

@@ -22,10 +22,11 @@ import ml_collections
 import numpy as np
 import pytest
 
-from jaxprune import checkpointing, io_utils, models, protocols, sweeps
-from jaxprune.protocols import common, retrain, scratch
+from jaxprune import io_utils, models, protocols
+from jaxprune.protocols import budget, common, retrain, scratch
 from jaxprune.pruning import rewind as rewind_lib
-from jaxprune.schedules import budget
+from jaxprune.results import sweeps
+from jaxprune.train import checkpointing
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WIDTH = 32  # MLP-7 hidden width in these tests.

@@ -199,7 +199,7 @@ def test_fisher_flops_penalty_prefers_costly_channels(resnet):
   plain = pruning.prune(cfg, variables["params"], variables["batch_stats"], **kw)
   cfg.flops_weight = 1.0
   fl = pruning.prune(cfg, variables["params"], variables["batch_stats"], **kw)
-  from jaxprune import counting
+  from jaxprune.pruning import counting
 
   layers = counting.count(
     models.create("resnet20", 10, widths=WIDTHS), (8, 8, 3)

@@ -1,6 +1,6 @@
 """Structured pruning: surgery equivalence, selection rules, and the papers' numbers.
 
-Counting conventions (``jaxprune.counting``), stated per test:
+Counting conventions (``jaxprune.pruning.counting``), stated per test:
   * "conv+fc params": ``Counts.params`` (conv/dense kernels + biases, no BN);
   * "all params": ``Counts.total_params`` (also BN scale/bias; PyTorch's
     ``model.parameters()``);
@@ -16,9 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxprune import counting, models, pruning
+from jaxprune import models, pruning
+from jaxprune.pruning import counting, presets, structured, surgery
 from jaxprune.pruning import masks as masks_lib
-from jaxprune.pruning import presets, structured, surgery
 
 pytestmark = pytest.mark.usefixtures("fast_compiles")
 

@@ -10,8 +10,9 @@ import numpy as np
 import optax
 import pytest
 
-from jaxprune import checkpointing, models, pruning
+from jaxprune import models, pruning
 from jaxprune.pruning import masks as masks_lib
+from jaxprune.train import checkpointing
 from jaxprune.train import hyper as hyper_lib
 from jaxprune.train import steps as steps_lib
 from jaxprune.train.state import state_from_params

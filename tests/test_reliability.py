@@ -19,10 +19,11 @@ import numpy as np
 import pytest
 from conftest import write_tiny_fmnist
 
-from jaxprune import checkpointing, config_utils, io_utils, protocols, report, sweeps
+from jaxprune import config_utils, io_utils, protocols
 from jaxprune.data import datasets, fashion_mnist_local, pipeline
 from jaxprune.data.fashion_mnist_local import DatasetFileError
-from jaxprune.train import TrainingDivergedError, train_and_evaluate
+from jaxprune.results import report, sweeps
+from jaxprune.train import TrainingDivergedError, checkpointing, train_and_evaluate
 
 pytestmark = pytest.mark.usefixtures("fast_compiles")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -10,7 +10,8 @@ import pathlib
 import numpy as np
 import pytest
 
-from jaxprune import io_utils, report
+from jaxprune import io_utils
+from jaxprune.results import report
 
 
 def _rows():

@@ -8,7 +8,7 @@ the dense model's parameters that pruning removes.
 import pytest
 
 from configs.wang2023 import table6
-from jaxprune import inspect as jp_inspect
+from jaxprune import inspect_model as jp_inspect
 from jaxprune.protocols import common
 
 # Pruning ratio -> (sparsity % printed in Table 6, the independent count %).

@@ -6,7 +6,8 @@ import pathlib
 
 import pytest
 
-from jaxprune import protocols, reproduce, sweeps, verdicts
+from jaxprune import protocols
+from jaxprune.results import reproduce, sweeps, verdicts
 
 pytestmark = pytest.mark.usefixtures("fast_compiles")
 

@@ -8,7 +8,9 @@ import runpy
 import ml_collections
 import pytest
 
-from jaxprune.schedules import budget, setups
+from jaxprune.protocols import budget
+from jaxprune.results import setups
+from jaxprune.schedules import core
 
 # Wang et al. 2023 Table 4 scratch schedule (ImageNet100, 120 epochs).
 SCRATCH = ml_collections.ConfigDict(
@@ -49,10 +51,10 @@ def test_stretch_milestones_proportionally():
 
 
 def test_split_epochs_bimp():
-  assert budget.split_epochs(100, 3) == [33, 33, 34]
-  assert budget.split_epochs(100, 4) == [25, 25, 25, 25]
+  assert core.split_epochs(100, 3) == [33, 33, 34]
+  assert core.split_epochs(100, 4) == [25, 25, 25, 25]
   with pytest.raises(ValueError, match="cannot split"):
-    budget.split_epochs(2, 3)
+    core.split_epochs(2, 3)
 
 
 @pytest.mark.parametrize(

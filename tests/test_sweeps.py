@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from jaxprune import config_utils, io_utils, protocols, sweeps
+from jaxprune import config_utils, io_utils, protocols
+from jaxprune.results import sweeps
 
 
 def test_product_and_seeds_expand_in_order():

@@ -11,8 +11,13 @@ import numpy as np
 import optax
 import pytest
 
-from jaxprune import checkpointing, io_utils
-from jaxprune.train import TrainingDivergedError, optim, train_and_evaluate
+from jaxprune import io_utils
+from jaxprune.train import (
+  TrainingDivergedError,
+  checkpointing,
+  optim,
+  train_and_evaluate,
+)
 from jaxprune.train.state import state_from_params
 
 
@@ -182,9 +187,9 @@ def test_masked_weights_stay_zero_through_momentum_and_decay(tiny_config):
   """Gradients and params are masked inside the step: zeros never come back."""
   from jaxprune import models
   from jaxprune.data import pipeline
+  from jaxprune.models import init_variables
   from jaxprune.train import hyper as hyper_lib
   from jaxprune.train import sharding
-  from jaxprune.train.state import init_variables
   from jaxprune.train.steps import Steps
 
   model = models.create("mlp7_relu")
@@ -221,8 +226,8 @@ def test_masked_weights_stay_zero_through_momentum_and_decay(tiny_config):
 def test_start_from_given_weights_and_masks(tiny_config, tmp_path):
   """A phase started from given weights keeps them (lr 0) with the masks applied."""
   from jaxprune import models
+  from jaxprune.models import init_variables
   from jaxprune.train import Start
-  from jaxprune.train.state import init_variables
 
   params, stats = init_variables(
     models.create("mlp7_relu", widths=(50,) * 6), jax.random.PRNGKey(7), (32, 32, 1)

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from jaxprune import inspect, io_utils, protocols
+from jaxprune import inspect_model, io_utils, protocols
 from jaxprune.protocols import basic
 
 pytestmark = pytest.mark.usefixtures("fast_compiles")
@@ -37,14 +37,15 @@ def test_rerun_of_completed_run_returns_at_once(
 
 
 def test_inspect_explains_its_counts(capsys):
-  inspect.main(["--config=configs/protocols/prune_retrain.py:smoke"])
+  inspect_model.main(["--config=configs/protocols/prune_retrain.py:smoke"])
   out = capsys.readouterr().out
   assert "total params minus the weights the masks set to zero" in out
   assert "speedup vs dense" in out and "its MACs / its nonzero MACs" in out
 
 
 def test_sweep_no_cache_and_one_result_line_per_point(tmp_path, capsys):
-  from jaxprune import config_utils, sweeps
+  from jaxprune import config_utils
+  from jaxprune.results import sweeps
 
   seen = []
 
@@ -64,7 +65,7 @@ def test_sweep_no_cache_and_one_result_line_per_point(tmp_path, capsys):
 
 
 def test_sweeps_take_config_overrides(tmp_path, capsys):
-  from jaxprune import sweeps
+  from jaxprune.results import sweeps
 
   config = "configs/protocols/seeds_sweep.py"
   sweeps.main([f"--config={config}", f"--workdir={tmp_path}", "--list"])

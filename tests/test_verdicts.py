@@ -2,7 +2,7 @@
 
 import pytest
 
-from jaxprune import report, verdicts
+from jaxprune.results import report, verdicts
 
 
 def rows(table):

@@ -21,7 +21,7 @@ sys.path.insert(
   0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 )
 from configs import common
-from jaxprune import sweeps
+from jaxprune.results import sweeps
 
 ARCHS = [("resnet56", "resnet56_b"), ("resnet110", "resnet110_b"), ("vgg16", "vgg16_a")]
 

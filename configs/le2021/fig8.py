@@ -18,7 +18,7 @@ sys.path.insert(
   0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 )
 from configs import common
-from jaxprune import sweeps
+from jaxprune.results import sweeps
 
 
 def get_config(arg=None):

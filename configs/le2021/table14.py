@@ -20,7 +20,7 @@ sys.path.insert(
   0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 )
 from configs import common
-from jaxprune import sweeps
+from jaxprune.results import sweeps
 
 STEP = {"name": "piecewise", "spec": "0:0.1,80:0.01,120:0.001", "epochs": 160}
 # NPTM's OneCycleLR settings (div_factor = final_div_factor = 100, 10% warm-up).

@@ -22,7 +22,7 @@ sys.path.insert(
   0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 )
 from configs import common
-from jaxprune import sweeps
+from jaxprune.results import sweeps
 
 ARCHS = [
   {"model.name": "vgg19", "pruning.ratio": 0.7, "pruning.slimming_strength": 1e-4},

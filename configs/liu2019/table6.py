@@ -24,7 +24,7 @@ sys.path.insert(
   0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 )
 from configs import common
-from jaxprune import sweeps
+from jaxprune.results import sweeps
 
 FINE_TUNE = {"protocol": "prune_retrain"}
 # Sec. 4 (unstructured pruning): "Before training the pruned sparse model from scratch, we re-scale

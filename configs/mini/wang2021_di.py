@@ -68,7 +68,7 @@ EXPERIMENTS = {
     "title": "Dynamical Isometry Table 1 and Fig. 1: mean JSV at init and after pruning",
     "metrics": ["jsv/mean", "jsv/std", "jsv/max", "jsv/min"],
     "figures": [("jsv/mean", "pruning.ratio", "orthp")],
-    "analysis": "isometry",  # jaxprune.analysis.studies.isometry
+    "analysis": "isometry",  # jaxprune.results.studies.isometry
     "claims": [
       {
         "id": "wang2021_di.orthogonal_linear_mlp_isometric",

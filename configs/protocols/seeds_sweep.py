@@ -25,7 +25,8 @@ sys.path.insert(
   0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 )
 from configs import common
-from jaxprune import config_utils, sweeps
+from jaxprune import config_utils
+from jaxprune.results import sweeps
 
 
 def get_config(arg: str | None = None):

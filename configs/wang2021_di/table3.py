@@ -22,7 +22,7 @@ sys.path.insert(
   0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 )
 from configs import common
-from jaxprune import sweeps
+from jaxprune.results import sweeps
 
 # DI Table 2 finetune schedules: 90 or 900 epochs from initial LR 0.01 or 0.001.
 # Table 2 prints the 0.001 schedules as "0:0.001,45:0.001" (no decay); we end at

@@ -20,7 +20,7 @@ sys.path.insert(
   0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 )
 from configs import common
-from jaxprune import sweeps
+from jaxprune.results import sweeps
 
 FINETUNES = [
   {"retrain.num_epochs": 90, "retrain.spec": "0:1e-2,30:1e-3,60:1e-4,75:1e-5"},

@@ -33,7 +33,7 @@ sys.path.insert(
   0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 )
 from configs import common
-from jaxprune import sweeps
+from jaxprune.results import sweeps
 
 BUDGETS = {"500k": 0.77, "1m": 0.55, "1.5m": 0.33}  # params budget -> ratio
 FINETUNES = [

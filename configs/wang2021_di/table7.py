@@ -20,7 +20,7 @@ sys.path.insert(
 )
 from configs import common
 from configs.wang2021_di.table3 import FINETUNES  # DI Table 2's four schedules.
-from jaxprune import sweeps
+from jaxprune.results import sweeps
 
 MODELS = [
   {"model.name": "lenet5_linear", "retrain.orthp_gain": 1.0},

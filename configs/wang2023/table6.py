@@ -22,7 +22,7 @@ sys.path.insert(
   0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 )
 from configs import common
-from jaxprune import sweeps
+from jaxprune.results import sweeps
 
 # Fine-tuning 120 epochs from 0.01 or 0.001, step (x0.1 at 60/90) or cosine.
 # App. C: "the initial LR is 0.01 or 0.001, the minimum LR 0.0001", and the

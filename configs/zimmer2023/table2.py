@@ -27,7 +27,7 @@ sys.path.insert(
 import ml_collections
 
 from configs import common
-from jaxprune import sweeps
+from jaxprune.results import sweeps
 
 
 def linear_t0(t0) -> dict:

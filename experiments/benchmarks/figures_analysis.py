@@ -163,8 +163,7 @@ def fig_compile(ctx: dict) -> dict:
 
 # ---------------------------------------------------------------- figure 7
 def fig_overhead(ctx: dict) -> dict:
-  from jaxprune import checkpointing
-  from jaxprune.train import loop
+  from jaxprune.train import checkpointing, loop
 
   s = ctx["sizes"]
   sys.path.insert(0, os.path.join(ROOT, "configs", "protocols"))

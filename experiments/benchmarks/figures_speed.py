@@ -30,8 +30,9 @@ import numpy as np
 import train_step
 import vmap_seeds
 
-from jaxprune import counting, models
+from jaxprune import models
 from jaxprune.data import datasets
+from jaxprune.pruning import counting
 
 
 # ---------------------------------------------------------------- helpers

@@ -22,8 +22,9 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxprune import counting, models
+from jaxprune import models
 from jaxprune.data import pipeline
+from jaxprune.pruning import counting
 from jaxprune.train import optim, sharding
 from jaxprune.train.state import create_train_state
 from jaxprune.train.steps import Steps

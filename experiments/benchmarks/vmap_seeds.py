@@ -36,9 +36,10 @@ import numpy as np
 
 from jaxprune import config_utils, models, pruning, schedules
 from jaxprune.data import pipeline
+from jaxprune.models import init_variables
 from jaxprune.train import Start, optim, sharding, train_and_evaluate
 from jaxprune.train import vmapped as vmapped_lib
-from jaxprune.train.state import init_variables, state_from_params
+from jaxprune.train.state import state_from_params
 from jaxprune.train.steps import Steps
 
 

@@ -3,7 +3,7 @@
 Reads `experiments/results/mini/le2021_retrain.csv` (MLP-7 on Fashion-MNIST,
 L1 filter pruning at ratio 0.5, 3 seeds per setting) and draws test accuracy
 against retraining epochs, one line per retraining schedule, with
-`jaxprune.report.figure` (the figure style of every report):
+`jaxprune.results.report.figure` (the figure style of every report):
 
   python experiments/figures/mini_le2021_retrain.py
   -> experiments/figures/mini_le2021_retrain.{png,pdf}
@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import os
 
-from jaxprune import report
+from jaxprune.results import report
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CSV = os.path.join(HERE, os.pardir, "results", "mini", "le2021_retrain.csv")

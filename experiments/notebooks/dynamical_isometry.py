@@ -41,18 +41,10 @@ import shutil
 import jax
 import ml_collections
 
-from jaxprune import (
-  analysis,
-  checkpointing,
-  config_utils,
-  io_utils,
-  models,
-  pruning,
-  schedules,
-)
+from jaxprune import analysis, config_utils, io_utils, models, pruning, schedules
 from jaxprune.analysis import plots
 from jaxprune.data import pipeline
-from jaxprune.train import optim, sharding, train_and_evaluate
+from jaxprune.train import checkpointing, optim, sharding, train_and_evaluate
 from jaxprune.train.state import state_from_params
 from jaxprune.train.steps import Steps
 

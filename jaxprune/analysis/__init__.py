@@ -2,7 +2,8 @@
 
 Interactive use (a Python shell or notebook, on a finished run's workdir)::
 
-  from jaxprune import analysis, checkpointing, models
+  from jaxprune import analysis, models
+  from jaxprune.train import checkpointing
   state = checkpointing.Checkpointer(workdir + "/checkpoints").restore("final")[0]
   model = models.create("mlp7_linear", widths=models.read_widths("mlp7_linear", state["params"]))
   apply_fn = analysis.apply_fn_from(model, state["params"], state["batch_stats"])

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow_datasets as tfds
 
+from jaxprune import checks
 from jaxprune.data import fashion_mnist_local
 
 # Normalisation constants, as used by the seeds (docs/provenance.md F10).
@@ -72,8 +73,7 @@ SPECS: dict[str, DatasetSpec] = {
 
 
 def get_spec(name: str) -> DatasetSpec:
-  if name not in SPECS:
-    raise ValueError(f"data.name must be one of {sorted(SPECS)}, got {name!r}")
+  checks.choice(name, "data.name", sorted(SPECS))
   return SPECS[name]
 
 

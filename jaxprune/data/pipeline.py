@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from jaxprune import checks
 from jaxprune.data import datasets
 
 AUGMENTATIONS = ("none", "cifar", "flip")
@@ -260,10 +261,7 @@ def load(data_config: ml_collections.ConfigDict, seed: int | None = None) -> Dat
   `data.split_seed=-1`)."""
   spec = datasets.get_spec(data_config.name)
   split = split_seed(data_config, seed)
-  if data_config.augment not in AUGMENTATIONS:
-    raise ValueError(
-      f"data.augment must be one of {list(AUGMENTATIONS)}, got {data_config.augment!r}"
-    )
+  checks.choice(data_config.augment, "data.augment", AUGMENTATIONS)
   datasets.prepare(spec.tfds_name, data_config.data_dir, data_config.manual_dir)
   native = spec.image_shape
   size = tuple(data_config.image_size or native[:2])

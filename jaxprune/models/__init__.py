@@ -51,6 +51,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import flax.linen as nn
+import jax
+import jax.numpy as jnp
 
 from jaxprune.models import (
   densenet,
@@ -73,6 +75,7 @@ __all__ = [
   "channel_groups",
   "create",
   "default_widths",
+  "init_variables",
   "input_shape",
   "names",
   "read_widths",
@@ -303,3 +306,11 @@ def read_widths(name: str, params: Mapping[str, Any], **overrides: Any) -> Width
   if "shortcut" in fields and "shortcut" not in overrides:
     fields["shortcut"] = "B_conv"
   return entry.check(fields)["widths"]
+
+
+def init_variables(
+  model: nn.Module, rng: jax.Array, input_shape: tuple[int, ...]
+) -> tuple[Any, Any]:
+  """Returns (params, batch_stats) of `model` for inputs of `input_shape`."""
+  variables = model.init(rng, jnp.zeros((1, *input_shape), jnp.float32), train=False)
+  return variables["params"], variables.get("batch_stats", {})

@@ -27,6 +27,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxprune import checks
+
 Initializer = jax.nn.initializers.Initializer
 
 # Schemes accepted by the ``init`` field of every model.
@@ -78,8 +80,7 @@ def activation_gain(activation: str) -> float:
 
 def check_scheme(init: str) -> None:
   """Raises ValueError for an unknown init scheme name."""
-  if init not in INIT_SCHEMES:
-    raise ValueError(f"init must be one of {list(INIT_SCHEMES)}, got {init!r}")
+  checks.choice(init, "init", INIT_SCHEMES)
 
 
 def dense(

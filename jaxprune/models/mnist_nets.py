@@ -22,6 +22,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxprune import checks
 from jaxprune.models import initializers, pooling
 
 ACTIVATIONS = ("relu", "linear")
@@ -133,10 +134,7 @@ def check_widths(widths: Any, expected_len: int, family: str) -> tuple[int, ...]
 
 
 def check_activation(activation: Any) -> str:
-  if activation not in ACTIVATIONS:
-    raise ValueError(
-      f"activation must be one of {list(ACTIVATIONS)}, got {activation!r}"
-    )
+  checks.choice(activation, "activation", ACTIVATIONS)
   return activation
 
 

@@ -35,6 +35,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxprune import checks
 from jaxprune.models import graph, initializers, resnet_imagenet, validation
 from jaxprune.models.resnet_cifar import ResNetWidths
 from jaxprune.models.resnet_imagenet import ResidualWidths
@@ -163,7 +164,7 @@ def default_widths(depth: int, block: str) -> ResNetWidths | ResidualWidths:
 
 def check(fields: dict[str, Any]) -> dict[str, Any]:
   initializers.check_scheme(fields["init"])
-  validation.check_choice(fields["block"], "block", BLOCKS)
+  checks.choice(fields["block"], "block", BLOCKS)
   bn_init = fields["bn_init"]
   if isinstance(bn_init, bool) or not isinstance(bn_init, int | float):
     raise ValueError(f"bn_init must be a number, got {bn_init!r}")

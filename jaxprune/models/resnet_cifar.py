@@ -47,6 +47,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxprune import checks
 from jaxprune.models import initializers
 
 SHORTCUTS = ("A_stride_pad", "A_avgpool_append", "B_conv")
@@ -263,8 +264,7 @@ def check_widths(widths: Any, blocks_per_stage: int, shortcut: str) -> ResNetWid
 
 
 def check_shortcut(shortcut: Any) -> str:
-  if shortcut not in SHORTCUTS:
-    raise ValueError(f"shortcut must be one of {list(SHORTCUTS)}, got {shortcut!r}")
+  checks.choice(shortcut, "shortcut", SHORTCUTS)
   return shortcut
 
 

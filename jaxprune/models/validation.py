@@ -48,19 +48,3 @@ def normalize_widths(value: Any, template: Any, path: str = "widths") -> Any:
     normalize_widths(v, t, _where(path, k)) for k, v, t in zip(keys, value, template)
   ]
   return type(template)(*items) if fields is not None else tuple(items)
-
-
-def check_choice(value: Any, field: str, choices: Sequence[Any]) -> Any:
-  """Returns ``value`` if it is one of ``choices``, else raises ValueError."""
-  if isinstance(value, bool) or value not in choices:
-    raise ValueError(f"{field} must be one of {list(choices)}, got {value!r}")
-  return value
-
-
-def check_rate(value: Any, field: str) -> float:
-  """A probability in [0, 1)."""
-  if (
-    isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1
-  ):
-    raise ValueError(f"{field} must be a float in [0, 1), got {value!r}")
-  return float(value)

@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxprune import checks
 from jaxprune.models import graph, initializers, pooling, validation
 
 # Conv widths per stage; pooling follows each stage (not the last on CIFAR).
@@ -141,8 +142,8 @@ class VGG(nn.Module):
 def check(fields: dict[str, Any]) -> dict[str, Any]:
   initializers.check_scheme(fields["init"])
   # "imagenet" is fixed by the vgg*_bn names; CIFAR names take the others.
-  validation.check_choice(fields["classifier"], "classifier", CLASSIFIERS)
-  fields["dropout"] = validation.check_rate(fields["dropout"], "dropout")
+  checks.choice(fields["classifier"], "classifier", CLASSIFIERS)
+  fields["dropout"] = checks.rate(fields["dropout"], "dropout")
   template = default_widths(fields["depth"], fields["classifier"])
   if fields["widths"] is None:  # The default depends on the classifier.
     fields["widths"] = template

@@ -27,6 +27,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxprune import checks
 from jaxprune.models import graph, initializers, validation
 from jaxprune.models.preresnet import PreActBlock
 from jaxprune.models.resnet_imagenet import ResidualWidths
@@ -87,7 +88,7 @@ class WideResNet(nn.Module):
 
 def check(fields: dict[str, Any]) -> dict[str, Any]:
   initializers.check_scheme(fields["init"])
-  fields["dropout"] = validation.check_rate(fields["dropout"], "dropout")
+  fields["dropout"] = checks.rate(fields["dropout"], "dropout")
   template = default_widths(fields.pop("depth"), fields.pop("widen"))
   fields["widths"] = validation.normalize_widths(fields["widths"] or template, template)
   return fields

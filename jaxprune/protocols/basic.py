@@ -6,7 +6,7 @@ from typing import Any
 
 import ml_collections
 
-from jaxprune.protocols import register
+from jaxprune.protocols.registry import register
 from jaxprune.train import train_and_evaluate
 
 

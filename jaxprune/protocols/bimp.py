@@ -5,8 +5,8 @@ paper: "train a network for some T0 < T epochs using a linearly decaying
 learning rate schedule"; any other T0 schedule is refused unless
 `bimp.allow_nonlinear_t0` says it is a deliberate ablation), then J
 prune-retrain cycles (`retrain.run_cycles`) splitting the rest of the budget
-T = `bimp.budget_epochs` (`budget.split_epochs`: (T - T0) // J each, the last
-gets the remainder), with LLR/ALLR, so the total is exactly T epochs.
+T = `bimp.budget_epochs` (`schedules.core.split_epochs`: (T - T0) // J each,
+the last gets the remainder), with LLR/ALLR, so the total is exactly T epochs.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from typing import Any
 
 import ml_collections
 
-from jaxprune.protocols import common, register, retrain
-from jaxprune.schedules import budget
+from jaxprune.protocols import common, retrain
+from jaxprune.protocols.registry import register
+from jaxprune.schedules import core
 
 
 def bimp_epochs(config: ml_collections.ConfigDict) -> list[int]:
@@ -24,7 +25,7 @@ def bimp_epochs(config: ml_collections.ConfigDict) -> list[int]:
   total, t0 = config.bimp.budget_epochs, config.num_epochs
   if total <= t0:
     raise ValueError(f"bimp.budget_epochs must be > num_epochs (T0={t0}), got {total}")
-  return budget.split_epochs(total - t0, len(retrain.cycle_targets(config)))
+  return core.split_epochs(total - t0, len(retrain.cycle_targets(config)))
 
 
 @common.validator("bimp")

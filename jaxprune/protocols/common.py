@@ -20,7 +20,7 @@ is `config.cache_dir`, or `<workdir>/../cache` (for a sweep's run
 weights, before retraining) is shared the same way in `<cache>/pruned/<key>/`
 (`jaxprune.protocols.pruned_cache`), so is not recomputed on resume either.
 
-Counting convention (`measure`, via `jaxprune.counting`): `params` are all
+Counting convention (`measure`, via `jaxprune.pruning.counting`): `params` are all
 parameters of the model as it is stored (the small-dense model after surgery,
 the full-size model for masks; BatchNorm statistics excluded), `flops` are
 2 x MACs of its convs/dense layers per example, `nonzero_*` scale each layer by
@@ -42,19 +42,14 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxprune import (
-  checkpointing,
-  config_utils,
-  counting,
-  fingerprint,
-  io_utils,
-  models,
-  pruning,
-)
+from jaxprune import checks, config_utils, fingerprint, io_utils, models, pruning
 from jaxprune.data import datasets
+from jaxprune.models import init_variables
+from jaxprune.protocols import registry
+from jaxprune.pruning import counting
 from jaxprune.pruning import masks as masks_lib
-from jaxprune.train import Start, loop, sharding, train_and_evaluate
-from jaxprune.train.state import init_variables
+from jaxprune.train import Start, checkpointing, loop, sharding, train_and_evaluate
+from jaxprune.train import validation as train_validation
 
 # Config sections that only protocols read; reset for a shared training phase.
 PROTOCOL_SECTIONS = ("pruning", "retrain", "bimp", "lottery", "scratch", "prune_epoch")
@@ -75,23 +70,16 @@ def validator(name: str):
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-  """`config_utils.validate` plus the protocol's own checks (no training)."""
-  from jaxprune import protocols
-
-  config_utils.validate(config)
-  protocols.get(config.protocol)  # Loads the protocol modules.
+  """`train.validate` plus the protocol name and its own checks (no training)."""
+  train_validation.validate(config)
+  registry.get(config.protocol)
   if config.protocol in VALIDATORS:
     VALIDATORS[config.protocol](config)
 
 
 def choice(config: ml_collections.ConfigDict, field: str, allowed) -> Any:
   """The value of dotted `field`; ValueError naming it and `allowed` otherwise."""
-  value = config
-  for part in field.split("."):
-    value = value[part]
-  if value not in allowed:
-    raise ValueError(f"{field} must be one of {list(allowed)}, got {value!r}")
-  return value
+  return checks.field_choice(config, field, allowed)
 
 
 def resolved(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -172,7 +160,7 @@ def cache_root(config: ml_collections.ConfigDict, workdir: str) -> str:
   if config.get("cache_dir"):
     return os.path.abspath(config.cache_dir)
   parent = os.path.dirname(os.path.abspath(workdir))
-  if os.path.basename(parent) == "runs":  # jaxprune.sweeps layout.
+  if os.path.basename(parent) == "runs":  # jaxprune.results.sweeps layout.
     parent = os.path.dirname(parent)
   return os.path.join(parent, "cache")
 

@@ -28,7 +28,8 @@ import jax
 import ml_collections
 
 from jaxprune import io_utils, pruning
-from jaxprune.protocols import common, register
+from jaxprune.protocols import common
+from jaxprune.protocols.registry import register
 from jaxprune.pruning import masks as masks_lib
 
 

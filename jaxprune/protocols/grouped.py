@@ -30,7 +30,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxprune import config_utils, models
+from jaxprune import checks, config_utils, models
 from jaxprune.data import datasets
 from jaxprune.train import group, loop
 
@@ -102,8 +102,7 @@ def form_groups(
   """`points` (in order) split into the groups that run together; "auto"
   makes at least `min_groups` groups (one per shard) when there are enough
   points."""
-  if how not in GROUPINGS:
-    raise ValueError(f"--group={how!r}; allowed: {', '.join(GROUPINGS)}")
+  checks.choice(how, "--group", GROUPINGS)
   if how == "none" or not points:
     return [[p] for p in points]
   if how == "seeds":

@@ -41,7 +41,8 @@ import jax
 import ml_collections
 
 from jaxprune import config_utils, pruning
-from jaxprune.protocols import common, register, retrain, scoring
+from jaxprune.protocols import common, retrain, scoring
+from jaxprune.protocols.registry import register
 from jaxprune.pruning import masks as masks_lib
 from jaxprune.pruning import rewind as rewind_lib
 from jaxprune.pruning import surgery

@@ -30,8 +30,8 @@ from typing import Any
 import ml_collections
 
 from jaxprune.analysis import training_stats
-from jaxprune.protocols import common, register, retrain, scoring
-from jaxprune.schedules import budget
+from jaxprune.protocols import budget, common, retrain, scoring
+from jaxprune.protocols.registry import register
 from jaxprune.train import Start
 
 SETUPS = ("pkfn", "sx_a", "sx_b")

@@ -52,7 +52,8 @@ import ml_collections
 import numpy as np
 
 from jaxprune import config_utils, models, pruning, schedules
-from jaxprune.protocols import common, pruned_cache, register, scoring
+from jaxprune.protocols import common, pruned_cache, scoring
+from jaxprune.protocols.registry import register
 from jaxprune.pruning import masks as masks_lib
 from jaxprune.schedules import retraining
 from jaxprune.train import Start

@@ -18,7 +18,7 @@ with a different key than the dense run (not a lottery ticket); with
 `pruning.reinit_rescale` their std is divided by sqrt(kept fraction) per layer
 (BN-free nets need it at high sparsity).
 
-Budget (`scratch.budget`, `jaxprune.schedules.budget`): "E" =
+Budget (`scratch.budget`, `jaxprune.protocols.budget`): "E" =
 `scratch_e_epochs(num_epochs, retrain.num_epochs, scratch.e_convention)`;
 "B" = `scratch_b_epochs(num_epochs, F1, F2, scratch.b_extra_epochs,
 scratch.max_speedup or None)` = int(K1 * F1 / F2) + K2 with F1 the dense
@@ -36,9 +36,9 @@ import ml_collections
 import numpy as np
 
 from jaxprune import config_utils, pruning
-from jaxprune.protocols import common, register, retrain, scoring
+from jaxprune.protocols import budget, common, retrain, scoring
+from jaxprune.protocols.registry import register
 from jaxprune.pruning import rewind as rewind_lib
-from jaxprune.schedules import budget
 from jaxprune.train import Start
 
 SOURCES = ("pruned", "uniform", "guided")

@@ -36,7 +36,8 @@ import ml_collections
 import numpy as np
 
 from jaxprune import config_utils, io_utils, models, pruning
-from jaxprune.protocols import common, register, retrain
+from jaxprune.protocols import common, retrain
+from jaxprune.protocols.registry import register
 from jaxprune.pruning import structured
 from jaxprune.train import Start
 

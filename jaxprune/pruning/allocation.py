@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxprune import checks
 from jaxprune.pruning import masks as masks_lib
 from jaxprune.pruning import scores as scores_lib
 
@@ -176,10 +177,7 @@ def unstructured_masks(
     classifier_max: largest classifier sparsity under uniform_plus.
     normalize: divide each tensor's scores by their L2 norm (global only).
   """
-  if allocation not in ALLOCATIONS:
-    raise ValueError(
-      f"allocation must be one of {list(ALLOCATIONS)}, got {allocation!r}"
-    )
+  checks.choice(allocation, "allocation", ALLOCATIONS)
   check_sparsity(sparsity)
   if allocation == "lamp":
     scores = scores_lib.lamp(scores, prunable)

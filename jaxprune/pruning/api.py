@@ -18,9 +18,16 @@ import jax
 import ml_collections
 from ml_collections import config_dict
 
-from jaxprune import models
+from jaxprune import checks, models
 from jaxprune.pruning import allocation as alloc_lib
-from jaxprune.pruning import data_scores, presets, schedules, structured, surgery
+from jaxprune.pruning import (
+  counting,
+  data_scores,
+  presets,
+  schedules,
+  structured,
+  surgery,
+)
 from jaxprune.pruning import masks as masks_lib
 from jaxprune.pruning import scores as scores_lib
 
@@ -83,13 +90,6 @@ def default_config() -> ml_collections.ConfigDict:
   return c
 
 
-def _choice(config, field: str, allowed) -> None:
-  if config[field] not in allowed:
-    raise ValueError(
-      f"pruning.{field} must be one of {list(allowed)}, got {config[field]!r}"
-    )
-
-
 def per_group_imp(config: ml_collections.ConfigDict) -> bool:
   """Structured IMP towards a preset's / stage ratios' per-group counts."""
   per_group = config.preset or tuple(config.stage_ratios)
@@ -98,21 +98,23 @@ def per_group_imp(config: ml_collections.ConfigDict) -> bool:
 
 def validate(config: ml_collections.ConfigDict) -> None:
   """ValueError naming the first invalid field and the allowed values."""
-  _choice(config, "name", NAMES)
-  _choice(config, "mode", MODES)
-  _choice(config, "schedule", schedules.SCHEDULES)
-  _choice(config, "rewind", REWINDS)
+  checks.choice(config.name, "pruning.name", NAMES)
+  checks.choice(config.mode, "pruning.mode", MODES)
+  checks.choice(config.schedule, "pruning.schedule", schedules.SCHEDULES)
+  checks.choice(config.rewind, "pruning.rewind", REWINDS)
   if config.name == "unstructured":
-    _choice(config, "criterion", ("", *scores_lib.SCORES))
-    _choice(config, "allocation", alloc_lib.ALLOCATIONS)
+    checks.choice(config.criterion, "pruning.criterion", ("", *scores_lib.SCORES))
+    checks.choice(config.allocation, "pruning.allocation", alloc_lib.ALLOCATIONS)
     if not 0.0 <= config.sparsity <= 1.0:
       raise ValueError(f"pruning.sparsity must be in [0, 1], got {config.sparsity}")
   elif config.name == "structured":
-    _choice(config, "criterion", ("", *structured.CRITERIA))
-    _choice(config, "group_allocation", STRUCTURED_ALLOCATIONS)
-    _choice(config, "rounding", structured.ROUNDINGS)
-    _choice(config, "groups", presets.GROUP_SETS)
-    _choice(config, "preset", presets.PRESETS)
+    checks.choice(config.criterion, "pruning.criterion", ("", *structured.CRITERIA))
+    checks.choice(
+      config.group_allocation, "pruning.group_allocation", STRUCTURED_ALLOCATIONS
+    )
+    checks.choice(config.rounding, "pruning.rounding", structured.ROUNDINGS)
+    checks.choice(config.groups, "pruning.groups", presets.GROUP_SETS)
+    checks.choice(config.preset, "pruning.preset", presets.PRESETS)
     if config.flops_weight and config.criterion != "fisher":
       raise ValueError(
         f"pruning.flops_weight is for criterion 'fisher', got {config.criterion!r}"
@@ -339,7 +341,6 @@ def imp_keep_counts(
 
 def _flops_penalised(scores, groups, model, shape, weight: float):
   """Scores minus `weight` * each channel's share of the model's FLOPs."""
-  from jaxprune import counting  # Only FLOPs-aware runs need the tracer.
 
   counts = counting.count(model, shape)
   cost = data_scores.flops_per_channel(groups, counts.layers)

@@ -51,6 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxprune import checks
 from jaxprune.models.graph import ChannelGroup
 
 CHANNEL_CRITERIA = ("taylor_fo_bn", "fisher", "hrank")
@@ -72,10 +73,7 @@ Points = dict[str, tuple[tuple[Path, int], ...]]
 
 def num_batches(criterion: str, score_batches: int) -> int:
   """N for `criterion`: `score_batches`, or the paper default when it is 0."""
-  if criterion not in DATA_CRITERIA:
-    raise ValueError(
-      f"criterion must be one of {list(DATA_CRITERIA)}, got {criterion!r}"
-    )
+  checks.choice(criterion, "criterion", DATA_CRITERIA)
   if score_batches < 0:
     raise ValueError(f"pruning.score_batches must be >= 0, got {score_batches}")
   return score_batches or DEFAULT_BATCHES[criterion]
@@ -195,10 +193,7 @@ def batch_statistics(
   Channel criteria: {group name: [size] float32} (HRank: ranks summed over the
   batch's examples; divide the sum by the number of examples).
   """
-  if criterion not in DATA_CRITERIA:
-    raise ValueError(
-      f"criterion must be one of {list(DATA_CRITERIA)}, got {criterion!r}"
-    )
+  checks.choice(criterion, "criterion", DATA_CRITERIA)
   points = channel_points(groups)
   sizes = {g.name: g.size for g in groups if g.name in points}
   return _batch(
@@ -216,7 +211,7 @@ def flops_per_channel(groups: Sequence[ChannelGroup], layers: Sequence[Any]) -> 
   """FLOPs (2 x MACs per example) one channel of each prunable group costs:
   its share of every producer's output and of every consumer's input.
 
-  `layers`: `jaxprune.counting.count(...).layers` of the same model.
+  `layers`: `jaxprune.pruning.counting.count(...).layers` of the same model.
   """
   by_path = {tuple(layer.path): layer for layer in layers}
   out = {}

@@ -43,6 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxprune import checks
 from jaxprune.models.graph import ChannelGroup
 from jaxprune.pruning import surgery
 from jaxprune.pruning.data_scores import CHANNEL_CRITERIA
@@ -76,8 +77,7 @@ def group_scores(
   channel_scores: dict[str, Any] | None = None,
 ) -> dict[str, np.ndarray]:
   """Per-channel scores of every prunable group (float64 numpy)."""
-  if criterion not in CRITERIA:
-    raise ValueError(f"criterion must be one of {list(CRITERIA)}, got {criterion!r}")
+  checks.choice(criterion, "criterion", CRITERIA)
   if criterion in CHANNEL_CRITERIA:
     if channel_scores is None:
       raise ValueError(f"criterion={criterion!r} needs channel_scores (data_scores)")

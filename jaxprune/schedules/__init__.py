@@ -42,6 +42,7 @@ from typing import Any
 import jax
 import optax
 
+from jaxprune import checks
 from jaxprune.schedules import core, retraining, training
 from jaxprune.schedules.core import Schedule, format_spec, parse_spec
 from jaxprune.schedules.retraining import (
@@ -75,8 +76,7 @@ def is_retraining(config: Any) -> bool:
 
 def _build(config: Any, steps_per_epoch: int, pruning: Any, path: str) -> Schedule:
   name = config.get("name") if hasattr(config, "get") else None
-  if name not in NAMES:
-    raise ValueError(f"{path}.name must be one of {list(NAMES)}, got {name!r}")
+  checks.choice(name, f"{path}.name", NAMES)
   # Building evaluates the base schedule (eta_max, tables) with concrete
   # numbers, also when `create` is called inside a jitted function.
   with jax.ensure_compile_time_eval():
@@ -132,12 +132,10 @@ def cyclic(
   `len(pruning)` cycles as BIMP does (`total // n` each, the last one gets the
   remainder). Returns the schedule and the per-cycle epochs.
   """
-  from jaxprune.schedules.budget import split_epochs
-
   spe = _check_steps_per_epoch(steps_per_epoch)
   if not is_retraining(config):
     raise ValueError(f"{path} must be a retraining schedule for cyclic()")
-  epochs = split_epochs(config.retrain_epochs, len(pruning))
+  epochs = core.split_epochs(config.retrain_epochs, len(pruning))
   pieces, bounds, start = [], [], 0
   for k, (cycle_epochs, stats) in enumerate(zip(epochs, pruning)):
     cycle = config.copy_and_resolve_references()

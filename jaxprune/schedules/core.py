@@ -210,3 +210,20 @@ def check_milestones(
         f"{path} milestone {m} is beyond {path.rsplit('.', 1)[0]}.epochs={epochs} "
         f"(milestones must lie in [0, {epochs}))" + (f"; {fix}" if fix else "")
       )
+
+
+def nonneg_int(value: Any, name: str) -> int:
+  """`value` as an int; ValueError naming `name` unless a whole number >= 0."""
+  if isinstance(value, bool) or int(value) != value or value < 0:
+    raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+  return int(value)
+
+
+def split_epochs(total_epochs: int, num_cycles: int) -> list[int]:
+  """BIMP's split of a retraining budget: total // n per cycle, rest to the last."""
+  total = nonneg_int(total_epochs, "retrain_epochs")
+  n = nonneg_int(num_cycles, "num_cycles")
+  if n == 0 or total < n:
+    raise ValueError(f"cannot split {total} epochs into {n} cycles of >= 1 epoch")
+  each = total // n
+  return [each] * (n - 1) + [total - each * (n - 1)]

@@ -49,6 +49,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxprune import checks
 from jaxprune.schedules import core, training
 from jaxprune.schedules.core import Schedule, get_field, positive
 
@@ -262,8 +263,7 @@ def build(cfg: Any, spe: int, pruning: Any, path: str = "schedule") -> Schedule:
     ),
   )
   flavor = cfg.get("flavor", DEFAULT_FLAVOR)
-  if flavor not in FLAVORS:
-    raise ValueError(f"{path}.flavor must be one of {list(FLAVORS)}, got {flavor!r}")
+  checks.choice(flavor, f"{path}.flavor", FLAVORS)
   epochs = positive(get_field(cfg, "retrain_epochs", path), f"{path}.retrain_epochs")
   steps = core.epochs_to_steps(epochs, spe)
   base = describe_base(get_field(cfg, "base", path), spe, f"{path}.base")
@@ -276,10 +276,7 @@ def build(cfg: Any, spe: int, pruning: Any, path: str = "schedule") -> Schedule:
   if frac >= 1:
     raise ValueError(f"{path}.warmup_fraction must be in [0, 1), got {frac}")
   shape = cfg.get("warmup_shape", "cosine")
-  if shape not in core.WARMUP_SHAPES:
-    raise ValueError(
-      f"{path}.warmup_shape must be one of {list(core.WARMUP_SHAPES)}, got {shape!r}"
-    )
+  checks.choice(shape, f"{path}.warmup_shape", core.WARMUP_SHAPES)
   init = positive(cfg.get("warmup_init_lr", 0.0), f"{path}.warmup_init_lr", True)
   warm = int(frac * steps)  # BIMP: first 10 % of the retraining iterations
   rest = steps - warm

@@ -18,6 +18,7 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
+from jaxprune import checks
 from jaxprune.schedules import core
 from jaxprune.schedules.core import Schedule, get_field, positive
 
@@ -52,10 +53,7 @@ def get_warmup(cfg: Any, path: str, spe: int, epochs: int | None) -> tuple:
       f"{path}.warmup_epochs={w_epochs} must be < {path}.epochs={epochs}"
     )
   shape = cfg.get("warmup_shape", "linear")
-  if shape not in core.WARMUP_SHAPES:
-    raise ValueError(
-      f"{path}.warmup_shape must be one of {list(core.WARMUP_SHAPES)}, got {shape!r}"
-    )
+  checks.choice(shape, f"{path}.warmup_shape", core.WARMUP_SHAPES)
   init = positive(cfg.get("warmup_init_lr", 0.0), f"{path}.warmup_init_lr", True)
   return core.epochs_to_steps(w_epochs, spe), shape, init
 

@@ -32,11 +32,11 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from jaxprune import analysis, config_utils, models, schedules
+from jaxprune import analysis, checks, config_utils, models, schedules
 from jaxprune.data import pipeline
 from jaxprune.train import group as group_lib
 from jaxprune.train import hyper as hyper_lib
-from jaxprune.train import sharding
+from jaxprune.train import sharding, validation
 from jaxprune.train.member import (
   Callback,
   EpochEndHook,
@@ -183,8 +183,7 @@ def group_mode(mode: str, num_runs: int, params: Any, resident: bool) -> str:
   (experiments/benchmarks/grouped_runs.py); there serial still saves the
   compiles.
   """
-  if mode not in GROUP_MODES:
-    raise ValueError(f"group mode {mode!r}; allowed: {', '.join(GROUP_MODES)}")
+  checks.choice(mode, "group mode", GROUP_MODES)
   if num_runs == 1 or not resident or jax.process_count() > 1:
     return "serial"
   if mode != "auto":
@@ -230,7 +229,7 @@ def train_runs(runs: Sequence[Run], mode: str = "auto") -> list[Result]:
     raise ValueError("runs of one group must share data, batch sizes, model shapes")
   first = runs[0].config
   for r in runs:
-    config_utils.validate(r.config)
+    validation.validate(r.config)
     prepare_workdir(r.config, r.workdir)
 
   # ---------------------------------------------------------------- mesh, data

@@ -17,8 +17,8 @@ import jax
 import ml_collections
 
 import jaxprune
-from jaxprune import checkpointing, config_utils, io_utils, metric_writers
-from jaxprune.train import sharding
+from jaxprune import config_utils, io_utils
+from jaxprune.train import checkpointing, metric_writers, sharding
 from jaxprune.train.hyper import Hyper
 from jaxprune.train.state import TrainState, count_params
 

@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxprune.models import init_variables
+
 
 @flax.struct.dataclass
 class TrainState:
@@ -33,14 +35,6 @@ def ones_masks(params: Any) -> Any:
 
 def apply_masks(tree: Any, masks: Any) -> Any:
   return jax.tree_util.tree_map(lambda x, m: x * m.astype(x.dtype), tree, masks)
-
-
-def init_variables(
-  model: nn.Module, rng: jax.Array, input_shape: tuple[int, ...]
-) -> tuple[Any, Any]:
-  """Returns (params, batch_stats) of `model` for inputs of `input_shape`."""
-  variables = model.init(rng, jnp.zeros((1, *input_shape), jnp.float32), train=False)
-  return variables["params"], variables.get("batch_stats", {})
 
 
 def create_train_state(

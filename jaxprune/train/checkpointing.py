@@ -34,6 +34,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from jaxprune import checks
+
 KINDS = ("latest", "best", "final")
 
 
@@ -89,8 +91,7 @@ class Checkpointer:
   def _manager(self, kind: str, create: bool = False) -> ocp.CheckpointManager | None:
     """The kind's manager; None if it has no directory yet and `create` is off
     (so a run without a validation split leaves no empty `best/`)."""
-    if kind not in KINDS:
-      raise ValueError(f"checkpoint kind must be one of {list(KINDS)}, got {kind!r}")
+    checks.choice(kind, "checkpoint kind", KINDS)
     path = os.path.join(self.directory, kind)
     if kind not in self._managers:
       if not create and not os.path.isdir(path):

@@ -1,4 +1,4 @@
-"""Paper-style figures of aggregated sweep results (`jaxprune.report`).
+"""Paper-style figures of aggregated sweep results (`jaxprune.results.report`).
 
 `figure` plots a metric's mean ± std over seeds against one setting key, one
 line per value of another: sized for one column of a two-column paper, axis
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxprune import io_utils
+from jaxprune import checks, io_utils
 
 
 def _is_number(value: Any) -> bool:
@@ -86,8 +86,7 @@ def figure(
 
   names = {**LABELS, **(labels or {})}
   for fmt in formats:
-    if fmt not in FORMATS:
-      raise ValueError(f"figure format must be one of {list(FORMATS)}, got {fmt!r}")
+    checks.choice(fmt, "figure format", FORMATS)
   usable = [a for a in aggregated if x in a["setting"] and metric in a["mean"]]
   if not usable:
     raise ValueError(f"no setting has both {x!r} and metric {metric!r}")

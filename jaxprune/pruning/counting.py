@@ -28,7 +28,7 @@ Conventions (sources in ``docs/provenance.md`` F11):
   read: zeros that are not pruning (BatchNorm biases and conv biases start at
   exactly 0) would otherwise count as pruned.
 * :func:`sparsity` is the one "sparsity" that result rows and
-  ``jaxprune.inspect --config`` report.
+  ``jaxprune.inspect_model --config`` report.
 
 Example::
 
@@ -53,6 +53,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
+from jaxprune import checks
 from jaxprune.pruning import masks as masks_lib
 
 CONVENTIONS = ("actual", "shrinkbench")
@@ -229,10 +230,7 @@ def count(
   Returns:
     :class:`Counts`.
   """
-  if convention not in CONVENTIONS:
-    raise ValueError(
-      f"convention must be one of {list(CONVENTIONS)}, got {convention!r}"
-    )
+  checks.choice(convention, "convention", CONVENTIONS)
   x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
   if variables is None:
     variables = jax.eval_shape(

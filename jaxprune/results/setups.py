@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from jaxprune import checks
 from jaxprune.schedules import core, training
 
 SETUPS = ("S1", "S2", "S3.1", "S3.2", "S4.1", "S4.2", "SX-A", "SX-B")
@@ -96,8 +97,7 @@ def _total_flops(run: Any, phases: tuple[str, ...]) -> float | None:
 def comparison_setup(a: Any, b: Any, budget: str = "wang2023") -> str:
   """Returns the strictest setup of Table 2 ("S1" ... "S4.2", "SX-A", "SX-B");
   `budget` names the phases the SX budgets count (module docstring)."""
-  if budget not in BUDGETS:
-    raise ValueError(f"budget must be one of {list(BUDGETS)}, got {budget!r}")
+  checks.choice(budget, "budget", BUDGETS)
   phases = BUDGETS[budget]
   _check(a, "a")
   _check(b, "b")

@@ -1,4 +1,4 @@
-"""Epoch budgets: Scratch-E / Scratch-B, BIMP cycle splits, prune-epoch protocols.
+"""Epoch budgets: Scratch-E / Scratch-B and the prune-epoch protocols.
 
 Pure Python on plain numbers; FLOPs come from a counter elsewhere (any unit,
 only the ratio F1/F2 = speedup matters).
@@ -30,18 +30,12 @@ from jaxprune.schedules import core, training
 SCRATCH_E_CONVENTIONS = ("rethinking2019", "le2021")
 
 
-def _nonneg_int(value: Any, name: str) -> int:
-  if isinstance(value, bool) or int(value) != value or value < 0:
-    raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-  return int(value)
-
-
 def scratch_e_epochs(
   train_epochs: int, retrain_epochs: int = 0, convention: str = "rethinking2019"
 ) -> int:
   """Scratch-E epochs: same epochs as the dense run (+ retraining for le2021)."""
-  train_epochs = _nonneg_int(train_epochs, "train_epochs")
-  retrain_epochs = _nonneg_int(retrain_epochs, "retrain_epochs")
+  train_epochs = core.nonneg_int(train_epochs, "train_epochs")
+  retrain_epochs = core.nonneg_int(retrain_epochs, "retrain_epochs")
   if convention not in SCRATCH_E_CONVENTIONS:
     raise ValueError(
       f"convention must be one of {list(SCRATCH_E_CONVENTIONS)}, got {convention!r}"
@@ -60,8 +54,8 @@ def scratch_b_epochs(
 
   `max_speedup=2` is Liu et al.'s ImageNet rule (at most double the epochs).
   """
-  k1 = _nonneg_int(train_epochs, "train_epochs")
-  k2 = _nonneg_int(retrain_epochs, "retrain_epochs")
+  k1 = core.nonneg_int(train_epochs, "train_epochs")
+  k2 = core.nonneg_int(retrain_epochs, "retrain_epochs")
   f1 = core.positive(dense_flops, "dense_flops")
   f2 = core.positive(pruned_flops, "pruned_flops")
   if f2 > f1:
@@ -80,7 +74,7 @@ def stretch(config: Any, epochs: int) -> ml_collections.ConfigDict:
   Scratch-B extends the decay schedule proportionally); halving is recomputed
   by its rules; warm-up lengths stay as they are.
   """
-  epochs = _nonneg_int(epochs, "epochs")
+  epochs = core.nonneg_int(epochs, "epochs")
   if epochs == 0:
     raise ValueError("epochs must be > 0")
   new = ml_collections.ConfigDict(config.to_dict())
@@ -96,16 +90,6 @@ def stretch(config: Any, epochs: int) -> ml_collections.ConfigDict:
     new.milestones = [scale(m) for m in config.milestones]
   new.epochs = epochs
   return new
-
-
-def split_epochs(total_epochs: int, num_cycles: int) -> list[int]:
-  """BIMP's split of a retraining budget: total // n per cycle, rest to the last."""
-  total = _nonneg_int(total_epochs, "retrain_epochs")
-  n = _nonneg_int(num_cycles, "num_cycles")
-  if n == 0 or total < n:
-    raise ValueError(f"cannot split {total} epochs into {n} cycles of >= 1 epoch")
-  each = total // n
-  return [each] * (n - 1) + [total - each * (n - 1)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,7 +114,7 @@ def _scratch_staircase(scratch: Any, prune_epoch: int) -> tuple[list, list, int]
   starts, values, epochs = training.staircase(scratch, "scratch")
   if epochs is None:
     raise ValueError("scratch.epochs is required")
-  prune_epoch = _nonneg_int(prune_epoch, "prune_epoch")
+  prune_epoch = core.nonneg_int(prune_epoch, "prune_epoch")
   if not 0 < prune_epoch < epochs:
     raise ValueError(
       f"prune_epoch={prune_epoch} must be in (0, scratch.epochs={epochs})"

@@ -1,15 +1,15 @@
 """Per-layer shapes, parameters and MACs of a registered model.
 
-  python -m jaxprune.inspect --model=resnet56 [--num_classes=10]
+  python -m jaxprune.inspect_model --model=resnet56 [--num_classes=10]
       [--input_shape=32,32,3] [--convention=shrinkbench] [--json]
-  python -m jaxprune.inspect --config=configs/protocols/prune_retrain.py \
+  python -m jaxprune.inspect_model --config=configs/protocols/prune_retrain.py \
       [--config.pruning.sparsity=0.5 ...] [--json]
 
 Prints one row per Conv/Dense layer (kernel shape, output shape, params, MACs
 per example at the model's input size: 32x32x3 for CIFAR models, 32x32x1 for
 MLP/LeNet, 224x224x3 for ImageNet models) and the totals. With ``--json`` the
 last line is one JSON object with the totals (``params``, ``flops`` = 2 *
-MACs, ``macs``, ...; see ``jaxprune.counting``).
+MACs, ``macs``, ...; see ``jaxprune.pruning.counting``).
 
 Structure: :func:`build` makes (model, variables, masks, input shape) from the
 arguments and :func:`report` turns counts into text, so other modes (e.g. a
@@ -20,18 +20,24 @@ compact params to :func:`build`'s caller) only need a new builder.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 import flax.linen as nn
+import jax
+import jax.numpy as jnp
 
-from jaxprune import counting, models
+from jaxprune import config_utils, models, pruning
+from jaxprune.data import datasets
+from jaxprune.pruning import counting
+from jaxprune.results import sweeps
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-  parser = argparse.ArgumentParser(prog="python -m jaxprune.inspect")
+  parser = argparse.ArgumentParser(prog="python -m jaxprune.inspect_model")
   parser.add_argument("--model", default=None, choices=models.names())
   parser.add_argument(
     "--config",
@@ -122,7 +128,6 @@ def report(counts: counting.Counts, title: str) -> str:
 def load_config(spec: str, overrides: Sequence[str] = ()):
   """``PATH[:ARG]`` -> ``get_config(ARG)`` of the config file at PATH, with
   ``--config.FIELD=VALUE`` ``overrides`` applied."""
-  import importlib.util
 
   path, _, arg = spec.partition(":")
   module_spec = importlib.util.spec_from_file_location("jaxprune_inspect_config", path)
@@ -131,7 +136,6 @@ def load_config(spec: str, overrides: Sequence[str] = ()):
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
   config = module.get_config(arg or None)
-  from jaxprune import config_utils, sweeps
 
   try:
     return sweeps.apply_overrides(
@@ -143,11 +147,6 @@ def load_config(spec: str, overrides: Sequence[str] = ()):
 
 def build_from_config(config) -> tuple[Any, dict[str, Any]]:
   """Counts of the config's pruned model plus the dense-vs-pruned summary."""
-  import jax
-  import jax.numpy as jnp
-
-  from jaxprune import config_utils, pruning
-  from jaxprune.data import datasets
 
   name = config.model.name
   overrides = config_utils.model_overrides(config)

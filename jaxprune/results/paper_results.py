@@ -13,7 +13,7 @@ percentages (``unit == "%"``). Everything else is a string.
 
 Example::
 
-  from jaxprune import paper_results
+  from jaxprune.results import paper_results
 
   rows = paper_results.load("wang2021_di")
   cell = paper_results.find(
@@ -66,7 +66,7 @@ Row = dict[str, Any]
 
 def data_dir() -> Path:
   """Directory holding the CSV files (``<repo>/third_party/paper_results``)."""
-  return Path(__file__).resolve().parents[1] / "third_party" / "paper_results"
+  return Path(__file__).resolve().parents[2] / "third_party" / "paper_results"
 
 
 def csv_path(paper: str) -> Path:

@@ -9,7 +9,7 @@ A claim is data (a dict, written next to the sweep that tests it):
    "for_each": ["retrain.num_epochs"]}
 
 and `evaluate(claim, aggregated)` turns it into a `Verdict` over the output of
-`jaxprune.report.aggregate` (one entry per setting: overrides without the
+`jaxprune.results.report.aggregate` (one entry per setting: overrides without the
 seed, mean and std per metric). Settings are selected by *filters*: dicts of
 override values a setting must have (keys it lacks never match;
 {"one_of": [...]} admits several values).

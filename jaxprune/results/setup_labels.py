@@ -1,6 +1,6 @@
 """Comparison setups (Wang et al. 2023 Table 2) of two protocol config points.
 
-`schedules.setups.comparison_setup` labels two runs described by their phases
+`results.setups.comparison_setup` labels two runs described by their phases
 (base model, pretraining / pruning / fine-tuning / scratch epochs and LRs,
 FLOPs). `describe(config, speedup)` derives that description from a sweep
 point, so a table's comparisons (fine-tuned vs Scratch-E / Scratch-B, BIMP vs
@@ -27,9 +27,10 @@ from typing import Any
 
 import ml_collections
 
-from jaxprune import config_utils
-from jaxprune.protocols import common, prune_epoch, retrain
-from jaxprune.schedules import budget, setups, training
+from jaxprune import checks, config_utils
+from jaxprune.protocols import budget, common, prune_epoch, retrain
+from jaxprune.results import setups
+from jaxprune.schedules import training
 
 DESCRIBED = ("prune_retrain", "slimming", "bimp", "gmp", "prune_epoch", "scratch")
 
@@ -58,8 +59,7 @@ def _target(config: ml_collections.ConfigDict) -> str:
 def describe(config: ml_collections.ConfigDict, speedup: float | None) -> dict:
   """The `comparison_setup` fields of one config point (module docstring)."""
   name = config.protocol
-  if name not in DESCRIBED:
-    raise ValueError(f"protocol must be one of {list(DESCRIBED)}, got {name!r}")
+  checks.choice(name, "protocol", DESCRIBED)
   run: dict[str, Any] = {
     "dataset": config.data.name,
     "network": config.model.name,

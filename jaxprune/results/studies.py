@@ -4,7 +4,7 @@ Some of the papers' results need no training of their own: Dynamical Isometry
 Table 1 (Jacobian singular values of orthogonally initialised networks) and
 Fig. 1 (mean JSV of a pretrained network after L1 pruning at growing ratios,
 and after OrthP). The functions here compute them and return result rows in
-the shape `jaxprune.report.aggregate` reads (`overrides` without the seed,
+the shape `jaxprune.results.report.aggregate` reads (`overrides` without the seed,
 `seed`, `metrics`), so the same tables, figures and verdicts apply.
 
 `get(name)` looks a study up by the name an experiment declares
@@ -21,11 +21,11 @@ from typing import Any
 import jax
 import ml_collections
 
-from jaxprune import checkpointing, io_utils, models, pruning
+from jaxprune import checks, io_utils, models, pruning
 from jaxprune.analysis import callbacks, jacobian
 from jaxprune.analysis.orthp import orthp as orthogonalize
 from jaxprune.data import pipeline
-from jaxprune.train.state import init_variables
+from jaxprune.train import checkpointing
 
 # Table 1's networks (MNIST there, Fashion-MNIST here), all 32x32x1 inputs.
 TABLE1_MODELS = ("mlp7_linear", "mlp7_relu", "lenet5_linear", "lenet5_relu")
@@ -57,7 +57,9 @@ def init_jsv_rows(
   for name in model_names:
     model = models.create(name, init="orthogonal")
     for seed in seeds:
-      params, _ = init_variables(model, jax.random.PRNGKey(seed), inputs.shape[1:])
+      params, _ = models.init_variables(
+        model, jax.random.PRNGKey(seed), inputs.shape[1:]
+      )
       metrics = _jsv_metrics(model, params, inputs)
       rows.append(_row({"model.name": name}, seed, metrics))
   return rows
@@ -136,6 +138,5 @@ _STUDIES: dict[str, Study] = {"isometry": isometry}
 
 
 def get(name: str) -> Study:
-  if name not in _STUDIES:
-    raise ValueError(f"analysis must be one of {sorted(_STUDIES)}, got {name!r}")
+  checks.choice(name, "analysis", sorted(_STUDIES))
   return _STUDIES[name]

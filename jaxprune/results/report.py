@@ -1,0 +1,285 @@
+"""Reports: aggregate a sweep's results.jsonl into paper-style tables and figures.
+
+A *setting* is a row's overrides without its seed; every setting gets the mean
+and standard deviation (numpy's default, ddof=0, over seeds) of each metric,
+written as a markdown table (`mean ± std`) and a CSV with separate columns.
+Settings take their values from each row's config, so rows of an extended
+sweep (that did not override a newer key) group by what they ran with.
+Figures plot a metric against any config key (numeric: lines; categorical:
+points) with one line per value of another, error bars = std over seeds (said
+in the subtitle), the dense baseline as a dashed line, paper labels (`LABELS`)
+and accuracies in %, at one column's width, as PNG and PDF (or SVG).
+
+With `--paper_config` (a paper sweep config defining `paper_cell(setting)`),
+the table gets a column with the published mean ± std of the cell each
+setting reproduces (from `third_party/paper_results/`).
+
+Command line:
+  python -m jaxprune.report --results=DIR/results.jsonl --out=DIR/report \
+      [--metric=test/accuracy] [--x=pruning.sparsity --hue=retrain.schedule] \
+      [--formats=png,pdf,svg] \
+      [--paper_config=configs/le2021/table2.py]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from jaxprune import io_utils
+from jaxprune.results import paper_results, sweeps
+from jaxprune.results.figures import (  # report.figure for callers.
+  FORMATS,
+  _is_number,
+  figure,
+)
+
+# Top-level row fields aggregated besides row["metrics"].
+EXTRA_FIELDS = (
+  "sparsity",
+  "speedup",
+  "nonzero_params",
+  "nonzero_flops",
+  "best_val_accuracy",
+  "accuracy_before",
+)
+
+
+def _values(row: dict[str, Any]) -> dict[str, float]:
+  values = {k: v for k, v in row.get("metrics", {}).items() if _is_number(v)}
+  values.update({k: row[k] for k in EXTRA_FIELDS if _is_number(row.get(k))})
+  return values
+
+
+_MISSING = object()
+
+
+def config_value(row: dict[str, Any], key: str) -> Any:
+  """The value of dotted `key` in the row's config, else its override, else missing."""
+  node = row.get("config")
+  for part in key.split("."):
+    if not isinstance(node, dict) or part not in node:
+      return row.get("overrides", {}).get(key, _MISSING)
+    node = node[part]
+  return node
+
+
+def setting_keys(
+  rows: Sequence[dict[str, Any]], extra: Sequence[str] = ()
+) -> list[str]:
+  """The swept keys of any row (overrides minus the seed), plus `extra`."""
+  keys = {k for r in rows for k in r.get("overrides", {})} | {k for k in extra if k}
+  return sorted(keys - {"seed"})
+
+
+def setting_of(
+  row: dict[str, Any], keys: Sequence[str] | None = None
+) -> dict[str, Any]:
+  """The row's values of `keys` (default: its overrides minus the seed), read
+  from its config, so rows of an extended sweep get the values they ran with."""
+  keys = setting_keys([row]) if keys is None else keys
+  values = {k: config_value(row, k) for k in keys}
+  return {k: v for k, v in values.items() if v is not _MISSING}
+
+
+def aggregate(
+  rows: Sequence[dict[str, Any]], extra_keys: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+  """One entry per setting: {"setting", "n", "status", "mean": {...}, "std": {...}}.
+
+  A setting is the rows' values of every key any row overrides (and of
+  `extra_keys`, e.g. a figure's axis), taken from each row's config: rows
+  that did not override a key (an older part of an extended sweep) group by
+  the value they ran with, not by a blank.
+  """
+  keys = setting_keys(rows, extra_keys)
+  groups: dict[str, list[dict[str, Any]]] = {}
+  for row in rows:
+    groups.setdefault(json.dumps(setting_of(row, keys), sort_keys=True), []).append(row)
+  out = []
+  for key, members in groups.items():
+    ok = [r for r in members if r.get("status", "completed") == "completed"]
+    metrics = sorted({m for r in ok for m in _values(r)})
+    mean, std = {}, {}
+    for metric in metrics:
+      xs = np.asarray([_values(r)[metric] for r in ok if metric in _values(r)], float)
+      mean[metric], std[metric] = float(xs.mean()), float(xs.std())
+    out.append(
+      {
+        "setting": json.loads(key),
+        "n": len(ok),
+        "diverged": len(members) - len(ok),
+        "seeds": sorted(r["seed"] for r in members if r.get("seed") is not None),
+        "mean": mean,
+        "std": std,
+      }
+    )
+  return out
+
+
+def _format(mean: float | None, std: float | None, percent: bool) -> str:
+  if mean is None or math.isnan(mean):
+    return "-"
+  if not percent:  # JSVs, ratios, counts: significant digits, not 2 decimals.
+    return f"{mean:.4g}" if std is None else f"{mean:.4g} ± {std:.2g}"
+  if std is None:
+    return f"{mean * 100:.2f}"
+  return f"{mean * 100:.2f} ± {std * 100:.2f}"
+
+
+def published(
+  aggregated: Sequence[dict[str, Any]],
+  paper_cell: Callable[[dict[str, Any]], dict[str, Any] | None],
+) -> list[dict[str, Any] | None]:
+  """The paper's number for each setting, or None.
+
+  `paper_cell(setting)` (defined by a paper config) returns the criteria of
+  `jaxprune.results.paper_results.find` for the cell the setting reproduces, with
+  `paper` naming the CSV, or None when the paper has no such cell. A cell
+  must match exactly one published row.
+  """
+
+  out: list[dict[str, Any] | None] = []
+  tables_by_paper: dict[str, list[dict[str, Any]]] = {}  # Each CSV read once.
+  for a in aggregated:
+    try:
+      criteria = paper_cell(dict(a["setting"]))
+    except KeyError as e:  # E.g. a smoke point, which drops the swept keys.
+      print(
+        f"[report] warning: setting {a['setting']} lacks {e} for paper_cell; "
+        "no published number beside it",
+        file=sys.stderr,
+      )
+      criteria = None
+    if not criteria:
+      out.append(None)
+      continue
+    criteria = dict(criteria)
+    paper = criteria.pop("paper")
+    if paper not in tables_by_paper:
+      tables_by_paper[paper] = paper_results.load(paper)
+    found = paper_results.find(tables_by_paper[paper], **criteria)
+    if len(found) != 1:
+      raise ValueError(
+        f"paper_cell({a['setting']}) -> {criteria} matches {len(found)} published "
+        "rows; it must match exactly one"
+      )
+    out.append(found[0])
+  return out
+
+
+def tables(
+  aggregated: Sequence[dict[str, Any]],
+  metrics: Sequence[str],
+  theirs: Sequence[dict[str, Any] | None] | None = None,
+) -> tuple[str, str]:
+  """(markdown, csv) with one row per setting; accuracies shown in percent.
+
+  `theirs` (from `published`) adds the paper's mean ± std as a last column.
+  """
+  keys = sorted({k for a in aggregated for k in a["setting"]})
+  # Diverged seeds are counted, never averaged in (the column shows only then).
+  counts = ["n", "diverged"] if any(a.get("diverged") for a in aggregated) else ["n"]
+  header = [*keys, *counts, *metrics, *(["published"] if theirs else [])]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  buffer = io.StringIO()
+  writer = csv.writer(buffer)
+  extra = ["published_mean", "published_std", "published_row"] if theirs else []
+  stats = [f"{m}_{s}" for m in metrics for s in ("mean", "std")]
+  writer.writerow([*keys, *counts, *stats, *extra])
+  for i, a in enumerate(aggregated):
+    numbers_n = [a.get(c, 0) for c in counts]
+    cells = [str(a["setting"].get(k, "")) for k in keys] + [str(n) for n in numbers_n]
+    cells += [
+      _format(a["mean"].get(m), a["std"].get(m), m.endswith("accuracy"))
+      for m in metrics
+    ]
+    numbers = [v for m in metrics for v in (a["mean"].get(m), a["std"].get(m))]
+    if theirs:
+      cell = theirs[i]
+      if cell is None:
+        cells.append("-")
+        numbers += [None, None, None]
+      else:
+        std = "" if cell["std"] is None else f" ± {cell['std']:.2f}"
+        cells.append(f"{cell['mean']:.2f}{std} ({cell['table']})")
+        numbers += [cell["mean"], cell["std"], cell["row_id"]]
+    lines.append("| " + " | ".join(cells) + " |")
+    writer.writerow([a["setting"].get(k, "") for k in keys] + [*numbers_n, *numbers])
+  return "\n".join(lines) + "\n", buffer.getvalue()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(prog="python -m jaxprune.report")
+  parser.add_argument("--results", required=True, help="a sweep's results.jsonl")
+  parser.add_argument("--out", required=True, help="output directory")
+  parser.add_argument("--metric", action="append", help="metrics to tabulate")
+  parser.add_argument(
+    "--x", help="config key on the x axis (numeric: lines; else points)"
+  )
+  parser.add_argument("--hue", help="config key giving one line per value")
+  parser.add_argument(
+    "--formats", default="png,pdf", help=f"figure formats, any of {','.join(FORMATS)}"
+  )
+  parser.add_argument(
+    "--paper_config",
+    help="the sweep config that produced the results; its paper_cell(setting) "
+    "puts the published number beside ours",
+  )
+  args = parser.parse_args(argv)
+  if not os.path.exists(args.results):
+    parser.error(f"--results file not found: {args.results}")
+  rows, skipped = io_utils.read_jsonl_counted(args.results)
+  lines = f" (lines {', '.join(map(str, skipped))})" if skipped else ""
+  print(
+    f"read {len(rows)} rows from {args.results}; skipped {len(skipped)} "
+    f"unreadable line(s){lines}",
+    file=sys.stderr,
+  )
+  if not rows:
+    parser.error(f"--results has no rows: {args.results}")
+  for key in (args.x, args.hue):
+    if key and all(config_value(r, key) is _MISSING for r in rows):
+      parser.error(
+        f"--x/--hue {key!r} is no config field of these rows; swept: "
+        f"{', '.join(setting_keys(rows)) or 'nothing'}"
+      )
+  aggregated = aggregate(rows, extra_keys=(args.x, args.hue))
+  metrics = args.metric or ["test/accuracy"]
+  theirs = None
+  if args.paper_config:
+    module = sweeps.load_sweep_module(args.paper_config)
+    if not hasattr(module, "paper_cell"):
+      parser.error(f"--paper_config {args.paper_config} defines no paper_cell")
+    try:
+      theirs = published(aggregated, module.paper_cell)
+    except ValueError as e:
+      parser.error(str(e))
+  markdown, table_csv = tables(aggregated, metrics, theirs)
+  io_utils.atomic_write_bytes(os.path.join(args.out, "table.md"), markdown.encode())
+  io_utils.atomic_write_bytes(os.path.join(args.out, "table.csv"), table_csv.encode())
+  io_utils.atomic_write_json(os.path.join(args.out, "aggregated.json"), aggregated)
+  if args.x:
+    formats = [f for f in args.formats.split(",") if f]
+    for metric in metrics:
+      name = metric.replace("/", "_") + f"_vs_{args.x.replace('.', '_')}.png"
+      path = os.path.join(args.out, name)
+      try:
+        figure(aggregated, metric, args.x, args.hue, path, formats=formats)
+      except ValueError as e:
+        parser.error(str(e))
+  print(markdown)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

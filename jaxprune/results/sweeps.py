@@ -1,0 +1,419 @@
+"""Sweeps: a base config plus a list of overrides, run resumably, one row per run.
+
+A sweep config file defines `get_config(arg)` (the base) and `get_sweep(arg)`
+(a list of override dicts with dotted keys, usually built with `product` and
+`seeds`). `run_sweep` executes every point with `jaxprune.protocols.run` in
+`<workdir>/runs/<config_hash>/` and appends one row per finished run to
+`<workdir>/results.jsonl` (under a file lock, one write per row, so shards on
+several processes or machines sharing a directory do not interleave).
+
+Finished points (their config hash is in results.jsonl) are skipped; an
+interrupted point resumes from its own checkpoints. Points are split across
+processes with `shard=(i, n)`: process i runs groups i, i+n, i+2n, ... of the
+sweep's groups (below; with `group="none"` every point is a group, so points
+i, i+n, ...): a group is never split across processes.
+
+`group="auto"` (`--group`, the default) runs a shard's points as groups whose
+training phases batch into one compiled program per phase
+(`jaxprune.protocols.grouped`); "seeds" groups only points that differ in the
+seed, "none" runs them one by one. Rows and run directories are the same.
+
+Command line:
+  python -m jaxprune.sweeps --config=configs/le2021/table2.py[:ARG] --workdir=DIR \
+      [--shard=i/n] [--list] [--group=auto|seeds|none] [--no_cache] [--config.FIELD=VALUE ...]
+      [--slurm [--slurm.partition=P --slurm.time=HH:MM:SS --slurm.gpus_per_task=G
+                --slurm.tasks=N] [--submit]]   (an sbatch job array; jaxprune.cluster)
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib.util
+import itertools
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import ml_collections
+
+import jaxprune
+from jaxprune import cluster, config_utils, fingerprint, io_utils
+
+RESULTS_FILE = "results.jsonl"
+# Row fields copied from a protocol's summary when present.
+SUMMARY_FIELDS = (
+  "status",
+  "epoch",
+  "best_val_accuracy",
+  "sparsity",
+  "params",
+  "nonzero_params",
+  "flops",
+  "nonzero_flops",
+  "speedup",
+  "num_params",
+  "wall_time_seconds",
+  "setup",
+  "accuracy_before",
+  "phase",  # Of a diverged run: where, and at which LR.
+  "cycle",
+  "lr",
+)
+
+
+def product(**axes: Sequence[Any]) -> list[dict[str, Any]]:
+  """Grid over dotted keys: product(**{"a.b": [1, 2], "c": [3]}) -> 2 points."""
+  keys = list(axes)
+  return [dict(zip(keys, values)) for values in itertools.product(*axes.values())]
+
+
+def seeds(
+  points: Iterable[dict[str, Any]], values: Sequence[int]
+) -> list[dict[str, Any]]:
+  """Every point once per seed (`seed` is the innermost axis)."""
+  return [{**p, "seed": s} for p in points for s in values]
+
+
+def apply_overrides(
+  base: ml_collections.ConfigDict, overrides: dict[str, Any]
+) -> ml_collections.ConfigDict:
+  """A copy of `base` with dotted-key overrides; unknown keys raise ValueError."""
+  config = ml_collections.ConfigDict(base.to_dict(preserve_field_references=True))
+  config.lock()
+  for key, value in overrides.items():
+    config_utils.check_field(config, key, f"sweep override {key!r}")
+    node, *rest = key.rsplit(".", 1)[::-1]
+    parent = config
+    for part in rest[0].split(".") if rest else ():
+      parent = parent[part]
+    if isinstance(value, dict):
+      value = ml_collections.ConfigDict(value)
+    with parent.ignore_type():
+      parent[node] = value
+  return config
+
+
+def expand(
+  base: ml_collections.ConfigDict, sweep: Sequence[dict[str, Any]]
+) -> list[tuple[dict[str, Any], ml_collections.ConfigDict, str]]:
+  """(overrides, config, config_hash) per point; duplicate points are refused."""
+  points, seen = [], {}
+  for index, overrides in enumerate(sweep):
+    config = apply_overrides(base, overrides)
+    digest = config_utils.config_hash(config)
+    if digest in seen:
+      raise ValueError(f"sweep points {seen[digest]} and {index} are the same run")
+    seen[digest] = index
+    points.append((overrides, config, digest))
+  return points
+
+
+def git_commit() -> str:
+  try:
+    out = subprocess.run(
+      ["git", "rev-parse", "--short", "HEAD"],
+      cwd=os.path.dirname(os.path.abspath(__file__)),
+      capture_output=True,
+      text=True,
+      timeout=10,
+    )
+    return out.stdout.strip() or "unknown"
+  except (OSError, subprocess.SubprocessError):
+    return "unknown"
+
+
+def make_row(
+  overrides: dict[str, Any],
+  config: ml_collections.ConfigDict,
+  digest: str,
+  summary: dict[str, Any],
+) -> dict[str, Any]:
+  row = {
+    "config_hash": digest,
+    "overrides": overrides,
+    "seed": int(config.seed),
+    "metrics": {
+      k: v for k, v in summary.items() if "/" in k and not k.startswith("time/")
+    },
+    "jaxprune_version": jaxprune.__version__,
+    "git_commit": git_commit(),
+    "code_fingerprint": fingerprint.code("prune"),
+    "config": config_utils.to_json_dict(config),
+  }
+  row.update({k: summary[k] for k in SUMMARY_FIELDS if k in summary})
+  return row
+
+
+def finished_hashes(workdir: str) -> set[str]:
+  rows = io_utils.read_jsonl(os.path.join(workdir, RESULTS_FILE))
+  return {r["config_hash"] for r in rows}
+
+
+def _record(
+  workdir: str,
+  point: tuple[dict[str, Any], ml_collections.ConfigDict, str],
+  summary: dict[str, Any],
+) -> dict[str, Any] | None:
+  """Appends the point's row unless another shard already did; returns it."""
+  overrides, config, digest = point
+  row = make_row(overrides, config, digest, summary)
+  with io_utils.file_lock(os.path.join(workdir, RESULTS_FILE) + ".lock"):
+    if digest in finished_hashes(workdir):  # Another shard may have run it.
+      return None
+    io_utils.append_jsonl(os.path.join(workdir, RESULTS_FILE), row)
+  return row
+
+
+DEFAULT_GROUP_MEMORY_GB = 4.0  # Bounds a group's size (`grouped.max_group_size`).
+
+
+def run_sweep(
+  base: ml_collections.ConfigDict,
+  sweep: Sequence[dict[str, Any]],
+  workdir: str,
+  *,
+  shard: tuple[int, int] = (0, 1),
+  run_fn: Callable[[ml_collections.ConfigDict, str], dict[str, Any]] | None = None,
+  group: str = "auto",
+  group_memory_gb: float = DEFAULT_GROUP_MEMORY_GB,
+  no_cache: bool = False,
+) -> list[dict[str, Any]]:
+  """Runs this shard's unfinished points; returns the rows it appended.
+
+  `group` (`--group`): "auto" runs the shard's points as groups whose training
+  phases batch into one program each (`jaxprune.protocols.grouped`), up to as
+  many runs as `group_memory_gb` allows; "seeds" groups only points that
+  differ in the seed; "none" runs them one by one. Rows, hashes and run
+  directories are the same either way; rows are appended as each point ends.
+
+  `no_cache` (`--no_cache`): every point gets a private cache in its run
+  directory, so nothing (dense training, pruned state) is shared or reused.
+  """
+  # Not at the top: config files import this module for `product` / `seeds`,
+  # and loading a config must not pull in the protocols (TFDS, orbax, jax).
+  import jax
+
+  from jaxprune import protocols
+  from jaxprune.protocols import grouped
+
+  index, count = shard
+  if not 0 <= index < count:
+    raise ValueError(f"shard must be i/n with 0 <= i < n, got {index}/{count}")
+  run_fn = run_fn or protocols.run
+  os.makedirs(workdir, exist_ok=True)
+  points = expand(base, sweep)
+  if no_cache:  # cache_dir is resume-safe: the hashes stay the same.
+    for _, config, digest in points:
+      with config.unlocked():
+        config.cache_dir = os.path.join(workdir, "runs", digest, "cache")
+  if group != "none" and jax.process_count() > 1:
+    # Every process must run the same programs in the same order; a group's
+    # phases meet in whatever order its threads arrive.
+    print("[sweep] multi-process run: points run one by one", flush=True)
+    group = "none"
+  # Groups are formed over the whole sweep and dealt to shards whole, so
+  # every shard (and every rerun) sees the same groups.
+  budget = int(group_memory_gb * (1 << 30))
+  numbered = [(i, *point) for i, point in enumerate(points)]
+  done = finished_hashes(workdir)
+  groups = [
+    [p for p in g if p[3] not in done]
+    for k, g in enumerate(
+      grouped.form_groups(numbered, group, budget, min_groups=count)
+    )
+    if k % count == index
+  ]
+  appended: list[dict[str, Any]] = []
+  point = functools.partial(_run_point, workdir, len(points), run_fn, appended)
+  for members in filter(None, groups):
+    if len(members) == 1:
+      point(*members[0], 1)
+      continue
+    numbers = ", ".join(str(i + 1) for i, *_ in members)
+    print(f"[sweep] points {numbers}/{len(points)} as one group", flush=True)
+    tasks = [functools.partial(point, *m, len(members)) for m in members]
+    for error in grouped.run_tasks(tasks):
+      if isinstance(error, BaseException):
+        raise error
+  return appended
+
+
+def _run_point(
+  workdir: str,
+  total: int,
+  run_fn: Callable,
+  appended: list[dict[str, Any]],
+  i: int,
+  overrides: dict[str, Any],
+  config: ml_collections.ConfigDict,
+  digest: str,
+  group_size: int,
+) -> None:
+  """Runs one point and appends its row (in a group: in the point's thread)."""
+  # Not at the top: see run_sweep.
+  from jaxprune.protocols import common
+  from jaxprune.train import TrainingDivergedError
+
+  run_dir = os.path.join(workdir, "runs", digest)
+  print(f"[sweep] point {i + 1}/{total} {overrides}", flush=True)
+  start = time.monotonic()
+  try:
+    result = run_fn(config, run_dir)
+  except TrainingDivergedError as e:
+    result = common.record_divergence(config, run_dir, e)
+  except io_utils.WorkdirBusyError as e:  # Another process runs it.
+    print(f"[sweep] point {i + 1} skipped: {e}", flush=True)
+    return
+  # Protocols report their phases' times; the row gets the whole point's (of
+  # this invocation: a resumed point counts only what it ran now). In a group
+  # the runs share the machine: each gets its share of the time it took.
+  result = {"wall_time_seconds": (time.monotonic() - start) / group_size, **result}
+  if result.get("status") == "diverged":
+    print(
+      f"[sweep] point {i + 1} diverged in {result.get('phase', 'run')} at "
+      f"epoch {result.get('epoch')} (lr {result.get('lr')}); going on",
+      flush=True,
+    )
+  row = _record(workdir, (overrides, config, digest), result)
+  if row is not None:
+    appended.append(row)
+    print(f"[sweep] point {i + 1}/{total} {result_line(row)}", flush=True)
+
+
+def result_line(row: dict[str, Any]) -> str:
+  """One line per finished point: status, accuracy, sparsity, time, overrides."""
+  parts = [row.get("status", "completed")]
+  acc = row["metrics"].get("test/accuracy")
+  if acc is not None:
+    parts.append(f"test acc {100 * acc:.2f}%")
+  if row.get("sparsity") is not None:
+    parts.append(f"sparsity {row['sparsity']:.3f}")
+  if row.get("wall_time_seconds") is not None:
+    parts.append(f"{row['wall_time_seconds']:.0f}s")
+  return ", ".join(parts) + f" {row['overrides']}"
+
+
+def load_sweep_module(path: str, needs: Sequence[str] = ("get_config", "get_sweep")):
+  """The config module at `path`; it must define the functions `needs`."""
+  spec = importlib.util.spec_from_file_location("jaxprune_sweep_config", path)
+  if spec is None or not os.path.exists(path):
+    raise FileNotFoundError(f"sweep config not found: {path}")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  for fn in needs:
+    if not hasattr(module, fn):
+      raise ValueError(f"{path} must define {fn}(arg)")
+  return module
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(prog="python -m jaxprune.sweeps")
+  parser.add_argument("--config", required=True, help="PATH[:ARG] of a sweep config")
+  parser.add_argument("--workdir", required=True)
+  parser.add_argument("--shard", default="0/1", help="i/n: run points i, i+n, ...")
+  parser.add_argument("--list", action="store_true", help="only list the points")
+  parser.add_argument(
+    "--group",
+    default="auto",
+    help="run points as groups whose training phases batch into one program: "
+    "auto (any points, bounded by --group_memory_gb), seeds (points that differ "
+    "only in the seed), none (one by one)",
+  )
+  parser.add_argument(
+    "--group_memory_gb",
+    type=float,
+    default=DEFAULT_GROUP_MEMORY_GB,
+    help="memory budget that bounds a group's size",
+  )
+  parser.add_argument(
+    "--vmap_seeds",
+    action="store_const",
+    const="seeds",
+    dest="group",
+    help="the same as --group=seeds (kept for old command lines)",
+  )
+  parser.add_argument(
+    "--no_cache",
+    action="store_true",
+    help="do not share or reuse cached dense / pruned phases between points",
+  )
+  parser.add_argument(
+    "--slurm",
+    action="store_true",
+    help="write <workdir>/slurm/sweep.sbatch, a job array of shards (see "
+    "jaxprune.cluster), instead of running",
+  )
+  parser.add_argument(
+    "--slurm.tasks", dest="slurm_tasks", type=int, help="array size (default: points)"
+  )
+  cluster.add_slurm_flags(parser, gpus="gpus_per_task")
+  args, extra = parser.parse_known_args(argv)
+  path, _, arg = args.config.partition(":")
+  module = load_sweep_module(path)
+  base, sweep = module.get_config(arg or None), module.get_sweep(arg or None)
+  try:  # --config.FIELD=VALUE overrides of the base, as in jaxprune.main.
+    base = apply_overrides(base, config_utils.parse_overrides(extra, base))
+  except ValueError as e:
+    parser.error(str(e))
+  try:
+    index, count = (int(x) for x in args.shard.split("/"))
+  except ValueError:
+    parser.error(f"--shard must look like i/n, got {args.shard!r}")
+  if args.slurm:
+    tasks = args.slurm_tasks or len(sweep)
+    script = cluster.sweep_array_script(
+      args.config,
+      args.workdir,
+      tasks,
+      cluster.options_from_args(args),
+      python=sys.executable,
+      extra_args=[
+        f"--group={args.group}",
+        *(["--no_cache"] if args.no_cache else []),
+        *extra,  # --config.FIELD=VALUE overrides.
+      ],
+    )
+    target = os.path.join(os.path.abspath(args.workdir), "slurm", "sweep.sbatch")
+    print(cluster.write_script(script, target, submit=args.submit))
+    return 0
+  if args.list:
+    # "done*": finished by other code than this (see jaxprune.fingerprint).
+    code = fingerprint.code("prune")
+    rows = io_utils.read_jsonl(os.path.join(args.workdir, RESULTS_FILE))
+    done = {r["config_hash"]: r.get("code_fingerprint", code) == code for r in rows}
+    for i, (overrides, _, digest) in enumerate(expand(base, sweep)):
+      state = "todo" if digest not in done else "done" if done[digest] else "done*"
+      print(f"{i:4d} {digest} {state} {overrides}")
+    return 0
+  # Only a real run needs these (their errors); `--list` / `--slurm` stay light.
+  from jaxprune.data import fashion_mnist_local
+  from jaxprune.train import checkpointing
+
+  try:
+    rows = run_sweep(
+      base,
+      sweep,
+      args.workdir,
+      shard=(index, count),
+      group=args.group,
+      group_memory_gb=args.group_memory_gb,
+      no_cache=args.no_cache,
+    )
+  except (
+    ValueError,
+    FileNotFoundError,
+    checkpointing.CheckpointError,
+    fashion_mnist_local.DatasetFileError,
+  ) as e:
+    print(f"ERROR: {e}", file=sys.stderr)
+    return 2
+  print(f"[sweep] {len(rows)} runs finished; results: {args.workdir}/{RESULTS_FILE}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
