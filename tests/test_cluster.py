@@ -89,7 +89,8 @@ def test_array_tasks_run_their_shards_and_requeue_safely(sweep_config, tmp_path)
 
   proc = _bash(script, {"SLURM_ARRAY_TASK_ID": "1", "JAX_PLATFORMS": "cpu"})
   assert proc.returncode == 0, proc.stderr[-2000:]
-  assert [r["seed"] for r in io_utils.read_jsonl(results)] == [1]  # Shard 1/2.
+  # Shard 1/2: the second of the sweep's groups (grouped runs by default).
+  assert [r["seed"] for r in io_utils.read_jsonl(results)] == [2]
   proc = _bash(script, {"SLURM_ARRAY_TASK_ID": "0", "JAX_PLATFORMS": "cpu"})
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert sorted(r["seed"] for r in io_utils.read_jsonl(results)) == [0, 1, 2]

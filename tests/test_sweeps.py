@@ -43,8 +43,10 @@ def test_interrupted_sweep_resumes_without_recomputing(tiny_config, tmp_path):
   tiny_config.schedule.spec = "0:0.05"
   sweep = [*sweeps.seeds([{}], [0, 1]), {"optimizer.momentum": 0.5}]  # 3 runs.
 
+  # One by one (group="none"), so rows compare exactly (a group's vmapped
+  # sums differ from a lone run's by float noise; tests/test_grouped_runs.py).
   reference = str(tmp_path / "uninterrupted")
-  sweeps.run_sweep(tiny_config, sweep, reference)
+  sweeps.run_sweep(tiny_config, sweep, reference, group="none")
 
   calls = []
 
@@ -55,8 +57,10 @@ def test_interrupted_sweep_resumes_without_recomputing(tiny_config, tmp_path):
     return protocols.run(config, workdir)
 
   interrupted = str(tmp_path / "interrupted")
-  with pytest.raises(KeyboardInterrupt):
-    sweeps.run_sweep(tiny_config, sweep, interrupted, run_fn=dies_on_third_run)
+  with pytest.raises(KeyboardInterrupt):  # One by one: the kill stops the sweep.
+    sweeps.run_sweep(
+      tiny_config, sweep, interrupted, run_fn=dies_on_third_run, group="none"
+    )
   assert len(io_utils.read_jsonl(os.path.join(interrupted, "results.jsonl"))) == 1
 
   resumed = []
@@ -65,7 +69,7 @@ def test_interrupted_sweep_resumes_without_recomputing(tiny_config, tmp_path):
     resumed.append(workdir)
     return protocols.run(config, workdir)
 
-  sweeps.run_sweep(tiny_config, sweep, interrupted, run_fn=counting)
+  sweeps.run_sweep(tiny_config, sweep, interrupted, run_fn=counting, group="none")
   assert len(resumed) == 2  # Only the two unfinished points ran.
   want = io_utils.read_jsonl(os.path.join(reference, "results.jsonl"))
   got = io_utils.read_jsonl(os.path.join(interrupted, "results.jsonl"))
@@ -85,7 +89,21 @@ def test_shards_partition_the_points(tiny_config, tmp_path):
       ran[shard].append(int(config.seed))
       return {"status": "completed", "test/accuracy": 0.5}
 
-    sweeps.run_sweep(tiny_config, sweep, str(tmp_path), shard=(shard, 2), run_fn=fake)
+    sweeps.run_sweep(
+      tiny_config, sweep, str(tmp_path), shard=(shard, 2), run_fn=fake, group="none"
+    )
   assert ran == {0: [0, 2], 1: [1]}
+  # Grouped (the default): whole groups are dealt out, at least one per shard.
+  ran = {0: [], 1: []}
+  for shard in (0, 1):
+
+    def fake(config, workdir, shard=shard):
+      ran[shard].append(int(config.seed))
+      return {"status": "completed", "test/accuracy": 0.5}
+
+    sweeps.run_sweep(
+      tiny_config, sweep, str(tmp_path / "g"), shard=(shard, 2), run_fn=fake
+    )
+  assert {k: sorted(v) for k, v in ran.items()} == {0: [0, 1], 1: [2]}
   with pytest.raises(ValueError, match="shard must be"):
     sweeps.run_sweep(tiny_config, sweep, str(tmp_path), shard=(2, 2))

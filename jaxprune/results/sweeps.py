@@ -197,7 +197,7 @@ def run_sweep(
   # and loading a config must not pull in the protocols (TFDS, orbax, jax).
   import jax
 
-  from jaxprune import protocols
+  from jaxprune import protocols  # (isort keeps these apart; same reason)
   from jaxprune.protocols import grouped
 
   index, count = shard
