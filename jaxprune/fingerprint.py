@@ -38,7 +38,7 @@ SOURCES = {
   "prune": (
     "pruning",
     "analysis/orthp.py",
-    "protocols/retrain.py",
+    "protocols/prune_retrain.py",
     "protocols/pruned_cache.py",
   ),
 }

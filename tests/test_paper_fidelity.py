@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from jaxprune import schedules
-from jaxprune.protocols import bimp, retrain
+from jaxprune.protocols import bimp, prune_retrain
 from jaxprune.results import sweeps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -45,7 +45,7 @@ def test_wang2023_finetuning_arms_end_at_the_stated_minimum_lr(rel):
       continue
     epochs = config.retrain.num_epochs
     assert epochs == 120
-    lrs = lr_curve(retrain.retrain_schedule(config, epochs), epochs * SPE)
+    lrs = lr_curve(prune_retrain.retrain_schedule(config, epochs), epochs * SPE)
     first = float(lrs[0])
     assert first in (pytest.approx(0.01), pytest.approx(0.001)), overrides
     assert lrs[-1] == pytest.approx(1e-4, rel=1e-3), overrides
@@ -128,7 +128,7 @@ def test_le2021_clr_cycles_momentum_as_nptm():
     if name.startswith("le2021/") and r.schedule == "clr" and r.flavor == "le2021":
       assert r.cycle_momentum, (name, overrides)
   fig8 = [c for o, c in points("le2021/fig8.py") if o["retrain.warmup_fraction"] == 0.1]
-  cfg = retrain.retrain_schedule(fig8[0], 72)
+  cfg = prune_retrain.retrain_schedule(fig8[0], 72)
   momentum = retraining.momentum_schedule(cfg, 10)
   m = np.asarray(jax.vmap(momentum)(jnp.arange(720)))
   # 10 % warm-up of T = 720 steps: PyTorch's phase boundary is step 71.

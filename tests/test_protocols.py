@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from jaxprune import io_utils, models, protocols
-from jaxprune.protocols import budget, common, retrain, scratch
+from jaxprune.protocols import budget, common, prune_retrain, scratch
 from jaxprune.pruning import rewind as rewind_lib
 from jaxprune.results import sweeps
 from jaxprune.train import checkpointing
@@ -132,9 +132,9 @@ def test_imp_reaches_target_in_j_cycles_and_resumes(base, tmp_path, monkeypatch)
 def test_imp_rate_schedule_by_formula(base):
   base.pruning.schedule, base.pruning.imp_rate = "imp", 0.5
   # 20%-style IMP: 1 - 0.5^k until the target, last cycle clipped: 3 cycles.
-  assert retrain.cycle_targets(base) == pytest.approx([0.5, 0.75, 0.8])
+  assert prune_retrain.cycle_targets(base) == pytest.approx([0.5, 0.75, 0.8])
   n = math.ceil(math.log(1 - 0.8) / math.log(1 - 0.5))
-  assert len(retrain.cycle_targets(base)) == n
+  assert len(prune_retrain.cycle_targets(base)) == n
 
 
 def test_bimp_total_epochs_equal_budget(base, tmp_path, cache_dir):
@@ -341,7 +341,7 @@ def test_prune_epoch_pkfn(base, tmp_path):
   base.prune_epoch.finetune_lr = 0.05
   from jaxprune.protocols import prune_epoch
 
-  proto = prune_epoch.protocol(base)
+  proto = prune_epoch.epoch_protocol(base)
   assert prune_epoch.init_speedup(base) == pytest.approx(5.0, rel=0.01)
   assert proto.prune_epoch == max(1, round(1 / 5.0)) == 1
   assert proto.finetune.spec == "0:0.05,1:0.005"
@@ -475,9 +475,11 @@ def test_pruned_state_is_cached_across_retraining_fields(base, tmp_path, monkeyp
   base.protocol = "prune_retrain"
   base.cache_dir = None  # Default: <sweep>/cache.
   calls = []
-  real = retrain.prune_once
+  real = prune_retrain.prune_once
   monkeypatch.setattr(
-    retrain, "prune_once", lambda *a, **k: calls.append(k["cycle"]) or real(*a, **k)
+    prune_retrain,
+    "prune_once",
+    lambda *a, **k: calls.append(k["cycle"]) or real(*a, **k),
   )
   sweep = [{"retrain.schedule": "ft"}, {"retrain.schedule": "clr"}]
   rows = sweeps.run_sweep(base, sweep, str(tmp_path / "sweep"))
@@ -507,7 +509,7 @@ def test_data_criteria_score_on_training_batches(base, tmp_path):
   dense = common.Phase(summary["dense_workdir"], {}).final()
   scores = scoring.pruning_inputs(base, dense)["channel_scores"]
   assert tuple(summary["widths"]) == (WIDTH // 2,) * 6
-  pruned = retrain.prune_once(base, dense, cycle=1, cumulative=0.5, previous=0.0)
+  pruned = prune_retrain.prune_once(base, dense, cycle=1, cumulative=0.5, previous=0.0)
   groups = models.channel_groups("mlp7_relu", 10, widths=(WIDTH,) * 6)
   first = next(g for g in groups if g.producers == (("fc0",),))
   want = structured.top_indices(scores[first.name], WIDTH // 2)
@@ -554,7 +556,7 @@ def test_acc_allr_uses_train_accuracy_before_and_after(base, tmp_path, monkeypat
 
   dense = common.Phase(summary["dense_workdir"], {}).final()
   assert stats.train_accuracy_before == pytest.approx(acc(dense.params), abs=1e-6)
-  pruned = retrain.prune_once(base, dense, cycle=1, cumulative=0.8, previous=0.0)
+  pruned = prune_retrain.prune_once(base, dense, cycle=1, cumulative=0.8, previous=0.0)
   after = acc(masks_lib.apply(pruned.start.params, pruned.start.masks))
   assert stats.train_accuracy_after == pytest.approx(after, abs=1e-6)
   assert after < stats.train_accuracy_before
@@ -647,7 +649,7 @@ def test_repeated_presets_prune_their_ratios_every_cycle(base):
     "imp",
     3,
   )
-  retrain.validate_pruning(base, ("one_shot", "imp"))
+  prune_retrain.validate_pruning(base, ("one_shot", "imp"))
   from jaxprune import pruning
 
   dense = models.channel_groups("resnet56", 10)

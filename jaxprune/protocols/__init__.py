@@ -2,14 +2,14 @@
 
 `run(config, workdir) -> summary` dispatches on `config.protocol`. A protocol is
 a function `(config, workdir) -> summary dict` registered with
-`@registry.register`; its summary is what a sweep records for the run (final
+`@registry.protocol(name, validate=...)`; its summary is what a sweep records for the run (final
 metrics, sparsity, params, FLOPs, speedup, ...). `train` (plain training,
 `train_and_evaluate`) is the default; the pruning protocols register
 themselves from their own modules, all imported here.
 
 `validate(config)` checks a whole run config without training: the fields the
 train loop reads (`jaxprune.train.validate`), the protocol name, and the
-protocol's own sections (its `@common.validator`). `run` calls it once, before
+protocol's own sections (the `validate` it registered with). `run` calls it once, before
 the workdir is touched.
 """
 
@@ -24,21 +24,22 @@ from jaxprune import io_utils
 
 # Every protocol module, imported for its registration.
 from jaxprune.protocols import (  # noqa: F401
-  basic,
   bimp,
   common,
-  gradual,
+  gmp,
   lottery,
   prune_epoch,
-  retrain,
+  prune_retrain,
   scratch,
-  soft_filter,
+  sfp,
+  train,
 )
 from jaxprune.protocols.common import validate
-from jaxprune.protocols.registry import Protocol, get, names, register
+from jaxprune.protocols.registry import Protocol, get, names, protocol
 from jaxprune.train import TrainingDivergedError, sharding
+from jaxprune.train import loop as train_loop
 
-__all__ = ["Protocol", "get", "names", "register", "run", "validate"]
+__all__ = ["Protocol", "get", "names", "protocol", "run", "validate"]
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -50,7 +51,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   run-level summary.json (status "diverged", the phase, epoch and LR; see
   `common.record_divergence`) before its `TrainingDivergedError` propagates.
   """
-  protocol = get(config.get("protocol", "train"))
+  run_protocol = get(config.get("protocol", "train"))
   validate(config)  # Once per run, before the workdir is touched.
   if done := common.completed(workdir, config):
     print(
@@ -61,8 +62,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     return done
   lock = io_utils.workdir_lock(workdir) if sharding.is_primary() else nullcontext()
   with lock:
+    # The preamble every protocol shares, written once: validated above, the
+    # run's config.json written (a workdir of another config is refused).
+    train_loop.prepare_workdir(config, workdir)
     try:
-      return protocol(config, workdir)
+      return run_protocol(config, workdir)
     except TrainingDivergedError as e:
       common.record_divergence(config, workdir, e)
       raise

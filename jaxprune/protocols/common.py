@@ -56,25 +56,12 @@ PROTOCOL_SECTIONS = ("pruning", "retrain", "bimp", "lottery", "scratch", "prune_
 
 
 # ------------------------------------------------------------------ configs
-VALIDATORS: dict[str, Callable[[ml_collections.ConfigDict], None]] = {}
-
-
-def validator(name: str):
-  """Registers a protocol's config check (run it without training: `validate`)."""
-
-  def decorator(fn):
-    VALIDATORS[name] = fn
-    return fn
-
-  return decorator
-
-
 def validate(config: ml_collections.ConfigDict) -> None:
   """`train.validate` plus the protocol name and its own checks (no training)."""
   train_validation.validate(config)
-  registry.get(config.protocol)
-  if config.protocol in VALIDATORS:
-    VALIDATORS[config.protocol](config)
+  check = registry.spec(config.protocol).validate
+  if check is not None:
+    check(config)
 
 
 def choice(config: ml_collections.ConfigDict, field: str, allowed) -> Any:
@@ -146,13 +133,33 @@ def init_params(
     num_classes(config),
     **{**config_utils.model_overrides(config), **(model_overrides or {})},
   )
-  loop_init_rng = jax.random.split(jax.random.PRNGKey(config.seed))[0]
-  params_rng = jax.random.split(loop_init_rng)[0]
+  init_rng, _ = loop.seed_keys(config.seed)
+  params_rng = jax.random.split(init_rng)[0]  # As `create_train_state` splits it.
   return jax.device_get(init_variables(model, params_rng, input_shape(config)))
 
 
+# Keys of a run's random choices, all folded from its seed: pruning at cycle k
+# (or GMP/SFP event at epoch k) uses PRUNING_SALT + k; the random re-inits of
+# the lottery control and of Scratch start far above any cycle or epoch count.
+PRUNING_SALT = 7919
+LOTTERY_REINIT_SALT = 10_000
+SCRATCH_REINIT_SALT = 20_000
+
+
 def pruning_rng(config: ml_collections.ConfigDict, salt: int) -> jax.Array:
-  return jax.random.fold_in(jax.random.PRNGKey(config.seed), 7919 + salt)
+  return jax.random.fold_in(jax.random.PRNGKey(config.seed), PRUNING_SALT + salt)
+
+
+def prune_kwargs(config: ml_collections.ConfigDict, salt: int) -> dict[str, Any]:
+  """The keyword arguments every `pruning.prune` call of a protocol passes:
+  the model (without the widths a structured run changes), its input shape and
+  the random key of cycle/epoch `salt`."""
+  return dict(
+    model_name=config.model.name,
+    rng=pruning_rng(config, salt),
+    model_overrides=overrides_without_widths(config),
+    input_shape=input_shape(config),
+  )
 
 
 # ------------------------------------------------------------------ workdirs
@@ -163,12 +170,6 @@ def cache_root(config: ml_collections.ConfigDict, workdir: str) -> str:
   if os.path.basename(parent) == "runs":  # jaxprune.results.sweeps layout.
     parent = os.path.dirname(parent)
   return os.path.join(parent, "cache")
-
-
-def prepare_run(config: ml_collections.ConfigDict, workdir: str) -> dict | None:
-  """Writes the run's config.json; returns its summary if it already finished."""
-  loop.prepare_workdir(config, workdir)
-  return completed(workdir, config)
 
 
 def completed(workdir: str, config: ml_collections.ConfigDict) -> dict | None:
@@ -327,14 +328,7 @@ def measure_at_init(
   params, batch_stats = init_params(config)
   extra = pruning_inputs(params, batch_stats) if pruning_inputs else {}
   res = pruning.prune(
-    config.pruning,
-    params,
-    batch_stats,
-    model_name=config.model.name,
-    rng=pruning_rng(config, 1),
-    model_overrides=overrides_without_widths(config),
-    input_shape=input_shape(config),
-    **extra,
+    config.pruning, params, batch_stats, **prune_kwargs(config, 1), **extra
   )
   return measure(config, res.params, res.masks, res.widths, res.prunable)
 

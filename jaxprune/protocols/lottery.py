@@ -41,8 +41,8 @@ import jax
 import ml_collections
 
 from jaxprune import config_utils, pruning
-from jaxprune.protocols import common, retrain, scoring
-from jaxprune.protocols.registry import register
+from jaxprune.protocols import common, prune_retrain, scoring
+from jaxprune.protocols.registry import protocol
 from jaxprune.pruning import masks as masks_lib
 from jaxprune.pruning import rewind as rewind_lib
 from jaxprune.pruning import surgery
@@ -53,9 +53,8 @@ def rewind_epoch(config: ml_collections.ConfigDict) -> int:
   return int(config.pruning.rewind_epoch) if config.pruning.rewind == "epoch" else 0
 
 
-@common.validator("lottery")
 def validate(config: ml_collections.ConfigDict) -> None:
-  retrain.validate_pruning(config, ("one_shot", "imp"))
+  prune_retrain.validate_pruning(config, ("one_shot", "imp"))
   if config.pruning.name == "structured":
     common.choice(config, "pruning.schedule", ("one_shot",))
     if not config.pruning.surgery:
@@ -133,28 +132,22 @@ def _sparsity(config: ml_collections.ConfigDict, res: pruning.PruneResult) -> fl
   return 1.0 - counts["params"] / counts["dense_params"]
 
 
-@register("lottery")
+@protocol("lottery", validate=validate)
 def lottery(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  validate(config)
-  if done := common.prepare_run(config, workdir):
-    return done
   dense = common.dense_phase(config, workdir)
   point = rewind_point(config, workdir)
   epochs = config.num_epochs - rewind_epoch(config)
   phase_cfg = common.phase_config(config, epochs, ticket_schedule(config))
   current, previous, levels = dense.final(), 0.0, []
   res = phase = None
-  for j, cum in enumerate(retrain.cycle_targets(config), start=1):
+  for j, cum in enumerate(prune_retrain.cycle_targets(config), start=1):
     res = pruning.prune(
       config.pruning,
       current.params,
       current.batch_stats,
-      model_name=config.model.name,
-      rng=common.pruning_rng(config, j),
       masks=current.masks,
       sparsity=cum,
-      model_overrides=common.overrides_without_widths(config),
-      input_shape=common.input_shape(config),
+      **common.prune_kwargs(config, j),
       **scoring.pruning_inputs(config, current, j),
     )
     start, overrides = ticket(config, res, point)
@@ -181,7 +174,7 @@ def lottery(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     **common.final_metrics(phase.summary),
     "epoch": phase.summary["epoch"],
     "sparsity": None,  # Set by measure (keeps the row's key order).
-    "target_sparsity": retrain.target(config),
+    "target_sparsity": prune_retrain.target(config),
     **common.measure(config, current.params, current.masks, res.widths, res.prunable),
     "widths": common.widths_json(res.widths),
     "rewind_epoch": rewind_epoch(config),
@@ -194,7 +187,7 @@ def lottery(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     params, batch_stats = rewind_lib.reinitialize(
       config.model.name,
       res.masks,
-      common.pruning_rng(config, 10_000),
+      common.pruning_rng(config, common.LOTTERY_REINIT_SALT),
       num_classes=common.num_classes(config),
       input_shape=common.input_shape(config),
       rescale=config.pruning.reinit_rescale,

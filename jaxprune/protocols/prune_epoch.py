@@ -30,16 +30,15 @@ from typing import Any
 import ml_collections
 
 from jaxprune.analysis import training_stats
-from jaxprune.protocols import budget, common, retrain, scoring
-from jaxprune.protocols.registry import register
+from jaxprune.protocols import budget, common, prune_retrain, scoring
+from jaxprune.protocols.registry import protocol
 from jaxprune.train import Start
 
 SETUPS = ("pkfn", "sx_a", "sx_b")
 
 
-@common.validator("prune_epoch")
 def validate(config: ml_collections.ConfigDict) -> None:
-  retrain.validate_pruning(config, ("one_shot",))
+  prune_retrain.validate_pruning(config, ("one_shot",))
   common.choice(config, "prune_epoch.setup", SETUPS)
   k = config.prune_epoch.epoch
   if not 0 < k < config.num_epochs:
@@ -57,7 +56,7 @@ def init_speedup(config: ml_collections.ConfigDict) -> float:
   )["speedup"]
 
 
-def protocol(config: ml_collections.ConfigDict) -> budget.PruneProtocol:
+def epoch_protocol(config: ml_collections.ConfigDict) -> budget.PruneProtocol:
   e = config.prune_epoch
   scratch = common.resolved(config.schedule)
   stage = e.max_stage_epochs or None
@@ -82,16 +81,17 @@ def trainability(finetune_workdir: str, split: str) -> float | None:
     return None
 
 
-@register("prune_epoch")
+@protocol("prune_epoch", validate=validate)
 def prune_epoch(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  validate(config)
-  proto = protocol(config)
-  if done := common.prepare_run(config, workdir):
-    return done
+  proto = epoch_protocol(config)
   pre = common.phase_config(common.training_config(config), proto.prune_epoch)
   dense = common.cached_phase(pre, workdir, config)
-  pruned = retrain.prune_once(
-    config, dense.final(), cycle=1, cumulative=retrain.target(config), previous=0.0
+  pruned = prune_retrain.prune_once(
+    config,
+    dense.final(),
+    cycle=1,
+    cumulative=prune_retrain.target(config),
+    previous=0.0,
   )
   finetune = proto.finetune
   phase = common.run_phase(
@@ -109,7 +109,7 @@ def prune_epoch(config: ml_collections.ConfigDict, workdir: str) -> dict[str, An
     **common.final_metrics(phase.summary),
     "epoch": phase.summary["epoch"],
     "sparsity": counts["sparsity"],
-    "target_sparsity": retrain.target(config),
+    "target_sparsity": prune_retrain.target(config),
     **counts,
     "widths": common.widths_json(pruned.widths),
     "prune_epoch": proto.prune_epoch,

@@ -123,7 +123,7 @@ def cached(
 ) -> Any:
   """The pruned state from the cache, else `compute()` stored in it.
 
-  `compute() -> Pruned` (`retrain.Pruned`) prunes; `build(**fields)` makes a
+  `compute() -> Pruned` (`prune_retrain.Pruned`) prunes; `build(**fields)` makes a
   `Pruned` from stored fields (passed in so this module does not import the
   protocol that uses it). Without `dense_hash` (a dense summary without
   config_hash) nothing is cached.

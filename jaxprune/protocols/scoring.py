@@ -12,7 +12,7 @@
   and after pruning (:func:`acc_allr_stats`).
 
 Used by `prune_retrain` / `bimp` (every cycle, so IMP rescored per cycle) and
-`prune_epoch` through `retrain.prune_once`.
+`prune_epoch` through `prune_retrain.prune_once`.
 """
 
 from __future__ import annotations

@@ -36,17 +36,16 @@ import ml_collections
 import numpy as np
 
 from jaxprune import config_utils, pruning
-from jaxprune.protocols import budget, common, retrain, scoring
-from jaxprune.protocols.registry import register
+from jaxprune.protocols import budget, common, prune_retrain, scoring
+from jaxprune.protocols.registry import protocol
 from jaxprune.pruning import rewind as rewind_lib
 from jaxprune.train import Start
 
 SOURCES = ("pruned", "uniform", "guided")
 
 
-@common.validator("scratch")
 def validate(config: ml_collections.ConfigDict) -> None:
-  retrain.validate_pruning(config, ("one_shot",))
+  prune_retrain.validate_pruning(config, ("one_shot",))
   common.choice(config, "scratch.budget", ("E", "B"))
   common.choice(config, "scratch.source", SOURCES)
   common.choice(config, "scratch.e_convention", budget.SCRATCH_E_CONVENTIONS)
@@ -77,12 +76,7 @@ def architecture(
 ) -> tuple[pruning.PruneResult, common.Phase | None]:
   """The pruning result defining the architecture, and the dense phase used."""
   p = common.resolved(config.pruning)
-  kwargs = dict(
-    model_name=config.model.name,
-    rng=common.pruning_rng(config, 1),
-    model_overrides=common.overrides_without_widths(config),
-    input_shape=common.input_shape(config),
-  )
+  kwargs = common.prune_kwargs(config, 1)
   if config.scratch.source == "uniform":
     if p.name == "structured":
       p.group_allocation = "per_group"
@@ -112,11 +106,8 @@ def scratch_epochs(config: ml_collections.ConfigDict, counts: dict[str, Any]) ->
   )
 
 
-@register("scratch")
+@protocol("scratch", validate=validate)
 def scratch(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  validate(config)
-  if done := common.prepare_run(config, workdir):
-    return done
   res, dense = architecture(config, workdir)
   structured = config.pruning.name == "structured"
   if structured:
@@ -131,7 +122,7 @@ def scratch(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     params, batch_stats = rewind_lib.reinitialize(
       config.model.name,
       res.masks,
-      common.pruning_rng(config, 20_000),
+      common.pruning_rng(config, common.SCRATCH_REINIT_SALT),
       num_classes=common.num_classes(config),
       input_shape=common.input_shape(config),
       rescale=config.pruning.reinit_rescale,
@@ -150,7 +141,7 @@ def scratch(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     **common.final_metrics(phase.summary),
     "epoch": phase.summary["epoch"],
     "sparsity": counts["sparsity"],
-    "target_sparsity": retrain.target(config),
+    "target_sparsity": prune_retrain.target(config),
     **counts,
     "widths": common.widths_json(widths),
     "scratch_epochs": epochs,

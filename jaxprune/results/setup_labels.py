@@ -28,7 +28,7 @@ from typing import Any
 import ml_collections
 
 from jaxprune import checks, config_utils
-from jaxprune.protocols import budget, common, prune_epoch, retrain
+from jaxprune.protocols import budget, common, prune_epoch, prune_retrain
 from jaxprune.results import setups
 from jaxprune.schedules import training
 
@@ -71,7 +71,7 @@ def describe(config: ml_collections.ConfigDict, speedup: float | None) -> dict:
   if name in ("prune_retrain", "slimming"):
     dense = config.retrain.dense_workdir
     key = config_utils.config_hash(common.training_config(config))
-    cycles = len(retrain.cycle_targets(config))
+    cycles = len(prune_retrain.cycle_targets(config))
     epochs = config.retrain.num_epochs
     run.update(
       base_model=dense or f"dense {key}",
@@ -97,7 +97,7 @@ def describe(config: ml_collections.ConfigDict, speedup: float | None) -> dict:
       prune_lr=_staircase(schedule),
     )
   elif name == "prune_epoch":
-    proto = prune_epoch.protocol(config)
+    proto = prune_epoch.epoch_protocol(config)
     run.update(
       base_model=None,
       pretrain_epochs=proto.prune_epoch,

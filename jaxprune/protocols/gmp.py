@@ -29,7 +29,7 @@ import ml_collections
 
 from jaxprune import io_utils, pruning
 from jaxprune.protocols import common
-from jaxprune.protocols.registry import register
+from jaxprune.protocols.registry import protocol
 from jaxprune.pruning import masks as masks_lib
 
 
@@ -38,7 +38,6 @@ def events(config: ml_collections.ConfigDict) -> dict[int, float]:
   return dict(pruning.schedules.events(config.pruning, config.num_epochs))
 
 
-@common.validator("gmp")
 def validate(config: ml_collections.ConfigDict) -> None:
   pruning.validate(config.pruning)
   common.choice(config, "pruning.name", ("unstructured",))
@@ -79,7 +78,6 @@ def epoch_end_hook(config: ml_collections.ConfigDict):
   """`on_epoch_end` pruning at the GMP events."""
   plan = events(config)
   soft = config.pruning.mode == "soft"
-  name, ovr = config.model.name, common.overrides_without_widths(config)
 
   def hook(epoch: int, state):
     if epoch not in plan:
@@ -88,12 +86,9 @@ def epoch_end_hook(config: ml_collections.ConfigDict):
     res = pruning.prune(
       config.pruning,
       params,
-      model_name=name,
-      rng=common.pruning_rng(config, epoch),
       masks=None if soft else jax.device_get(state.masks),
       sparsity=plan[epoch],
-      model_overrides=ovr,
-      input_shape=common.input_shape(config),
+      **common.prune_kwargs(config, epoch),
     )
     # Soft: keep the dense weights (they may regrow); hard: zero the pruned.
     return state.replace(params=params if soft else res.params, masks=res.masks)
@@ -101,11 +96,8 @@ def epoch_end_hook(config: ml_collections.ConfigDict):
   return hook
 
 
-@register("gmp")
+@protocol("gmp", validate=validate)
 def gmp(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  validate(config)
-  if done := common.prepare_run(config, workdir):
-    return done
   phase = common.run_phase(
     common.phase_config(config, config.num_epochs),
     os.path.join(workdir, "train"),

@@ -6,10 +6,10 @@ from typing import Any
 
 import ml_collections
 
-from jaxprune.protocols.registry import register
+from jaxprune.protocols.registry import protocol
 from jaxprune.train import train_and_evaluate
 
 
-@register("train")
+@protocol("train")
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   return train_and_evaluate(config, workdir)

@@ -36,13 +36,12 @@ import ml_collections
 import numpy as np
 
 from jaxprune import config_utils, io_utils, models, pruning
-from jaxprune.protocols import common, retrain
-from jaxprune.protocols.registry import register
+from jaxprune.protocols import common, prune_retrain
+from jaxprune.protocols.registry import protocol
 from jaxprune.pruning import structured
 from jaxprune.train import Start
 
 
-@common.validator("sfp")
 def validate(config: ml_collections.ConfigDict) -> None:
   pruning.validate(config.pruning)
   common.choice(config, "pruning.name", ("structured",))
@@ -55,21 +54,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
       f"{config.retrain.num_epochs}"
     )
   if config.retrain.num_epochs:
-    retrain.validate_retrain(config, config.retrain.num_epochs)
+    prune_retrain.validate_retrain(config, config.retrain.num_epochs)
 
 
 def _prune(config: ml_collections.ConfigDict, params, batch_stats, epoch, surgery):
   p = common.resolved(config.pruning)
   p.surgery = surgery
-  return pruning.prune(
-    p,
-    params,
-    batch_stats,
-    model_name=config.model.name,
-    rng=common.pruning_rng(config, epoch),
-    model_overrides=common.overrides_without_widths(config),
-    input_shape=common.input_shape(config),
-  )
+  return pruning.prune(p, params, batch_stats, **common.prune_kwargs(config, epoch))
 
 
 def _alive(groups, params) -> dict[str, np.ndarray]:
@@ -120,11 +111,8 @@ def _size(tree: Any) -> int:
   return int(sum(np.size(x) for x in jax.tree_util.tree_leaves(tree)))
 
 
-@register("sfp")
+@protocol("sfp", validate=validate)
 def sfp(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  validate(config)
-  if done := common.prepare_run(config, workdir):
-    return done
   events: list[dict[str, int]] = []
   # Shared (keyed by the training fields and the whole pruning section) by
   # every run that only differs in what follows the soft pruning.
@@ -141,7 +129,7 @@ def sfp(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   phase, current = train, Start(res.params, res.batch_stats, res.masks)
   epochs = int(config.retrain.num_epochs)
   if epochs:
-    pruned = retrain.Pruned(
+    pruned = prune_retrain.Pruned(
       current,
       res.widths,
       None,
@@ -149,11 +137,11 @@ def sfp(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       1.0 - _size(res.params) / _size(final.params),
       common.relative_norm_change(final.params, res.params),
     )
-    sched = retrain.retrain_schedule(config, epochs)
+    sched = prune_retrain.retrain_schedule(config, epochs)
     phase = common.run_phase(
       common.phase_config(config, epochs, sched),
       os.path.join(workdir, "retrain"),
-      **retrain.retrain_kwargs(pruned, res.widths),
+      **prune_retrain.retrain_kwargs(pruned, res.widths),
     )
     current = phase.final()
   counts = common.measure(config, current.params, None, res.widths)

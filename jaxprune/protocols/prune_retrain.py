@@ -53,7 +53,7 @@ import numpy as np
 
 from jaxprune import config_utils, models, pruning, schedules
 from jaxprune.protocols import common, pruned_cache, scoring
-from jaxprune.protocols.registry import register
+from jaxprune.protocols.registry import protocol
 from jaxprune.pruning import masks as masks_lib
 from jaxprune.schedules import retraining
 from jaxprune.train import Start
@@ -168,12 +168,9 @@ def prune_once(
 ) -> Pruned:
   """Prunes `current` to the cumulative target `cumulative` (cycle `cycle`)."""
   p = common.resolved(config.pruning)
-  name, ovr = config.model.name, common.overrides_without_widths(config)
+  name = config.model.name
   kwargs = dict(
-    model_name=name,
-    rng=common.pruning_rng(config, cycle),
-    model_overrides=ovr,
-    input_shape=common.input_shape(config),
+    **common.prune_kwargs(config, cycle),
     **scoring.pruning_inputs(config, current, cycle),
   )
   if p.name == "unstructured":
@@ -362,17 +359,13 @@ def run_cycles(
 
 
 # ------------------------------------------------------------------ protocols
-@common.validator("prune_retrain")
 def validate_prune_retrain(config: ml_collections.ConfigDict) -> None:
   validate_pruning(config, ("one_shot", "imp"))
   validate_retrain(config, config.retrain.num_epochs)
 
 
-@register("prune_retrain")
+@protocol("prune_retrain", validate=validate_prune_retrain)
 def prune_retrain(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  validate_prune_retrain(config)
-  if done := common.prepare_run(config, workdir):
-    return done
   dense = common.dense_phase(config, workdir)
   epochs = [config.retrain.num_epochs] * len(cycle_targets(config))
   summary = run_cycles(config, workdir, dense, epochs)
@@ -385,7 +378,6 @@ def prune_retrain_setup(config: ml_collections.ConfigDict) -> str:
   return f"{kind} {config.retrain.schedule}"
 
 
-@common.validator("slimming")
 def validate_slimming(config: ml_collections.ConfigDict) -> None:
   validate_pruning(config, ("one_shot",))
   common.choice(config, "pruning.name", ("structured",))
@@ -397,11 +389,8 @@ def validate_slimming(config: ml_collections.ConfigDict) -> None:
   validate_retrain(config, config.retrain.num_epochs)
 
 
-@register("slimming")
+@protocol("slimming", validate=validate_slimming)
 def slimming(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  validate_slimming(config)
-  if done := common.prepare_run(config, workdir):
-    return done
   name = config.model.name
   hook = pruning.slimming_hook(
     config.pruning,
