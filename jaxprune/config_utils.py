@@ -20,7 +20,7 @@ from typing import Any
 import ml_collections
 from ml_collections import config_dict
 
-from jaxprune import config_schema, pruning
+from jaxprune import config_args, config_schema, pruning
 
 # Fields that do not change what a run computes: a resumed run may differ in them.
 RESUME_SAFE_FIELDS = (
@@ -145,12 +145,14 @@ def _protocol_sections(c: ml_collections.ConfigDict) -> None:
 def finalize(
   config: ml_collections.ConfigDict, arg: str | None
 ) -> ml_collections.ConfigDict:
-  """Applies the config-string variant: '' / None (as is) or 'smoke'."""
-  if arg in (None, ""):
-    return config
-  if arg == "smoke":
-    return smoke(config)
-  raise ValueError(f"config argument must be '' or 'smoke', got {arg!r}")
+  """Applies the config argument: none (as is) or `smoke` (`is_smoke`)."""
+  return smoke(config) if is_smoke(arg) else config
+
+
+def is_smoke(arg: str | None) -> bool:
+  """Whether the config argument asks for the smoke variant; the argument's
+  only key (`jaxprune.config_args.parse_arg`: anything else raises)."""
+  return config_args.parse_arg(arg, smoke=False).smoke
 
 
 def _rescale_spec(spec: str, old_epochs: int, new_epochs: int) -> str:

@@ -122,17 +122,12 @@ def report(counts: counting.Counts, title: str) -> str:
 def load_config(spec: str, overrides: Sequence[str] = ()):
   """``PATH[:ARG]`` -> ``get_config(ARG)`` of the config file at PATH, with
   ``--config.FIELD=VALUE`` ``overrides`` applied."""
-  import importlib.util
+  from jaxprune import config_args, config_utils, sweeps
 
-  path, _, arg = spec.partition(":")
-  module_spec = importlib.util.spec_from_file_location("jaxprune_inspect_config", path)
-  if module_spec is None or module_spec.loader is None:
-    raise SystemExit(f"--config: cannot load {path!r}")
-  module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
-  config = module.get_config(arg or None)
-  from jaxprune import config_utils, sweeps
-
+  try:
+    config = config_args.load_config(spec)
+  except FileNotFoundError as e:
+    raise SystemExit(f"--config: {e}") from None
   try:
     return sweeps.apply_overrides(
       config, config_utils.parse_overrides(overrides, config)

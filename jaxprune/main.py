@@ -95,13 +95,12 @@ def main(argv: list[str]) -> int:
 def _unknown_override(argv: list[str]) -> str | None:
   """The one-line error for the first `--config.FIELD` that the config file
   lacks (ml_collections reports it as a long traceback naming only the leaf)."""
-  from jaxprune import config_utils, sweeps
+  from jaxprune import config_args, config_utils
 
   given = [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
   if not given:
     return None
-  path, _, arg = given[-1].partition(":")
-  config = sweeps.load_sweep_module(path, ("get_config",)).get_config(arg or None)
+  config = config_args.load_config(given[-1])
   for a in argv:
     if a.startswith("--config."):
       try:

@@ -17,12 +17,6 @@ Expected: third_party/paper_results/liu2019.csv, table "Table 6" (CIFAR rows).
 The ImageNet rows (VGG-16, ResNet-50) are left out (see configs/README.md).
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 from jaxprune import sweeps
 
@@ -37,7 +31,7 @@ METHODS = [FINE_TUNE, SCRATCH_E, SCRATCH_B]
 
 
 def get_config(arg=None):
-  config = common.cifar(common.base("prune_retrain"), "rethinking", "vgg19")
+  config = common.rethinking_cifar(common.base("prune_retrain"), "vgg19")
   common.magnitude(config, 0.5)
   config.pruning.prune_dense = False
   config.retrain.num_epochs = 40

@@ -16,12 +16,6 @@ sparsity 0.80; the sweep takes 43.8 s point by point and 38.9 s with
 Smoke (seconds): --config=configs/protocols/seeds_sweep.py:smoke
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 from jaxprune import config_utils, sweeps
 
@@ -36,7 +30,7 @@ def get_config(arg: str | None = None):
   config.retrain.num_epochs = 2
   config.retrain.schedule = "llr"
   config = config_utils.finalize(config, arg)
-  if arg == "smoke":
+  if config_utils.is_smoke(arg):
     config.retrain.num_epochs = 1
   return config
 
