@@ -190,7 +190,8 @@ def smoke(
     config.model.width_multiplier = SMOKE_WIDTH_MULTIPLIER
     config.data.train_limit = 512
     config.data.test_limit = 256
-    config.batch_size = min(config.batch_size, 64)
+    # 16 steps per epoch: enough for a smoke run to learn an easy task.
+    config.batch_size = min(config.batch_size, 32)
     config.eval_batch_size = 128
     if "spec" in config.schedule:
       config.schedule.spec = _rescale_spec(config.schedule.spec, old_epochs, epochs)

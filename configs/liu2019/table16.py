@@ -14,13 +14,7 @@ does not close the gap to Scratch-E.
 
 from configs import common
 
-ARCHS = [
-  ("vgg16", "vgg16_a"),
-  ("resnet56", "resnet56_a"),
-  ("resnet56", "resnet56_b"),
-  ("resnet110", "resnet110_a"),
-  ("resnet110", "resnet110_b"),
-]
+ARCHS = common.LI_PRESETS
 
 
 def get_config(arg=None):
