@@ -30,8 +30,8 @@ RATIOS = {
 }
 METHODS = [
   {"protocol": "sfp"},
-  {"protocol": "scratch", "scratch.source": "uniform", "scratch.budget": "E"},
-  {"protocol": "scratch", "scratch.source": "uniform", "scratch.budget": "B"},
+  {**common.SCRATCH_E, "scratch.source": "uniform"},
+  {**common.SCRATCH_B, "scratch.source": "uniform"},
 ]
 
 

@@ -16,9 +16,7 @@ from configs import common
 from jaxprune import sweeps
 
 FINE_TUNE = {"protocol": "prune_retrain"}
-SCRATCH_E = common.SCRATCH_E
-SCRATCH_B = common.SCRATCH_B
-METHODS = [FINE_TUNE, SCRATCH_E, SCRATCH_B]
+METHODS = [FINE_TUNE, common.SCRATCH_E, common.SCRATCH_B]
 
 
 def get_config(arg=None):

@@ -25,8 +25,8 @@ FINE_TUNE = {"protocol": "prune_retrain"}
 # the standard deviation of the Gaussian distribution for weight
 # initialization, based on how many non-zero weights remain in this layer."
 RESCALE = {"pruning.reinit_rescale": True}
-SCRATCH_E = {"protocol": "scratch", "scratch.budget": "E", **RESCALE}
-SCRATCH_B = {"protocol": "scratch", "scratch.budget": "B", **RESCALE}
+SCRATCH_E = {**common.SCRATCH_E, **RESCALE}
+SCRATCH_B = {**common.SCRATCH_B, **RESCALE}
 METHODS = [FINE_TUNE, SCRATCH_E, SCRATCH_B]
 
 
