@@ -1,1 +1,1 @@
-"""Per-paper sweep configs (importable so they can share `configs.common`)."""
+"""Experiment configs, a package installed with jaxprune: `configs.common` (shared recipes), per-paper sweeps, `configs.mini`, protocol examples."""

@@ -6,9 +6,11 @@ ImageNet step recipe, the Dynamical Isometry MNIST nets), so each sweep file
 only states what its table changes. Sources for every number:
 docs/provenance.md (entries F1-F11, cited per function).
 
-Sweep files are loaded by path (`jaxprune.results.sweeps.load_sweep_module`, ml_collections
-`config_flags` in `jaxprune.main`), so each one puts the repository root on
-`sys.path` before `from configs import common`.
+`configs` is a package installed with jaxprune, so sweep files loaded by path
+(`jaxprune.config_args.load_module`, ml_collections `config_flags` in
+`jaxprune.main`) import this one as `from configs import common`. Their config
+argument is read by `args` (`jaxprune.config_args.parse_arg`): `smoke` and
+`data=fashion_mnist`, comma-separated.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 import ml_collections
 
-from jaxprune import config_utils
+from jaxprune import config_args, config_utils
 from jaxprune.results import sweeps
 
 # Override keys that would undo the smoke shrinking of `finalize`; the smoke
@@ -45,6 +47,10 @@ LI_PRESETS = (
   ("resnet110", "resnet110_a"),
   ("resnet110", "resnet110_b"),
 )
+# Liu et al.'s training-from-scratch baselines of a pruned architecture: the
+# same epochs (Scratch-E) or the same FLOPs budget (Scratch-B).
+SCRATCH_E = {"protocol": "scratch", "scratch.budget": "E"}
+SCRATCH_B = {"protocol": "scratch", "scratch.budget": "B"}
 
 
 def base(protocol: str) -> ml_collections.ConfigDict:
@@ -80,53 +86,74 @@ def _schedule(spec: str, epochs: int) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(name="piecewise", spec=spec, epochs=epochs))
 
 
-def cifar(
-  config: ml_collections.ConfigDict,
-  recipe: str,
-  model: str,
-  dataset: str = "cifar10",
+def _cifar(
+  config: ml_collections.ConfigDict, model: str, dataset: str
 ) -> ml_collections.ConfigDict:
-  """A CIFAR training recipe of one of the seeds (docs/provenance.md F6-F8, F10).
-
-  nptm: Le & Hua (NPTM `main.py`): 160 epochs, 0.1 x0.1 at 80/120, batch 64,
-    wd 1e-4, 90/10 train/val split with best-validation model (Le & Hua Sec. 4),
-    the split drawn per run (Sec. 3.4: "randomly (and independently between
-    each run)"), Nesterov momentum (App. A Table 6; NPTM's code uses plain
-    momentum: docs/provenance.md).
-  rethinking: Liu et al.: same schedule and batch, whole training set.
-  wang: Wang et al. (TPP/GReg READMEs): 200 epochs, 0.1 x0.1 at 100/150,
-    wd 5e-4, batch 128 (256 for VGG), ImageNet mean/std normalisation.
-  zimmer: BIMP: 200 epochs stepped (assumed 0.1 x0.1 at 100/150 as in
-    configs/figures/zimmer2023_fig1.py: Table 3 is garbled), batch 128,
-    wd 1e-4, Nesterov (BIMP uses Nesterov whenever wd > 0), 90/10 split.
-  """
+  """What every CIFAR recipe shares: the net, the data with pad-crop-flip, SGD
+  momentum 0.9."""
   config.model.name = model
   config.data.name = dataset
   config.data.augment = "cifar"
   config.optimizer.momentum = 0.9
-  if recipe in ("nptm", "rethinking"):
-    config.num_epochs, config.batch_size = 160, 64
-    config.optimizer.weight_decay = 1e-4
-    config.schedule = _schedule("0:0.1,80:0.01,120:0.001", 160)
-    if recipe == "nptm":
-      config.data.validation_fraction = 0.1
-      config.data.split_seed = -1  # A split per run seed.
-      config.optimizer.nesterov = True
-  elif recipe == "wang":
-    config.num_epochs = 200
-    config.batch_size = 256 if model.startswith("vgg") else 128
-    config.optimizer.weight_decay = 5e-4
-    config.schedule = _schedule("0:0.1,100:0.01,150:0.001", 200)
-    config.data.mean = (0.485, 0.456, 0.406)
-    config.data.std = (0.229, 0.224, 0.225)
-  elif recipe == "zimmer":
-    config.num_epochs, config.batch_size = 200, 128
-    config.optimizer.weight_decay = 1e-4
-    config.optimizer.nesterov = True
-    config.schedule = _schedule("0:0.1,100:0.01,150:0.001", 200)
-    config.data.validation_fraction = 0.1
-  else:
-    raise ValueError(f"unknown CIFAR recipe {recipe!r}")
+  return config
+
+
+def rethinking_cifar(
+  config: ml_collections.ConfigDict, model: str, dataset: str = "cifar10"
+) -> ml_collections.ConfigDict:
+  """Liu et al.'s Rethinking recipe (docs/provenance.md F8): 160 epochs, LR 0.1
+  x0.1 at 80/120, batch 64, wd 1e-4, the whole training set."""
+  _cifar(config, model, dataset)
+  config.num_epochs, config.batch_size = 160, 64
+  config.optimizer.weight_decay = 1e-4
+  config.schedule = _schedule("0:0.1,80:0.01,120:0.001", 160)
+  return config
+
+
+def nptm_cifar(
+  config: ml_collections.ConfigDict, model: str, dataset: str = "cifar10"
+) -> ml_collections.ConfigDict:
+  """Le & Hua's NPTM recipe (`main.py`; docs/provenance.md F6): Rethinking's
+  schedule and batch, plus a 90/10 train/val split with the best-validation
+  model (Le & Hua Sec. 4), the split drawn per run (Sec. 3.4: "randomly (and
+  independently between each run)"), and Nesterov momentum (App. A Table 6;
+  NPTM's code uses plain momentum: docs/provenance.md)."""
+  rethinking_cifar(config, model, dataset)
+  config.data.validation_fraction = 0.1
+  config.data.split_seed = -1  # A split per run seed.
+  config.optimizer.nesterov = True
+  return config
+
+
+def wang_cifar(
+  config: ml_collections.ConfigDict, model: str, dataset: str = "cifar10"
+) -> ml_collections.ConfigDict:
+  """Wang et al.'s recipe (TPP/GReg READMEs; docs/provenance.md F7, F10): 200
+  epochs, LR 0.1 x0.1 at 100/150, wd 5e-4, batch 128 (256 for VGG), ImageNet
+  mean/std normalisation."""
+  _cifar(config, model, dataset)
+  config.num_epochs = 200
+  config.batch_size = 256 if model.startswith("vgg") else 128
+  config.optimizer.weight_decay = 5e-4
+  config.schedule = _schedule("0:0.1,100:0.01,150:0.001", 200)
+  config.data.mean = (0.485, 0.456, 0.406)
+  config.data.std = (0.229, 0.224, 0.225)
+  return config
+
+
+def zimmer_cifar(
+  config: ml_collections.ConfigDict, model: str, dataset: str = "cifar10"
+) -> ml_collections.ConfigDict:
+  """BIMP's recipe: 200 epochs stepped (assumed LR 0.1
+  x0.1 at 100/150 as in configs/figures/zimmer2023_fig1.py: Table 3 is
+  garbled), batch 128, wd 1e-4, Nesterov (BIMP uses Nesterov whenever wd > 0),
+  90/10 split."""
+  _cifar(config, model, dataset)
+  config.num_epochs, config.batch_size = 200, 128
+  config.optimizer.weight_decay = 1e-4
+  config.optimizer.nesterov = True
+  config.schedule = _schedule("0:0.1,100:0.01,150:0.001", 200)
+  config.data.validation_fraction = 0.1
   return config
 
 
@@ -196,19 +223,20 @@ def magnitude(
   return config
 
 
-OPTIONS = ("smoke", "fashion_mnist")
+# `data=` values of the config argument: "" (the config's own data) or the
+# offline Fashion-MNIST in place of MNIST.
+DATA_CHOICES = ("", "fashion_mnist")
 
 
-def options(arg: str | None) -> set[str]:
-  """The config argument's options: `"fashion_mnist,smoke"` -> both."""
-  chosen = {a for a in (arg or "").replace(" ", "").split(",") if a}
-  unknown = sorted(chosen - set(OPTIONS))
-  if unknown:
+def args(arg: str | None) -> ml_collections.ConfigDict:
+  """The config argument of a paper config: `smoke` (bool), `data` (one of
+  `DATA_CHOICES`), e.g. `"smoke,data=fashion_mnist"` (or `"fashion_mnist,smoke"`)."""
+  parsed = config_args.parse_arg(arg, smoke=False, data="")
+  if parsed.data not in DATA_CHOICES:
     raise ValueError(
-      f"config argument {arg!r}: unknown option(s) {unknown}; allowed: "
-      f"{', '.join(OPTIONS)} (comma-separated)"
+      f"config argument data must be one of {list(DATA_CHOICES)}, got {parsed.data!r}"
     )
-  return chosen
+  return parsed
 
 
 def finalize(
@@ -216,19 +244,19 @@ def finalize(
 ) -> ml_collections.ConfigDict:
   """`config_utils.finalize` plus the protocol fields the smoke run must shrink.
 
-  `arg` is a comma-separated list of options: `smoke`, and `fashion_mnist`,
-  which runs an MNIST config on the offline Fashion-MNIST (`fashion_mnist_local`),
-  e.g. the Dynamical Isometry tables on this CPU (`fashion_mnist,smoke`: both).
+  `arg` (see `args`): `smoke`, and `data=fashion_mnist`, which runs an MNIST
+  config on the offline Fashion-MNIST (`fashion_mnist_local`), e.g. the
+  Dynamical Isometry tables on this CPU (`smoke,data=fashion_mnist`: both).
   """
-  chosen = options(arg)
-  if "fashion_mnist" in chosen:
+  parsed = args(arg)
+  if parsed.data == "fashion_mnist":
     if config.data.name != "mnist":
       raise ValueError(
-        f"config argument 'fashion_mnist' applies to MNIST configs only, this one "
-        f"trains on {config.data.name!r}"
+        f"config argument data=fashion_mnist applies to MNIST configs only, this "
+        f"one trains on {config.data.name!r}"
       )
     config.data.name = "fashion_mnist_local"
-  smoke = "smoke" in chosen
+  smoke = parsed.smoke
   config = config_utils.finalize(config, "smoke" if smoke else None)
   if smoke:
     config.retrain.num_epochs = 1
@@ -251,7 +279,7 @@ def sweep(
 ) -> list[dict[str, Any]]:
   """`points` x `seeds`; the smoke variant keeps the first point, seed 0, and
   drops its epoch overrides (they would undo the smoke shrinking)."""
-  if "smoke" in options(arg):
+  if args(arg).smoke:
     first = {k: v for k, v in points[0].items() if k not in _SMOKE_DROPPED}
     return sweeps.seeds([first], [seeds[0]])
   return sweeps.seeds(points, seeds)

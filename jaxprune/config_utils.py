@@ -25,7 +25,7 @@ from typing import Any
 import ml_collections
 from ml_collections import config_dict
 
-from jaxprune import config_schema, pruning
+from jaxprune import config_args, config_schema, pruning
 
 # Fields that do not change what a run computes: a resumed run may differ in them.
 RESUME_SAFE_FIELDS = (
@@ -53,6 +53,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict()
   c.model.name = "mlp7_relu"
   c.model.init = "default"
+  # Scales the model's default widths (every family; `models.create`). Smoke
+  # runs set SMOKE_WIDTH_MULTIPLIER; 1.0 is the paper's net.
+  c.model.width_multiplier = 1.0
 
   c.data = ml_collections.ConfigDict()
   c.data.name = "fashion_mnist_local"
@@ -150,12 +153,14 @@ def _protocol_sections(c: ml_collections.ConfigDict) -> None:
 def finalize(
   config: ml_collections.ConfigDict, arg: str | None
 ) -> ml_collections.ConfigDict:
-  """Applies the config-string variant: '' / None (as is) or 'smoke'."""
-  if arg in (None, ""):
-    return config
-  if arg == "smoke":
-    return smoke(config)
-  raise ValueError(f"config argument must be '' or 'smoke', got {arg!r}")
+  """Applies the config argument: none (as is) or `smoke` (`is_smoke`)."""
+  return smoke(config) if is_smoke(arg) else config
+
+
+def is_smoke(arg: str | None) -> bool:
+  """Whether the config argument asks for the smoke variant; the argument's
+  only key (`jaxprune.config_args.parse_arg`: anything else raises)."""
+  return config_args.parse_arg(arg, smoke=False).smoke
 
 
 def _rescale_spec(spec: str, old_epochs: int, new_epochs: int) -> str:
@@ -173,16 +178,25 @@ def _rescale_spec(spec: str, old_epochs: int, new_epochs: int) -> str:
   return ",".join(f"{e}:{lr}" for e, lr in pairs)
 
 
+# Smoke runs build every net at this fraction of its widths: VGG-16 and
+# ResNet-110 then compile and train in seconds on a CPU (at full width the
+# first VGG-16 point of le2021/table2.py took over 9 minutes).
+SMOKE_WIDTH_MULTIPLIER = 0.125
+
+
 def smoke(
   config: ml_collections.ConfigDict, epochs: int = 2
 ) -> ml_collections.ConfigDict:
-  """Shrinks a config to a seconds-long run on a few hundred examples."""
+  """Shrinks a config to a seconds-long run on a few hundred examples, with
+  the model at `SMOKE_WIDTH_MULTIPLIER` of its widths."""
   old_epochs = int(config.num_epochs)
   with config.unlocked():
     config.num_epochs = epochs
+    config.model.width_multiplier = SMOKE_WIDTH_MULTIPLIER
     config.data.train_limit = 512
     config.data.test_limit = 256
-    config.batch_size = min(config.batch_size, 64)
+    # 16 steps per epoch: enough for a smoke run to learn an easy task.
+    config.batch_size = min(config.batch_size, 32)
     config.eval_batch_size = 128
     if "spec" in config.schedule:
       config.schedule.spec = _rescale_spec(config.schedule.spec, old_epochs, epochs)

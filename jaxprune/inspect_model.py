@@ -20,7 +20,6 @@ compact params to :func:`build`'s caller) only need a new builder.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 from collections.abc import Sequence
@@ -128,15 +127,12 @@ def report(counts: counting.Counts, title: str) -> str:
 def load_config(spec: str, overrides: Sequence[str] = ()):
   """``PATH[:ARG]`` -> ``get_config(ARG)`` of the config file at PATH, with
   ``--config.FIELD=VALUE`` ``overrides`` applied."""
+  from jaxprune import config_args, config_utils
 
-  path, _, arg = spec.partition(":")
-  module_spec = importlib.util.spec_from_file_location("jaxprune_inspect_config", path)
-  if module_spec is None or module_spec.loader is None:
-    raise SystemExit(f"--config: cannot load {path!r}")
-  module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
-  config = module.get_config(arg or None)
-
+  try:
+    config = config_args.load_config(spec)
+  except FileNotFoundError as e:
+    raise SystemExit(f"--config: {e}") from None
   try:
     return sweeps.apply_overrides(
       config, config_utils.parse_overrides(overrides, config)

@@ -98,14 +98,12 @@ def _unknown_override(argv: list[str]) -> str | None:
   """The one-line error for the first `--config.FIELD` that the config file
   lacks (ml_collections reports it as a long traceback naming only the leaf)."""
   # Only on a bad flag; jaxprune.main imports nothing before distributed init.
-  from jaxprune import config_utils
-  from jaxprune.results import sweeps
+  from jaxprune import config_args, config_utils
 
   given = [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
   if not given:
     return None
-  path, _, arg = given[-1].partition(":")
-  config = sweeps.load_sweep_module(path, ("get_config",)).get_config(arg or None)
+  config = config_args.load_config(given[-1])
   for a in argv:
     if a.startswith("--config."):
       try:

@@ -56,7 +56,7 @@ def current_hashes() -> dict[str, list[str]]:
       for arg in (None, "smoke"):
         out[f"{rel}:{arg or ''}"] = _sweep_hashes(module, arg)
   for path in sorted(glob.glob(os.path.join(ROOT, "configs", "mini", "*.py"))):
-    if path.endswith("base.py"):
+    if path.endswith(("base.py", "__init__.py")):
       continue
     module = sweeps.load_sweep_module(path)
     rel = os.path.relpath(path, ROOT)

@@ -456,7 +456,11 @@ def test_cache_key_ignores_protocol_fields(base):
 
 @pytest.mark.parametrize(
   "path",
-  sorted(glob.glob(os.path.join(ROOT, "configs", "protocols", "*.py"))),
+  sorted(
+    p
+    for p in glob.glob(os.path.join(ROOT, "configs", "protocols", "*.py"))
+    if not p.endswith("__init__.py")
+  ),
   ids=os.path.basename,
 )
 def test_protocol_configs_build_and_validate(path):

@@ -76,7 +76,7 @@ def smoke_config(spec: str) -> str:
   """`path.py[:arg]` -> its smoke form (MNIST configs on offline Fashion-MNIST)."""
   path, _, arg = spec.partition(":")
   options = [a for a in arg.split(",") if a]
-  if "wang2021_di" in path and "fashion_mnist" not in options:
+  if "wang2021_di" in path and "fashion_mnist" not in arg:
     options.append("fashion_mnist")  # The MNIST tables, offline.
   if "smoke" not in options and not path.startswith("configs/figures"):
     options.append("smoke")

@@ -14,12 +14,6 @@ Expected: plots only (no typed numbers); CLR/SLR above LRW above FT at every
 budget, random filters close to L1 with CLR (Le & Hua Sec. 4.1, Table 5).
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 from jaxprune.results import sweeps
 
@@ -27,7 +21,7 @@ ARCHS = [("resnet56", "resnet56_b"), ("resnet110", "resnet110_b"), ("vgg16", "vg
 
 
 def get_config(arg=None):
-  config = common.cifar(common.base("prune_retrain"), "nptm", "resnet56")
+  config = common.nptm_cifar(common.base("prune_retrain"), "resnet56")
   common.l1_filters(config, preset="resnet56_b")
   config.retrain.flavor = "le2021"
   return common.finalize(config, arg)

@@ -14,18 +14,12 @@ Run:
 Expected: plots only; CLR/SLR above FT, gap growing with sparsity.
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 from jaxprune.results import sweeps
 
 
 def get_config(arg=None):
-  config = common.cifar(common.base("prune_retrain"), "nptm", "resnet56")
+  config = common.nptm_cifar(common.base("prune_retrain"), "resnet56")
   common.magnitude(config, 0.9)
   config.pruning.prune_dense = False
   config.retrain.num_epochs = 40

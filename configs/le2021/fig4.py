@@ -17,18 +17,12 @@ Run:
 Expected: plots only; SLR and CLR comparable to or above LRW, all above FT.
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 from jaxprune.results import sweeps
 
 
 def get_config(arg=None):
-  config = common.cifar(common.base("prune_retrain"), "nptm", "resnet56")
+  config = common.nptm_cifar(common.base("prune_retrain"), "resnet56")
   common.l1_filters(config, preset="resnet56_i")
   config.pruning.schedule, config.pruning.imp_cycles = "imp", 4
   config.retrain.num_epochs, config.retrain.flavor = 40, "le2021"

@@ -11,18 +11,12 @@ Run:
 Expected: plot only; accuracy flat across warm-up lengths (Le & Hua App. D).
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 from jaxprune.results import sweeps
 
 
 def get_config(arg=None):
-  config = common.cifar(common.base("prune_retrain"), "nptm", "resnet56")
+  config = common.nptm_cifar(common.base("prune_retrain"), "resnet56")
   common.l1_filters(config, preset="resnet56_b")
   config.retrain.num_epochs = 40
   config.retrain.schedule = "clr"

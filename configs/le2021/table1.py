@@ -20,12 +20,6 @@ Expected: third_party/paper_results/le2021.csv, table "Table 1": retraining
 with CLR beats no retraining and FT at every ratio.
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 
 ARCHS = [  # (dataset, model, %PF)
@@ -45,7 +39,7 @@ RETRAINS = [
 
 
 def get_config(arg=None):
-  config = common.sfp(common.cifar(common.base("sfp"), "nptm", "resnet56"), 0.3)
+  config = common.sfp(common.nptm_cifar(common.base("sfp"), "resnet56"), 0.3)
   config.retrain.schedule = "ft"
   config.retrain.flavor = "le2021"
   return common.finalize(config, arg)

@@ -13,12 +13,6 @@ Run:
 Expected: third_party/paper_results/le2021.csv, table "Table 14".
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 from jaxprune.results import sweeps
 
@@ -35,7 +29,7 @@ ONECYCLE = {
 
 
 def get_config(arg=None):
-  config = common.cifar(common.base("prune_retrain"), "nptm", "resnet56")
+  config = common.nptm_cifar(common.base("prune_retrain"), "resnet56")
   common.l1_filters(config, preset="resnet56_b")
   config.retrain.num_epochs = 40
   config.retrain.flavor = "le2021"

@@ -17,12 +17,6 @@ CLR 92.41 ± 0.19, Scratch-E 92.39 ± 0.22, Scratch-B 92.31 ± 0.23.
 The ImageNet rows are configs/le2021/table2_imagenet.py.
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 from jaxprune.results import sweeps
 
@@ -34,13 +28,13 @@ METHODS = [
     "retrain.schedule": "clr",
     "retrain.cycle_momentum": True,  # NPTM: OneCycleLR cycle_momentum=True.
   },
-  {"protocol": "scratch", "scratch.budget": "E"},
-  {"protocol": "scratch", "scratch.budget": "B"},
+  common.SCRATCH_E,
+  common.SCRATCH_B,
 ]
 
 
 def get_config(arg=None):
-  config = common.cifar(common.base("prune_retrain"), "nptm", "resnet56")
+  config = common.nptm_cifar(common.base("prune_retrain"), "resnet56")
   common.l1_filters(config, preset="resnet56_b")
   config.retrain.num_epochs = 40
   config.retrain.flavor = "le2021"

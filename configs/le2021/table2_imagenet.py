@@ -14,12 +14,6 @@ Expected: third_party/paper_results/le2021.csv, "Table 2" rows t2_imagenet_* (Re
 FT 72.96 ± 0.06 vs CLR above it; unpruned 73.30).
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 from jaxprune.results import sweeps
 
@@ -30,8 +24,8 @@ METHODS = [
     "retrain.schedule": "clr",
     "retrain.cycle_momentum": True,  # NPTM: OneCycleLR cycle_momentum=True.
   },
-  {"protocol": "scratch", "scratch.budget": "E"},
-  {"protocol": "scratch", "scratch.budget": "B"},
+  common.SCRATCH_E,
+  common.SCRATCH_B,
 ]
 
 

@@ -22,12 +22,6 @@ Expected: third_party/paper_results/le2021.csv, table "Table 7": CLR matches or
 beats FT (ResNet-56 93.16 vs 92.97, VGG-16 92.53 vs 91.97).
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 
 # model -> (uniform ratio, paper row prefix)
@@ -44,7 +38,7 @@ RETRAINS = [
 
 
 def get_config(arg=None):
-  config = common.cifar(common.base("prune_retrain"), "nptm", "resnet56")
+  config = common.nptm_cifar(common.base("prune_retrain"), "resnet56")
   p = config.pruning
   p.name, p.criterion, p.groups = "structured", "hrank", "inner"
   p.ratio = MODELS["resnet56"][0]

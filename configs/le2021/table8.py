@@ -23,12 +23,6 @@ Expected: third_party/paper_results/le2021.csv, table "Table 8": Prune + CLR
 above Prune + FT at every ratio (72.51 vs 71.69 at 56%, 75.22 vs 74.50 at 72%).
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 
 KEPT = (0.56, 0.72, 0.81)  # "Taylor-FO-BN-56/72/81%".

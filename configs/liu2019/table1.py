@@ -15,23 +15,15 @@ e.g. VGG-16-A Fine-tuned 93.41 ± 0.12, Scratch-E 93.62 ± 0.11, Scratch-B 93.78
 ImageNet ResNet-34-A/B: configs/liu2019/table1_imagenet.py.
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 
 ARCHS = common.LI_PRESETS
 FINE_TUNE = {"protocol": "prune_retrain"}
-SCRATCH_E = {"protocol": "scratch", "scratch.budget": "E"}
-SCRATCH_B = {"protocol": "scratch", "scratch.budget": "B"}
-METHODS = [FINE_TUNE, SCRATCH_E, SCRATCH_B]
+METHODS = [FINE_TUNE, common.SCRATCH_E, common.SCRATCH_B]
 
 
 def get_config(arg=None):
-  config = common.cifar(common.base("prune_retrain"), "rethinking", "vgg16")
+  config = common.rethinking_cifar(common.base("prune_retrain"), "vgg16")
   common.l1_filters(config, preset="vgg16_a")
   config.retrain.num_epochs = 40
   config.retrain.schedule, config.retrain.lr = "constant", 0.001

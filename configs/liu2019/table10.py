@@ -20,12 +20,6 @@ matches or beats the SFP-pruned model (ResNet-56 PR 0.4: 92.59 pruned vs 93.07
 Scratch-B).
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 
 RATIOS = {
@@ -36,13 +30,13 @@ RATIOS = {
 }
 METHODS = [
   {"protocol": "sfp"},
-  {"protocol": "scratch", "scratch.source": "uniform", "scratch.budget": "E"},
-  {"protocol": "scratch", "scratch.source": "uniform", "scratch.budget": "B"},
+  {**common.SCRATCH_E, "scratch.source": "uniform"},
+  {**common.SCRATCH_B, "scratch.source": "uniform"},
 ]
 
 
 def get_config(arg=None):
-  config = common.sfp(common.cifar(common.base("sfp"), "rethinking", "resnet56"), 0.3)
+  config = common.sfp(common.rethinking_cifar(common.base("sfp"), "resnet56"), 0.3)
   return common.finalize(config, arg)
 
 

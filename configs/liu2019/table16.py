@@ -12,25 +12,13 @@ Expected: third_party/paper_results/liu2019.csv, table "Table 16": longer fine-t
 does not close the gap to Scratch-E.
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 
-ARCHS = [
-  ("vgg16", "vgg16_a"),
-  ("resnet56", "resnet56_a"),
-  ("resnet56", "resnet56_b"),
-  ("resnet110", "resnet110_a"),
-  ("resnet110", "resnet110_b"),
-]
+ARCHS = common.LI_PRESETS
 
 
 def get_config(arg=None):
-  config = common.cifar(common.base("prune_retrain"), "rethinking", "vgg16")
+  config = common.rethinking_cifar(common.base("prune_retrain"), "vgg16")
   common.l1_filters(config, preset="vgg16_a")
   config.retrain.num_epochs = 40
   config.retrain.schedule, config.retrain.lr = "constant", 0.001
@@ -40,7 +28,7 @@ def get_config(arg=None):
 def get_sweep(arg=None):
   archs = [{"model.name": m, "pruning.preset": p} for m, p in ARCHS]
   methods = [{"retrain.num_epochs": e} for e in (40, 80, 160)]
-  methods.append({"protocol": "scratch", "scratch.budget": "E"})
+  methods.append(common.SCRATCH_E)
   return common.sweep([{**a, **m} for a in archs for m in methods], range(5), arg)
 
 

@@ -12,19 +12,11 @@ Expected: third_party/paper_results/liu2019.csv, "Table 1" ImageNet rows (ResNet
 Fine-tuned 72.56, Scratch-E 72.77, Scratch-B 73.03).
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 from jaxprune.results import sweeps
 
 FINE_TUNE = {"protocol": "prune_retrain"}
-SCRATCH_E = {"protocol": "scratch", "scratch.budget": "E"}
-SCRATCH_B = {"protocol": "scratch", "scratch.budget": "B"}
-METHODS = [FINE_TUNE, SCRATCH_E, SCRATCH_B]
+METHODS = [FINE_TUNE, common.SCRATCH_E, common.SCRATCH_B]
 
 
 def get_config(arg=None):

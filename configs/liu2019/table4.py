@@ -15,12 +15,6 @@ Expected: third_party/paper_results/liu2019.csv, table "Table 4" (CIFAR rows).
 The ImageNet VGG-11 row is not in this sweep (see configs/README.md).
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 from jaxprune.results import sweeps
 
@@ -33,13 +27,13 @@ ARCHS = [
 ]
 METHODS = [
   {"protocol": "slimming"},
-  {"protocol": "scratch", "scratch.budget": "E"},
-  {"protocol": "scratch", "scratch.budget": "B"},
+  common.SCRATCH_E,
+  common.SCRATCH_B,
 ]
 
 
 def get_config(arg=None):
-  config = common.cifar(common.base("slimming"), "rethinking", "vgg19")
+  config = common.rethinking_cifar(common.base("slimming"), "vgg19")
   p = config.pruning
   p.name, p.criterion, p.groups, p.group_allocation = (
     "structured",

@@ -17,12 +17,6 @@ Expected: third_party/paper_results/liu2019.csv, table "Table 6" (CIFAR rows).
 The ImageNet rows (VGG-16, ResNet-50) are left out (see configs/README.md).
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 from jaxprune.results import sweeps
 
@@ -31,13 +25,13 @@ FINE_TUNE = {"protocol": "prune_retrain"}
 # the standard deviation of the Gaussian distribution for weight
 # initialization, based on how many non-zero weights remain in this layer."
 RESCALE = {"pruning.reinit_rescale": True}
-SCRATCH_E = {"protocol": "scratch", "scratch.budget": "E", **RESCALE}
-SCRATCH_B = {"protocol": "scratch", "scratch.budget": "B", **RESCALE}
+SCRATCH_E = {**common.SCRATCH_E, **RESCALE}
+SCRATCH_B = {**common.SCRATCH_B, **RESCALE}
 METHODS = [FINE_TUNE, SCRATCH_E, SCRATCH_B]
 
 
 def get_config(arg=None):
-  config = common.cifar(common.base("prune_retrain"), "rethinking", "vgg19")
+  config = common.rethinking_cifar(common.base("prune_retrain"), "vgg19")
   common.magnitude(config, 0.5)
   config.pruning.prune_dense = False
   config.retrain.num_epochs = 40

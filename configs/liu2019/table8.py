@@ -15,12 +15,6 @@ Expected: third_party/paper_results/liu2019.csv, table "Table 8": the winning
 ticket does not beat random initialisation at either LR.
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 from jaxprune.results import sweeps
 
@@ -30,7 +24,7 @@ ARCHS = common.LI_PRESETS
 
 
 def get_config(arg=None):
-  config = common.cifar(common.base("lottery"), "rethinking", "resnet56")
+  config = common.rethinking_cifar(common.base("lottery"), "resnet56")
   common.l1_filters(config, preset="resnet56_a")
   config.pruning.rewind = "init"
   config.lottery.random_control = True

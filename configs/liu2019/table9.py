@@ -13,12 +13,6 @@ Run:
 Expected: third_party/paper_results/liu2019.csv, table "Table 9" (VGG-16 rows).
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 from jaxprune.results import sweeps
 
@@ -27,7 +21,7 @@ LR001 = {"name": "piecewise", "spec": "0:0.01,80:0.001,120:0.0001", "epochs": 16
 
 
 def get_config(arg=None):
-  config = common.cifar(common.base("lottery"), "rethinking", "vgg16")
+  config = common.rethinking_cifar(common.base("lottery"), "vgg16")
   common.magnitude(config, 0.8)
   config.pruning.prune_dense = False
   config.pruning.rewind = "init"

@@ -14,19 +14,18 @@ Sweep points that share the pretraining fields and seed share one dense run
 through the protocols' cache; `jaxprune.reproduce` points every experiment at
 one `cache_dir`, so e.g. Le & Hua's and Zimmer et al.'s sweeps prune the same
 three pretrained networks.
-Paper files load this one with `runpy.run_path` (configs are loaded by path).
+Paper files import this one (`from configs.mini import base`); their config
+argument is `experiment=NAME[,smoke]` (or the older `NAME[,smoke]`), read by
+`jaxprune.config_args.parse_arg`.
 """
 
-import os
-import sys
+from collections.abc import Sequence
+from typing import Any
 
 from ml_collections import ConfigDict
 
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
-from jaxprune import config_utils
+from jaxprune import config_args, config_utils
 
 SEEDS = (0, 1, 2)
 PRETRAIN_EPOCHS = 15
@@ -50,11 +49,9 @@ def mlp7(
 
 
 def smoke(arg: str | None) -> tuple[str, bool]:
-  """'name' / 'name,smoke' -> (name, smoke)."""
-  name, _, flag = (arg or "").partition(",")
-  if flag not in ("", "smoke"):
-    raise ValueError(f"config argument must be NAME or NAME,smoke, got {arg!r}")
-  return name, flag == "smoke"
+  """'experiment=NAME,smoke' (or 'NAME,smoke') -> (NAME, True)."""
+  parsed = config_args.parse_arg(arg, experiment="", smoke=False)
+  return parsed.experiment, parsed.smoke
 
 
 def finalize(config: ConfigDict, is_smoke: bool) -> ConfigDict:
@@ -64,3 +61,8 @@ def finalize(config: ConfigDict, is_smoke: bool) -> ConfigDict:
 
 def seeds(is_smoke: bool) -> tuple[int, ...]:
   return SEEDS[:1] if is_smoke else SEEDS
+
+
+def seeded(points: Sequence[dict[str, Any]], is_smoke: bool) -> list[dict[str, Any]]:
+  """Every point once per seed (the smoke run: seed 0 only)."""
+  return [{**p, "seed": s} for p in points for s in seeds(is_smoke)]

@@ -22,10 +22,7 @@ surgery) without retraining vs + CLR, and vs hard L2 pruning of the dense net
 + CLR at the same total budget (15 + k epochs).
 """
 
-import os
-import runpy
-
-base = runpy.run_path(os.path.join(os.path.dirname(__file__), "base.py"))
+from configs.mini import base
 
 L1 = {"pruning.name": "structured", "pruning.criterion": "l1", "pruning.ratio": 0.5}
 RANDOM = {**L1, "pruning.criterion": "random"}
@@ -113,16 +110,16 @@ EXPERIMENTS = {
 
 
 def get_config(arg=None):
-  name, is_smoke = base["smoke"](arg)
+  name, is_smoke = base.smoke(arg)
   if name not in EXPERIMENTS:
     raise ValueError(f"experiment must be one of {sorted(EXPERIMENTS)}, got {name!r}")
-  config = base["mlp7"]()
+  config = base.mlp7()
   config.retrain.flavor = "le2021"
-  return base["finalize"](config, is_smoke)
+  return base.finalize(config, is_smoke)
 
 
 def get_sweep(arg=None):
-  name, is_smoke = base["smoke"](arg)
+  name, is_smoke = base.smoke(arg)
   if name == "criteria":
     points = [
       {**TAYLOR, "retrain.schedule": v, "retrain.num_epochs": e}
@@ -135,7 +132,7 @@ def get_sweep(arg=None):
       for p in ("sfp", "prune_retrain")
       for e in BUDGETS
     ]
-    return [{**p, "seed": s} for p in points for s in base["seeds"](is_smoke)]
+    return base.seeded(points, is_smoke)
   points = [
     {**pruning, "retrain.schedule": variant, "retrain.num_epochs": epochs}
     for pruning in (L1, MAGNITUDE)
@@ -145,4 +142,4 @@ def get_sweep(arg=None):
   points += [
     {**RANDOM, "retrain.schedule": "clr", "retrain.num_epochs": e} for e in BUDGETS
   ]
-  return [{**p, "seed": s} for p in points for s in base["seeds"](is_smoke)]
+  return base.seeded(points, is_smoke)

@@ -23,10 +23,8 @@ shrinks at the large LR.
       --workdir=workdirs/mini/liu2019/scratch
 """
 
-import os
-import runpy
-
-base = runpy.run_path(os.path.join(os.path.dirname(__file__), "base.py"))
+from configs import common
+from configs.mini import base
 
 L1 = {"pruning.name": "structured", "pruning.criterion": "l1", "pruning.ratio": 0.5}
 MAGNITUDE = {
@@ -37,8 +35,8 @@ MAGNITUDE = {
 }
 METHODS = {
   "fine-tuned": {"protocol": "prune_retrain", "retrain.schedule": "ft"},
-  "scratch-e": {"protocol": "scratch", "scratch.budget": "E"},
-  "scratch-b": {"protocol": "scratch", "scratch.budget": "B"},
+  "scratch-e": common.SCRATCH_E,
+  "scratch-b": common.SCRATCH_B,
 }
 LOTTERY_SPECS = {0.1: "0:0.1,8:0.01,12:0.001", 0.01: "0:0.01,8:0.001,12:0.0001"}
 SMOKE_SPECS = {0.1: "0:0.1,1:0.01", 0.01: "0:0.01,1:0.001"}  # Over 2 epochs.
@@ -103,10 +101,10 @@ EXPERIMENTS = {
 
 
 def get_config(arg=None):
-  name, is_smoke = base["smoke"](arg)
+  name, is_smoke = base.smoke(arg)
   if name not in EXPERIMENTS:
     raise ValueError(f"experiment must be one of {sorted(EXPERIMENTS)}, got {name!r}")
-  config = base["mlp7"]()
+  config = base.mlp7()
   config.retrain.num_epochs = 4
   config.scratch.max_speedup = 2.0
   if name == "scratch":
@@ -123,21 +121,21 @@ def get_config(arg=None):
     config.pruning.sparsity = 0.8
     config.pruning.rewind = "init"
     config.lottery.random_control = True
-  return base["finalize"](config, is_smoke)
+  return base.finalize(config, is_smoke)
 
 
 def get_claims(arg=None):
-  name, is_smoke = base["smoke"](arg)
+  name, is_smoke = base.smoke(arg)
   if name == "lottery" and is_smoke:
     return lottery_claims(SMOKE_SPECS)
   return EXPERIMENTS[name]["claims"]
 
 
 def get_sweep(arg=None):
-  name, is_smoke = base["smoke"](arg)
+  name, is_smoke = base.smoke(arg)
   if name == "scratch":
     points = [{**p, **m} for p in (L1, MAGNITUDE) for m in METHODS.values()]
   else:
     specs = SMOKE_SPECS if is_smoke else LOTTERY_SPECS
     points = [{"schedule.spec": spec} for spec in specs.values()]
-  return [{**p, "seed": s} for p in points for s in base["seeds"](is_smoke)]
+  return base.seeded(points, is_smoke)

@@ -24,10 +24,7 @@ OrthP restores mean JSV 1 at every ratio.
       --workdir=workdirs/mini/wang2021_di/table3
 """
 
-import os
-import runpy
-
-base = runpy.run_path(os.path.join(os.path.dirname(__file__), "base.py"))
+from configs.mini import base
 
 SPEC_001 = "0:0.01,5:0.001,10:0.0001"
 SPEC_0001 = "0:0.001,7:0.0001"
@@ -113,10 +110,10 @@ EXPERIMENTS = {
 
 
 def get_config(arg=None):
-  name, is_smoke = base["smoke"](arg)
+  name, is_smoke = base.smoke(arg)
   if name not in EXPERIMENTS:
     raise ValueError(f"experiment must be one of {sorted(EXPERIMENTS)}, got {name!r}")
-  config = base["mlp7"](model="mlp7_linear", spec=SPEC_001)
+  config = base.mlp7(model="mlp7_linear", spec=SPEC_001)
   config.model.init = "orthogonal"
   config.pruning.name = "structured"
   config.pruning.criterion = "l1"
@@ -127,11 +124,11 @@ def get_config(arg=None):
   config.analysis.jsv_every_epochs = 1
   # Smoke keeps the 15 retraining epochs: the specs (and the claims that
   # select by them) stay valid, and 15 epochs of 512 examples take seconds.
-  return base["finalize"](config, is_smoke)
+  return base.finalize(config, is_smoke)
 
 
 def get_sweep(arg=None):
-  name, is_smoke = base["smoke"](arg)
+  name, is_smoke = base.smoke(arg)
   if name == "jsv":
     return []  # Analysis of table3's pretrained networks only.
   specs = (SPEC_001, SPEC_0001)
@@ -142,4 +139,4 @@ def get_sweep(arg=None):
     for spec in specs
   ]
   points += [{"pruning.ratio": r, "protocol": "scratch"} for r in RATIOS]
-  return [{**p, "seed": s} for p in points for s in base["seeds"](is_smoke)]
+  return base.seeded(points, is_smoke)

@@ -20,10 +20,7 @@ and with 4x the epochs reaches the larger LR (best or within one std).
       --workdir=workdirs/mini/wang2023/pkfn
 """
 
-import os
-import runpy
-
-base = runpy.run_path(os.path.join(os.path.dirname(__file__), "base.py"))
+from configs.mini import base
 
 SCRATCH_SPEC = "0:0.05,5:0.005,10:0.0005"
 LARGE = {"retrain.spec": "0:0.01,3:0.001", "retrain.num_epochs": 5}
@@ -91,10 +88,10 @@ EXPERIMENTS = {
 
 
 def get_config(arg=None):
-  name, is_smoke = base["smoke"](arg)
+  name, is_smoke = base.smoke(arg)
   if name not in EXPERIMENTS:
     raise ValueError(f"experiment must be one of {sorted(EXPERIMENTS)}, got {name!r}")
-  config = base["mlp7"]()
+  config = base.mlp7()
   config.pruning.name = "structured"
   config.pruning.criterion = "l1"
   config.pruning.groups = "all"
@@ -105,12 +102,12 @@ def get_config(arg=None):
   else:
     config.pruning.ratio = 0.8
     config.retrain.schedule = "piecewise"
-  config = base["finalize"](config, is_smoke)
+  config = base.finalize(config, is_smoke)
   return config
 
 
 def get_sweep(arg=None):
-  name, is_smoke = base["smoke"](arg)
+  name, is_smoke = base.smoke(arg)
   if name == "pkfn":
     epochs = (1,) if is_smoke else (5, 10)
     points = [
@@ -118,4 +115,4 @@ def get_sweep(arg=None):
     ]
   else:
     points = [LARGE, *SMALL.values()]
-  return [{**p, "seed": s} for p in points for s in base["seeds"](is_smoke)]
+  return base.seeded(points, is_smoke)

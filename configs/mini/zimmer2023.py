@@ -16,10 +16,7 @@ least as accurate as GMP at the same budget.
       --workdir=workdirs/mini/zimmer2023/budgets
 """
 
-import os
-import runpy
-
-base = runpy.run_path(os.path.join(os.path.dirname(__file__), "base.py"))
+from configs.mini import base
 
 SPARSITIES = (0.9, 0.98)
 BUDGETS = (1, 3)
@@ -70,10 +67,10 @@ def _linear(epochs: int) -> dict:
 
 
 def get_config(arg=None):
-  name, is_smoke = base["smoke"](arg)
+  name, is_smoke = base.smoke(arg)
   if name not in EXPERIMENTS:
     raise ValueError(f"experiment must be one of {sorted(EXPERIMENTS)}, got {name!r}")
-  config = base["mlp7"]()
+  config = base.mlp7()
   config.pruning.name = "unstructured"
   config.pruning.criterion = "magnitude"
   config.pruning.allocation = "global"
@@ -85,7 +82,7 @@ def get_config(arg=None):
     config.pruning.gmp_start = 2
     config.pruning.gmp_end = 12
     config.pruning.gmp_frequency = 1
-  config = base["finalize"](config, is_smoke)
+  config = base.finalize(config, is_smoke)
   if is_smoke and name == "bimp_gmp":
     config.bimp.budget_epochs = 4
     config.pruning.gmp_start, config.pruning.gmp_end = 1, 2
@@ -93,7 +90,7 @@ def get_config(arg=None):
 
 
 def get_sweep(arg=None):
-  name, is_smoke = base["smoke"](arg)
+  name, is_smoke = base.smoke(arg)
   if name == "budgets":
     points = [
       {"pruning.sparsity": s, "retrain.num_epochs": e, "retrain.schedule": v}
@@ -119,4 +116,4 @@ def get_sweep(arg=None):
         "pruning.schedule": "gmp",
       },
     ]
-  return [{**p, "seed": s} for p in points for s in base["seeds"](is_smoke)]
+  return base.seeded(points, is_smoke)

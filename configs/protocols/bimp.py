@@ -11,12 +11,6 @@ on a 2-core CPU.
 Smoke (seconds): --config=configs/protocols/bimp.py:smoke
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 from jaxprune import config_utils
 
@@ -30,6 +24,6 @@ def get_config(arg: str | None = None):
   config.pruning.imp_cycles = 2
   config.retrain.schedule = "allr"
   config = config_utils.finalize(config, arg)
-  if arg == "smoke":
+  if config_utils.is_smoke(arg):
     config.bimp.budget_epochs = config.num_epochs + 2
   return config

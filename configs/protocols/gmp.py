@@ -10,12 +10,6 @@ Expected (estimate, not yet measured): ~87% test accuracy, sparsity 0.90; about 
 Smoke (seconds): --config=configs/protocols/gmp.py:smoke
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 from jaxprune import config_utils
 
@@ -29,6 +23,6 @@ def get_config(arg: str | None = None):
   config.pruning.gmp_end = 15
   config.pruning.gmp_frequency = 1
   config = config_utils.finalize(config, arg)
-  if arg == "smoke":
+  if config_utils.is_smoke(arg):
     config.pruning.gmp_start, config.pruning.gmp_end = 1, 2
   return config

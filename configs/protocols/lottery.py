@@ -11,12 +11,6 @@ a few minutes on a 2-core CPU.
 Smoke (seconds): --config=configs/protocols/lottery.py:smoke
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 from jaxprune import config_utils
 
@@ -29,6 +23,6 @@ def get_config(arg: str | None = None):
   config.pruning.rewind_epoch = 1
   config.lottery.random_control = True
   config = config_utils.finalize(config, arg)
-  if arg == "smoke":
+  if config_utils.is_smoke(arg):
     config.pruning.rewind_epoch = 1
   return config

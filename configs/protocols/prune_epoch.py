@@ -11,14 +11,8 @@ Expected (estimate, not yet measured): ~88% test accuracy, total_epochs 30; a fe
 Smoke (seconds): --config=configs/protocols/prune_epoch.py:smoke
 """
 
-import os
-import sys
-
 from ml_collections import ConfigDict
 
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 from jaxprune import config_utils
 
@@ -40,6 +34,6 @@ def get_config(arg: str | None = None):
   config.prune_epoch.setup = "pkfn"
   config.prune_epoch.epoch = 10
   config = config_utils.finalize(config, arg)
-  if arg == "smoke":
+  if config_utils.is_smoke(arg):
     config.prune_epoch.epoch = 1
   return config

@@ -13,12 +13,6 @@ Expected (estimate, not yet measured): ~88% dense, ~87-88% test accuracy after t
 Smoke (seconds): --config=configs/protocols/prune_retrain.py:smoke
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 from jaxprune import config_utils
 
@@ -34,6 +28,6 @@ def get_config(arg: str | None = None):
   config.retrain.num_epochs = 5
   config.retrain.schedule = "allr"
   config = config_utils.finalize(config, arg)
-  if arg == "smoke":
+  if config_utils.is_smoke(arg):
     config.retrain.num_epochs = 1
   return config

@@ -13,12 +13,6 @@ minutes on a 2-core CPU.
 Smoke (seconds): --config=configs/protocols/scratch.py:smoke
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 from jaxprune import config_utils
 
@@ -33,6 +27,6 @@ def get_config(arg: str | None = None):
   config.scratch.budget = "B"
   config.scratch.source = "pruned"
   config = config_utils.finalize(config, arg)
-  if arg == "smoke":
+  if config_utils.is_smoke(arg):
     config.scratch.budget = "E"
   return config

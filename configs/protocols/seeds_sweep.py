@@ -18,12 +18,6 @@ accuracies agree within 0.25 points).
 Smoke (seconds): --config=configs/protocols/seeds_sweep.py:smoke
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 from jaxprune import config_utils
 from jaxprune.results import sweeps
@@ -39,7 +33,7 @@ def get_config(arg: str | None = None):
   config.retrain.num_epochs = 2
   config.retrain.schedule = "llr"
   config = config_utils.finalize(config, arg)
-  if arg == "smoke":
+  if config_utils.is_smoke(arg):
     config.retrain.num_epochs = 1
   return config
 

@@ -10,12 +10,6 @@ Expected (estimate, not yet measured): ~85% test accuracy, half the hidden units
 Smoke (seconds): --config=configs/protocols/sfp.py:smoke
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 from jaxprune import config_utils
 

@@ -14,12 +14,6 @@ Expected (estimate, not yet measured): ~90% test accuracy on CIFAR-10 with ~1.5x
 Smoke (seconds): --config=configs/protocols/slimming.py:smoke
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 from jaxprune import config_utils
 
@@ -37,6 +31,6 @@ def get_config(arg: str | None = None):
   config.retrain.schedule = "constant"
   config.retrain.lr = 0.001
   config = config_utils.finalize(config, arg)
-  if arg == "smoke":
+  if config_utils.is_smoke(arg):
     config.retrain.num_epochs = 1
   return config

@@ -15,12 +15,6 @@ Expected: third_party/paper_results/wang2021_di.csv, table "Table 3": OrthP remo
 the LR 0.01 vs 0.001 gap.
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 from jaxprune.results import sweeps
 
@@ -48,7 +42,7 @@ def get_config(arg=None):
 def get_sweep(arg=None):
   pruned = sweeps.product(**{"retrain.orthp": [False, True]})
   pruned = [{**o, **f} for o in pruned for f in FINETUNES]
-  scratch = [{"protocol": "scratch", "scratch.budget": "E"}]
+  scratch = [common.SCRATCH_E]
   ratios = [{"pruning.ratio": r} for r in (0.8, 0.9)]
   points = [{**r, **m} for r in ratios for m in pruned + scratch]
   return common.sweep(points, range(5), arg)

@@ -13,12 +13,6 @@ Run:
 Expected: third_party/paper_results/wang2021_di.csv, table "Table 5".
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 from jaxprune.results import sweeps
 
@@ -43,7 +37,7 @@ def get_sweep(arg=None):
       "pruning.ratio": [0.1, 0.3, 0.5, 0.7, 0.9, 0.95],
     }
   )
-  methods = [*FINETUNES, {"protocol": "scratch", "scratch.budget": "E"}]
+  methods = [*FINETUNES, common.SCRATCH_E]
   return common.sweep([{**g, **m} for g in grid for m in methods], [0], arg)
 
 

@@ -26,12 +26,6 @@ beats the fixed 8e-4 for both criteria at every budget (Fisher 94.27 vs 92.17
 at 500K).
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 from jaxprune.results import sweeps
 
@@ -43,7 +37,7 @@ FINETUNES = [
 
 
 def get_config(arg=None):
-  config = common.cifar(common.base("prune_retrain"), "wang", "wrn40_2")
+  config = common.wang_cifar(common.base("prune_retrain"), "wrn40_2")
   p = config.pruning
   p.name, p.criterion, p.groups = "structured", "fisher", "inner"
   p.group_allocation, p.ratio = "global", BUDGETS["1m"]

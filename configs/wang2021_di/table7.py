@@ -12,12 +12,6 @@ Run:
 Expected: third_party/paper_results/wang2021_di.csv, table "Table 7".
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 from configs.wang2021_di.table3 import FINETUNES  # DI Table 2's four schedules.
 from jaxprune.results import sweeps
@@ -41,7 +35,7 @@ def get_config(arg=None):
 def get_sweep(arg=None):
   pruned = sweeps.product(**{"retrain.orthp": [False, True]})
   pruned = [{**o, **f} for o in pruned for f in FINETUNES]
-  scratch = [{"protocol": "scratch", "scratch.budget": "E"}]
+  scratch = [common.SCRATCH_E]
   points = [{**m, **x} for m in MODELS for x in pruned + scratch]
   return common.sweep(points, range(5), arg)
 

@@ -15,12 +15,6 @@ Expected: third_party/paper_results/wang2023.csv, table "Table 6": initial
 LR 0.01 beats 0.001 and cosine beats step at every PR.
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 from jaxprune.results import sweeps
 
@@ -39,7 +33,7 @@ FINETUNES = [
 
 def build_config(model: str, dataset: str, arg=None):
   """Tables 6 and 7 share everything but the network and the dataset."""
-  config = common.cifar(common.base("prune_retrain"), "wang", model, dataset)
+  config = common.wang_cifar(common.base("prune_retrain"), model, dataset)
   common.l1_filters(config, ratio=0.5)
   config.retrain.num_epochs = 120
   config.retrain.schedule = "piecewise"
@@ -53,7 +47,7 @@ def get_config(arg=None):
 
 def get_sweep(arg=None):
   ratios = sweeps.product(**{"pruning.ratio": [0.3, 0.5, 0.7, 0.9]})
-  methods = [*FINETUNES, {"protocol": "scratch", "scratch.budget": "E"}]
+  methods = [*FINETUNES, common.SCRATCH_E]
   return common.sweep([{**r, **m} for r in ratios for m in methods], range(3), arg)
 
 

@@ -16,12 +16,6 @@ Expected: third_party/paper_results/wang2023.csv, table "Table 7": initial
 LR 0.01 beats 0.001 and cosine beats step at every PR.
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs.wang2023 import table6  # Same protocol; only network and data differ.
 
 

@@ -15,18 +15,12 @@ Expected: plots; the Renda baseline totals 2000 / 2800 / 3600 retraining epochs 
 90 / 95 / 98 % (zimmer2023.csv rows s3.2_*), which ALLR reaches after ~100.
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 from jaxprune.results import sweeps
 
 
 def get_config(arg=None):
-  config = common.cifar(common.base("prune_retrain"), "zimmer", "resnet56")
+  config = common.zimmer_cifar(common.base("prune_retrain"), "resnet56")
   common.magnitude(config, 0.9)
   config.pruning.schedule = "imp"
   config.pruning.imp_cycles = 1

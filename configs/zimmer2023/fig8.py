@@ -12,18 +12,12 @@ Run:
 Expected: plot only; GLOBAL on par with the best criterion vs sparsity.
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 from jaxprune.results import sweeps
 
 
 def get_config(arg=None):
-  config = common.cifar(common.base("prune_retrain"), "zimmer", "resnet56")
+  config = common.zimmer_cifar(common.base("prune_retrain"), "resnet56")
   common.magnitude(config, 0.9)
   config.retrain.num_epochs = 30
   config.retrain.schedule = "ft"

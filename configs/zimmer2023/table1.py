@@ -15,12 +15,6 @@ Expected: Table 1 of the paper is lost in the text copy (not typed; see
 third_party/paper_results/README.md): ALLR best or on par at every budget.
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 from configs import common
 from jaxprune.results import sweeps
 

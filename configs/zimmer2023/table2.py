@@ -18,12 +18,6 @@ Expected: Table 2 / 23 of the paper are lost in the text copy (not typed):
 BIMP above GMP at every sparsity.
 """
 
-import os
-import sys
-
-sys.path.insert(
-  0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 import ml_collections
 
 from configs import common
@@ -36,7 +30,7 @@ def linear_t0(t0) -> dict:
 
 
 def get_config(arg=None):
-  config = common.cifar(common.base("bimp"), "zimmer", "resnet56")
+  config = common.zimmer_cifar(common.base("bimp"), "resnet56")
   common.magnitude(config, 0.9)
   config.num_epochs = 150
   config.schedule = ml_collections.ConfigDict(linear_t0(config.get_ref("num_epochs")))

@@ -36,6 +36,11 @@ structure. :func:`channel_groups` describes which layers share channels (see
 :mod:`jaxprune.models.graph`) and :func:`with_widths` writes pruned group
 sizes back into a widths structure.
 
+``width_multiplier`` (every family; default 1.0) scales the registered default
+widths, each rounded and at least 1 (``validation.scale_widths``): smoke runs
+build the papers' nets at 1/8 width. It never touches an explicit ``widths``
+override, which is absolute (e.g. the widths read back after surgery).
+
 Overrides (keyword arguments of :func:`create`): ``widths``, ``init``
 (``"default"`` or ``"orthogonal"``) for all models, ``activation``
 (``"relu"``/``"linear"``) for MLP/LeNet, ``shortcut`` for CIFAR ResNets,
@@ -62,6 +67,7 @@ from jaxprune.models import (
   preresnet,
   resnet_cifar,
   resnet_imagenet,
+  validation,
   vgg,
   wide_resnet,
 )
@@ -83,6 +89,7 @@ __all__ = [
 ]
 
 Widths = Any  # tuple[int, ...] or ResNetWidths, depending on the family.
+_MULTIPLIER = "width_multiplier"  # The override every family takes.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -228,9 +235,12 @@ def create(name: str, num_classes: int = 10, **overrides: Any) -> nn.Module:
 def _checked_fields(
   name: str, num_classes: int, overrides: Mapping[str, Any]
 ) -> dict[str, Any]:
-  """Registered defaults with ``overrides`` applied, validated."""
+  """Registered defaults with ``overrides`` applied, validated; the
+  ``width_multiplier`` override scales the default widths (not explicit ones)."""
   entry = _entry(name)
-  allowed = set(entry.defaults)
+  overrides = dict(overrides)
+  multiplier = validation.check_multiplier(overrides.pop(_MULTIPLIER, 1.0))
+  allowed = {*entry.defaults, _MULTIPLIER}
   unknown = sorted(set(overrides) - allowed)
   if unknown:
     raise ValueError(
@@ -241,7 +251,15 @@ def _checked_fields(
     isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1
   ):
     raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-  return entry.check({**entry.module_fields, **entry.defaults, **overrides})
+  fields = entry.check({**entry.module_fields, **entry.defaults, **overrides})
+  if multiplier != 1.0 and "widths" not in overrides:
+    # The checked widths are in canonical form whatever the family; checks
+    # consume some keys, so the second check starts from the same inputs.
+    scaled = validation.scale_widths(fields["widths"], multiplier)
+    fields = entry.check(
+      {**entry.module_fields, **entry.defaults, **overrides, "widths": scaled}
+    )
+  return fields
 
 
 def channel_groups(
@@ -296,6 +314,7 @@ def read_widths(name: str, params: Mapping[str, Any], **overrides: Any) -> Width
     ValueError: if the params do not fit model ``name``.
   """
   entry = _entry(name)
+  overrides = {k: v for k, v in overrides.items() if k != _MULTIPLIER}
   if "params" in params:
     params = params["params"]
   widths = entry.read_widths(params)

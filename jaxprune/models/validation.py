@@ -48,3 +48,20 @@ def normalize_widths(value: Any, template: Any, path: str = "widths") -> Any:
     normalize_widths(v, t, _where(path, k)) for k, v, t in zip(keys, value, template)
   ]
   return type(template)(*items) if fields is not None else tuple(items)
+
+
+def scale_widths(widths: Any, multiplier: float) -> Any:
+  """Every width of a (nested tuple / NamedTuple) widths structure times
+  ``multiplier``, rounded, at least 1: one rule for every family, so layers
+  that share a width (a stage and its blocks) still share it."""
+  if isinstance(widths, int):
+    return max(1, round(widths * multiplier))
+  items = [scale_widths(w, multiplier) for w in widths]
+  return type(widths)(*items) if hasattr(widths, "_fields") else tuple(items)
+
+
+def check_multiplier(value: Any) -> float:
+  """A positive width multiplier (1.0: the registered widths)."""
+  if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+    raise ValueError(f"width_multiplier must be a positive number, got {value!r}")
+  return float(value)

@@ -23,6 +23,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from jaxprune.models import validation, vgg
 from jaxprune.models.graph import ChannelGroup
 
 GROUP_SETS = ("inner", "all")
@@ -144,11 +145,15 @@ def preset(
     return ratios(groups, which="inner", stage_ratios=stage_ratios, skip=skip), {}
   if name in _VGG_PRESETS:
     by_name = {g.name: g for g in groups}
+    full = vgg.default_widths(16, "slimming")  # VGG-16's conv widths.
     sizes = {}
     for i, width in enumerate(_VGG_PRESETS[name]):
       g = by_name.get(f"conv{i}")
       if g is None:
         raise ValueError(f"preset {name!r} needs a VGG-16 (no group conv{i})")
+      # The targets are VGG-16's widths; a net built at a width multiplier
+      # (smoke runs) keeps the same fraction of each layer.
+      width = validation.scale_widths(width, g.size / full[i])
       if width < g.size:
         sizes[g.name] = width
     return {}, sizes

@@ -52,7 +52,9 @@ PARTIAL_OUT = "report_partial"  # Under --workdir: partial / smoke reports.
 
 def paper_files(suite_dir: str) -> list[str]:
   paths = sorted(glob.glob(os.path.join(suite_dir, "*.py")))
-  paths = [p for p in paths if os.path.basename(p) not in (SHARED_RECIPE,)]
+  paths = [
+    p for p in paths if os.path.basename(p) not in (SHARED_RECIPE, "__init__.py")
+  ]
   if not paths:
     raise ValueError(f"--suite {suite_dir!r} has no paper files (*.py)")
   return paths

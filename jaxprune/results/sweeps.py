@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import importlib.util
 import itertools
 import os
 import subprocess
@@ -41,7 +40,7 @@ from typing import Any
 import ml_collections
 
 import jaxprune
-from jaxprune import cluster, config_utils, fingerprint, io_utils
+from jaxprune import cluster, config_args, config_utils, fingerprint, io_utils
 
 RESULTS_FILE = "results.jsonl"
 # Row fields copied from a protocol's summary when present.
@@ -297,17 +296,8 @@ def result_line(row: dict[str, Any]) -> str:
   return ", ".join(parts) + f" {row['overrides']}"
 
 
-def load_sweep_module(path: str, needs: Sequence[str] = ("get_config", "get_sweep")):
-  """The config module at `path`; it must define the functions `needs`."""
-  spec = importlib.util.spec_from_file_location("jaxprune_sweep_config", path)
-  if spec is None or not os.path.exists(path):
-    raise FileNotFoundError(f"sweep config not found: {path}")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  for fn in needs:
-    if not hasattr(module, fn):
-      raise ValueError(f"{path} must define {fn}(arg)")
-  return module
+# The one config-file loader (kept under this name for callers of sweeps).
+load_sweep_module = config_args.load_module
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -352,9 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   )
   cluster.add_slurm_flags(parser, gpus="gpus_per_task")
   args, extra = parser.parse_known_args(argv)
-  path, _, arg = args.config.partition(":")
-  module = load_sweep_module(path)
-  base, sweep = module.get_config(arg or None), module.get_sweep(arg or None)
+  base, sweep = config_args.load_sweep(args.config)
   try:  # --config.FIELD=VALUE overrides of the base, as in jaxprune.main.
     base = apply_overrides(base, config_utils.parse_overrides(extra, base))
   except ValueError as e:

@@ -1,0 +1,1 @@
+"""Schedule-figure configs (`python -m jaxprune.schedules`)."""

@@ -1,0 +1,1 @@
+"""The CPU mini-reproduction (`make reproduce-mini`): `base.py` and one file per paper."""

@@ -1,0 +1,1 @@
+"""One example config per protocol (`python -m jaxprune.main --config=configs/protocols/NAME.py`)."""
