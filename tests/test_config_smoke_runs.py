@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 
 from jaxprune import config_args, config_utils, protocols
-from jaxprune.results import sweeps
 from jaxprune.data import datasets
+from jaxprune.results import sweeps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAPERS = ("le2021", "liu2019", "wang2021_di", "wang2023", "zimmer2023")

@@ -131,7 +131,13 @@ def test_analysis_is_a_leaf_below_train_protocols_and_results(jaxprune_graph):
 def test_config_schema_imports_nothing_above_it(jaxprune_graph):
   # The pruning engine owns its section's defaults; nothing else is imported.
   direct = {t for t, _, _ in jaxprune_graph["jaxprune.config_utils"]}
-  assert direct <= {"jaxprune.config_schema", "jaxprune.pruning"}, direct
+  # config_args (the argument parser) is a leaf too.
+  assert direct <= {
+    "jaxprune.config_schema",
+    "jaxprune.pruning",
+    "jaxprune.config_args",
+  }, direct
+  assert not jaxprune_graph["jaxprune.config_args"]
   assert not jaxprune_graph["jaxprune.config_schema"]
   below = reachable(jaxprune_graph, "jaxprune.config_utils")
   assert not [m for m in below if m.startswith((*ABOVE_ANALYSIS, "jaxprune.data"))]
