@@ -29,7 +29,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxprune import config_utils, models, pruning
+from jaxprune import config_args, config_utils, models, pruning
 from jaxprune.data import datasets
 from jaxprune.pruning import counting
 from jaxprune.results import sweeps
@@ -127,8 +127,6 @@ def report(counts: counting.Counts, title: str) -> str:
 def load_config(spec: str, overrides: Sequence[str] = ()):
   """``PATH[:ARG]`` -> ``get_config(ARG)`` of the config file at PATH, with
   ``--config.FIELD=VALUE`` ``overrides`` applied."""
-  from jaxprune import config_args, config_utils
-
   try:
     config = config_args.load_config(spec)
   except FileNotFoundError as e:
