@@ -133,6 +133,7 @@ def cached(
   digest = key(config, dense_hash, cycle=cycle, cumulative=cumulative)
   path = os.path.join(common.cache_root(config, run_workdir), "pruned", digest)
   with io_utils.file_lock(path + ".lock"):
+    common.drop_if_stale(path)  # `python -m jaxprune.sweeps --force`.
     loaded = _load(path)
     if loaded is not None:
       fields, meta = loaded
