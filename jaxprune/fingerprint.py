@@ -11,8 +11,9 @@ rows record it (`code_fingerprint`).
   prune  train's files plus pruning, OrthP and the pruning protocols' code
 
 Files outside these sets (reports, verdicts, launchers, docs) never
-invalidate a cache. `python -m jaxprune.sweeps --no_cache` goes further and
-gives every point a private cache.
+invalidate a cache; neither does a criterion registered from a user's own
+module. `python -m jaxprune.sweeps --force` recomputes the entries a sweep
+uses; `--no_cache` gives every point a private cache.
 """
 
 from __future__ import annotations
