@@ -59,6 +59,10 @@ class Registry(Generic[T]):
   def __contains__(self, name: object) -> bool:
     return name in self._entries
 
+  def __iter__(self):
+    """Iterates over the names (so a registry serves where a tuple of names did)."""
+    return iter(self.names())
+
   def get(self, name: str, field: str | None = None) -> T:
     """The entry of `name`; else ValueError "FIELD must be one of [...], got X"."""
     checks.choice(name, field or self.what, self.names())

@@ -19,7 +19,7 @@ import jaxprune
 from jaxprune import models, protocols, pruning, schedules
 from jaxprune.protocols import common
 from jaxprune.protocols import registry as protocol_registry
-from jaxprune.pruning import scores, structured
+from jaxprune.pruning import allocation, scores, structured
 from jaxprune.results import sweeps
 
 DOC = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "extending.md")
@@ -42,6 +42,7 @@ def extensions(tmp_path):
   finally:
     scores.CRITERIA.remove("smallest_first")
     structured.CRITERIA.remove("l_inf")
+    allocation.ALLOCATIONS.remove("dense_classifier")
     schedules.TRAINING.remove("exp_decay")
     models.unregister("tiny_mlp")
     protocol_registry.unregister("train_noted")
@@ -99,9 +100,26 @@ def test_registered_structured_criterion_picks_its_channels(extensions):
     np.testing.assert_array_equal(kept, np.sort(np.argsort(-score)[:4]))
 
 
+def test_registered_allocation_prunes_an_unregistered_model(extensions):
+  """`pruning.prune` on the docs' TinyMLP (params tree only) with the docs'
+  `dense_classifier` allocation: the head stays dense, the hidden layer keeps
+  exactly its largest-magnitude half."""
+  model = models.create("tiny_mlp", 10)
+  params, stats = models.init_variables(model, jax.random.PRNGKey(1), (32, 32, 1))
+  cfg = pruning.default_config()
+  cfg.name, cfg.sparsity, cfg.allocation = "unstructured", 0.5, "dense_classifier"
+  masks = _kernels(pruning.prune(cfg, params, stats, model_name="tiny_mlp").masks)
+  assert masks["head/kernel"].all()
+  w = np.abs(np.asarray(params["hidden"]["kernel"])).ravel()
+  kept = masks["hidden/kernel"].ravel() > 0
+  assert kept.sum() == w.size // 2 and w[kept].min() >= w[~kept].max()
+
+
 def test_registered_names_are_validated_like_built_in_ones(extensions):
   cfg = pruning.default_config()
   cfg.name, cfg.criterion = "unstructured", "smallest_first"
+  pruning.validate(cfg)
+  cfg.allocation = "dense_classifier"
   pruning.validate(cfg)
   cfg.criterion = "l_inf"  # A structured criterion, not an unstructured one.
   with pytest.raises(ValueError, match=r"pruning.criterion must be one of \[.*'smal"):

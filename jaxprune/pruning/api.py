@@ -127,7 +127,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     checks.choice(
       config.criterion, "pruning.criterion", ("", *scores_lib.CRITERIA.names())
     )
-    checks.choice(config.allocation, "pruning.allocation", alloc_lib.ALLOCATIONS)
+    checks.choice(
+      config.allocation, "pruning.allocation", alloc_lib.ALLOCATIONS.names()
+    )
     if not 0.0 <= config.sparsity <= 1.0:
       raise ValueError(f"pruning.sparsity must be in [0, 1], got {config.sparsity}")
   elif config.name == "structured":
