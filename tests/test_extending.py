@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import jaxprune
-from jaxprune import models, protocols, pruning, schedules
+from jaxprune import config_utils, models, protocols, pruning, schedules
 from jaxprune.protocols import common
 from jaxprune.protocols import registry as protocol_registry
 from jaxprune.pruning import allocation, scores, structured
@@ -124,6 +124,14 @@ def test_registered_names_are_validated_like_built_in_ones(extensions):
   cfg.criterion = "l_inf"  # A structured criterion, not an unstructured one.
   with pytest.raises(ValueError, match=r"pruning.criterion must be one of \[.*'smal"):
     pruning.validate(cfg)
+  gmp = config_utils.base_config()  # GMP takes any criterion without grads.
+  gmp.protocol, gmp.pruning.name, gmp.pruning.schedule = "gmp", "unstructured", "gmp"
+  gmp.pruning.gmp_start, gmp.pruning.gmp_end = 1, 2
+  gmp.pruning.criterion = "smallest_first"
+  protocols.validate(gmp)
+  gmp.pruning.criterion = "saliency"
+  with pytest.raises(ValueError, match=r"pruning.criterion must be one of \[.*'smal"):
+    protocols.validate(gmp)
   sched = ml_collections.ConfigDict(dict(name="exp_decay", lr=0.1, gamma=0.5))
   assert float(schedules.create(sched, 10)(20)) == pytest.approx(0.1 * 0.5**2)
   sched.gamma = 2.0
