@@ -16,8 +16,15 @@ import numpy as np
 import pytest
 
 import jaxprune
-from jaxprune import config_utils, models, protocols, pruning, schedules
-from jaxprune.protocols import common
+from jaxprune import (
+  config_utils,
+  fingerprint,
+  models,
+  protocols,
+  pruning,
+  schedules,
+)
+from jaxprune.protocols import common, pruned_cache
 from jaxprune.protocols import registry as protocol_registry
 from jaxprune.pruning import allocation, scores, structured
 from jaxprune.results import sweeps
@@ -157,3 +164,22 @@ def test_registered_protocol_trains_the_registered_model_and_schedule(
   config.pruning.name = "unstructured"  # Refused by the protocol's validator.
   with pytest.raises(ValueError, match=r"^pruning.name must be one of \['none'\]"):
     protocols.run(config, str(tmp_path / "bad"))
+
+
+def test_pruned_cache_key_follows_a_registered_criterion_source(extensions):
+  """Editing a user's criterion makes a new pruned-cache entry; the keys of
+  built-in criteria do not depend on user code."""
+  config = config_utils.base_config()
+  config.pruning.name, config.pruning.criterion = "unstructured", "smallest_first"
+  before = pruned_cache.key(config, "dense", cycle=0, cumulative=0.8)
+  builtin = config.copy_and_resolve_references()
+  builtin.pruning.criterion = "magnitude"
+  builtin_key = pruned_cache.key(builtin, "dense", cycle=0, cumulative=0.8)
+
+  def smallest_first(params, **_):  # "Edited": squares instead of |w|.
+    return jax.tree_util.tree_map(lambda w: -(w**2), params)
+
+  pruning.register_criterion("smallest_first", replace=True)(smallest_first)
+  assert pruned_cache.key(config, "dense", cycle=0, cumulative=0.8) != before
+  assert pruned_cache.key(builtin, "dense", cycle=0, cumulative=0.8) == builtin_key
+  assert fingerprint.outside([scores.CRITERIA.get("magnitude")]) == ""
