@@ -11,8 +11,10 @@ rows record it (`code_fingerprint`).
   prune  train's files plus pruning, OrthP and the pruning protocols' code
 
 Files outside these sets (reports, verdicts, launchers, docs) never
-invalidate a cache. `python -m jaxprune.sweeps --no_cache` goes further and
-gives every point a private cache.
+invalidate a cache. A criterion or allocation registered from a user's own
+module is covered by `outside` (the pruned cache's key holds the hash of its
+source). `python -m jaxprune.sweeps --force` recomputes the entries a sweep
+uses; `--no_cache` gives every point a private cache.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from __future__ import annotations
 import functools
 import glob
 import hashlib
+import inspect
 import os
+from collections.abc import Callable, Iterable
 
 import jaxprune
 from jaxprune import checks
@@ -66,3 +70,21 @@ def code(kind: str) -> str:
     with open(os.path.join(PACKAGE, rel), "rb") as f:
       digest.update(f.read())
   return digest.hexdigest()[:8]
+
+
+def outside(functions: Iterable[Callable]) -> str:
+  """Short hash of the source of those `functions` defined outside jaxprune
+  (criteria or allocations a user registered from their own module, which
+  `code` does not cover); "" when all of them are jaxprune's own."""
+  digest, found = hashlib.sha256(), False
+  for fn in functions:
+    fn = getattr(fn, "func", fn)  # functools.partial: the wrapped function.
+    module = getattr(fn, "__module__", None) or ""
+    if module == "jaxprune" or module.startswith("jaxprune."):
+      continue
+    found = True
+    try:
+      digest.update(inspect.getsource(fn).encode())
+    except (OSError, TypeError):  # Defined interactively: no source file.
+      digest.update(repr(fn).encode())
+  return digest.hexdigest()[:8] if found else ""

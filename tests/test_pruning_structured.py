@@ -78,7 +78,7 @@ def test_small_dense_equals_masked_large_for_every_criterion(
     criteria = ("bn_scale",)
   else:
     idx = [f[0] for f in FAMILIES].index(name) + len(overrides.get("shortcut", ""))
-    criteria = ("l1", structured.CRITERIA[1 + idx % 4])
+    criteria = ("l1", structured.CRITERIA.names()[1 + idx % 4])
   for criterion in criteria:
     if criterion == "bn_scale" and not has_bn:
       with pytest.raises(ValueError, match="bn_scale"):

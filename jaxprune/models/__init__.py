@@ -49,6 +49,9 @@ Overrides (keyword arguments of :func:`create`): ``widths``, ``init``
 ``dropout`` for WRNs (and ImageNet VGG). :func:`input_shape` gives the
 per-example input each model is used at (32x32x1 MNIST, 32x32x3 CIFAR,
 224x224x3 ImageNet).
+
+:func:`register` adds a model built outside the zoo (any Flax module from a
+factory); it trains and takes unstructured pruning, not structured.
 """
 
 import dataclasses
@@ -81,10 +84,13 @@ __all__ = [
   "channel_groups",
   "create",
   "default_widths",
+  "has_channel_groups",
   "init_variables",
   "input_shape",
   "names",
   "read_widths",
+  "register",
+  "unregister",
   "with_widths",
 ]
 
@@ -185,12 +191,62 @@ def _build_registry() -> dict[str, _Entry]:
 _REGISTRY = _build_registry()
 
 
+@dataclasses.dataclass(frozen=True)
+class _Custom:
+  """A model registered from outside the zoo: a factory, no channel graph."""
+
+  factory: Callable[..., nn.Module]
+  input_shape: tuple[int, ...]
+
+
+# Models added with `register`; they have no channel groups or widths, so they
+# take unstructured pruning (which needs only the params tree), not structured.
+_CUSTOM: dict[str, _Custom] = {}
+
+
+def register(
+  name: str,
+  factory: Callable[..., nn.Module],
+  *,
+  input_shape: tuple[int, ...] = (32, 32, 3),
+  replace: bool = False,
+) -> None:
+  """Makes ``model.name=name`` build ``factory(num_classes, **overrides)``.
+
+  ``factory`` returns a Flax linen module called as ``apply(variables, x,
+  train)`` on NHWC inputs of ``input_shape``; ``overrides`` are the config's
+  ``model`` fields other than ``name`` (at least ``init``). Training,
+  unstructured pruning and the protocols built on it accept the model;
+  structured pruning needs a zoo model (it reads the channel graph).
+  """
+  if name in _REGISTRY:
+    raise ValueError(f"model {name!r} is a zoo model; pick another name")
+  if name in _CUSTOM and not replace:
+    raise ValueError(f"model {name!r} is registered already (replace=True replaces)")
+  _CUSTOM[name] = _Custom(factory, tuple(input_shape))
+
+
+def unregister(name: str) -> None:
+  """Forgets a model added with :func:`register` (zoo models stay)."""
+  _CUSTOM.pop(name, None)
+
+
+def has_channel_groups(name: str) -> bool:
+  """Whether model ``name`` describes its channel graph (a zoo model)."""
+  return name in _REGISTRY
+
+
 def names() -> list[str]:
-  """Registered model names, in registration order."""
-  return list(_REGISTRY)
+  """Registered model names, in registration order (zoo first)."""
+  return [*_REGISTRY, *_CUSTOM]
 
 
 def _entry(name: str) -> _Entry:
+  if name in _CUSTOM:
+    raise ValueError(
+      f"model {name!r} was added with models.register and has no channel "
+      "groups: structured pruning and widths need a model of the zoo"
+    )
   if name not in _REGISTRY:
     raise ValueError(f"unknown model name {name!r}; must be one of {names()}")
   return _REGISTRY[name]
@@ -198,6 +254,8 @@ def _entry(name: str) -> _Entry:
 
 def input_shape(name: str) -> tuple[int, int, int]:
   """The per-example NHWC input shape model ``name`` is used at."""
+  if name in _CUSTOM:
+    return _CUSTOM[name].input_shape
   return _entry(name).input_shape
 
 
@@ -226,6 +284,8 @@ def create(name: str, num_classes: int = 10, **overrides: Any) -> nn.Module:
     ValueError: unknown name, unknown override key or invalid value; the
       message names the field and the allowed values.
   """
+  if name in _CUSTOM:
+    return _CUSTOM[name].factory(num_classes, **overrides)
   fields = _checked_fields(name, num_classes, overrides)
   # ``init`` would shadow ``nn.Module.init``, so the module field is renamed.
   fields["init_scheme"] = fields.pop("init")
@@ -310,9 +370,13 @@ def read_widths(name: str, params: Mapping[str, Any], **overrides: Any) -> Width
   Returns:
     Widths in the form ``create(name, widths=...)`` accepts.
 
+    None for a model added with :func:`register` (it has no widths).
+
   Raises:
     ValueError: if the params do not fit model ``name``.
   """
+  if name in _CUSTOM:
+    return None
   entry = _entry(name)
   overrides = {k: v for k, v in overrides.items() if k != _MULTIPLIER}
   if "params" in params:

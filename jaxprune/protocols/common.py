@@ -32,9 +32,12 @@ pruning, else the fraction of all dense params removed or masked).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
+import shutil
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -222,12 +225,46 @@ def dense_cache_dir(root: str, train_config: ml_collections.ConfigDict) -> str:
   return os.path.join(root, "train", f"{digest}-{fingerprint.code('train')}")
 
 
+# Cache entries last written before this time (unix seconds) are recomputed
+# and overwritten; 0 = reuse every entry. Set by `refreshing_caches` (the
+# sweeps' --force) for its duration: a process-wide setting of the cache, not
+# a field of any run's config (its hash and resume checks stay the same).
+_STALE_BEFORE = 0.0
+
+
+@contextlib.contextmanager
+def refreshing_caches():
+  """Within: every shared dense / pruned cache entry written before entering
+  is recomputed on first use (and overwritten); entries written since are
+  reused, so the points of one forced sweep still share them."""
+  global _STALE_BEFORE
+  old, _STALE_BEFORE = _STALE_BEFORE, time.time()
+  try:
+    yield
+  finally:
+    _STALE_BEFORE = old
+
+
+def drop_if_stale(path: str) -> None:
+  """Removes the cache entry directory `path` if `refreshing_caches` is on and
+  nothing in it was written since it began (call it under the entry's lock)."""
+  if not _STALE_BEFORE or not os.path.isdir(path):
+    return
+  newest = max(
+    (os.path.getmtime(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs),
+    default=os.path.getmtime(path),
+  )
+  if newest < _STALE_BEFORE:
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def cached_phase(
   config: ml_collections.ConfigDict, run_workdir: str, run_config=None, **kwargs
 ) -> Phase:
   """`run_phase` in the shared cache, keyed by `config`'s hash, under a lock."""
   workdir = dense_cache_dir(cache_root(run_config or config, run_workdir), config)
   with io_utils.file_lock(workdir + ".lock"):
+    drop_if_stale(workdir)
     return run_phase(config, workdir, **kwargs)
 
 

@@ -31,6 +31,8 @@ from jaxprune import io_utils, pruning
 from jaxprune.protocols import common
 from jaxprune.protocols.registry import protocol
 from jaxprune.pruning import masks as masks_lib
+from jaxprune.pruning import scores
+from jaxprune.pruning.data_scores import GRAD_CRITERIA
 
 
 def events(config: ml_collections.ConfigDict) -> dict[int, float]:
@@ -42,7 +44,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
   pruning.validate(config.pruning)
   common.choice(config, "pruning.name", ("unstructured",))
   common.choice(config, "pruning.schedule", ("gmp",))
-  common.choice(config, "pruning.criterion", ("", "magnitude", "random"))
+  # GMP prunes without gradients: any registered criterion but those.
+  scoreable = [c for c in scores.CRITERIA.names() if c not in GRAD_CRITERIA]
+  common.choice(config, "pruning.criterion", ("", *scoreable))
   if config.pruning.gmp_start < 1:
     raise ValueError(
       f"pruning.gmp_start must be >= 1 (prune after an epoch), got "

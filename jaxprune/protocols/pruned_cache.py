@@ -12,7 +12,8 @@ the dense phase it was pruned from (its training fields; also right for
 `retrain.dense_workdir`), the whole `pruning` section, the cycle and its
 cumulative target, `retrain.orthp` / `retrain.orthp_gain` (OrthP runs on the
 pruned weights), the seed (the pruning rng derives from it) and the pruning
-code's fingerprint (`jaxprune.fingerprint`). Retraining
+code's fingerprint (`jaxprune.fingerprint`), plus the source hash of a
+criterion or allocation registered from outside jaxprune. Retraining
 fields are not in it. Later IMP cycles start from retrained weights, so they
 are not cached.
 
@@ -39,6 +40,7 @@ import numpy as np
 
 from jaxprune import config_utils, fingerprint, io_utils, models
 from jaxprune.protocols import common
+from jaxprune.pruning import allocation, scores, structured
 from jaxprune.train import Start, sharding
 
 ITEMS = ("params", "batch_stats", "masks", "prunable")
@@ -66,8 +68,21 @@ def key(
     "cumulative": float(cumulative),
     "code": fingerprint.code("prune"),  # An edited criterion is a new entry.
   }
+  user = fingerprint.outside(_pruning_functions(config.pruning))
+  if user:  # Only for registered extensions: built-in keys stay the same.
+    fields["user_code"] = user
   text = json.dumps(fields, sort_keys=True, default=str)
   return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _pruning_functions(p: ml_collections.ConfigDict) -> list[Callable]:
+  """The registered criterion and allocation functions `p` prunes with."""
+  unstructured = p.name == "unstructured"
+  lib = scores if unstructured else structured
+  out = [lib.CRITERIA.get(p.criterion)] if p.criterion in lib.CRITERIA else []
+  if unstructured and p.allocation in allocation.ALLOCATIONS:
+    out.append(allocation.ALLOCATIONS.get(p.allocation).select)
+  return out
 
 
 def _save(path: str, fields: dict[str, Any], meta: dict[str, Any]) -> None:
@@ -133,6 +148,7 @@ def cached(
   digest = key(config, dense_hash, cycle=cycle, cumulative=cumulative)
   path = os.path.join(common.cache_root(config, run_workdir), "pruned", digest)
   with io_utils.file_lock(path + ".lock"):
+    common.drop_if_stale(path)  # `python -m jaxprune.sweeps --force`.
     loaded = _load(path)
     if loaded is not None:
       fields, meta = loaded

@@ -46,6 +46,11 @@ def protocol(
   return decorator
 
 
+def unregister(name: str) -> None:
+  """Forgets protocol `name` (tests that register temporary ones clean up)."""
+  _REGISTRY.pop(name, None)
+
+
 def names() -> list[str]:
   """The registered protocol names, sorted."""
   return sorted(_REGISTRY)

@@ -39,6 +39,7 @@ from jaxprune import config_utils, io_utils, models, pruning
 from jaxprune.protocols import common, prune_retrain
 from jaxprune.protocols.registry import protocol
 from jaxprune.pruning import structured
+from jaxprune.pruning.data_scores import CHANNEL_CRITERIA
 from jaxprune.train import Start
 
 
@@ -46,7 +47,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   pruning.validate(config.pruning)
   common.choice(config, "pruning.name", ("structured",))
   common.choice(config, "pruning.schedule", ("one_shot",))
-  common.choice(config, "pruning.criterion", ("", *structured.WEIGHT_CRITERIA))
+  # Every criterion computed from the params (built-in or registered); SFP
+  # rescores every epoch, so not the data criteria, which need batches.
+  weight = [c for c in structured.CRITERIA.names() if c not in CHANNEL_CRITERIA]
+  common.choice(config, "pruning.criterion", ("", *weight))
   common.choice(config, "pruning.group_allocation", ("per_group",))
   if config.retrain.num_epochs < 0:
     raise ValueError(

@@ -40,6 +40,7 @@ from jaxprune.pruning.api import (
   per_group_imp,
   predicate,
   prune,
+  register_criterion,
   slimming_hook,
   validate,
 )
@@ -55,6 +56,7 @@ __all__ = [
   "predicate",
   "presets",
   "prune",
+  "register_criterion",
   "rewind",
   "schedules",
   "scores",

@@ -24,23 +24,59 @@ uniform_plus), so the achieved sparsity is within one weight per tensor of the
 target. Ties are broken by flat index (lower index kept first), so masks are
 deterministic. Everything except ``erk`` also works with a traced sparsity
 inside ``jax.jit`` (for GMP inside a compiled loop).
+
+Each allocation is an entry of :data:`ALLOCATIONS`; :func:`register` adds one
+(from a user's module too: ``pruning.allocation=NAME`` then accepts it).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxprune import checks
+from jaxprune import registry
 from jaxprune.pruning import masks as masks_lib
 from jaxprune.pruning import scores as scores_lib
 
-ALLOCATIONS = ("global", "uniform", "uniform_plus", "erk", "lamp")
+
+@dataclasses.dataclass(frozen=True)
+class Allocation:
+  """A registered allocation (see :func:`register`)."""
+
+  # (scores of the prunable tensors, sparsity, *, roles, erk_power,
+  # classifier_max, normalize) -> one 0/1 keep mask per tensor.
+  select: Callable[..., list[Any]]
+  # (scores tree, prunable tree) -> scores tree, applied before the already
+  # pruned weights of hard pruning are set to -inf (LAMP's rescoring).
+  transform: Callable[[Any, Any], Any] | None = None
+
+
+ALLOCATIONS: registry.Registry[Allocation] = registry.Registry("allocation")
+
+
+def register(
+  name: str, *, transform: Callable[[Any, Any], Any] | None = None, replace=False
+) -> Callable:
+  """Decorator: registers ``select(scores, sparsity, *, roles, erk_power,
+  classifier_max, normalize) -> masks`` as allocation ``name``.
+
+  ``scores`` lists the prunable tensors' scores (already pruned weights of
+  hard pruning score -inf); ``roles`` their "first" / "classifier" / "hidden"
+  roles. Return one bool keep mask per tensor hitting ``sparsity`` overall
+  (:func:`topk_mask` keeps an exact count).
+  """
+
+  def decorator(select):
+    ALLOCATIONS.add(name, Allocation(select, transform), replace=replace)
+    return select
+
+  return decorator
 
 
 def _traced(x: Any) -> bool:
@@ -177,10 +213,10 @@ def unstructured_masks(
     classifier_max: largest classifier sparsity under uniform_plus.
     normalize: divide each tensor's scores by their L2 norm (global only).
   """
-  checks.choice(allocation, "allocation", ALLOCATIONS)
+  entry = ALLOCATIONS.get(allocation)
   check_sparsity(sparsity)
-  if allocation == "lamp":
-    scores = scores_lib.lamp(scores, prunable)
+  if entry.transform is not None:
+    scores = entry.transform(scores, prunable)
   if current is not None:
     scores = jax.tree_util.tree_map(
       lambda s, m: jnp.where(m > 0, s, -jnp.inf), scores, current
@@ -188,42 +224,20 @@ def unstructured_masks(
   s_leaves, treedef = jax.tree_util.tree_flatten(scores)
   p_leaves = treedef.flatten_up_to(prunable)
   idx = [i for i, p in enumerate(p_leaves) if p]
-  sel = [s_leaves[i] for i in idx]
-  sizes = [int(np.size(s)) for s in sel]
   out = [jnp.ones(jnp.shape(s), jnp.float32) for s in s_leaves]
   if not idx:
     return jax.tree_util.tree_unflatten(treedef, out)
-
-  if allocation in ("global", "lamp"):
-    if normalize and allocation == "global":
-      sel = [
-        s / (jnp.linalg.norm(jnp.where(jnp.isfinite(s), s, 0)) + 1e-8) for s in sel
-      ]
-    n_total = sum(sizes)
-    keep = n_total - round_half_up(sparsity * n_total)
-    flat = jnp.concatenate([s.reshape(-1) for s in sel])
-    kept = topk_mask(flat, keep)
-    parts = jnp.split(kept, np.cumsum(sizes)[:-1])
-    new = [part.reshape(jnp.shape(s)) for part, s in zip(parts, sel)]
-  else:
-    if allocation == "uniform":
-      keeps = [n - round_half_up(sparsity * n) for n in sizes]
-    elif allocation == "erk":
-      if _traced(sparsity):
-        raise ValueError("allocation='erk' needs a concrete (host) sparsity")
-      keeps = erk_keep_counts(
-        [tuple(jnp.shape(s)) for s in sel], float(sparsity), erk_power
-      )
-    else:
-      role_leaves = (
-        treedef.flatten_up_to(roles)
-        if roles is not None
-        else ["hidden"] * len(p_leaves)
-      )
-      keeps = uniform_plus_keep_counts(
-        sizes, [role_leaves[i] for i in idx], sparsity, classifier_max
-      )
-    new = [topk_mask(s, k) for s, k in zip(sel, keeps)]
+  role_leaves = (
+    treedef.flatten_up_to(roles) if roles is not None else ["hidden"] * len(p_leaves)
+  )
+  new = entry.select(
+    [s_leaves[i] for i in idx],
+    sparsity,
+    roles=[role_leaves[i] for i in idx],
+    erk_power=erk_power,
+    classifier_max=classifier_max,
+    normalize=normalize,
+  )
   for i, m in zip(idx, new):
     out[i] = m.astype(jnp.float32)
   result = jax.tree_util.tree_unflatten(treedef, out)
@@ -246,3 +260,54 @@ def roles_tree(params: Any, predicate: masks_lib.Prunable) -> Any:
     for r, (_, x) in zip(roles, leaves)
   ]
   return treedef.unflatten(roles)
+
+
+def _sizes(sel: Sequence[Any]) -> list[int]:
+  return [int(np.size(x)) for x in sel]
+
+
+def _global_top(sel: Sequence[Any], sparsity: Any) -> list[Any]:
+  """One exact-count threshold over all tensors' scores."""
+  sizes = _sizes(sel)
+  n_total = sum(sizes)
+  kept = topk_mask(
+    jnp.concatenate([x.reshape(-1) for x in sel]),
+    n_total - round_half_up(sparsity * n_total),
+  )
+  parts = jnp.split(kept, np.cumsum(sizes)[:-1])
+  return [part.reshape(jnp.shape(x)) for part, x in zip(parts, sel)]
+
+
+@register("global")
+def _global(sel, sparsity, *, normalize=False, **_):
+  if normalize:
+    sel = [x / (jnp.linalg.norm(jnp.where(jnp.isfinite(x), x, 0)) + 1e-8) for x in sel]
+  return _global_top(sel, sparsity)
+
+
+@register("uniform")
+def _uniform(sel, sparsity, **_):
+  return [
+    topk_mask(x, n - round_half_up(sparsity * n)) for x, n in zip(sel, _sizes(sel))
+  ]
+
+
+@register("uniform_plus")
+def _uniform_plus(sel, sparsity, *, roles, classifier_max=0.8, **_):
+  keeps = uniform_plus_keep_counts(_sizes(sel), roles, sparsity, classifier_max)
+  return [topk_mask(x, k) for x, k in zip(sel, keeps)]
+
+
+@register("erk")
+def _erk(sel, sparsity, *, erk_power=1.0, **_):
+  if _traced(sparsity):
+    raise ValueError("allocation='erk' needs a concrete (host) sparsity")
+  keeps = erk_keep_counts(
+    [tuple(jnp.shape(x)) for x in sel], float(sparsity), erk_power
+  )
+  return [topk_mask(x, k) for x, k in zip(sel, keeps)]
+
+
+@register("lamp", transform=scores_lib.lamp)
+def _lamp(sel, sparsity, **_):
+  return _global_top(sel, sparsity)

@@ -12,6 +12,7 @@ tx, rng, result.masks)``.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -90,6 +91,26 @@ def default_config() -> ml_collections.ConfigDict:
   return c
 
 
+CRITERION_KINDS = ("unstructured", "structured")
+
+
+def register_criterion(
+  name: str, kind: str = "unstructured", *, replace: bool = False
+) -> Callable[[Callable], Callable]:
+  """Decorator: makes ``pruning.criterion=name`` score with the decorated function.
+
+  ``kind="unstructured"``: ``fn(params, *, rng, grads) -> score tree`` shaped
+  like ``params`` (higher = keep; see :mod:`scores`). ``kind="structured"``:
+  ``fn(groups, params, *, rng, grads, channel_scores) -> {group name:
+  per-channel scores}`` over the prunable ``models.ChannelGroup`` s (see
+  :mod:`structured`). Extra keyword arguments may be ignored with ``**_``.
+  The name is then valid in configs, sweeps and every protocol.
+  """
+  checks.choice(kind, "kind", CRITERION_KINDS)
+  lib = scores_lib if kind == "unstructured" else structured
+  return lib.register(name, replace=replace)
+
+
 def per_group_imp(config: ml_collections.ConfigDict) -> bool:
   """Structured IMP towards a preset's / stage ratios' per-group counts."""
   per_group = config.preset or tuple(config.stage_ratios)
@@ -103,12 +124,18 @@ def validate(config: ml_collections.ConfigDict) -> None:
   checks.choice(config.schedule, "pruning.schedule", schedules.SCHEDULES)
   checks.choice(config.rewind, "pruning.rewind", REWINDS)
   if config.name == "unstructured":
-    checks.choice(config.criterion, "pruning.criterion", ("", *scores_lib.SCORES))
-    checks.choice(config.allocation, "pruning.allocation", alloc_lib.ALLOCATIONS)
+    checks.choice(
+      config.criterion, "pruning.criterion", ("", *scores_lib.CRITERIA.names())
+    )
+    checks.choice(
+      config.allocation, "pruning.allocation", alloc_lib.ALLOCATIONS.names()
+    )
     if not 0.0 <= config.sparsity <= 1.0:
       raise ValueError(f"pruning.sparsity must be in [0, 1], got {config.sparsity}")
   elif config.name == "structured":
-    checks.choice(config.criterion, "pruning.criterion", ("", *structured.CRITERIA))
+    checks.choice(
+      config.criterion, "pruning.criterion", ("", *structured.CRITERIA.names())
+    )
     checks.choice(
       config.group_allocation, "pruning.group_allocation", STRUCTURED_ALLOCATIONS
     )
@@ -161,7 +188,9 @@ def predicate(
 ) -> masks_lib.Prunable:
   """The :class:`masks.Prunable` the config asks for, roles from the model graph."""
   kw = {}
-  if model_name is not None:
+  # A model added with models.register has no channel graph: the predicate
+  # falls back to the zoo's layer names for the first layer / classifier.
+  if model_name is not None and models.has_channel_groups(model_name):
     first, cls = masks_lib.roles_from_groups(
       models.channel_groups(model_name, num_classes, **overrides)
     )
@@ -221,10 +250,11 @@ def prune(
   if config.name == "none":
     m = masks if masks is not None else masks_lib.ones_like(params)
     return PruneResult(masks_lib.apply(params, m), batch_stats, m)
-  num_classes = _num_classes(params)
   widths = models.read_widths(model_name, params, **overrides)
   if config.name == "unstructured":
-    pred = predicate(config, model_name, num_classes, widths=widths, **overrides)
+    # Only a zoo model's roles need the class count (read from its head).
+    ncls = _num_classes(params) if models.has_channel_groups(model_name) else 10
+    pred = predicate(config, model_name, ncls, widths=widths, **overrides)
     prunable = masks_lib.prunable_tree(params, pred)
     s = config.sparsity if sparsity is None else sparsity
     criterion = config.criterion or "magnitude"
@@ -245,6 +275,7 @@ def prune(
       masks_lib.apply(params, new), batch_stats, new, prunable=prunable
     )
 
+  num_classes = _num_classes(params)
   groups = models.channel_groups(model_name, num_classes, widths=widths, **overrides)
   source = params if masks is None else masks_lib.apply(params, masks)
   scores = structured.group_scores(

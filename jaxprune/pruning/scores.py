@@ -12,16 +12,30 @@ keeps the trees aligned); the allocation step ignores them.
 * :func:`lamp`: Lee et al. (2021) layer-adaptive magnitude score
   ``w_u^2 / sum_{v >= u} w_v^2`` over the layer's weights sorted by magnitude;
   ranking it globally gives the LAMP allocation.
+
+Criteria are looked up in :data:`CRITERIA` (a :class:`jaxprune.registry.Registry`);
+:func:`register` adds one, e.g. from a user's module (``pruning.register_criterion``
+with ``kind="unstructured"``). A criterion is called as ``fn(params, rng=...,
+grads=...)`` and returns a params-shaped score tree.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-SCORES = ("magnitude", "random", "saliency")
+from jaxprune import registry
+
+Criterion = Callable[..., Any]  # fn(params, *, rng, grads) -> score tree.
+CRITERIA: registry.Registry[Criterion] = registry.Registry("criterion")
+
+
+def register(name: str, *, replace: bool = False) -> Callable[[Criterion], Criterion]:
+  """Decorator: registers ``fn(params, *, rng, grads) -> scores`` as ``name``."""
+  return CRITERIA.decorator(name, replace=replace)
 
 
 def magnitude(params: Any) -> Any:
@@ -44,21 +58,30 @@ def saliency(params: Any, grads: Any) -> Any:
   )
 
 
+@register("magnitude")
+def _magnitude(params: Any, **_) -> Any:
+  return magnitude(params)
+
+
+@register("random")
+def _random(params: Any, *, rng: jax.Array | None = None, **_) -> Any:
+  if rng is None:
+    raise ValueError("criterion='random' needs an rng")
+  return random(params, rng)
+
+
+@register("saliency")
+def _saliency(params: Any, *, grads: Any = None, **_) -> Any:
+  if grads is None:
+    raise ValueError("criterion='saliency' needs grads")
+  return saliency(params, grads)
+
+
 def compute(
   name: str, params: Any, *, rng: jax.Array | None = None, grads: Any = None
 ) -> Any:
   """Scores by name; ValueError naming ``criterion`` for unknown names."""
-  if name == "magnitude":
-    return magnitude(params)
-  if name == "random":
-    if rng is None:
-      raise ValueError("criterion='random' needs an rng")
-    return random(params, rng)
-  if name == "saliency":
-    if grads is None:
-      raise ValueError("criterion='saliency' needs grads")
-    return saliency(params, grads)
-  raise ValueError(f"criterion must be one of {list(SCORES)}, got {name!r}")
+  return CRITERIA.get(name)(params, rng=rng, grads=grads)
 
 
 def lamp_leaf(score: jax.Array) -> jax.Array:

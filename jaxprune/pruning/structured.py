@@ -24,6 +24,9 @@ Group scores (one value per channel, higher = keep):
 * ``taylor_fo_bn``, ``fisher``, ``hrank``: computed from data by
   :mod:`data_scores` and passed in as ``channel_scores``.
 
+Every criterion is an entry of :data:`CRITERIA`; :func:`register` adds one
+(``pruning.register_criterion(name, kind="structured")``).
+
 Counts: per-group ratios ``p`` with rounding ``keep_floor`` (keep
 ``int(n * (1 - p))``, rethinking/NPTM) or ``prune_ceil`` (prune
 ``ceil(p * n)``, Wang et al.); at least one channel always survives. Or one
@@ -34,22 +37,23 @@ channels pruned, ties by (group order, index).
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxprune import checks
+from jaxprune import registry
 from jaxprune.models.graph import ChannelGroup
 from jaxprune.pruning import surgery
 from jaxprune.pruning.data_scores import CHANNEL_CRITERIA
 
-WEIGHT_CRITERIA = ("l1", "l2", "random", "bn_scale", "taylor")  # From the params.
-CRITERIA = (*WEIGHT_CRITERIA, *CHANNEL_CRITERIA)
+# The built-in criteria computed from the params (SFP's choices).
+WEIGHT_CRITERIA = ("l1", "l2", "random", "bn_scale", "taylor")
 ROUNDINGS = ("keep_floor", "prune_ceil")
 
 Keep = dict[str, np.ndarray]
@@ -67,6 +71,19 @@ def _filters(kernel: Any) -> np.ndarray:
   return np.moveaxis(k, -1, 0).reshape(k.shape[-1], -1)
 
 
+# Structured criteria: fn(groups, params, *, rng, grads, channel_scores) ->
+# {group name: per-channel scores}, higher = keep (see `register`).
+CRITERIA: registry.Registry[Callable[..., dict[str, np.ndarray]]] = registry.Registry(
+  "criterion"
+)
+
+
+def register(name: str, *, replace: bool = False) -> Callable:
+  """Decorator: registers a structured criterion ``fn(groups, params, *, rng,
+  grads, channel_scores) -> {group: scores}`` as ``name``."""
+  return CRITERIA.decorator(name, replace=replace)
+
+
 def group_scores(
   groups: Sequence[ChannelGroup],
   params: Any,
@@ -77,53 +94,93 @@ def group_scores(
   channel_scores: dict[str, Any] | None = None,
 ) -> dict[str, np.ndarray]:
   """Per-channel scores of every prunable group (float64 numpy)."""
-  checks.choice(criterion, "criterion", CRITERIA)
-  if criterion in CHANNEL_CRITERIA:
-    if channel_scores is None:
-      raise ValueError(f"criterion={criterion!r} needs channel_scores (data_scores)")
-    names = [g.name for g in groups if g.prunable]
-    if missing := [n for n in names if n not in channel_scores]:
-      raise ValueError(f"channel_scores has no scores for groups {missing}")
-    return {n: np.asarray(channel_scores[n], np.float64) for n in names}
-  if criterion == "random" and rng is None:
-    raise ValueError("criterion='random' needs an rng")
-  if criterion == "taylor" and grads is None:
-    raise ValueError("criterion='taylor' needs grads")
-  params = jax.device_get(params)
+  fn = CRITERIA.get(criterion)
   grads = jax.device_get(grads) if grads is not None else None
+  return fn(
+    groups, jax.device_get(params), rng=rng, grads=grads, channel_scores=channel_scores
+  )
+
+
+def _channel(groups, params, *, channel_scores=None, criterion="", **_):
+  """The data criteria's scores, computed beforehand (`data_scores`)."""
+  if channel_scores is None:
+    raise ValueError(f"criterion={criterion!r} needs channel_scores (data_scores)")
+  names = [g.name for g in groups if g.prunable]
+  if missing := [n for n in names if n not in channel_scores]:
+    raise ValueError(f"channel_scores has no scores for groups {missing}")
+  return {n: np.asarray(channel_scores[n], np.float64) for n in names}
+
+
+@register("random")
+def _random(groups, params, *, rng=None, **_):
+  if rng is None:
+    raise ValueError("criterion='random' needs an rng")
+  return {
+    g.name: np.asarray(
+      jax.random.uniform(jax.random.fold_in(rng, i), (g.size,)), np.float64
+    )
+    for i, g in enumerate(groups)
+    if g.prunable
+  }
+
+
+@register("bn_scale")
+def _bn_scale(groups, params, **_):
   out = {}
-  for i, g in enumerate(groups):
-    if not g.prunable:
-      continue
-    if criterion == "random":
-      key = jax.random.fold_in(rng, i)
-      out[g.name] = np.asarray(jax.random.uniform(key, (g.size,)), np.float64)
-    elif criterion == "bn_scale":
-      if not g.norms:
-        continue  # Slimming only ranks channels that have a BN scale.
-      s = np.zeros(g.size)
-      for j, norm in enumerate(g.norms):
-        off = g.norm_offset(j)
-        s += np.abs(np.asarray(_get(params, norm)["scale"])[off : off + g.size])
-      out[g.name] = s
-    else:
-      s = np.zeros(g.size)
-      for prod in g.producers:
-        mod = _get(params, prod)
-        w = _filters(mod["kernel"])
-        if criterion == "l1":
-          s += np.abs(w).sum(1)
-        elif criterion == "l2":
-          s += (w**2).sum(1)
-        else:  # taylor: |sum g*w| over the producer's filters (+ bias).
-          gmod = _get(grads, prod)
-          s += (w * _filters(gmod["kernel"])).sum(1)
-          if "bias" in mod:
-            s += np.asarray(mod["bias"]) * np.asarray(gmod["bias"])
-      out[g.name] = np.sqrt(s) if criterion == "l2" else np.abs(s)
-  if criterion == "bn_scale" and not out:
+  for g in groups:
+    if not g.prunable or not g.norms:
+      continue  # Slimming only ranks channels that have a BN scale.
+    s = np.zeros(g.size)
+    for j, norm in enumerate(g.norms):
+      off = g.norm_offset(j)
+      s += np.abs(np.asarray(_get(params, norm)["scale"])[off : off + g.size])
+    out[g.name] = s
+  if not out:
     raise ValueError("criterion='bn_scale' needs BatchNorm layers; this model has none")
   return out
+
+
+def _producer_scores(groups, params, per_producer) -> dict[str, np.ndarray]:
+  """Sum over each prunable group's producers of `per_producer(path, filters)`."""
+  out = {}
+  for g in groups:
+    if g.prunable:
+      out[g.name] = sum(
+        (per_producer(p, _filters(_get(params, p)["kernel"])) for p in g.producers),
+        np.zeros(g.size),
+      )
+  return out
+
+
+@register("l1")
+def _l1(groups, params, **_):
+  return _producer_scores(groups, params, lambda _, w: np.abs(w).sum(1))
+
+
+@register("l2")
+def _l2(groups, params, **_):
+  out = _producer_scores(groups, params, lambda _, w: (w**2).sum(1))
+  return {n: np.sqrt(s) for n, s in out.items()}
+
+
+@register("taylor")
+def _taylor(groups, params, *, grads=None, **_):
+  """|sum g*w| over the producers' filters (+ bias)."""
+  if grads is None:
+    raise ValueError("criterion='taylor' needs grads")
+
+  def one(path, w):
+    mod, gmod = _get(params, path), _get(grads, path)
+    s = (w * _filters(gmod["kernel"])).sum(1)
+    if "bias" in mod:
+      s = s + np.asarray(mod["bias"]) * np.asarray(gmod["bias"])
+    return s
+
+  return {n: np.abs(s) for n, s in _producer_scores(groups, params, one).items()}
+
+
+for _name in CHANNEL_CRITERIA:
+  register(_name)(functools.partial(_channel, criterion=_name))
 
 
 def keep_count(n: int, ratio: float, rounding: str) -> int:

@@ -8,7 +8,8 @@ A sweep config file defines `get_config(arg)` (the base) and `get_sweep(arg)`
 several processes or machines sharing a directory do not interleave).
 
 Finished points (their config hash is in results.jsonl) are skipped; an
-interrupted point resumes from its own checkpoints. Points are split across
+interrupted point resumes from its own checkpoints. `force=True`
+(`--force`) reruns finished points and recomputes the shared caches they use. Points are split across
 processes with `shard=(i, n)`: process i runs groups i, i+n, i+2n, ... of the
 sweep's groups (below; with `group="none"` every point is a group, so points
 i, i+n, ...): a group is never split across processes.
@@ -20,7 +21,7 @@ seed, "none" runs them one by one. Rows and run directories are the same.
 
 Command line:
   python -m jaxprune.sweeps --config=configs/le2021/table2.py[:ARG] --workdir=DIR \
-      [--shard=i/n] [--list] [--group=auto|seeds|none] [--no_cache] [--config.FIELD=VALUE ...]
+      [--shard=i/n] [--list] [--group=auto|seeds|none] [--no_cache] [--force] [--config.FIELD=VALUE ...]
       [--slurm [--slurm.partition=P --slurm.time=HH:MM:SS --slurm.gpus_per_task=G
                 --slurm.tasks=N] [--submit]]   (an sbatch job array; jaxprune.cluster)
 """
@@ -28,9 +29,11 @@ Command line:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import itertools
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -156,14 +159,21 @@ def _record(
   workdir: str,
   point: tuple[dict[str, Any], ml_collections.ConfigDict, str],
   summary: dict[str, Any],
+  replace: bool = False,
 ) -> dict[str, Any] | None:
-  """Appends the point's row unless another shard already did; returns it."""
+  """Appends the point's row unless another shard already did; returns it.
+  `replace` (--force): the row replaces the point's earlier rows instead."""
   overrides, config, digest = point
   row = make_row(overrides, config, digest, summary)
-  with io_utils.file_lock(os.path.join(workdir, RESULTS_FILE) + ".lock"):
-    if digest in finished_hashes(workdir):  # Another shard may have run it.
+  path = os.path.join(workdir, RESULTS_FILE)
+  with io_utils.file_lock(path + ".lock"):
+    if replace:
+      rows = [r for r in io_utils.read_jsonl(path) if r["config_hash"] != digest]
+      io_utils.rewrite_jsonl(path, [*rows, row])  # Atomic.
+    elif digest in finished_hashes(workdir):  # Another shard may have run it.
       return None
-    io_utils.append_jsonl(os.path.join(workdir, RESULTS_FILE), row)
+    else:
+      io_utils.append_jsonl(path, row)
   return row
 
 
@@ -180,6 +190,7 @@ def run_sweep(
   group: str = "auto",
   group_memory_gb: float = DEFAULT_GROUP_MEMORY_GB,
   no_cache: bool = False,
+  force: bool = False,
 ) -> list[dict[str, Any]]:
   """Runs this shard's unfinished points; returns the rows it appended.
 
@@ -191,13 +202,19 @@ def run_sweep(
 
   `no_cache` (`--no_cache`): every point gets a private cache in its run
   directory, so nothing (dense training, pruned state) is shared or reused.
+
+  `force` (`--force`): runs the shard's points even if finished, from
+  scratch (their run directories are removed first), replaces their rows, and
+  recomputes and overwrites every shared dense / pruned cache entry they use
+  that was written before this call (entries written during it are shared as
+  usual).
   """
   # Not at the top: config files import this module for `product` / `seeds`,
   # and loading a config must not pull in the protocols (TFDS, orbax, jax).
   import jax
 
   from jaxprune import protocols  # (isort keeps these apart; same reason)
-  from jaxprune.protocols import grouped
+  from jaxprune.protocols import common, grouped
 
   index, count = shard
   if not 0 <= index < count:
@@ -218,7 +235,7 @@ def run_sweep(
   # every shard (and every rerun) sees the same groups.
   budget = int(group_memory_gb * (1 << 30))
   numbered = [(i, *point) for i, point in enumerate(points)]
-  done = finished_hashes(workdir)
+  done = set() if force else finished_hashes(workdir)
   groups = [
     [p for p in g if p[3] not in done]
     for k, g in enumerate(
@@ -227,17 +244,21 @@ def run_sweep(
     if k % count == index
   ]
   appended: list[dict[str, Any]] = []
-  point = functools.partial(_run_point, workdir, len(points), run_fn, appended)
-  for members in filter(None, groups):
-    if len(members) == 1:
-      point(*members[0], 1)
-      continue
-    numbers = ", ".join(str(i + 1) for i, *_ in members)
-    print(f"[sweep] points {numbers}/{len(points)} as one group", flush=True)
-    tasks = [functools.partial(point, *m, len(members)) for m in members]
-    for error in grouped.run_tasks(tasks):
-      if isinstance(error, BaseException):
-        raise error
+  point = functools.partial(
+    _run_point, workdir, len(points), run_fn, appended, force=force
+  )
+  refresh = common.refreshing_caches() if force else contextlib.nullcontext()
+  with refresh:
+    for members in filter(None, groups):
+      if len(members) == 1:
+        point(*members[0], 1)
+        continue
+      numbers = ", ".join(str(i + 1) for i, *_ in members)
+      print(f"[sweep] points {numbers}/{len(points)} as one group", flush=True)
+      tasks = [functools.partial(point, *m, len(members)) for m in members]
+      for error in grouped.run_tasks(tasks):
+        if isinstance(error, BaseException):
+          raise error
   return appended
 
 
@@ -251,13 +272,18 @@ def _run_point(
   config: ml_collections.ConfigDict,
   digest: str,
   group_size: int,
+  *,
+  force: bool = False,
 ) -> None:
-  """Runs one point and appends its row (in a group: in the point's thread)."""
+  """Runs one point and appends its row (in a group: in the point's thread);
+  `force`: from scratch, replacing its row."""
   # Not at the top: see run_sweep.
   from jaxprune.protocols import common
   from jaxprune.train import TrainingDivergedError
 
   run_dir = os.path.join(workdir, "runs", digest)
+  if force:
+    shutil.rmtree(run_dir, ignore_errors=True)
   print(f"[sweep] point {i + 1}/{total} {overrides}", flush=True)
   start = time.monotonic()
   try:
@@ -277,7 +303,7 @@ def _run_point(
       f"epoch {result.get('epoch')} (lr {result.get('lr')}); going on",
       flush=True,
     )
-  row = _record(workdir, (overrides, config, digest), result)
+  row = _record(workdir, (overrides, config, digest), result, replace=force)
   if row is not None:
     appended.append(row)
     print(f"[sweep] point {i + 1}/{total} {result_line(row)}", flush=True)
@@ -332,6 +358,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     help="do not share or reuse cached dense / pruned phases between points",
   )
   parser.add_argument(
+    "--force",
+    action="store_true",
+    help="rerun the points even if finished (replacing their rows) and "
+    "recompute / overwrite the cached dense and pruned phases they use",
+  )
+  parser.add_argument(
     "--slurm",
     action="store_true",
     help="write <workdir>/slurm/sweep.sbatch, a job array of shards (see "
@@ -362,6 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
       extra_args=[
         f"--group={args.group}",
         *(["--no_cache"] if args.no_cache else []),
+        *(["--force"] if args.force else []),
         *extra,  # --config.FIELD=VALUE overrides.
       ],
     )
@@ -390,6 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
       group=args.group,
       group_memory_gb=args.group_memory_gb,
       no_cache=args.no_cache,
+      force=args.force,
     )
   except (
     ValueError,

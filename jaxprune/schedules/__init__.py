@@ -32,17 +32,20 @@ Iterative pruning restarts the schedule each prune-retrain cycle: build one
 schedule per cycle with that cycle's stats (`create` with the cycle's
 `retrain_epochs`; the step counter restarts at 0), or use `cyclic` to get the
 whole BIMP-style cyclic curve at once (e.g. for plots).
+
+`register(name)` adds a training schedule from a user's module (see
+docs/extending.md); `names()` lists every accepted name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import optax
 
-from jaxprune import checks
+from jaxprune import checks, registry
 from jaxprune.schedules import core, retraining, training
 from jaxprune.schedules.core import Schedule, format_spec, parse_spec
 from jaxprune.schedules.retraining import (
@@ -51,7 +54,7 @@ from jaxprune.schedules.retraining import (
   PruningStats,
   allr_initial_lr,
 )
-from jaxprune.schedules.training import halving_spec
+from jaxprune.schedules.training import check_fields, halving_spec
 
 TRAINING_NAMES = (
   "constant",
@@ -63,7 +66,29 @@ TRAINING_NAMES = (
   "onecycle",
 )
 RETRAINING_NAMES = retraining.VARIANTS + retraining.TUNED
-NAMES = tuple(dict.fromkeys(TRAINING_NAMES + RETRAINING_NAMES))
+
+# Training schedules by name: fn(config, steps_per_epoch, path) -> (schedule,
+# epochs or None). The built-ins share `training.build`; `register` adds more.
+Builder = Callable[[Any, int, str], tuple[Schedule, int | None]]
+TRAINING: registry.Registry[Builder] = registry.Registry("schedule")
+for _name in TRAINING_NAMES:
+  TRAINING.add(_name, training.build)
+
+
+def register(name: str, *, replace: bool = False) -> Callable[[Builder], Builder]:
+  """Decorator: registers a training schedule ``fn(config, steps_per_epoch,
+  path) -> (step -> lr, epochs or None)`` as ``schedule.name=name``.
+
+  ``fn`` must be jit-safe (``jnp``) and should reject fields it does not know
+  with a ValueError naming ``f"{path}.FIELD"``.
+  """
+  return TRAINING.decorator(name, replace=replace)
+
+
+def names() -> tuple[str, ...]:
+  """Every schedule name: the training ones (built-in and registered), then
+  the retraining ones."""
+  return tuple(dict.fromkeys(TRAINING.names() + RETRAINING_NAMES))
 
 
 def is_retraining(config: Any) -> bool:
@@ -76,13 +101,13 @@ def is_retraining(config: Any) -> bool:
 
 def _build(config: Any, steps_per_epoch: int, pruning: Any, path: str) -> Schedule:
   name = config.get("name") if hasattr(config, "get") else None
-  checks.choice(name, f"{path}.name", NAMES)
+  checks.choice(name, f"{path}.name", names())
   # Building evaluates the base schedule (eta_max, tables) with concrete
   # numbers, also when `create` is called inside a jitted function.
   with jax.ensure_compile_time_eval():
     if is_retraining(config):
       return retraining.build(config, steps_per_epoch, pruning, path)
-    return training.build(config, steps_per_epoch, path)[0]
+    return TRAINING.get(name)(config, steps_per_epoch, path)[0]
 
 
 def _check_steps_per_epoch(steps_per_epoch: Any) -> int:
@@ -150,18 +175,20 @@ def cyclic(
 __all__ = [
   "DEFAULT_FLAVOR",
   "FLAVORS",
-  "NAMES",
   "RETRAINING_NAMES",
   "TRAINING_NAMES",
   "PruningStats",
   "Schedule",
   "allr_initial_lr",
+  "check_fields",
   "create",
   "cyclic",
   "format_spec",
   "halving_spec",
   "is_retraining",
   "momentum",
+  "names",
   "parse_spec",
+  "register",
   "validate",
 ]
