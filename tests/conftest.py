@@ -3,7 +3,8 @@
 Tests never touch the network or the real dataset: `tiny_fmnist` writes four
 IDX .gz files whose classes are separable (a bright 7x7 patch at a
 class-dependent position plus noise) and prepares `fashion_mnist_local` from
-them into a temporary TFDS data dir.
+them into a temporary TFDS data dir. `process_env` is the environment of the
+suite's `python` subprocesses.
 """
 
 from __future__ import annotations
@@ -16,6 +17,14 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Variables that give a subprocess the session's persistent compilation cache.
+COMPILE_CACHE_VARS = (
+  "JAX_COMPILATION_CACHE_DIR",
+  "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
+  "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES",
+)
 
 
 def make_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -87,6 +96,23 @@ def tiny_config(tiny_fmnist):
   config.schedule.spec = "0:0.05,2:0.005"
   config.lock()
   return config
+
+
+@pytest.fixture(scope="session")
+def process_env(tmp_path_factory) -> dict[str, str]:
+  """Environment for the suite's `python` subprocesses: CPU JAX, this checkout
+  importable, and one persistent XLA compilation cache per session, so that a
+  program one subprocess compiled is loaded (about half of a tiny run's CPU
+  time) by the next. Tests that need a real compile drop COMPILE_CACHE_VARS.
+  In-process tests get no cache: test_recompile counts backend compiles."""
+  cache = str(tmp_path_factory.mktemp("jax_compile_cache"))
+  values = (cache, "0", "0")  # Cache every program, however small.
+  return {
+    **os.environ,
+    "JAX_PLATFORMS": "cpu",
+    "PYTHONPATH": ROOT,
+    **dict(zip(COMPILE_CACHE_VARS, values)),
+  }
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,8 @@ writes one, between the final checkpoint and summary.json, and in a sweep after
 a row and halfway through one. Every rerun of the same command must end with
 params byte-identical to an uninterrupted run, exactly one row per sweep point
 and no glued lines; a second launch on a busy workdir, damaged checkpoints and
-unknown fields must stop with one named line.
+unknown fields must stop with one named line. Subprocesses share the session's
+compilation cache (`process_env`), except the one killed while compiling.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import time
 
 import jax
 import pytest
-from conftest import write_tiny_fmnist
+from conftest import COMPILE_CACHE_VARS, write_tiny_fmnist
 
 from jaxprune import io_utils
 from jaxprune.data import datasets, fashion_mnist_local
@@ -30,7 +31,6 @@ from jaxprune.train import checkpointing
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DRIVER = os.path.join(HERE, "fault_driver.py")
-ENV = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": os.path.dirname(HERE)}
 sys.path.insert(0, HERE)
 import fault_driver  # noqa: E402
 
@@ -44,21 +44,21 @@ def root(tmp_path_factory):
   return root
 
 
-def _driver(mode, root, workdir, fault=""):
+def _driver(env, mode, root, workdir, fault=""):
   return subprocess.run(
     [sys.executable, DRIVER, mode, root, workdir, fault],
-    env=ENV,
+    env=env,
     capture_output=True,
     text=True,
     timeout=300,
   )
 
 
-def _main(root, workdir, *flags):
+def _main(env, root, workdir, *flags):
   cmd = [sys.executable, "-m", "jaxprune.main", f"--config={DRIVER}:{root}"]
   return subprocess.run(
     [*cmd, f"--workdir={workdir}", *flags],
-    env=ENV,
+    env=env,
     capture_output=True,
     text=True,
     timeout=300,
@@ -89,33 +89,37 @@ def _error_line(proc):
   return errors[0]
 
 
-def test_runs_killed_anywhere_resume_to_the_same_params(root, tmp_path):
+def test_runs_killed_anywhere_resume_to_the_same_params(root, tmp_path, process_env):
   from jaxprune import protocols
 
   reference = str(tmp_path / "reference")
   protocols.run(fault_driver.get_config(root), reference)
   workdir = str(tmp_path / "run")
 
-  # A second launch while the first holds the workdir stops at once naming it;
-  # then the first is killed (wherever it is: loading data or compiling).
+  # A second launch while the first holds the workdir stops at once naming it.
+  # The first is the compile fault's run, held stopped (SIGSTOP) while the
+  # second tries, then let go to kill itself while XLA compiles (no cache).
+  compiling = {k: v for k, v in process_env.items() if k not in COMPILE_CACHE_VARS}
   first = subprocess.Popen(
-    [sys.executable, DRIVER, "run", root, workdir], env=ENV, text=True
+    [sys.executable, DRIVER, "run", root, workdir, "compile"], env=compiling, text=True
   )
   lock = os.path.join(workdir, io_utils.WORKDIR_LOCK)
   while not (os.path.exists(lock) and f"pid {first.pid} " in _read(lock)):
     assert first.poll() is None
     time.sleep(0.05)
-  second = _main(root, workdir)
+  first.send_signal(signal.SIGSTOP)
+  try:
+    second = _main(process_env, root, workdir)
+  finally:
+    first.send_signal(signal.SIGCONT)
   assert second.returncode == 2
   assert f"is in use by pid {first.pid} on host" in _error_line(second)
-  first.send_signal(signal.SIGKILL)
-  first.wait()
+  assert first.wait(timeout=300) == -signal.SIGKILL
 
-  faults = ["compile", "after_checkpoint", "checkpoint_write", "before_summary"]
-  for fault in faults:
-    proc = _driver("run", root, workdir, fault)
+  for fault in ["after_checkpoint", "checkpoint_write", "before_summary"]:
+    proc = _driver(process_env, "run", root, workdir, fault)
     assert proc.returncode == -signal.SIGKILL, (fault, proc.stderr[-2000:])
-  proc = _driver("run", root, workdir)
+  proc = _driver(process_env, "run", root, workdir)
   assert proc.returncode == 0, proc.stderr[-2000:]
 
   assert _same_bytes(_final_params(reference), _final_params(workdir))
@@ -131,18 +135,18 @@ def test_runs_killed_anywhere_resume_to_the_same_params(root, tmp_path):
   os.remove(os.path.join(workdir, "summary.json"))
   for manifest in glob.glob(f"{workdir}/checkpoints/latest/*/state/manifest.ocdbt"):
     os.remove(manifest)
-  line = _error_line(_main(root, workdir))
+  line = _error_line(_main(process_env, root, workdir))
   assert f"{workdir}/checkpoints/latest/" in line and "delete" in line
 
 
 def test_a_sweep_killed_after_and_inside_a_row_ends_with_one_row_per_point(
-  root, tmp_path
+  root, tmp_path, process_env
 ):
   workdir = str(tmp_path / "sweep")
   for fault in ("after_row", "mid_row"):
-    proc = _driver("sweep", root, workdir, fault)
+    proc = _driver(process_env, "sweep", root, workdir, fault)
     assert proc.returncode == -signal.SIGKILL, (fault, proc.stderr[-2000:])
-  proc = _driver("sweep", root, workdir)
+  proc = _driver(process_env, "sweep", root, workdir)
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert "dropped a torn last line" in proc.stderr
 
@@ -155,8 +159,8 @@ def test_a_sweep_killed_after_and_inside_a_row_ends_with_one_row_per_point(
   assert all(r["status"] == "completed" for r in rows)
 
 
-def test_an_unknown_command_line_field_is_one_line(root, tmp_path):
-  proc = _main(root, str(tmp_path / "run"), "--config.optimizer.lr=0.1")
+def test_an_unknown_command_line_field_is_one_line(root, tmp_path, process_env):
+  proc = _main(process_env, root, str(tmp_path / "run"), "--config.optimizer.lr=0.1")
   assert proc.returncode != 0
   line = _error_line(proc)
   assert "unknown field 'optimizer.lr'; nearest valid fields: retrain.lr" in line

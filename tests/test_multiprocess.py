@@ -8,6 +8,10 @@ float tolerance; only process 0 writes metrics and the summary (one row per
 epoch, not one per process); streamed data, of which each process decodes only
 its own rows of every global batch, gives the same run; and a run whose
 processes are killed after a checkpoint resumes when all are relaunched.
+
+Every run is short (EPOCHS epochs, a checkpoint after each); the one- and
+two-process runs are module fixtures shared by the tests, and the killed run is
+compared with the shared two-process run (same command, never interrupted).
 """
 
 from __future__ import annotations
@@ -29,11 +33,14 @@ from jaxprune.train import checkpointing
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT = 240
+# Enough epochs that a kill right after the first checkpoint lands mid-run.
+EPOCHS = 4
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-  """A prepared tiny Fashion-MNIST look-alike (data_dir, manual_dir)."""
+def data(tmp_path_factory, process_env):
+  """(data_dir, manual_dir, env) of every launch: a prepared tiny Fashion-MNIST
+  look-alike and the session's subprocess environment (compilation cache)."""
   from jaxprune.data import datasets, fashion_mnist_local
 
   root = tmp_path_factory.mktemp("mp_data")
@@ -41,7 +48,8 @@ def data(tmp_path_factory):
   write_tiny_fmnist(manual_dir, num_train=384, num_test=96)
   fashion_mnist_local.FashionMnistLocal.strict_counts = False
   datasets.prepare("fashion_mnist_local", data_dir, manual_dir)
-  return data_dir, manual_dir
+  env = {k: v for k, v in process_env.items() if k != "XLA_FLAGS"}  # 1 device.
+  return data_dir, manual_dir, env
 
 
 def _free_port() -> int:
@@ -52,10 +60,8 @@ def _free_port() -> int:
 
 def _launch(workdir: str, processes: int, data, *overrides: str) -> list:
   """Starts the default experiment as `processes` processes; returns the Popens."""
-  data_dir, manual_dir = data
+  data_dir, manual_dir, env = data
   port = _free_port()
-  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT)
-  env.pop("XLA_FLAGS", None)  # One CPU device per process.
   procs = []
   for i in range(processes):
     dist = []
@@ -75,7 +81,8 @@ def _launch(workdir: str, processes: int, data, *overrides: str) -> list:
       *dist,
       f"--config.data.data_dir={data_dir}",
       f"--config.data.manual_dir={manual_dir}",
-      "--config.num_epochs=2",
+      f"--config.num_epochs={EPOCHS}",
+      "--config.checkpoint_every_epochs=1",
       "--config.batch_size=64",
       "--config.eval_batch_size=64",
       "--config.schedule.spec=0:0.05",
@@ -143,10 +150,14 @@ def single(tmp_path_factory, data):
   return _run(tmp_path_factory.mktemp("single"), "run", 1, data)
 
 
-def test_two_processes_match_one(tmp_path, data, single):
-  two = _run(tmp_path, "two", 2, data)
+@pytest.fixture(scope="module")
+def two(tmp_path_factory, data):
+  return _run(tmp_path_factory.mktemp("two"), "run", 2, data)
+
+
+def test_two_processes_match_one(data, single, two):
   _assert_same_params(single, two)
-  assert _metrics_epochs(two) == [1, 2]  # Process 0 alone writes rows.
+  assert _metrics_epochs(two) == list(range(1, EPOCHS + 1))  # Process 0 alone.
   summary = io_utils.read_json(os.path.join(two, "summary.json"))
   assert summary["status"] == "completed"
   want = io_utils.read_json(os.path.join(single, "summary.json"))
@@ -165,12 +176,10 @@ def test_streamed_data_each_process_reads_its_rows(tmp_path, data):
   _assert_same_params(one, two)
 
 
-def test_killed_processes_resume_when_relaunched(tmp_path, data, single):
-  # Enough epochs that the kill lands mid-run, right after the first checkpoint.
-  overrides = ("--config.num_epochs=12", "--config.checkpoint_every_epochs=1")
-  whole = _run(tmp_path, "whole", 2, data, *overrides)
+def test_killed_processes_resume_when_relaunched(tmp_path, data, single, two):
+  # `two` is the same command never interrupted (a checkpoint every epoch).
   workdir = str(tmp_path / "killed")
-  procs = _launch(workdir, 2, data, *overrides)
+  procs = _launch(workdir, 2, data)
   latest = os.path.join(workdir, "checkpoints", "latest")
   deadline = time.monotonic() + TIMEOUT
   while not (os.path.isdir(latest) and any(d.isdigit() for d in os.listdir(latest))):
@@ -182,8 +191,8 @@ def test_killed_processes_resume_when_relaunched(tmp_path, data, single):
   for p in procs:
     p.wait()
   assert not os.path.exists(os.path.join(workdir, "summary.json"))
-  _wait(_launch(workdir, 2, data, *overrides), workdir)
+  _wait(_launch(workdir, 2, data), workdir)
   with open(f"{workdir}.0.log") as f:
     assert "Resuming from epoch" in f.read()
-  _assert_same_params(whole, workdir, like=single)
-  assert _metrics_epochs(workdir) == list(range(1, 13))
+  _assert_same_params(two, workdir, like=single)
+  assert _metrics_epochs(workdir) == list(range(1, EPOCHS + 1))

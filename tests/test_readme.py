@@ -8,10 +8,19 @@ covered by another test). A new command without a plan fails
 `test_every_documented_command_has_a_plan`; the README walk-through (train,
 prune the trained model, sweep, report, inspect, interactive use) runs in
 order in `test_readme_walkthrough_runs_in_smoke_form`.
+
+The absl command lines (`jaxprune.main`, `jaxprune.schedules`) run as real
+`python -m` processes, the CLI contract; the argparse ones (`IN_PROCESS`) and
+the Python snippet run in this process through the same `main(argv)` that
+`python -m` calls, saving a JAX start-up per command (absl's global flags would
+clash between in-process runs, argparse keeps no state).
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import io
 import os
 import re
 import shlex
@@ -23,6 +32,13 @@ DOCS = ("README.md", os.path.join("configs", "README.md"))
 FENCE = re.compile(r"```(bash|python)\n(.*?)```", re.S)
 INLINE = re.compile(r"`((?:python -m|make) [^`]+)`")
 PATH_FLAGS = ("--workdir", "--results", "--out")  # Moved under the test's tmp dir.
+# argparse entry points, run in-process by `run` (module -> its `main(argv)`).
+IN_PROCESS = {
+  "jaxprune.data": "jaxprune.data.__main__",
+  "jaxprune.inspect": "jaxprune.inspect",
+  "jaxprune.report": "jaxprune.report",
+  "jaxprune.sweeps": "jaxprune.sweeps",
+}
 
 # (pattern, reason): commands that are not run here, and why.
 NOT_RUN = (
@@ -108,11 +124,29 @@ def smoke_argv(command: str, tmp: str, data: tuple[str, str]) -> list[str]:
   return [module, *args]
 
 
-def run(argv: list[str], cwd: str = ROOT) -> subprocess.CompletedProcess:
-  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT)
+def _in_process(call) -> subprocess.CompletedProcess:
+  """`call()` with stdout/stderr captured, as the process `python -m` would be."""
+  out, err = io.StringIO(), io.StringIO()
+  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    try:
+      code = call() or 0
+    except SystemExit as e:  # argparse errors and explicit exits.
+      code = e.code if isinstance(e.code, int) else (e.code is not None)
+      if isinstance(e.code, str):
+        print(e.code, file=sys.stderr)
+  return subprocess.CompletedProcess([], code, out.getvalue(), err.getvalue())
+
+
+def run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+  """`python -m argv...` in ROOT: in this process for `IN_PROCESS` modules, else
+  a real process with environment `env` (the absl command lines)."""
+  if argv[0] in IN_PROCESS:
+    main = importlib.import_module(IN_PROCESS[argv[0]]).main
+    with contextlib.chdir(ROOT):
+      return _in_process(lambda: main(argv[1:]))
   return subprocess.run(
     [sys.executable, "-m", *argv],
-    cwd=cwd,
+    cwd=ROOT,
     env=env,
     capture_output=True,
     text=True,
@@ -132,31 +166,29 @@ def test_every_documented_command_has_a_plan(tmp_path):
   assert any("--config.num_epochs=10" in c for c in runnable)  # The first example.
 
 
-def test_readme_walkthrough_runs_in_smoke_form(tiny_fmnist, tmp_path):
+def test_readme_walkthrough_runs_in_smoke_form(tiny_fmnist, tmp_path, process_env):
   data_dir, manual_dir, _ = tiny_fmnist
-  ran, outputs = [], {}
+  ran, outputs, modules = [], {}, set()
   for lang, command in commands():
     if lang == "python":
       # Interactive use: the snippet, its paths moved under tmp_path.
       code = command.replace('"workdirs/', f'"{tmp_path}/workdirs/')
-      proc = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT),
-        capture_output=True,
-        text=True,
-        timeout=600,
-      )
+      with contextlib.chdir(ROOT):
+        proc = _in_process(lambda code=code: exec(code, {"__name__": "__main__"}))
     elif reason_not_run(command) or command in ran:
       continue
     else:
-      proc = run(smoke_argv(command, str(tmp_path), (data_dir, manual_dir)))
+      argv = smoke_argv(command, str(tmp_path), (data_dir, manual_dir))
+      modules.add(argv[0])
+      proc = run(argv, process_env)
     assert proc.returncode == 0, (
       f"{command}\n{proc.stdout[-1500:]}\n{proc.stderr[-3000:]}"
     )
     ran.append(command)
     outputs[command] = proc.stdout
   assert len(ran) >= 9, ran
+  # Both kinds ran: absl command lines as processes, argparse ones in-process.
+  assert {"jaxprune.main", "jaxprune.schedules", *IN_PROCESS} <= modules
   pruned = next(out for c, out in outputs.items() if "dense_workdir" in c)
   assert f"dense weights: {tmp_path}/workdirs/mlp7 (retrain.dense_workdir)" in pruned
   assert "just pruned" in pruned

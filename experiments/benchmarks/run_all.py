@@ -103,8 +103,10 @@ SIZES = {
     protocol_train_limit=256,
     matmul_n=256,
     # Smaller stand-ins and unoptimised XLA programs: quick checks the code
-    # paths in a minute or two, its numbers mean nothing.
-    conv_models=("resnet20", "vgg11"),
+    # paths in a minute or two, its numbers mean nothing. One conv net for
+    # figures 1-2 (VGG: its PyTorch twin runs nowhere else; the ResNet twin
+    # runs in figure 5 and the jaxprune ResNet-20 step in figure 6).
+    conv_models=("vgg11",),
     compile_model="resnet20",
     driver_models=("mlp7_relu", "lenet5_relu"),
     driver_batch=4,
