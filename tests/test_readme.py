@@ -35,7 +35,7 @@ PATH_FLAGS = ("--workdir", "--results", "--out")  # Moved under the test's tmp d
 # argparse entry points, run in-process by `run` (module -> its `main(argv)`).
 IN_PROCESS = {
   "jaxprune.data": "jaxprune.data.__main__",
-  "jaxprune.inspect": "jaxprune.inspect",
+  "jaxprune.inspect_model": "jaxprune.inspect_model",
   "jaxprune.report": "jaxprune.report",
   "jaxprune.sweeps": "jaxprune.sweeps",
 }
