@@ -15,7 +15,9 @@ single-figure scripts of this directory:
   2 masked       jaxprune masked / dense step time (same runs as 1);
   3 epoch        one epoch of MLP-7 and LeNet-5 on Fashion-MNIST shapes,
                  resident scanned epoch vs PyTorch DataLoader (train_step.py);
-  4 vmap_seeds   5 seeds of MLP-7 vmapped vs sequential (vmap_seeds.py);
+  4 grouped_runs sweeps through `jaxprune.sweeps` grouped vs one by one: DI
+                 Table 3's 40 retraining runs, a Le & Hua grid, 8 ResNet-20
+                 runs (grouped_runs.py);
   5 jsv          mean JSV of 1000 examples, MLP-7/LeNet-5/ResNet-20 (jsv.py);
   6 compile      ResNet-56 train-step compile time; compiles across epochs
                  and a mask change (tests/test_recompile.py asserts more);
@@ -74,9 +76,8 @@ SIZES = {
     epoch_n=60000,
     jsv_n=1000,
     jsv_repeats=3,
-    seeds=5,
-    seed_epochs=2,
-    seed_train_limit=0,
+    grouped_cases=("di_table3", "le2021", "resnet20"),
+    grouped_quick=False,
     compile_repeats=2,
     protocol_epochs=3,
     protocol_train_limit=0,
@@ -95,9 +96,9 @@ SIZES = {
     epoch_n=512,
     jsv_n=8,
     jsv_repeats=1,
-    seeds=2,
-    seed_epochs=1,
-    seed_train_limit=256,
+    # Two DI Table 3 points (OrthP off/on) on 256 examples: the code path only.
+    grouped_cases=("di_table3",),
+    grouped_quick=True,
     compile_repeats=1,
     protocol_epochs=1,
     protocol_train_limit=256,
@@ -116,7 +117,7 @@ FIGURES = (
   "train_step",
   "masked",
   "epoch",
-  "vmap_seeds",
+  "grouped_runs",
   "jsv",
   "compile",
   "overhead",
@@ -126,7 +127,7 @@ TITLES = {
   "train_step": "1. Train-step throughput, jaxprune vs PyTorch (CIFAR shapes)",
   "masked": "2. Masked vs dense step time in jaxprune",
   "epoch": "3. One epoch on Fashion-MNIST shapes: scanned epoch vs PyTorch DataLoader",
-  "vmap_seeds": "4. Seeds of MLP-7: one vmapped program vs sequential runs",
+  "grouped_runs": "4. Sweeps as groups: grouped vs sequential runs (compiles included)",
   "jsv": "5. Mean Jacobian singular values: jaxprune vs torch.func",
   "compile": "6. Compile time and recompiles",
   "overhead": "7. Wall time outside compiled steps; DI Table 3 sweep (extrapolated)",
@@ -225,7 +226,7 @@ RUNNERS = {
   "train_step": figures_speed.fig_train_step,
   "masked": figures_speed.fig_masked,
   "epoch": figures_speed.fig_epoch,
-  "vmap_seeds": figures_speed.fig_vmap_seeds,
+  "grouped_runs": figures_speed.fig_grouped_runs,
   "jsv": figures_analysis.fig_jsv,
   "compile": figures_analysis.fig_compile,
   "overhead": figures_analysis.fig_overhead,
@@ -328,6 +329,8 @@ def previous_figures(out: str, mode: str) -> dict:
     return {}
   keep = {}
   for key, fig in old.get("figures", {}).items():
+    if key not in FIGURES:  # A figure since removed (e.g. vmap_seeds).
+      continue
     fig.setdefault("date", old["environment"]["date"])
     fig.setdefault("git_commit", old["environment"]["git_commit"])
     keep[key] = fig

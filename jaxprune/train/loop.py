@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import functools
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -64,10 +63,6 @@ class Start:
   masks: Any = None  # None: dense (all ones).
 
 
-def _state_from_start(start: Start, tx, state_rng, _init_rng) -> TrainState:
-  return state_from_params(start.params, start.batch_stats, tx, state_rng, start.masks)
-
-
 def seed_keys(seed: int) -> tuple[jax.Array, jax.Array]:
   """(init key, data key) of a run of `seed`: the one place the seed is split.
 
@@ -79,27 +74,36 @@ def seed_keys(seed: int) -> tuple[jax.Array, jax.Array]:
   return init_rng, data_rng
 
 
+def init_program(model, make_tx, input_shape: tuple[int, ...], mesh) -> Callable:
+  """`init(init_rng, hyper, start_arrays) -> TrainState`, jitted and replicated
+  on `mesh`: a fresh init (`start_arrays` None) or a state around given
+  (params, batch_stats, masks) with a fresh optimizer. The run's hyper and
+  weights are arguments, not constants of a program per run, so the runs of a
+  program (and later phases with its shapes) compile it once."""
+
+  def init(init_rng, hyper, start_arrays):
+    tx = make_tx(hyper)
+    if start_arrays is None:
+      return create_train_state(model, tx, input_shape, init_rng)
+    params, batch_stats, masks = start_arrays
+    state_rng = jax.random.split(init_rng)[1]
+    return state_from_params(params, batch_stats, tx, state_rng, masks)
+
+  return jax.jit(init, out_shardings=sharding.replicated(mesh))
+
+
 def initial_state(
   config: ml_collections.ConfigDict,
-  model,
-  tx,
-  input_shape: tuple[int, ...],
-  mesh,
+  init: Callable,
+  hyper: hyper_lib.Hyper,
   start: Start | None = None,
 ) -> tuple[TrainState, jax.Array]:
-  """(state, data_rng) a fresh run of `config` starts from (replicated on `mesh`).
-
-  Every run of a group starts exactly as its own run would (`seed_keys`).
-  """
+  """(state, data_rng) a fresh run of `config` starts from, by `init`
+  (`init_program`). Every run of a group starts exactly as its own run would
+  (`seed_keys`)."""
   init_rng, data_rng = seed_keys(config.seed)
-  if start is None:
-    init = functools.partial(create_train_state, model, tx, input_shape)
-  else:
-    init = functools.partial(
-      _state_from_start, start, tx, jax.random.split(init_rng)[1]
-    )
-  state = jax.jit(init, out_shardings=sharding.replicated(mesh))(init_rng)
-  return state, data_rng
+  arrays = None if start is None else (start.params, start.batch_stats, start.masks)
+  return init(init_rng, hyper, arrays), data_rng
 
 
 @dataclasses.dataclass
@@ -254,6 +258,11 @@ def train_runs(runs: Sequence[Run], mode: str = "auto") -> list[Result]:
     first.model.name, num_classes=data.spec.num_classes, **runs[0].model_kwargs()
   )
   make_tx = hyper_lib.make_tx(first.optimizer)
+  key = keys.pop()
+  init = _cached_steps(
+    (key, "init", str(mesh)),
+    lambda: init_program(model, make_tx, data.input_shape, mesh),
+  )
   members = []
   for r in runs:
     c = r.config
@@ -264,9 +273,7 @@ def train_runs(runs: Sequence[Run], mode: str = "auto") -> list[Result]:
       steps_per_epoch * c.num_epochs,
       schedules.momentum(c.schedule, steps_per_epoch),
     )
-    state, data_rng = initial_state(
-      c, model, make_tx(hyper), data.input_shape, mesh, r.start
-    )
+    state, data_rng = initial_state(c, init, hyper, r.start)
     callbacks = [*r.callbacks, *analysis.make_callbacks(c.analysis, model, data)]
     members.append(
       Member(
@@ -282,7 +289,7 @@ def train_runs(runs: Sequence[Run], mode: str = "auto") -> list[Result]:
     )
   how = group_mode(mode, len(members), members[0].state.params, data.resident)
   steps = _cached_steps(
-    (keys.pop(), how, str(mesh)),
+    (key, how, str(mesh)),
     lambda: Steps(
       model,
       make_tx,
@@ -357,13 +364,14 @@ def train_runs(runs: Sequence[Run], mode: str = "auto") -> list[Result]:
       m.close()
 
 
-_STEPS: collections.OrderedDict[Any, Steps] = collections.OrderedDict()
-STEPS_CACHE_SIZE = 8
+_STEPS: collections.OrderedDict[Any, Any] = collections.OrderedDict()
+STEPS_CACHE_SIZE = 16  # Entries: a `Steps` and an `init_program` per program.
 
 
-def _cached_steps(key: Any, build: Callable[[], Steps]) -> Steps:
-  """The compiled `Steps` of an earlier phase with the same program (so a new
-  LR schedule, seed or pruning of the same shapes compiles nothing new).
+def _cached_steps(key: Any, build: Callable[[], Any]) -> Any:
+  """The compiled `Steps` (or `init_program`) of an earlier phase with the same
+  program (so a new LR schedule, seed or pruning of the same shapes compiles
+  nothing new).
 
   The key holds `Run.program_key`, which names the regularizer and forward
   transform by `id`; the cached `Steps` keeps those objects alive, so an id
