@@ -12,13 +12,11 @@ Called by `run_all.py` like the figures of `figures_speed.py` (context dict in,
 
 from __future__ import annotations
 
-import collections
 import os
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +25,7 @@ import numpy as np
 import torch
 import train_step
 from figures_speed import count_compiles, row, shortfall
+from grouped_runs import timed_calls
 
 from jaxprune import protocols
 
@@ -183,37 +182,18 @@ def fig_overhead(ctx: dict) -> dict:
     config.progress = False
     config.data.train_limit = s["protocol_train_limit"]
     config.data.update(ctx["data"])
-  timings: dict[str, list] = collections.defaultdict(list)
-  originals = (
-    loop._train_epoch,
-    loop.Steps.evaluate,
-    checkpointing.Checkpointer.save,
-  )
-
-  def timed(key: str, fn: Callable, block: bool = False) -> Callable:
-    def wrapper(*args, **kwargs):
-      t0 = time.perf_counter()
-      out = fn(*args, **kwargs)
-      if block:
-        jax.block_until_ready(out)
-      timings[key].append(time.perf_counter() - t0)
-      return out
-
-    return wrapper
-
-  loop._train_epoch = timed("train_epoch", originals[0], block=True)
-  loop.Steps.evaluate = timed("evaluate", originals[1])
-  checkpointing.Checkpointer.save = timed("checkpoint", originals[2])
-  try:
-    with tempfile.TemporaryDirectory() as tmp:
-      with config.unlocked():
-        config.cache_dir = os.path.join(tmp, "cache")
-      t0 = time.perf_counter()
-      summary = protocols.run(config, os.path.join(tmp, "run"))
-      wall = time.perf_counter() - t0
-  finally:
-    loop._train_epoch, loop.Steps.evaluate = originals[:2]
-    checkpointing.Checkpointer.save = originals[2]
+  # `loop._train_epoch` returns host arrays: its time includes the computation.
+  targets = {
+    "train_epoch": (loop, "_train_epoch"),
+    "evaluate": (loop.Steps, "evaluate"),
+    "checkpoint": (checkpointing.Checkpointer, "save"),
+  }
+  with timed_calls(targets) as timings, tempfile.TemporaryDirectory() as tmp:
+    with config.unlocked():
+      config.cache_dir = os.path.join(tmp, "cache")
+    t0 = time.perf_counter()
+    summary = protocols.run(config, os.path.join(tmp, "run"))
+    wall = time.perf_counter() - t0
   epochs = timings["train_epoch"]
   # Two phases (pretrain, retrain) of `e` epochs: the first epoch of each
   # includes its compile; the others are steady state.

@@ -267,8 +267,9 @@ def fig_grouped_runs(ctx: dict) -> dict:
     if r["speedup"] < goal:
       notes.append(f"{case}: missed, {shortfall(r['speedup'], goal, True)}.")
     parts = [
-      f"{name} {seq['profile'][name][1]:.1f} s / {grp['profile'][name][1]:.1f} s"
-      for name in seq["profile"]
+      f"{name} {seq['profile'].get(name, [0, 0])[1]:.1f} s / "
+      f"{grp['profile'].get(name, [0, 0])[1]:.1f} s"
+      for name in grouped_runs.profile_targets()
     ]
     notes.append(
       f"{case} time by part, sequential / grouped: " + "; ".join(parts) + "."

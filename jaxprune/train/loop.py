@@ -29,6 +29,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 
 from jaxprune import analysis, config_utils, models, schedules
@@ -219,7 +220,7 @@ def train_and_evaluate(
   run = Run(config, workdir, **pieces)
   coordinator = group_lib.current()
   result = coordinator.submit(run) if coordinator else train_runs([run])[0]
-  if isinstance(result, TrainingDivergedError):
+  if isinstance(result, BaseException):  # Diverged, or the group's phase failed.
     raise result
   return result
 
@@ -287,6 +288,11 @@ def train_runs(runs: Sequence[Run], mode: str = "auto") -> list[Result]:
         r.evaluate_start,
       )
     )
+  # Equal table lengths: runs of other budgets stack, and serial runs reuse
+  # one compiled program (entries past a run's end are never read).
+  longest = max(np.shape(m.hyper["lr"])[-1] for m in members)
+  for m in members:
+    m.hyper = hyper_lib.pad(m.hyper, longest)
   how = group_mode(mode, len(members), members[0].state.params, data.resident)
   steps = _cached_steps(
     (key, how, str(mesh)),
