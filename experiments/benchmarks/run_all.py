@@ -350,7 +350,7 @@ def command_for(args: argparse.Namespace, key: str) -> str:
   )
   parts += [".venv/bin/python", "experiments/benchmarks/run_all.py", f"--only={key}"]
   parts += ["--quick"] * args.quick
-  for flag in ("data_dir", "manual_dir", "driver_models"):
+  for flag in ("data_dir", "manual_dir", "driver_models", "grouped_cases"):
     if getattr(args, flag):
       parts.append(f"--{flag}={shlex.quote(getattr(args, flag))}")
   return " ".join(parts)
@@ -365,6 +365,9 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--manual_dir", default=None, help="IDX dir (config.data)")
   parser.add_argument(
     "--driver_models", default=None, help="figure 8 models (default: one per family)"
+  )
+  parser.add_argument(
+    "--grouped_cases", default=None, help="figure 4 cases (default: all three)"
   )
   args = parser.parse_args(argv)
   wanted = [k for k in args.only.split(",") if k]
@@ -381,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
   sizes = dict(SIZES[mode])
   if args.driver_models:
     sizes["driver_models"] = tuple(args.driver_models.split(","))
+  if args.grouped_cases:
+    sizes["grouped_cases"] = tuple(args.grouped_cases.split(","))
   ctx = {"sizes": sizes, "env": env, "data": data}
   # Figures not re-run keep their earlier numbers (each carries its own date,
   # commit and load), so `--only=...` refreshes part of the report.
