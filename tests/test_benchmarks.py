@@ -24,7 +24,7 @@ SECTIONS = (
   "## 1. Train-step throughput",
   "## 2. Masked vs dense",
   "## 3. One epoch",
-  "## 4. Seeds of MLP-7",
+  "## 4. Sweeps as groups",
   "## 5. Mean Jacobian singular values",
   "## 6. Compile time and recompiles",
   "## 7. Wall time outside compiled steps",
@@ -63,7 +63,7 @@ def test_quick_run_writes_every_figure(tiny_fmnist, tmp_path):
     "train_step",
     "masked",
     "epoch",
-    "vmap_seeds",
+    "grouped_runs",
     "jsv",
     "compile",
     "overhead",
@@ -73,5 +73,7 @@ def test_quick_run_writes_every_figure(tiny_fmnist, tmp_path):
     assert fig["rows"], key
     for row in fig["rows"]:
       assert isinstance(row["met"], bool) and row["goal"], (key, row)
+  # Grouped and sequential sweeps wrote the same rows (accuracy, sparsity).
+  assert results["figures"]["grouped_runs"]["data"]["di_table3"]["rows_match"]
   # Recompile guard inside the runner: one train-epoch compile across a prune.
   assert results["figures"]["compile"]["data"]["train_epoch_compiles"] == 1

@@ -51,7 +51,7 @@ def measure(
   """
   shape = models.input_shape(name)
   augment = "cifar" if shape[-1] == 3 else "none"
-  steps, state = train_step._jax_steps(name, shape, augment, batch)
+  steps, state, hyper = train_step._jax_steps(name, shape, augment, batch)
   rng = np.random.default_rng(0)
   n = batch * steps_per_epoch
   images = jax.numpy.asarray(rng.integers(0, 256, (n, *shape), dtype=np.uint8))
@@ -64,7 +64,7 @@ def measure(
     for i in range(steps_per_epoch):
       part = slice(i * batch, (i + 1) * batch)
       holder["state"], m = steps.train_batch(
-        holder["state"], images[part], labels[part]
+        holder["state"], hyper, images[part], labels[part]
       )
     jax.block_until_ready(m)
 
@@ -72,7 +72,7 @@ def measure(
     def run():
       holder["epoch"] += 1
       holder["state"], m = fn(
-        holder["state"], images, labels, data_rng, holder["epoch"]
+        holder["state"], hyper, images, labels, data_rng, holder["epoch"]
       )
       jax.block_until_ready(m)
 

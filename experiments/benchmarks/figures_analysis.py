@@ -12,13 +12,10 @@ Called by `run_all.py` like the figures of `figures_speed.py` (context dict in,
 
 from __future__ import annotations
 
-import collections
 import os
 import statistics
-import sys
 import tempfile
 import time
-from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +24,7 @@ import numpy as np
 import torch
 import train_step
 from figures_speed import count_compiles, row, shortfall
+from grouped_runs import timed_calls
 
 from jaxprune import protocols
 
@@ -80,7 +78,7 @@ def fig_jsv(ctx: dict) -> dict:
 def fig_compile(ctx: dict) -> dict:
   s = ctx["sizes"]
   name = s["compile_model"]
-  steps, state = train_step._jax_steps(name, (32, 32, 3), "cifar")
+  steps, state, hyper = train_step._jax_steps(name, (32, 32, 3), "cifar")
   rng = np.random.default_rng(0)
   b = s["conv_batch"]
   images = jnp.asarray(rng.integers(0, 256, (b, 32, 32, 3), dtype=np.uint8))
@@ -89,7 +87,7 @@ def fig_compile(ctx: dict) -> dict:
   for _ in range(s["compile_repeats"]):
     jax.clear_caches()  # Else the second lowering/compile is a cache hit.
     t0 = time.perf_counter()
-    lowered = steps.train_batch.lower(state, images, labels)
+    lowered = steps.train_batch.lower(state, hyper, images, labels)
     t1 = time.perf_counter()
     lowered.compile()
     lower.append(t1 - t0)
@@ -101,21 +99,23 @@ def fig_compile(ctx: dict) -> dict:
   from jaxprune.train import sharding
   from jaxprune.train.state import state_from_params
 
-  msteps, mstate = train_step._jax_steps("mlp7_relu", (32, 32, 1), "none")
+  msteps, mstate, mhyper = train_step._jax_steps("mlp7_relu", (32, 32, 1), "none")
   mimages, mlabels = (jnp.asarray(a) for a in train_step.random_images(1024))
   key = jax.random.PRNGKey(1)  # Raw uint32 keys, like _jax_steps' state.
   with count_compiles() as compiles:
     for epoch in range(3):
-      mstate, _ = msteps.train_epoch(mstate, mimages, mlabels, key, epoch)
+      mstate, _ = msteps.train_epoch(mstate, mhyper, mimages, mlabels, key, epoch)
     cfg = pruning.default_config()
     cfg.name, cfg.sparsity = "unstructured", 0.9
     res = pruning.prune(cfg, jax.device_get(mstate.params), {}, model_name="mlp7_relu")
     mstate = jax.device_put(
-      state_from_params(res.params, {}, msteps.tx, jax.random.PRNGKey(2), res.masks),
+      state_from_params(
+        res.params, {}, msteps.make_tx(mhyper), jax.random.PRNGKey(2), res.masks
+      ),
       sharding.replicated(msteps.mesh),
     )
     for epoch in range(3, 5):
-      mstate, m = msteps.train_epoch(mstate, mimages, mlabels, key, epoch)
+      mstate, m = msteps.train_epoch(mstate, mhyper, mimages, mlabels, key, epoch)
     jax.block_until_ready(m)
   n_compiles = compiles["_train_epoch"]
   rows = [
@@ -141,10 +141,10 @@ def fig_compile(ctx: dict) -> dict:
     f"Compile: median of {s['compile_repeats']} AOT `lower` + `compile` calls with "
     "the jit caches cleared in between; ratio column: seconds / compile count.",
     "`tests/test_recompile.py` asserts zero retraces after the first call across "
-    "epochs, single steps, evaluation and prune-retrain mask changes, one compile "
-    "per `Steps` for a new LR schedule (the schedule is a closure baked into the "
-    "program, so a new schedule means one new compile per protocol phase), and "
-    "exactly one train-epoch compile per phase of an IMP prune_retrain protocol.",
+    "epochs, single steps, evaluation and prune-retrain mask changes, no new "
+    "compile for new LR schedule values, seeds or schedule lengths (a run's LR "
+    "table is data, `jaxprune.train.hyper`), and exactly one train-epoch compile "
+    "per phase of an IMP prune_retrain protocol.",
     "Found: a TrainState not yet placed on the mesh (e.g. straight from "
     "`state_from_params`) has a different abstract sharding than the replicated "
     "state the compiled step returns, so the second call retraces and compiles "
@@ -164,10 +164,10 @@ def fig_compile(ctx: dict) -> dict:
 # ---------------------------------------------------------------- figure 7
 def fig_overhead(ctx: dict) -> dict:
   from jaxprune.train import checkpointing, loop
+  from jaxprune.train import epochs as epochs_lib
 
   s = ctx["sizes"]
-  sys.path.insert(0, os.path.join(ROOT, "configs", "protocols"))
-  import prune_retrain
+  from configs.protocols import prune_retrain  # Only this figure needs it.
 
   config = prune_retrain.get_config()
   e = s["protocol_epochs"]
@@ -180,37 +180,18 @@ def fig_overhead(ctx: dict) -> dict:
     config.progress = False
     config.data.train_limit = s["protocol_train_limit"]
     config.data.update(ctx["data"])
-  timings: dict[str, list] = collections.defaultdict(list)
-  originals = (
-    loop._train_one_epoch,
-    loop.Steps.evaluate,
-    checkpointing.Checkpointer.save,
-  )
-
-  def timed(key: str, fn: Callable, block: bool = False) -> Callable:
-    def wrapper(*args, **kwargs):
-      t0 = time.perf_counter()
-      out = fn(*args, **kwargs)
-      if block:
-        jax.block_until_ready(out)
-      timings[key].append(time.perf_counter() - t0)
-      return out
-
-    return wrapper
-
-  loop._train_one_epoch = timed("train_epoch", originals[0], block=True)
-  loop.Steps.evaluate = timed("evaluate", originals[1])
-  checkpointing.Checkpointer.save = timed("checkpoint", originals[2])
-  try:
-    with tempfile.TemporaryDirectory() as tmp:
-      with config.unlocked():
-        config.cache_dir = os.path.join(tmp, "cache")
-      t0 = time.perf_counter()
-      summary = protocols.run(config, os.path.join(tmp, "run"))
-      wall = time.perf_counter() - t0
-  finally:
-    loop._train_one_epoch, loop.Steps.evaluate = originals[:2]
-    checkpointing.Checkpointer.save = originals[2]
+  # `epochs.train_epoch` returns host arrays: its time includes the computation.
+  targets = {
+    "train_epoch": (epochs_lib, "train_epoch"),
+    "evaluate": (loop.Steps, "evaluate"),
+    "checkpoint": (checkpointing.Checkpointer, "save"),
+  }
+  with timed_calls(targets) as timings, tempfile.TemporaryDirectory() as tmp:
+    with config.unlocked():
+      config.cache_dir = os.path.join(tmp, "cache")
+    t0 = time.perf_counter()
+    summary = protocols.run(config, os.path.join(tmp, "run"))
+    wall = time.perf_counter() - t0
   epochs = timings["train_epoch"]
   # Two phases (pretrain, retrain) of `e` epochs: the first epoch of each
   # includes its compile; the others are steady state.

@@ -28,6 +28,7 @@ import numpy as np
 import optax
 
 from jaxprune import models, pruning
+from jaxprune.train import hyper as hyper_lib
 from jaxprune.train import steps as steps_lib
 from jaxprune.train.state import state_from_params
 
@@ -52,12 +53,12 @@ def bench_jax(
   res = pruning.prune(cfg, params, stats, model_name=name)
   masked, prunable = jax.device_get(res.masks), res.prunable
   tx = optax.chain(optax.add_decayed_weights(5e-4), optax.sgd(0.1, momentum=0.9))
+  make_tx, hyper = hyper_lib.fixed(tx, lambda s: 0.1)
   step = jax.jit(
     functools.partial(
       steps_lib.train_step,
       model=model,
-      tx=tx,
-      schedule=lambda s: 0.1,
+      make_tx=make_tx,
       preprocess=lambda x, rng, train: x,
     ),
     donate_argnums=0,
@@ -72,14 +73,14 @@ def bench_jax(
       lambda x: jnp.array(x, copy=True), (params, stats, masks)
     )
     state = state_from_params(*fresh[:2], tx, jax.random.key(1), fresh[2])
-    state, _ = step(state, images, labels)  # Compile + warm up.
+    state, _ = step(state, hyper, images, labels)  # Compile + warm up.
     jax.block_until_ready(state)
     box = [state]
 
     def run(box=box):
       s = box[0]
       for _ in range(steps):
-        s, _ = step(s, images, labels)
+        s, _ = step(s, hyper, images, labels)
       jax.block_until_ready(s)
       box[0] = s
 

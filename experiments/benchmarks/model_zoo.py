@@ -25,6 +25,7 @@ import numpy as np
 from jaxprune import models
 from jaxprune.data import pipeline
 from jaxprune.pruning import counting
+from jaxprune.train import hyper as hyper_lib
 from jaxprune.train import optim, sharding
 from jaxprune.train.state import create_train_state
 from jaxprune.train.steps import Steps
@@ -64,18 +65,19 @@ def benchmark(name: str, batch_size: int, steps: int) -> dict[str, float]:
   pre = pipeline.Preprocess(
     mean=(0.49, 0.48, 0.45), std=(0.25, 0.24, 0.26), augment="cifar"
   )
-  step_fns = Steps(model, tx, lambda s: 0.1, pre, mesh, batch_size, 256)
+  make_tx, hyper = hyper_lib.fixed(tx, lambda s: 0.1)
+  step_fns = Steps(model, make_tx, pre, mesh, batch_size, 256)
   rng = np.random.default_rng(0)
   images = rng.integers(0, 256, (batch_size, *shape), dtype=np.uint8)
   labels = rng.integers(0, 10, batch_size).astype(np.int32)
   start = time.perf_counter()
-  state, metrics = step_fns.train_batch(state, images, labels)
+  state, metrics = step_fns.train_batch(state, hyper, images, labels)
   jax.block_until_ready(metrics)
   first_s = time.perf_counter() - start
   times = []
   for _ in range(steps):
     start = time.perf_counter()
-    state, metrics = step_fns.train_batch(state, images, labels)
+    state, metrics = step_fns.train_batch(state, hyper, images, labels)
     jax.block_until_ready(metrics)
     times.append(time.perf_counter() - start)
   counts = counting.count(model, shape)

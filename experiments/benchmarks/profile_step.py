@@ -135,20 +135,20 @@ def classify(name: str, instrs: dict, comps: dict, batch: int) -> str:
 def jax_profile(name: str, batch: int, steps: int) -> dict:
   shape = models.input_shape(name)
   augment = "cifar" if shape[-1] == 3 else "none"
-  jsteps, state = train_step._jax_steps(name, shape, augment, batch)
+  jsteps, state, hyper = train_step._jax_steps(name, shape, augment, batch)
   rng = np.random.default_rng(0)
   images = rng.integers(0, 256, (batch, *shape), dtype=np.uint8)
   labels = rng.integers(0, 10, batch).astype(np.int32)
   images, labels = jax.device_put(images), jax.device_put(labels)
-  hlo = jsteps.train_batch.lower(state, images, labels).compile().as_text()
+  hlo = jsteps.train_batch.lower(state, hyper, images, labels).compile().as_text()
   instrs, comps = parse_hlo(hlo)
-  state, m = jsteps.train_batch(state, images, labels)
+  state, m = jsteps.train_batch(state, hyper, images, labels)
   jax.block_until_ready(m)
   with tempfile.TemporaryDirectory() as tmp:
     jax.profiler.start_trace(tmp)
     t0 = time.perf_counter()
     for _ in range(steps):
-      state, m = jsteps.train_batch(state, images, labels)
+      state, m = jsteps.train_batch(state, hyper, images, labels)
     jax.block_until_ready(m)
     wall = (time.perf_counter() - t0) / steps
     jax.profiler.stop_trace()

@@ -15,7 +15,9 @@ single-figure scripts of this directory:
   2 masked       jaxprune masked / dense step time (same runs as 1);
   3 epoch        one epoch of MLP-7 and LeNet-5 on Fashion-MNIST shapes,
                  resident scanned epoch vs PyTorch DataLoader (train_step.py);
-  4 vmap_seeds   5 seeds of MLP-7 vmapped vs sequential (vmap_seeds.py);
+  4 grouped_runs sweeps through `jaxprune.sweeps` grouped vs one by one: DI
+                 Table 3's 40 retraining runs, a Le & Hua grid, 8 ResNet-20
+                 runs (grouped_runs.py);
   5 jsv          mean JSV of 1000 examples, MLP-7/LeNet-5/ResNet-20 (jsv.py);
   6 compile      ResNet-56 train-step compile time; compiles across epochs
                  and a mask change (tests/test_recompile.py asserts more);
@@ -74,9 +76,8 @@ SIZES = {
     epoch_n=60000,
     jsv_n=1000,
     jsv_repeats=3,
-    seeds=5,
-    seed_epochs=2,
-    seed_train_limit=0,
+    grouped_cases=("di_table3", "le2021", "resnet20"),
+    grouped_quick=False,
     compile_repeats=2,
     protocol_epochs=3,
     protocol_train_limit=0,
@@ -95,9 +96,9 @@ SIZES = {
     epoch_n=512,
     jsv_n=8,
     jsv_repeats=1,
-    seeds=2,
-    seed_epochs=1,
-    seed_train_limit=256,
+    # Two DI Table 3 points (OrthP off/on) on 256 examples: the code path only.
+    grouped_cases=("di_table3",),
+    grouped_quick=True,
     compile_repeats=1,
     protocol_epochs=1,
     protocol_train_limit=256,
@@ -118,7 +119,7 @@ FIGURES = (
   "train_step",
   "masked",
   "epoch",
-  "vmap_seeds",
+  "grouped_runs",
   "jsv",
   "compile",
   "overhead",
@@ -128,7 +129,7 @@ TITLES = {
   "train_step": "1. Train-step throughput, jaxprune vs PyTorch (CIFAR shapes)",
   "masked": "2. Masked vs dense step time in jaxprune",
   "epoch": "3. One epoch on Fashion-MNIST shapes: scanned epoch vs PyTorch DataLoader",
-  "vmap_seeds": "4. Seeds of MLP-7: one vmapped program vs sequential runs",
+  "grouped_runs": "4. Sweeps as groups: grouped vs sequential runs (compiles included)",
   "jsv": "5. Mean Jacobian singular values: jaxprune vs torch.func",
   "compile": "6. Compile time and recompiles",
   "overhead": "7. Wall time outside compiled steps; DI Table 3 sweep (extrapolated)",
@@ -227,7 +228,7 @@ RUNNERS = {
   "train_step": figures_speed.fig_train_step,
   "masked": figures_speed.fig_masked,
   "epoch": figures_speed.fig_epoch,
-  "vmap_seeds": figures_speed.fig_vmap_seeds,
+  "grouped_runs": figures_speed.fig_grouped_runs,
   "jsv": figures_analysis.fig_jsv,
   "compile": figures_analysis.fig_compile,
   "overhead": figures_analysis.fig_overhead,
@@ -330,6 +331,8 @@ def previous_figures(out: str, mode: str) -> dict:
     return {}
   keep = {}
   for key, fig in old.get("figures", {}).items():
+    if key not in FIGURES:  # A figure since removed (e.g. vmap_seeds).
+      continue
     fig.setdefault("date", old["environment"]["date"])
     fig.setdefault("git_commit", old["environment"]["git_commit"])
     keep[key] = fig
@@ -349,7 +352,7 @@ def command_for(args: argparse.Namespace, key: str) -> str:
   )
   parts += [".venv/bin/python", "experiments/benchmarks/run_all.py", f"--only={key}"]
   parts += ["--quick"] * args.quick
-  for flag in ("data_dir", "manual_dir", "driver_models"):
+  for flag in ("data_dir", "manual_dir", "driver_models", "grouped_cases"):
     if getattr(args, flag):
       parts.append(f"--{flag}={shlex.quote(getattr(args, flag))}")
   return " ".join(parts)
@@ -364,6 +367,9 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--manual_dir", default=None, help="IDX dir (config.data)")
   parser.add_argument(
     "--driver_models", default=None, help="figure 8 models (default: one per family)"
+  )
+  parser.add_argument(
+    "--grouped_cases", default=None, help="figure 4 cases (default: all three)"
   )
   args = parser.parse_args(argv)
   wanted = [k for k in args.only.split(",") if k]
@@ -380,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
   sizes = dict(SIZES[mode])
   if args.driver_models:
     sizes["driver_models"] = tuple(args.driver_models.split(","))
+  if args.grouped_cases:
+    sizes["grouped_cases"] = tuple(args.grouped_cases.split(","))
   ctx = {"sizes": sizes, "env": env, "data": data}
   # Figures not re-run keep their earlier numbers (each carries its own date,
   # commit and load), so `--only=...` refreshes part of the report.

@@ -30,6 +30,7 @@ import numpy as np
 
 from jaxprune import models
 from jaxprune.data import pipeline
+from jaxprune.train import hyper as hyper_lib
 from jaxprune.train import optim, sharding
 from jaxprune.train.state import create_train_state
 from jaxprune.train.steps import Steps
@@ -38,6 +39,7 @@ BATCH = 128
 
 
 def _jax_steps(name: str, input_shape, augment: str, batch: int = BATCH):
+  """(Steps, replicated TrainState, the run's hyper) of `name` with SGD at LR 0.05."""
   model = models.create(name)
   tx = optim.create(
     ml_collections.ConfigDict(dict(name="sgd", momentum=0.9, weight_decay=1e-4)), 0.05
@@ -46,29 +48,30 @@ def _jax_steps(name: str, input_shape, augment: str, batch: int = BATCH):
   pre = pipeline.Preprocess(
     mean=(0.5,) * input_shape[-1], std=(0.25,) * input_shape[-1], augment=augment
   )
-  steps = Steps(model, tx, lambda s: 0.05, pre, mesh, batch, batch)
+  make_tx, hyper = hyper_lib.fixed(tx, lambda s: 0.05)
+  steps = Steps(model, make_tx, pre, mesh, batch, batch)
   # Replicated like the step's output, so the second call does not retrace.
   state = jax.jit(
     lambda r: create_train_state(model, tx, input_shape, r),
     out_shardings=sharding.replicated(mesh),
   )(jax.random.PRNGKey(0))
-  return steps, state
+  return steps, state, hyper
 
 
 def jax_step_throughput(name: str, steps_per_run: int, repeats: int) -> dict:
-  steps, state = _jax_steps(name, (32, 32, 3), "cifar")
+  steps, state, hyper = _jax_steps(name, (32, 32, 3), "cifar")
   rng = np.random.default_rng(0)
   images = jnp.asarray(rng.integers(0, 256, (BATCH, 32, 32, 3), dtype=np.uint8))
   labels = jnp.asarray(rng.integers(0, 10, BATCH), jnp.int32)
   t0 = time.perf_counter()
-  state, m = steps.train_batch(state, images, labels)
+  state, m = steps.train_batch(state, hyper, images, labels)
   jax.block_until_ready(m)
   compile_s = time.perf_counter() - t0
   times = []
   for _ in range(repeats):
     t0 = time.perf_counter()
     for _ in range(steps_per_run):
-      state, m = steps.train_batch(state, images, labels)
+      state, m = steps.train_batch(state, hyper, images, labels)
     jax.block_until_ready(m)
     times.append((time.perf_counter() - t0) / steps_per_run)
   return {"compile_s": compile_s, "step_s": statistics.median(times)}
@@ -85,18 +88,18 @@ def jax_epoch_seconds(
   repeats: int, n: int = 60000, name: str = "mlp7_relu", data=None
 ) -> dict:
   """`data`: optional (uint8 [n, 32, 32, 1] images, labels); random if None."""
-  steps, state = _jax_steps(name, (32, 32, 1), "none")
+  steps, state, hyper = _jax_steps(name, (32, 32, 1), "none")
   images, labels = data if data is not None else random_images(n)
   images, labels = jnp.asarray(images), jnp.asarray(labels, jnp.int32)
   data_rng = jax.random.PRNGKey(1)
   t0 = time.perf_counter()
-  state, m = steps.train_epoch(state, images, labels, data_rng, 0)
+  state, m = steps.train_epoch(state, hyper, images, labels, data_rng, 0)
   jax.block_until_ready(m)
   first = time.perf_counter() - t0
   times = []
   for epoch in range(1, repeats + 1):
     t0 = time.perf_counter()
-    state, m = steps.train_epoch(state, images, labels, data_rng, epoch)
+    state, m = steps.train_epoch(state, hyper, images, labels, data_rng, epoch)
     jax.block_until_ready(m)
     times.append(time.perf_counter() - t0)
   return {"first_epoch_s": first, "epoch_s": statistics.median(times)}

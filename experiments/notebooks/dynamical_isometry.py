@@ -44,7 +44,8 @@ import ml_collections
 from jaxprune import analysis, config_utils, io_utils, models, pruning, schedules
 from jaxprune.analysis import plots
 from jaxprune.data import pipeline
-from jaxprune.train import checkpointing, optim, sharding, train_and_evaluate
+from jaxprune.train import checkpointing, sharding, train_and_evaluate
+from jaxprune.train import hyper as hyper_lib
 from jaxprune.train.state import state_from_params
 from jaxprune.train.steps import Steps
 
@@ -171,17 +172,12 @@ steps_per_epoch = data.train.num_examples // config.batch_size
 test_split = data.evals["test"]
 
 
-def make_steps(params, spec):
-  """Compiled train/eval steps for the small-dense net under one LR schedule."""
-  sched_cfg = ml_collections.ConfigDict(
-    {"name": "piecewise", "spec": spec, "epochs": RETRAIN_EPOCHS}
-  )
-  schedule = schedules.create(sched_cfg, steps_per_epoch)
-  tx = optim.create(config.optimizer, schedule)
+def make_steps(params):
+  """Compiled train/eval steps for the small-dense net (every LR schedule: a
+  run's schedule is data, its `hyper`)."""
   return Steps(
     small_model(params),
-    tx,
-    schedule,
+    hyper_lib.make_tx(config.optimizer),
     data.preprocess,
     mesh,
     config.batch_size,
@@ -189,15 +185,30 @@ def make_steps(params, spec):
   )
 
 
-def retrain(steps, params, seed=0):
+def hyper_for(spec):
+  """The optimizer data of a retraining run with the piecewise LR `spec`."""
+  sched_cfg = ml_collections.ConfigDict(
+    {"name": "piecewise", "spec": spec, "epochs": RETRAIN_EPOCHS}
+  )
+  schedule = schedules.create(sched_cfg, steps_per_epoch)
+  return hyper_lib.build(config.optimizer, schedule, steps_per_epoch * RETRAIN_EPOCHS)
+
+
+def retrain(steps, hyper, params, seed=0):
   """SGD retraining from `params`; per-epoch mean JSV and test accuracy."""
-  state = state_from_params(params, {}, steps.tx, jax.random.PRNGKey(seed))
+  tx = steps.make_tx(hyper)
+  state = state_from_params(params, {}, tx, jax.random.PRNGKey(seed))
   data_rng = jax.random.PRNGKey(seed + 1)
   curve = {"epoch": [0], "jsv": [jsv(params)["mean"]]}
   curve["accuracy"] = [steps.evaluate(state, test_split)["accuracy"]]
   for epoch in range(RETRAIN_EPOCHS):
     state, _ = steps.train_epoch(
-      state, data.train.device_images, data.train.device_labels, data_rng, epoch
+      state,
+      hyper,
+      data.train.device_images,
+      data.train.device_labels,
+      data_rng,
+      epoch,
     )
     curve["epoch"].append(epoch + 1)
     curve["jsv"].append(jsv(state.params)["mean"])
@@ -206,10 +217,11 @@ def retrain(steps, params, seed=0):
 
 
 curves = {}
+steps = make_steps(pruned)  # Same shapes with and without OrthP.
 for label, spec in retrain_specs.items():
-  steps = make_steps(pruned, spec)  # Same shapes with and without OrthP.
-  curves[label] = retrain(steps, pruned)
-  curves[f"{label} + OrthP"] = retrain(steps, orth)
+  hyper = hyper_for(spec)
+  curves[label] = retrain(steps, hyper, pruned)
+  curves[f"{label} + OrthP"] = retrain(steps, hyper, orth)
 
 plots.plot_training_curves(
   {k: (c["epoch"], c["jsv"]) for k, c in curves.items()},

@@ -21,22 +21,21 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import functools
 import json
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 
 from jaxprune import analysis, checks, config_utils, models, schedules
 from jaxprune.data import pipeline
+from jaxprune.train import epochs, sharding, validation
 from jaxprune.train import group as group_lib
 from jaxprune.train import hyper as hyper_lib
-from jaxprune.train import sharding, validation
 from jaxprune.train.member import (
   Callback,
   EpochEndHook,
@@ -45,7 +44,13 @@ from jaxprune.train.member import (
   prepare_workdir,
 )
 from jaxprune.train.progress import ProgressBar
-from jaxprune.train.state import TrainState, create_train_state, state_from_params
+from jaxprune.train.state import (  # noqa: F401 (seed_keys: protocols use it here)
+  Start,
+  TrainState,
+  init_program,
+  initial_state,
+  seed_keys,
+)
 from jaxprune.train.steps import (
   ForwardParams,
   Regularizer,
@@ -53,53 +58,6 @@ from jaxprune.train.steps import (
   has_conv_kernels,
   summarize_epoch,
 )
-
-
-@dataclasses.dataclass
-class Start:
-  """Weights a training phase starts from (pretrained, pruned, rewound ...)."""
-
-  params: Any
-  batch_stats: Any
-  masks: Any = None  # None: dense (all ones).
-
-
-def _state_from_start(start: Start, tx, state_rng, _init_rng) -> TrainState:
-  return state_from_params(start.params, start.batch_stats, tx, state_rng, start.masks)
-
-
-def seed_keys(seed: int) -> tuple[jax.Array, jax.Array]:
-  """(init key, data key) of a run of `seed`: the one place the seed is split.
-
-  `init key` -> (param init key, state rng) in `create_train_state`; a run that
-  starts from given weights (`Start`) keeps only the state rng. Protocols that
-  need a run's initial weights (lottery rewinding, Scratch) derive them here.
-  """
-  init_rng, data_rng = jax.random.split(jax.random.PRNGKey(seed))
-  return init_rng, data_rng
-
-
-def initial_state(
-  config: ml_collections.ConfigDict,
-  model,
-  tx,
-  input_shape: tuple[int, ...],
-  mesh,
-  start: Start | None = None,
-) -> tuple[TrainState, jax.Array]:
-  """(state, data_rng) a fresh run of `config` starts from (replicated on `mesh`).
-
-  Every run of a group starts exactly as its own run would (`seed_keys`).
-  """
-  init_rng, data_rng = seed_keys(config.seed)
-  if start is None:
-    init = functools.partial(create_train_state, model, tx, input_shape)
-  else:
-    init = functools.partial(
-      _state_from_start, start, tx, jax.random.split(init_rng)[1]
-    )
-  state = jax.jit(init, out_shardings=sharding.replicated(mesh))(init_rng)
-  return state, data_rng
 
 
 @dataclasses.dataclass
@@ -214,7 +172,7 @@ def train_and_evaluate(
   run = Run(config, workdir, **pieces)
   coordinator = group_lib.current()
   result = coordinator.submit(run) if coordinator else train_runs([run])[0]
-  if isinstance(result, TrainingDivergedError):
+  if isinstance(result, BaseException):  # Diverged, or the group's phase failed.
     raise result
   return result
 
@@ -253,6 +211,11 @@ def train_runs(runs: Sequence[Run], mode: str = "auto") -> list[Result]:
     first.model.name, num_classes=data.spec.num_classes, **runs[0].model_kwargs()
   )
   make_tx = hyper_lib.make_tx(first.optimizer)
+  key = keys.pop()
+  init = _cached_steps(
+    (key, "init", str(mesh)),
+    lambda: init_program(model, make_tx, data.input_shape, mesh),
+  )
   members = []
   for r in runs:
     c = r.config
@@ -263,9 +226,7 @@ def train_runs(runs: Sequence[Run], mode: str = "auto") -> list[Result]:
       steps_per_epoch * c.num_epochs,
       schedules.momentum(c.schedule, steps_per_epoch),
     )
-    state, data_rng = initial_state(
-      c, model, make_tx(hyper), data.input_shape, mesh, r.start
-    )
+    state, data_rng = initial_state(c, init, hyper, r.start)
     callbacks = [*r.callbacks, *analysis.make_callbacks(c.analysis, model, data)]
     members.append(
       Member(
@@ -279,9 +240,14 @@ def train_runs(runs: Sequence[Run], mode: str = "auto") -> list[Result]:
         r.evaluate_start,
       )
     )
+  # Equal table lengths: runs of other budgets stack, and serial runs reuse
+  # one compiled program (entries past a run's end are never read).
+  longest = max(np.shape(m.hyper["lr"])[-1] for m in members)
+  for m in members:
+    m.hyper = hyper_lib.pad(m.hyper, longest)
   how = group_mode(mode, len(members), members[0].state.params, data.resident)
   steps = _cached_steps(
-    (keys.pop(), how, str(mesh)),
+    (key, how, str(mesh)),
     lambda: Steps(
       model,
       make_tx,
@@ -302,10 +268,10 @@ def train_runs(runs: Sequence[Run], mode: str = "auto") -> list[Result]:
   show = first.progress and sharding.is_primary()
   bar = ProgressBar(total, start=min(m.epoch for m in members)) if show else None
   try:
-    _initial_rows(steps, data, [m for m in members if m.fresh])
+    epochs.initial_rows(steps, data, [m for m in members if m.fresh])
     while active := [m for m in members if m.active]:
       t0 = time.monotonic()
-      per_step = _train_epoch(steps, data, active)
+      per_step = epochs.train_epoch(steps, data, active)
       seconds = time.monotonic() - t0
       done_rows = []
       for m, metrics in zip(active, per_step):
@@ -328,7 +294,7 @@ def train_runs(runs: Sequence[Run], mode: str = "auto") -> list[Result]:
           done_rows.append((m, done, row))
       due = [(m, done, row) for m, done, row in done_rows if m.eval_due(done)]
       for (m, done, row), evals in zip(
-        due, _evaluate(steps, data, [m for m, *_ in due])
+        due, epochs.evaluate(steps, data, [m for m, *_ in due])
       ):
         row.update(evals)
         m.run_callbacks(done, row)
@@ -343,7 +309,7 @@ def train_runs(runs: Sequence[Run], mode: str = "auto") -> list[Result]:
       # The training metrics of the last epoch come from its logged row (a
       # kill between the final checkpoint and summary.json lost nothing else).
       m.row = m.last_logged_row(max(m.config.num_epochs, m.epoch))
-    for m, evals in zip(leftover, _evaluate(steps, data, leftover)):
+    for m, evals in zip(leftover, epochs.evaluate(steps, data, leftover)):
       m.row.update(evals)
     wall = (time.monotonic() - t_start) / len(members)
     for m in members:
@@ -356,13 +322,14 @@ def train_runs(runs: Sequence[Run], mode: str = "auto") -> list[Result]:
       m.close()
 
 
-_STEPS: collections.OrderedDict[Any, Steps] = collections.OrderedDict()
-STEPS_CACHE_SIZE = 8
+_STEPS: collections.OrderedDict[Any, Any] = collections.OrderedDict()
+STEPS_CACHE_SIZE = 16  # Entries: a `Steps` and an `init_program` per program.
 
 
-def _cached_steps(key: Any, build: Callable[[], Steps]) -> Steps:
-  """The compiled `Steps` of an earlier phase with the same program (so a new
-  LR schedule, seed or pruning of the same shapes compiles nothing new).
+def _cached_steps(key: Any, build: Callable[[], Any]) -> Any:
+  """The compiled `Steps` (or `init_program`) of an earlier phase with the same
+  program (so a new LR schedule, seed or pruning of the same shapes compiles
+  nothing new).
 
   The key holds `Run.program_key`, which names the regularizer and forward
   transform by `id`; the cached `Steps` keeps those objects alive, so an id
@@ -386,100 +353,3 @@ def _progress_info(members: Sequence[Member]) -> str:
     return ""
   split = "test" if "test/accuracy" in row else "train"
   return f"train loss {row['train/loss']:.4f} {split} acc {100 * row[f'{split}/accuracy']:.2f}%"
-
-
-def _initial_rows(steps: Steps, data, members: Sequence[Member]) -> None:
-  """The epoch-0 rows of fresh runs: evaluation of the start (with
-  `evaluate_start`) and callbacks."""
-  members = [m for m in members if m.callbacks or m.evaluate_start]
-  wanted = [m for m in members if m.evaluate_start]
-  evals = dict(zip(map(id, wanted), _evaluate(steps, data, wanted)))
-  for m in members:
-    initial = {"epoch": 0, **evals.get(id(m), {})}
-    if m.evaluate_start and sharding.is_primary() and "test/accuracy" in initial:
-      print(
-        f"before training (e.g. just pruned): test acc "
-        f"{100 * initial['test/accuracy']:.2f}%",
-        flush=True,
-      )
-    m.run_callbacks(0, initial)
-    m.write(initial)
-
-
-@jax.jit
-def _stack(trees: Sequence[Any]) -> Any:
-  return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
-
-
-@functools.partial(jax.jit, static_argnums=1)
-def _unstack(tree: Any, n: int) -> list[Any]:
-  return [jax.tree_util.tree_map(lambda x, i=i: x[i], tree) for i in range(n)]
-
-
-def _unstack_host(tree: Any, n: int) -> list[Any]:
-  return [jax.tree_util.tree_map(lambda x, i=i: x[i], tree) for i in range(n)]
-
-
-def _train_epoch(steps: Steps, data, members: Sequence[Member]) -> list[Any]:
-  """Trains every member one epoch (updating `m.state`); per member its
-  per-step metrics (host arrays)."""
-  if steps.vmapped:
-    n = len(members)
-    state, per_step = steps.train_epoch(
-      _stack([m.state for m in members]),
-      _stack([m.hyper for m in members]),
-      data.train.device_images,
-      data.train.device_labels,
-      jnp.stack([m.data_rng for m in members]),
-      jnp.asarray([m.epoch for m in members], jnp.int32),
-    )
-    for m, s in zip(members, _unstack(state, n)):
-      m.state = s
-    return _unstack_host(jax.device_get(per_step), n)
-  out = []
-  for m in members:
-    m.state, metrics = _train_one(steps, m, data)
-    out.append(jax.device_get(metrics))
-  return out
-
-
-def _train_one(steps: Steps, m: Member, data: pipeline.Data):
-  if data.resident:
-    return steps.train_epoch(
-      m.state,
-      m.hyper,
-      data.train.device_images,
-      data.train.device_labels,
-      m.data_rng,
-      m.epoch,
-    )
-  per_step = []
-  rows = sharding.host_rows(steps.mesh, steps.batch_size)
-  state = m.state
-  for images, labels, _ in data.train.batches(
-    steps.batch_size, train=True, seed=m.config.seed, epoch=m.epoch, rows=rows
-  ):
-    batch = sharding.shard_batch((images, labels), steps.mesh, steps.batch_size)
-    state, metrics = steps.train_batch(state, m.hyper, *batch)
-    per_step.append(metrics)
-  return state, jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *per_step)
-
-
-def _evaluate(steps: Steps, data, members: Sequence[Member]) -> list[dict[str, float]]:
-  """Per member {"<split>/loss": ..., "<split>/accuracy": ...} on every split."""
-  if not members:
-    return []
-  rows: list[dict[str, float]] = [{} for _ in members]
-  if steps.vmapped:
-    state = _stack([m.state for m in members])
-    for name, split in data.evals.items():
-      values = steps.evaluate(state, split)
-      for i, row in enumerate(rows):
-        for key, per_run in values.items():
-          row[f"{name}/{key}"] = per_run[i]
-    return rows
-  for m, row in zip(members, rows):
-    for name, split in data.evals.items():
-      for key, value in steps.evaluate(m.state, split).items():
-        row[f"{name}/{key}"] = value
-  return rows
