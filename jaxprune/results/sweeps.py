@@ -114,7 +114,9 @@ def expand(
   return points
 
 
+@functools.cache
 def git_commit() -> str:
+  """The repository's commit, read once per process (every row records it)."""
   try:
     out = subprocess.run(
       ["git", "rev-parse", "--short", "HEAD"],
