@@ -43,7 +43,7 @@ from typing import Any
 import ml_collections
 
 import jaxprune
-from jaxprune import cluster, config_args, config_utils, fingerprint, io_utils
+from jaxprune import checks, cluster, config_args, config_utils, fingerprint, io_utils
 
 RESULTS_FILE = "results.jsonl"
 # Row fields copied from a protocol's summary when present.
@@ -191,6 +191,7 @@ def run_sweep(
   run_fn: Callable[[ml_collections.ConfigDict, str], dict[str, Any]] | None = None,
   group: str = "auto",
   group_memory_gb: float = DEFAULT_GROUP_MEMORY_GB,
+  group_mode: str = "auto",
   no_cache: bool = False,
   force: bool = False,
 ) -> list[dict[str, Any]]:
@@ -198,7 +199,9 @@ def run_sweep(
 
   `group` (`--group`): "auto" runs the shard's points as groups whose training
   phases batch into one program each (`jaxprune.protocols.grouped`), up to as
-  many runs as `group_memory_gb` allows; "seeds" groups only points that
+  many runs as `group_memory_gb` allows (`group_mode`: how a group's phase
+  trains, `jaxprune.train.loop.group_mode`: "vmap", "serial", or "auto" =
+  vmap on accelerators, serial on CPU); "seeds" groups only points that
   differ in the seed; "none" runs them one by one. Rows, hashes and run
   directories are the same either way; rows are appended as each point ends.
 
@@ -217,7 +220,9 @@ def run_sweep(
 
   from jaxprune import protocols  # (isort keeps these apart; same reason)
   from jaxprune.protocols import common, grouped
+  from jaxprune.train import loop
 
+  checks.choice(group_mode, "--group_mode", loop.GROUP_MODES)
   index, count = shard
   if not 0 <= index < count:
     raise ValueError(f"shard must be i/n with 0 <= i < n, got {index}/{count}")
@@ -258,7 +263,7 @@ def run_sweep(
       numbers = ", ".join(str(i + 1) for i, *_ in members)
       print(f"[sweep] points {numbers}/{len(points)} as one group", flush=True)
       tasks = [functools.partial(point, *m, len(members)) for m in members]
-      for error in grouped.run_tasks(tasks):
+      for error in grouped.run_tasks(tasks, group_mode):
         if isinstance(error, BaseException):
           raise error
   return appended
@@ -348,6 +353,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     help="memory budget that bounds a group's size",
   )
   parser.add_argument(
+    "--group_mode",
+    default="auto",
+    help="how a group's phases train: vmap (one program over a run axis), "
+    "serial (one after another through one compiled program), auto (vmap on "
+    "GPU/TPU, serial on CPU)",
+  )
+  parser.add_argument(
     "--vmap_seeds",
     action="store_const",
     const="seeds",
@@ -424,6 +436,7 @@ def main(argv: Sequence[str] | None = None) -> int:
       shard=(index, count),
       group=args.group,
       group_memory_gb=args.group_memory_gb,
+      group_mode=args.group_mode,
       no_cache=args.no_cache,
       force=args.force,
     )

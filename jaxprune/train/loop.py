@@ -55,7 +55,6 @@ from jaxprune.train.steps import (
   ForwardParams,
   Regularizer,
   Steps,
-  has_conv_kernels,
   summarize_epoch,
 )
 
@@ -132,23 +131,26 @@ Result = dict[str, Any] | TrainingDivergedError
 GROUP_MODES = ("auto", "vmap", "serial")
 
 
-def group_mode(mode: str, num_runs: int, params: Any, resident: bool) -> str:
+def group_mode(mode: str, num_runs: int, resident: bool) -> str:
   """ "vmap" (one program over a run axis) or "serial" (the runs one after the
   other through the same compiled functions) for a group of `num_runs`.
 
-  auto: vmap for 2+ runs on resident data, except conv nets on CPU, whose
-  vmapped convolutions become grouped convolutions that XLA:CPU runs slowly
-  (experiments/benchmarks/grouped_runs.py); there serial still saves the
-  compiles.
+  auto: vmap for 2+ runs on resident data on an accelerator, where one run
+  cannot fill the device; serial on CPU. Measured on the 2-core CPU
+  (experiments/benchmarks/RESULTS.md, figure 4): 20 vmapped MLP-7 runs train
+  no faster than the same runs one after another (85.0 s vs 89.2 s; the
+  epochs are compute-bound), every change of the group's size (runs of other
+  budgets finishing) costs a new compile, and vmapped convolutions become
+  grouped convolutions that XLA:CPU runs slowly. Serial groups keep what
+  grouping saves there: one compile, one data load and one init program for
+  all the runs of a program.
   """
   checks.choice(mode, "group mode", GROUP_MODES)
   if num_runs == 1 or not resident or jax.process_count() > 1:
     return "serial"
   if mode != "auto":
     return mode
-  if jax.default_backend() == "cpu" and has_conv_kernels(params):
-    return "serial"
-  return "vmap"
+  return "serial" if jax.default_backend() == "cpu" else "vmap"
 
 
 def train_and_evaluate(
@@ -245,7 +247,7 @@ def train_runs(runs: Sequence[Run], mode: str = "auto") -> list[Result]:
   longest = max(np.shape(m.hyper["lr"])[-1] for m in members)
   for m in members:
     m.hyper = hyper_lib.pad(m.hyper, longest)
-  how = group_mode(mode, len(members), members[0].state.params, data.resident)
+  how = group_mode(mode, len(members), data.resident)
   steps = _cached_steps(
     (key, how, str(mesh)),
     lambda: Steps(
