@@ -1,7 +1,7 @@
 """Config files on the command line: `PATH[:ARG]`, the one parser of ARG, the loader.
 
 Every command that takes a config (`jaxprune.main`, `jaxprune.sweeps`,
-`jaxprune.inspect`, `jaxprune.reproduce`, `jaxprune.report --paper_config`)
+`jaxprune.inspect_model`, `jaxprune.reproduce`, `jaxprune.report --paper_config`)
 loads it through :func:`load_module` / :func:`load_config` / :func:`load_sweep`,
 and every config file reads its ARG with :func:`parse_arg`, in the style of
 big_vision's `parse_arg`: comma-separated `key=value` pairs and bare `key` flags,

@@ -50,16 +50,16 @@ def install(fault):
   import orbax.checkpoint as ocp
 
   from jaxprune import io_utils
-  from jaxprune.train import checkpointing, loop
+  from jaxprune.train import checkpointing, epochs, member
 
   if fault == "compile":
-    train_one_epoch = loop._train_one_epoch
+    train_epoch = epochs.train_epoch
 
     def first_epoch(*args, **kwargs):
       threading.Timer(0.2, die).start()
-      return train_one_epoch(*args, **kwargs)
+      return train_epoch(*args, **kwargs)
 
-    loop._train_one_epoch = first_epoch
+    epochs.train_epoch = first_epoch
   elif fault in ("after_checkpoint", "checkpoint_write"):
     save, saves = checkpointing.Checkpointer.save, []
 
@@ -74,14 +74,14 @@ def install(fault):
 
     checkpointing.Checkpointer.save = killing_save
   elif fault == "before_summary":
-    write_summary = loop._write_summary
+    write_summary = member.Member.summary
 
-    def killing_write(workdir, summary):
-      if summary["status"] == "completed":
+    def killing_summary(self, status, *args, **kwargs):
+      if status == "completed":  # After the final checkpoint, before summary.json.
         die()
-      write_summary(workdir, summary)
+      return write_summary(self, status, *args, **kwargs)
 
-    loop._write_summary = killing_write
+    member.Member.summary = killing_summary
   elif fault in ("after_row", "mid_row"):
     append, rows = io_utils.append_jsonl, []
 

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from jaxprune import inspect_model, io_utils, protocols
-from jaxprune.protocols import basic
+from jaxprune.protocols import train as train_protocol
 
 pytestmark = pytest.mark.usefixtures("fast_compiles")
 
@@ -30,7 +30,7 @@ def test_rerun_of_completed_run_returns_at_once(
   def must_not_train(*args, **kwargs):
     raise AssertionError("a completed run must not train again")
 
-  monkeypatch.setattr(basic, "train_and_evaluate", must_not_train)
+  monkeypatch.setattr(train_protocol, "train_and_evaluate", must_not_train)
   again = protocols.run(config, workdir)
   assert again == first
   assert f"already completed: {workdir}" in capsys.readouterr().out

@@ -93,9 +93,7 @@ class Member:
       self.state, meta = restored
       self.epoch, self.best = int(meta["epoch"]), meta.get("best_val_accuracy")
       print(
-        f"Resuming {self.workdir} from epoch {self.epoch} "
-        f"(step {int(self.state.step)})",
-        flush=True,
+        f"Resuming from epoch {self.epoch} (step {int(self.state.step)})", flush=True
       )
     _truncate_metrics(self.workdir, self.epoch)
     self.writer = metric_writers.create_default_writer(
