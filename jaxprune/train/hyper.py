@@ -15,17 +15,19 @@ Runs whose hyperparameters differ only in these values (seeds, LR schedules of
 any kind and length, ALLR's per-run statistics, weight decay, momentum) have
 the same program: `make_tx(config.optimizer)` builds the optimizer inside the
 step from the traced values, and `jax.vmap` over a leading run axis of the
-hyper trees trains them together (`jaxprune.train.runs`). What does change the
-program is in `program_key`: the optimizer's kind, Nesterov, whether momentum
-and weight decay are on at all, whether momentum is scheduled.
+hyper trees trains them together (`jaxprune.train.loop.train_runs`). What does
+change the program is in `loop.Run.program_key`: the optimizer's kind,
+Nesterov, whether momentum and weight decay are on at all, whether momentum is
+scheduled.
 
 The tables equal the schedule functions bit for bit (the same jnp arithmetic,
-evaluated by `jax.vmap`), which a test pins for every schedule family.
+evaluated by `jax.vmap`; tests/test_hyper.py pins it against the schedule
+evaluated step by step inside a scan, as a train step did).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -92,25 +94,6 @@ def pad(hyper: Hyper, num_steps: int) -> Hyper:
     return np.concatenate([x, np.repeat(x[-1:], num_steps - x.shape[-1])])
 
   return {k: extend(v) for k, v in hyper.items()}
-
-
-def stack(hypers: Sequence[Hyper]) -> Hyper:
-  """The hyper trees of several runs with a leading run axis (tables padded)."""
-  longest = max(np.shape(h["lr"])[-1] for h in hypers)
-  padded = [pad(h, longest) for h in hypers]
-  return jax.tree_util.tree_map(lambda *xs: np.stack(xs), *padded)
-
-
-def program_key(optimizer: ml_collections.ConfigDict, hyper: Hyper) -> tuple:
-  """What of the optimizer decides the compiled program (not its values)."""
-  o = optimizer.to_dict() if hasattr(optimizer, "to_dict") else dict(optimizer)
-  values = {k: v for k, v in o.items() if k not in ("weight_decay", "momentum")}
-  return (
-    tuple(sorted((k, repr(v)) for k, v in values.items())),
-    float(o.get("weight_decay", 0.0) or 0.0) > 0,
-    float(o.get("momentum", 0.0) or 0.0) > 0,
-    "momentum_lr" in hyper,
-  )
 
 
 def make_tx(optimizer: ml_collections.ConfigDict) -> MakeTx:
