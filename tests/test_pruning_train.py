@@ -13,6 +13,7 @@ import pytest
 from jaxprune import models, pruning
 from jaxprune.pruning import masks as masks_lib
 from jaxprune.train import checkpointing
+from jaxprune.train import hooks as hooks_lib
 from jaxprune.train import hyper as hyper_lib
 from jaxprune.train import steps as steps_lib
 from jaxprune.train.state import state_from_params
@@ -31,8 +32,7 @@ def _step(model, tx, soft=False, regularizer=None):
     model=model,
     make_tx=make_tx,
     preprocess=lambda x, rng, train: x,
-    forward_params=masks_lib.apply if soft else None,
-    regularizer=regularizer,
+    hooks=hooks_lib.from_pieces(regularizer, masks_lib.apply if soft else None),
   )
   return jax.jit(lambda state, images, labels: step(state, hyper, images, labels))
 

@@ -36,6 +36,9 @@ from jaxprune.data import pipeline
 from jaxprune.train import epochs, sharding, validation
 from jaxprune.train import group as group_lib
 from jaxprune.train import hyper as hyper_lib
+from jaxprune.train.hooks import ForwardParams, Regularizer, StepHooks
+from jaxprune.train.hooks import combine as combine_hooks
+from jaxprune.train.hooks import from_pieces as hooks_from_pieces
 from jaxprune.train.member import (
   Callback,
   EpochEndHook,
@@ -51,12 +54,7 @@ from jaxprune.train.state import (  # noqa: F401 (seed_keys: protocols use it he
   initial_state,
   seed_keys,
 )
-from jaxprune.train.steps import (
-  ForwardParams,
-  Regularizer,
-  Steps,
-  summarize_epoch,
-)
+from jaxprune.train.steps import Steps, summarize_epoch
 
 
 @dataclasses.dataclass
@@ -68,8 +66,9 @@ class Run:
   statistics); `callbacks(epoch, state) -> {name: value}` add logged values at
   every evaluation; `on_epoch_end(epoch, state) -> state` runs after every
   training epoch (e.g. mask updates); `regularizer(params) -> scalar` is added
-  to the loss; `forward_params(params, masks) -> params` makes the masks soft
-  (see `steps.train_step`).
+  to the loss; `forward_params(params, masks) -> params` makes the masks soft;
+  `hooks` are a pruning method's changes to the train step (`hooks.py`; they
+  combine with the two pieces before).
   """
 
   config: ml_collections.ConfigDict
@@ -81,7 +80,14 @@ class Run:
   on_epoch_end: EpochEndHook | None = None
   regularizer: Regularizer | None = None
   forward_params: ForwardParams | None = None
+  hooks: StepHooks | None = None
   evaluate_start: bool = False
+
+  def step_hooks(self) -> StepHooks | None:
+    """Everything this run changes in the train step, as one `StepHooks`."""
+    return combine_hooks(
+      self.hooks, hooks_from_pieces(self.regularizer, self.forward_params)
+    )
 
   def model_kwargs(self) -> dict[str, Any]:
     return {**config_utils.model_overrides(self.config), **(self.model_overrides or {})}
@@ -108,7 +114,7 @@ class Run:
         bool(o.get("weight_decay")),
         bool(schedules.momentum(c.schedule, 1)),
       ],
-      "transforms": [_identity(self.regularizer), _identity(self.forward_params)],
+      "hooks": None if (h := self.step_hooks()) is None else h.name,
       "driver": c.get("epoch_driver", "auto"),
     }
     return json.dumps(key, sort_keys=True, default=repr)
@@ -119,12 +125,6 @@ def default_schedule(
 ) -> optax.Schedule:
   """The LR schedule `config.schedule` describes."""
   return schedules.create(config.schedule, steps_per_epoch)
-
-
-def _identity(fn: Any) -> Any:
-  # Transforms may declare what they compute (`fn.group_key`); otherwise only
-  # runs that share the very same function object can share a program.
-  return None if fn is None else getattr(fn, "group_key", id(fn))
 
 
 Result = dict[str, Any] | TrainingDivergedError
@@ -159,7 +159,7 @@ def train_and_evaluate(
   """Trains and evaluates the model described by `config`; returns the summary.
 
   `pieces` are the fields of `Run` (start, model_overrides, schedule,
-  callbacks, on_epoch_end, regularizer, forward_params, evaluate_start).
+  callbacks, on_epoch_end, regularizer, forward_params, hooks, evaluate_start).
   Callbacks requested by `config.analysis` (e.g. mean JSV tracking) are added.
   Protocols chain calls (prune -> retrain, IMP ...): `start` gives the weights
   (and masks) to begin from, with a fresh optimizer; `model_overrides` (e.g.
@@ -214,9 +214,12 @@ def train_runs(runs: Sequence[Run], mode: str = "auto") -> list[Result]:
   )
   make_tx = hyper_lib.make_tx(first.optimizer)
   key = keys.pop()
+  hooks = runs[0].step_hooks()
   init = _cached_steps(
     (key, "init", str(mesh)),
-    lambda: init_program(model, make_tx, data.input_shape, mesh),
+    lambda: init_program(
+      model, make_tx, data.input_shape, mesh, hooks and hooks.init_aux
+    ),
   )
   members = []
   for r in runs:
@@ -257,8 +260,7 @@ def train_runs(runs: Sequence[Run], mode: str = "auto") -> list[Result]:
       mesh,
       first.batch_size,
       first.eval_batch_size,
-      regularizer=runs[0].regularizer,
-      forward_params=runs[0].forward_params,
+      hooks=hooks,
       vmapped=how == "vmap",
     ),
   )
@@ -333,9 +335,9 @@ def _cached_steps(key: Any, build: Callable[[], Any]) -> Any:
   program (so a new LR schedule, seed or pruning of the same shapes compiles
   nothing new).
 
-  The key holds `Run.program_key`, which names the regularizer and forward
-  transform by `id`; the cached `Steps` keeps those objects alive, so an id
-  cannot be reused by another function while its entry exists.
+  The key holds `Run.program_key`, which names the step hooks (functions
+  without a `group_key` by `id`); the cached `Steps` keeps those objects alive,
+  so an id cannot be reused by another function while its entry exists.
   """
   if key in _STEPS:
     _STEPS.move_to_end(key)

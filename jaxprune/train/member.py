@@ -20,7 +20,12 @@ import jaxprune
 from jaxprune import config_utils, io_utils
 from jaxprune.train import checkpointing, metric_writers, sharding
 from jaxprune.train.hyper import Hyper
-from jaxprune.train.state import TrainState, count_params
+from jaxprune.train.state import (
+  TrainState,
+  count_params,
+  from_checkpoint,
+  to_checkpoint,
+)
 
 Callback = Callable[[int, TrainState], dict[str, float]]
 EpochEndHook = Callable[[int, TrainState], TrainState]
@@ -88,9 +93,11 @@ class Member:
       os.path.join(self.workdir, "checkpoints"),
       max_to_keep=self.config.keep_checkpoints,
     )
-    restored = self.ckpt.restore("latest", checkpointing.abstract_like(self.state))
+    restored = self.ckpt.restore(
+      "latest", checkpointing.abstract_like(to_checkpoint(self.state))
+    )
     if restored is not None:
-      self.state, meta = restored
+      self.state, meta = from_checkpoint(restored[0]), restored[1]
       self.epoch, self.best = int(meta["epoch"]), meta.get("best_val_accuracy")
       print(
         f"Resuming from epoch {self.epoch} (step {int(self.state.step)})", flush=True
@@ -138,11 +145,11 @@ class Member:
     if "val/accuracy" in row and (self.best is None or row["val/accuracy"] > self.best):
       self.best = row["val/accuracy"]
       meta = {"epoch": done, "val_accuracy": self.best}
-      self.ckpt.save("best", step, self.state, meta)
+      self.ckpt.save("best", step, to_checkpoint(self.state), meta)
     every = self.config.checkpoint_every_epochs
     if done % every == 0 or done == self.config.num_epochs:
       meta = {"epoch": done, "best_val_accuracy": self.best}
-      self.ckpt.save("latest", step, self.state, meta)
+      self.ckpt.save("latest", step, to_checkpoint(self.state), meta)
 
   def last_logged_row(self, epoch: int) -> dict[str, Any]:
     """The logged row of `epoch` (a resumed, finished run's training metrics)."""
@@ -175,7 +182,7 @@ class Member:
     """The final checkpoint and the "completed" summary."""
     final_epoch = max(self.config.num_epochs, self.epoch)
     step = int(jax.device_get(self.state.step))
-    self.ckpt.save("final", step, self.state, {"epoch": final_epoch})
+    self.ckpt.save("final", step, to_checkpoint(self.state), {"epoch": final_epoch})
     self.result = self.summary(
       "completed",
       final_epoch,

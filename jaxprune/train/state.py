@@ -37,6 +37,9 @@ class TrainState:
   opt_state: Any
   masks: Any  # Same structure as params; 1 = kept, 0 = pruned.
   rng: jax.Array  # uint32[2] raw key; per-step keys are folded from it.
+  # A pruning method's own trainable variables (`hooks.StepHooks.init_aux`),
+  # optimized with the params; {} for every other run.
+  aux: Any = dataclasses.field(default_factory=dict)
 
 
 def ones_masks(params: Any) -> Any:
@@ -53,11 +56,12 @@ def create_train_state(
   input_shape: tuple[int, ...],
   rng: jax.Array,
   masks: Any = None,
+  init_aux: Callable[[Any], Any] | None = None,
 ) -> TrainState:
   """Initialises a fresh state (pure; jit it with out_shardings to place it)."""
   init_rng, state_rng = jax.random.split(rng)
   params, batch_stats = init_variables(model, init_rng, input_shape)
-  return state_from_params(params, batch_stats, tx, state_rng, masks)
+  return state_from_params(params, batch_stats, tx, state_rng, masks, init_aux=init_aux)
 
 
 def state_from_params(
@@ -67,18 +71,40 @@ def state_from_params(
   rng: jax.Array,
   masks: Any = None,
   step: int = 0,
+  init_aux: Callable[[Any], Any] | None = None,
 ) -> TrainState:
-  """A state around existing weights, with a fresh optimizer (retraining)."""
+  """A state around existing weights, with a fresh optimizer (retraining).
+
+  `init_aux(params)` gives a pruning method's own trainable variables; the
+  optimizer then covers (params, aux)."""
   masks = ones_masks(params) if masks is None else masks
   params = apply_masks(params, masks)
+  aux = {} if init_aux is None else init_aux(params)
+  trained = (params, aux) if jax.tree_util.tree_leaves(aux) else params
   return TrainState(
     step=jnp.asarray(step, jnp.int32),
     params=params,
     batch_stats=batch_stats,
-    opt_state=tx.init(params),
+    opt_state=tx.init(trained),
     masks=masks,
     rng=rng,
+    aux=aux,
   )
+
+
+def to_checkpoint(state: TrainState) -> dict[str, Any]:
+  """The tree a checkpoint stores: the state's fields, without `aux` when a
+  run has none (so checkpoints keep the layout they had before `aux` existed
+  and older ones restore unchanged)."""
+  tree = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}
+  if not jax.tree_util.tree_leaves(tree["aux"]):
+    del tree["aux"]
+  return tree
+
+
+def from_checkpoint(tree: Any) -> TrainState:
+  """The state of a `to_checkpoint` tree (restored into its abstract tree)."""
+  return TrainState(**{"aux": {}, **tree})
 
 
 def count_params(params: Any) -> int:
@@ -105,20 +131,29 @@ def seed_keys(seed: int) -> tuple[jax.Array, jax.Array]:
   return init_rng, data_rng
 
 
-def init_program(model, make_tx, input_shape: tuple[int, ...], mesh) -> Callable:
+def init_program(
+  model,
+  make_tx,
+  input_shape: tuple[int, ...],
+  mesh,
+  init_aux: Callable[[Any], Any] | None = None,
+) -> Callable:
   """`init(init_rng, hyper, start_arrays) -> TrainState`, jitted and replicated
   on `mesh`: a fresh init (`start_arrays` None) or a state around given
-  (params, batch_stats, masks) with a fresh optimizer. The run's hyper and
-  weights are arguments, not constants of a program per run, so the runs of a
-  program (and later phases with its shapes) compile it once."""
+  (params, batch_stats, masks) with a fresh optimizer (and `init_aux`: a
+  pruning method's variables). The run's hyper and weights are arguments,
+  not constants of a program per run, so the runs of a program (and later
+  phases with its shapes) compile it once."""
 
   def init(init_rng, hyper, start_arrays):
     tx = make_tx(hyper)
     if start_arrays is None:
-      return create_train_state(model, tx, input_shape, init_rng)
+      return create_train_state(model, tx, input_shape, init_rng, init_aux=init_aux)
     params, batch_stats, masks = start_arrays
     state_rng = jax.random.split(init_rng)[1]
-    return state_from_params(params, batch_stats, tx, state_rng, masks)
+    return state_from_params(
+      params, batch_stats, tx, state_rng, masks, init_aux=init_aux
+    )
 
   return jax.jit(init, out_shardings=sharding.replicated(mesh))
 

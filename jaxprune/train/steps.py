@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -45,11 +44,11 @@ from jax.sharding import Mesh
 from jaxprune.data import pipeline
 from jaxprune.train import hyper as hyper_lib
 from jaxprune.train import sharding
+from jaxprune.train.hooks import StepHooks
 from jaxprune.train.hyper import Hyper, MakeTx
 from jaxprune.train.state import TrainState, apply_masks
 
-Regularizer = Callable[[Any], jax.Array]  # params -> scalar added to the loss.
-ForwardParams = Callable[[Any, Any], Any]  # (params, masks) -> forward params.
+PLAIN = StepHooks(name="plain")  # Masked training, nothing else.
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -65,49 +64,62 @@ def train_step(
   model: nn.Module,
   make_tx: MakeTx,
   preprocess: pipeline.Preprocess,
-  regularizer: Regularizer | None = None,
-  forward_params: ForwardParams | None = None,
+  hooks: StepHooks | None = None,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
   """One SGD step of the run whose hyperparameters are `hyper` (see `hyper.py`).
 
   `make_tx(hyper)` builds the optimizer from the run's data (its LR table,
   weight decay, momentum), so runs that differ only in those share one program.
-  `regularizer(params) -> scalar` is added to the loss (optional).
 
-  Hard masks (default): gradients and params are masked, so pruned weights stay
-  exactly zero. With `forward_params(params, masks)` the masks are soft: the
-  forward pass uses what it returns (e.g. `params * masks`, GMP soft pruning)
-  while the dense params are kept and updated (pruned weights get no loss
-  gradient, only weight decay/momentum), so a later mask recomputation may let
-  them regrow.
+  Without `hooks` the masks are hard: gradients and params are masked, so
+  pruned weights stay exactly zero. A pruning method's `hooks` (`hooks.py`)
+  change the forward weights, add a penalty, select gradients, update masks
+  after the step, carry trainable variables of their own (`state.aux`,
+  optimized with the params) or make the masks soft (the dense params keep
+  training; pruned weights get no loss gradient through `params * masks`, only
+  weight decay and momentum, so a later mask recomputation may let them regrow).
   """
   rng = jax.random.fold_in(state.rng, state.step)
   aug_rng, dropout_rng = jax.random.split(rng)
   x = preprocess(images, aug_rng, train=True)
 
-  soft = forward_params is not None
+  hooks = hooks or PLAIN
   tx = make_tx(hyper)
+  with_aux = bool(jax.tree_util.tree_leaves(state.aux))
 
-  def loss_fn(params):
-    if soft:
-      params = forward_params(params, state.masks)
+  def loss_fn(trained):
+    params, aux = trained
+    forward = hooks.forward_params(params, aux, state.masks, state.step)
     logits, updates = model.apply(
-      {"params": params, "batch_stats": state.batch_stats},
+      {"params": forward, "batch_stats": state.batch_stats},
       x,
       train=True,
       mutable=["batch_stats"],
       rngs={"dropout": dropout_rng},
     )
     loss = cross_entropy(logits, labels).mean()
-    total = loss if regularizer is None else loss + regularizer(params)
+    total = loss
+    if hooks.penalty is not None:
+      total = loss + hooks.penalty(params, aux, state.step)
     return total, (loss, logits, updates)
 
-  grads, (loss, logits, updates) = jax.grad(loss_fn, has_aux=True)(state.params)
-  if not soft:
+  (grads, aux_grads), (loss, logits, updates) = jax.grad(loss_fn, has_aux=True)(
+    (state.params, state.aux)
+  )
+  if hooks.select_grads is not None:
+    grads = hooks.select_grads(grads, state.params, state.masks, state.step)
+  if hooks.hard_masks:
     grads = apply_masks(grads, state.masks)
-  param_updates, opt_state = tx.update(grads, state.opt_state, state.params)
-  params = optax.apply_updates(state.params, param_updates)
-  if not soft:
+  # Aux variables are optimized with the params; a state without them keeps
+  # the optimizer state of the params alone (checkpoints stay as they were).
+  if with_aux:
+    trained, trained_grads = (state.params, state.aux), (grads, aux_grads)
+  else:
+    trained, trained_grads = state.params, grads
+  param_updates, opt_state = tx.update(trained_grads, state.opt_state, trained)
+  trained = optax.apply_updates(trained, param_updates)
+  params, aux = trained if with_aux else (trained, state.aux)
+  if hooks.hard_masks:
     params = apply_masks(params, state.masks)
   metrics = {
     "loss": loss,
@@ -117,9 +129,12 @@ def train_step(
   new_state = state.replace(
     step=state.step + 1,
     params=params,
+    aux=aux,
     batch_stats=updates.get("batch_stats", state.batch_stats),
     opt_state=opt_state,
   )
+  if hooks.after_step is not None:
+    new_state = hooks.after_step(new_state, grads)
   return new_state, metrics
 
 
@@ -142,13 +157,14 @@ def eval_sums(
   }
 
 
-def eval_variables(state: TrainState) -> dict[str, Any]:
-  # Masked so that soft-pruned (dense-kept) params evaluate as the sparse net;
-  # a no-op for hard masks, whose params are already zero where pruned.
-  return {
-    "params": apply_masks(state.params, state.masks),
-    "batch_stats": state.batch_stats,
-  }
+def eval_variables(state: TrainState, hooks: StepHooks | None = None) -> dict[str, Any]:
+  """The variables evaluation uses: the weights the hooks' forward pass uses,
+  masked, so soft-pruned (dense-kept) params evaluate as the sparse net (a
+  no-op for hard masks, whose params are already zero where pruned)."""
+  params = (hooks or PLAIN).forward_params(
+    state.params, state.aux, state.masks, state.step
+  )
+  return {"params": apply_masks(params, state.masks), "batch_stats": state.batch_stats}
 
 
 EPOCH_DRIVERS = ("auto", "scan", "loop")
@@ -185,8 +201,7 @@ class Steps:
   mesh: Mesh
   batch_size: int
   eval_batch_size: int
-  regularizer: Regularizer | None = None
-  forward_params: ForwardParams | None = None
+  hooks: StepHooks | None = None  # A pruning method's changes to the step.
   epoch_driver: str = "auto"  # "auto" | "scan" | "loop"; see the module docstring.
   vmapped: bool = False  # True: every function takes a leading run axis.
 
@@ -198,8 +213,7 @@ class Steps:
       model=self.model,
       make_tx=self.make_tx,
       preprocess=self.preprocess,
-      regularizer=self.regularizer,
-      forward_params=self.forward_params,
+      hooks=self.hooks,
     )
     run = jax.vmap if self.vmapped else (lambda f, **_: f)
     self.scan_epoch = jax.jit(
@@ -314,7 +328,7 @@ class Steps:
   def evaluate(self, state: TrainState, split) -> dict[str, float]:
     """Mean loss and accuracy of `state` on a resident or streaming split
     (vmapped: lists of one value per run)."""
-    variables = eval_variables(state)
+    variables = eval_variables(state, self.hooks)
     if isinstance(split, pipeline.ResidentSplit):
       totals = self.evaluate_resident(
         variables, split.device_images, split.device_labels
