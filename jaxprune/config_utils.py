@@ -129,6 +129,14 @@ def _protocol_sections(c: ml_collections.ConfigDict) -> None:
   # other `schedule` is refused unless this is set (an ablation, not BIMP).
   c.bimp.allow_nonlinear_t0 = False
 
+  # Pruning during training (protocol "during"): the method and the options
+  # of every registered method, `config.during.<method>.*`.
+  # Imported here, not at the top: the methods' registry imports the method
+  # modules, which need the whole pruning package loaded first.
+  from jaxprune.pruning import during
+
+  c.during = during.default_config()
+
   # Lottery: rewinding point from pruning.rewind / pruning.rewind_epoch.
   c.lottery = ml_collections.ConfigDict()
   c.lottery.random_control = True  # Also train the same mask from a random init.

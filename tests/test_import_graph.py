@@ -132,9 +132,11 @@ def test_config_schema_imports_nothing_above_it(jaxprune_graph):
   # The pruning engine owns its section's defaults; nothing else is imported.
   direct = {t for t, _, _ in jaxprune_graph["jaxprune.config_utils"]}
   # config_args (the argument parser) is a leaf too.
+  # The pruning engine (and its during-training methods) own their sections.
   assert direct <= {
     "jaxprune.config_schema",
     "jaxprune.pruning",
+    "jaxprune.pruning.during",
     "jaxprune.config_args",
   }, direct
   assert not jaxprune_graph["jaxprune.config_args"]

@@ -12,8 +12,8 @@ import pytest
 
 from jaxprune import models, pruning
 from jaxprune.pruning import masks as masks_lib
+from jaxprune.pruning import step_hooks as hooks_lib
 from jaxprune.train import checkpointing
-from jaxprune.train import hooks as hooks_lib
 from jaxprune.train import hyper as hyper_lib
 from jaxprune.train import steps as steps_lib
 from jaxprune.train.state import state_from_params

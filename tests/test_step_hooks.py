@@ -15,8 +15,8 @@ import optax
 import pytest
 
 from jaxprune import models
+from jaxprune.pruning import step_hooks as hooks_lib
 from jaxprune.train import checkpointing
-from jaxprune.train import hooks as hooks_lib
 from jaxprune.train import hyper as hyper_lib
 from jaxprune.train import steps as steps_lib
 from jaxprune.train.state import from_checkpoint, state_from_params, to_checkpoint

@@ -33,12 +33,12 @@ import optax
 
 from jaxprune import analysis, checks, config_utils, models, schedules
 from jaxprune.data import pipeline
+from jaxprune.pruning.step_hooks import ForwardParams, Regularizer, StepHooks
+from jaxprune.pruning.step_hooks import combine as combine_hooks
+from jaxprune.pruning.step_hooks import from_pieces as hooks_from_pieces
 from jaxprune.train import epochs, sharding, validation
 from jaxprune.train import group as group_lib
 from jaxprune.train import hyper as hyper_lib
-from jaxprune.train.hooks import ForwardParams, Regularizer, StepHooks
-from jaxprune.train.hooks import combine as combine_hooks
-from jaxprune.train.hooks import from_pieces as hooks_from_pieces
 from jaxprune.train.member import (
   Callback,
   EpochEndHook,
@@ -67,7 +67,7 @@ class Run:
   every evaluation; `on_epoch_end(epoch, state) -> state` runs after every
   training epoch (e.g. mask updates); `regularizer(params) -> scalar` is added
   to the loss; `forward_params(params, masks) -> params` makes the masks soft;
-  `hooks` are a pruning method's changes to the train step (`hooks.py`; they
+  `hooks` are a pruning method's changes to the train step (`jaxprune.pruning.step_hooks`; they
   combine with the two pieces before).
   """
 

@@ -42,9 +42,9 @@ import optax
 from jax.sharding import Mesh
 
 from jaxprune.data import pipeline
+from jaxprune.pruning.step_hooks import StepHooks
 from jaxprune.train import hyper as hyper_lib
 from jaxprune.train import sharding
-from jaxprune.train.hooks import StepHooks
 from jaxprune.train.hyper import Hyper, MakeTx
 from jaxprune.train.state import TrainState, apply_masks
 
@@ -72,7 +72,7 @@ def train_step(
   weight decay, momentum), so runs that differ only in those share one program.
 
   Without `hooks` the masks are hard: gradients and params are masked, so
-  pruned weights stay exactly zero. A pruning method's `hooks` (`hooks.py`)
+  pruned weights stay exactly zero. A pruning method's `hooks` (`jaxprune.pruning.step_hooks`)
   change the forward weights, add a penalty, select gradients, update masks
   after the step, carry trainable variables of their own (`state.aux`,
   optimized with the params) or make the masks soft (the dense params keep
