@@ -35,7 +35,8 @@ EXPERIMENTS = {
     "title": "Dynamical Isometry Table 3 (90-epoch rows, compressed): MLP-7-Linear",
     "metrics": ["test/accuracy", "jsv/mean"],
     "figures": [],
-    "jsv_curves": True,  # Fig. 2: mean JSV per retraining epoch, from the runs.
+    # Fig. 2: mean JSV and accuracy per retraining epoch, from the runs.
+    "jsv_curves": {"panel": "retrain.spec", "hue": ["pruning.ratio", "retrain.orthp"]},
     "claims": [
       {
         "id": "wang2021_di.lr_001_beats_0001",

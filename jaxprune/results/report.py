@@ -18,7 +18,15 @@ Command line:
   python -m jaxprune.report --results=DIR/results.jsonl --out=DIR/report \
       [--metric=test/accuracy] [--x=pruning.sparsity --hue=retrain.schedule] \
       [--formats=png,pdf,svg] \
-      [--paper_config=configs/le2021/table2.py]
+      [--paper_config=configs/le2021/table2.py] \
+      [--curves=test/accuracy,jsv/mean --curve_panel=retrain.spec \
+       --curve_hue=retrain.orthp]
+
+With `--curves`, each listed per-epoch metric is read from the runs'
+metrics.jsonl (`jaxprune.results.curves`): `<metric>@start` (epoch 0 of a
+retraining: right after pruning) and `<metric>@end` become table columns
+(name them with --metric), and `curves.png` plots them per epoch, one panel
+per value of --curve_panel, one line per value of --curve_hue.
 """
 
 from __future__ import annotations
@@ -36,11 +44,19 @@ from typing import Any
 import numpy as np
 
 from jaxprune import io_utils
-from jaxprune.results import paper_results, sweeps
+from jaxprune.results import curves, paper_results, sweeps
 from jaxprune.results.figures import (  # report.figure for callers.
   FORMATS,
   _is_number,
   figure,
+)
+from jaxprune.results.settings import (
+  MISSING as _MISSING,
+)
+from jaxprune.results.settings import (
+  config_value,
+  setting_keys,
+  setting_of,
 )
 
 # Top-level row fields aggregated besides row["metrics"].
@@ -58,37 +74,6 @@ def _values(row: dict[str, Any]) -> dict[str, float]:
   values = {k: v for k, v in row.get("metrics", {}).items() if _is_number(v)}
   values.update({k: row[k] for k in EXTRA_FIELDS if _is_number(row.get(k))})
   return values
-
-
-_MISSING = object()
-
-
-def config_value(row: dict[str, Any], key: str) -> Any:
-  """The value of dotted `key` in the row's config, else its override, else missing."""
-  node = row.get("config")
-  for part in key.split("."):
-    if not isinstance(node, dict) or part not in node:
-      return row.get("overrides", {}).get(key, _MISSING)
-    node = node[part]
-  return node
-
-
-def setting_keys(
-  rows: Sequence[dict[str, Any]], extra: Sequence[str] = ()
-) -> list[str]:
-  """The swept keys of any row (overrides minus the seed), plus `extra`."""
-  keys = {k for r in rows for k in r.get("overrides", {})} | {k for k in extra if k}
-  return sorted(keys - {"seed"})
-
-
-def setting_of(
-  row: dict[str, Any], keys: Sequence[str] | None = None
-) -> dict[str, Any]:
-  """The row's values of `keys` (default: its overrides minus the seed), read
-  from its config, so rows of an extended sweep get the values they ran with."""
-  keys = setting_keys([row]) if keys is None else keys
-  values = {k: config_value(row, k) for k in keys}
-  return {k: v for k, v in values.items() if v is not _MISSING}
 
 
 def aggregate(
@@ -235,6 +220,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     help="the sweep config that produced the results; its paper_cell(setting) "
     "puts the published number beside ours",
   )
+  parser.add_argument(
+    "--curves", help="per-epoch metrics to plot and read at their ends (comma list)"
+  )
+  parser.add_argument("--curve_panel", help="config key: one panel per value")
+  parser.add_argument("--curve_hue", help="config key: one line per value")
   args = parser.parse_args(argv)
   if not os.path.exists(args.results):
     parser.error(f"--results file not found: {args.results}")
@@ -253,6 +243,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"--x/--hue {key!r} is no config field of these rows; swept: "
         f"{', '.join(setting_keys(rows)) or 'nothing'}"
       )
+  curve_metrics = [m for m in (args.curves or "").split(",") if m]
+  sweep_dir = os.path.dirname(os.path.abspath(args.results))
+  if curve_metrics:
+    for flag in ("curve_panel", "curve_hue"):
+      key = getattr(args, flag)
+      if not key or all(config_value(r, key) is _MISSING for r in rows):
+        parser.error(
+          f"--curves needs --{flag}, a config field of these rows; swept: "
+          f"{', '.join(setting_keys(rows)) or 'nothing'}"
+        )
+    rows = curves.attach_endpoints(rows, sweep_dir, curve_metrics)
   aggregated = aggregate(rows, extra_keys=(args.x, args.hue))
   metrics = args.metric or ["test/accuracy"]
   theirs = None
@@ -277,6 +278,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         figure(aggregated, metric, args.x, args.hue, path, formats=formats)
       except ValueError as e:
         parser.error(str(e))
+  if curve_metrics:
+    path = curves.figure(
+      rows,
+      sweep_dir,
+      curve_metrics,
+      os.path.join(args.out, "curves.png"),
+      panel=args.curve_panel,
+      hue=args.curve_hue,
+    )
+    print(
+      f"curves: {path or 'no run logged ' + ', '.join(curve_metrics)}", file=sys.stderr
+    )
   print(markdown)
   return 0
 

@@ -39,11 +39,9 @@ from typing import Any
 
 import jax
 import ml_collections
-import numpy as np
 
 from jaxprune import io_utils
-from jaxprune.analysis import plots
-from jaxprune.results import report, studies, sweeps, verdicts
+from jaxprune.results import curves, report, studies, sweeps, verdicts
 
 SHARED_RECIPE = "base.py"
 DEFAULT_OUT = "experiments/results/mini"  # The committed full report.
@@ -77,35 +75,6 @@ def _current_rows(
   wanted = {digest for _, _, digest in sweeps.expand(config, sweep)}
   rows = io_utils.read_jsonl(os.path.join(exp_dir, sweeps.RESULTS_FILE))
   return [r for r in rows if r["config_hash"] in wanted]
-
-
-def _jsv_curves(rows: list[dict[str, Any]], exp_dir: str, path: str) -> str | None:
-  """Fig. 2 style: mean JSV and test accuracy per retraining epoch, seed means."""
-
-  curves: dict[str, dict[int, list[tuple[float, float]]]] = {}
-  for row in rows:
-    metrics = os.path.join(
-      exp_dir, "runs", row["config_hash"], "cycle1", "metrics.jsonl"
-    )
-    if not os.path.exists(metrics):
-      continue  # Not a prune-retrain run (e.g. the scratch baseline).
-    label = ", ".join(
-      f"{k.split('.')[-1]}={v}" for k, v in report.setting_of(row).items()
-    )
-    for r in io_utils.read_jsonl(metrics):
-      if "jsv/mean" in r and "test/accuracy" in r:
-        curves.setdefault(label, {}).setdefault(int(r["epoch"]), []).append(
-          (r["jsv/mean"], r["test/accuracy"])
-        )
-  if not curves:
-    return None
-  jsv, acc = {}, {}
-  for label, by_epoch in sorted(curves.items()):
-    epochs = sorted(by_epoch)
-    jsv[label] = (epochs, [np.mean([v[0] for v in by_epoch[e]]) for e in epochs])
-    acc[label] = (epochs, [np.mean([v[1] for v in by_epoch[e]]) for e in epochs])
-  plots.plot_training_curves(jsv, acc, path, title="retraining: mean JSV, accuracy")
-  return path
 
 
 def run_experiment(
@@ -143,8 +112,15 @@ def run_experiment(
     path = os.path.join(out, f"{stem}_{metric.replace('/', '_')}_vs_{x}.png")
     report.figure(aggregated, metric, x, hue, path)
     figures.append(path)
-  if spec.get("jsv_curves"):
-    curve = _jsv_curves(rows, exp_dir, os.path.join(out, f"{stem}_jsv_curves.png"))
+  if spec.get("jsv_curves"):  # {"panel": keys, "hue": keys}: Fig. 2 style.
+    curve = curves.figure(
+      rows,
+      exp_dir,
+      ["jsv/mean", "test/accuracy"],
+      os.path.join(out, f"{stem}_jsv_curves.png"),
+      title="retraining",
+      **spec["jsv_curves"],
+    )
     figures += [curve] if curve else []
   claims = [{"paper": paper, **c} for c in _claims(module, name, arg)]
   found = [verdicts.evaluate(c, aggregated) for c in claims]
