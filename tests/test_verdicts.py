@@ -1,6 +1,7 @@
 """Verdict logic on synthetic result rows: claims that must pass, fail, or lack data."""
 
 import pytest
+from scipy import stats as scipy_stats
 
 from jaxprune.results import report, verdicts
 
@@ -40,24 +41,52 @@ GREATER = {
 }
 
 
+FT = {2: [0.80, 0.81, 0.82], 8: [0.85, 0.851, 0.849]}
+CLR = {2: [0.84, 0.85, 0.86], 8: [0.88, 0.87, 0.89]}
+
+
 def test_greater_passes_when_it_holds_in_every_group():
-  agg = schedules(
-    ft={2: [0.80, 0.82], 8: [0.85, 0.85]}, clr={2: [0.84, 0.86], 8: [0.88, 0.86]}
-  )
-  v = verdicts.evaluate(GREATER, agg)
+  v = verdicts.evaluate(GREATER, schedules(ft=FT, clr=CLR))
   assert v.status == verdicts.REPRODUCED
   assert len(v.evidence) == 2
-  # The evidence carries the numbers: CLR at budget 2 is 85.00 ± 1.00.
-  assert "85.00 ± 1.00" in v.evidence[0] and "+4.00" in v.evidence[0]
+  # The evidence carries the numbers: CLR at budget 2 is 85.00 ± 0.82 over 3.
+  assert "85.00 ± 0.82 (n=3)" in v.evidence[0] and "+4.00" in v.evidence[0]
+
+
+def test_the_interval_is_welchs_t_interval():
+  a, b = [0.84, 0.85, 0.86, 0.9], [0.80, 0.81, 0.83]
+  agg = schedules(ft={2: b}, clr={2: a}, budgets=(2,))
+  evidence = verdicts.evaluate(GREATER, agg).evidence[0]
+  ci = scipy_stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+  assert f"[95% CI {100 * ci.low:+.2f}, {100 * ci.high:+.2f}]" in evidence
 
 
 def test_greater_fails_when_one_group_breaks_it():
-  agg = schedules(
-    ft={2: [0.80, 0.82], 8: [0.90, 0.90]}, clr={2: [0.84, 0.86], 8: [0.88, 0.86]}
-  )
+  agg = schedules(ft={**FT, 8: [0.90, 0.91, 0.90]}, clr={**CLR, 8: [0.86, 0.87, 0.86]})
   v = verdicts.evaluate(GREATER, agg)
   assert v.status == verdicts.NOT_REPRODUCED
   assert v.evidence[0].startswith("holds") and v.evidence[1].startswith("fails")
+
+
+def test_an_interval_spanning_zero_is_inconclusive():
+  agg = schedules(ft={**FT, 8: [0.85, 0.88, 0.86]}, clr=CLR)
+  v = verdicts.evaluate(GREATER, agg)
+  assert v.status == verdicts.INCONCLUSIVE
+  assert v.evidence[1].startswith("inconclusive")
+  # One seed each and different means: the spread is unknown.
+  one = schedules(ft={2: [0.8], 8: [0.8]}, clr={2: [0.9], 8: [0.85, 0.86]})
+  assert verdicts.evaluate(GREATER, one).status == verdicts.INCONCLUSIVE
+
+
+def test_untestable_groups_are_left_out_and_named():
+  why = "LRW and FT are the same schedule at this budget"
+  claim = {**GREATER, "untestable": [{"group": {"retrain.num_epochs": 2}, "why": why}]}
+  agg = schedules(ft={**FT, 2: [0.9, 0.91, 0.9]}, clr=CLR)  # Budget 2 would fail.
+  v = verdicts.evaluate(claim, agg)
+  assert v.status == verdicts.REPRODUCED
+  assert v.evidence[0] == f"not testable [retrain.num_epochs=2] {why}"
+  everywhere = {**claim, "untestable": [{"group": {}, "why": why}]}
+  assert verdicts.evaluate(everywhere, agg).status == verdicts.NOT_TESTABLE
 
 
 def test_missing_setting_is_no_data_not_a_pass():
@@ -136,18 +165,19 @@ def test_gain_shrinks_with_orthp():
   }
 
   def agg(no_orthp, with_orthp):
+    noise = (-0.001, 0.0, 0.001)  # Three seeds around each mean.
     return rows(
       {
-        (("lr", 0.01), ("orthp", False)): [no_orthp[0]],
-        (("lr", 0.001), ("orthp", False)): [no_orthp[1]],
-        (("lr", 0.01), ("orthp", True)): [with_orthp[0]],
-        (("lr", 0.001), ("orthp", True)): [with_orthp[1]],
+        (("lr", 0.01), ("orthp", False)): [no_orthp[0] + e for e in noise],
+        (("lr", 0.001), ("orthp", False)): [no_orthp[1] + e for e in noise],
+        (("lr", 0.01), ("orthp", True)): [with_orthp[0] + e for e in noise],
+        (("lr", 0.001), ("orthp", True)): [with_orthp[1] + e for e in noise],
       }
     )
 
   good = verdicts.evaluate(claim, agg((0.92, 0.90), (0.925, 0.924)))
   assert good.status == verdicts.REPRODUCED
-  assert "+2.00 without" in good.evidence[0]
+  assert "+2.00 [95% CI" in good.evidence[0] and "without" in good.evidence[0]
   # No gain without OrthP to begin with: the premise fails.
   bad = verdicts.evaluate(claim, agg((0.90, 0.92), (0.925, 0.924)))
   assert bad.status == verdicts.NOT_REPRODUCED
@@ -180,7 +210,7 @@ def test_metric_b_compares_two_metrics_of_one_run():
   agg = report.aggregate(
     [
       {"overrides": {}, "metrics": {"test/accuracy": 0.9, "random/test/accuracy": m}}
-      for m in (0.8, 0.82)
+      for m in (0.8, 0.82, 0.81)
     ]
   )
   assert verdicts.evaluate(claim, agg).status == verdicts.REPRODUCED

@@ -23,6 +23,7 @@ surgery) without retraining vs + CLR, and vs hard L2 pruning of the dense net
 """
 
 from configs.mini import base
+from jaxprune.results import testability
 
 L1 = {"pruning.name": "structured", "pruning.criterion": "l1", "pruning.ratio": 0.5}
 RANDOM = {**L1, "pruning.criterion": "random"}
@@ -116,6 +117,24 @@ def get_config(arg=None):
   config = base.mlp7()
   config.retrain.flavor = "le2021"
   return base.finalize(config, is_smoke)
+
+
+def get_claims(arg=None):
+  """The experiment's claims; a group whose compared settings retrain with the
+  same learning rates (LRW = FT when the budget lies in the last LR stage) is
+  marked untestable, computed from the schedules (`results.testability`)."""
+  name, _ = base.smoke(arg)
+  config = get_config(arg)
+  budgets = [{"retrain.num_epochs": e} for e in BUDGETS]
+  claims = []
+  for claim in EXPERIMENTS[name]["claims"]:
+    if claim.get("for_each") == ["retrain.num_epochs"]:
+      untestable = testability.untestable_groups(
+        config, claim["a"], claim["b"], budgets
+      )
+      claim = {**claim, "untestable": untestable} if untestable else claim
+    claims.append(claim)
+  return claims
 
 
 def get_sweep(arg=None):

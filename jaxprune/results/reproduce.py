@@ -162,7 +162,7 @@ def write_report(
   all_verdicts = [v for s in sections for v in s["verdicts"]]
   counts = {
     status: sum(v.status == status for v in all_verdicts)
-    for status in (verdicts.REPRODUCED, verdicts.NOT_REPRODUCED, verdicts.NO_DATA)
+    for status in verdicts.STATUSES
   }
   lines = [
     "# Mini-reproduction report" + (" (SMOKE: not a result)" if smoke else ""),
@@ -178,13 +178,14 @@ def write_report(
     "(finished runs are reused, so a resumed invocation is shorter)",
     f"- the runs' own wall time, summed over every row when it ran: "
     f"{sum(x['run_seconds'] for x in sections) / 60:.1f} min",
-    f"- claims: {counts[verdicts.REPRODUCED]} reproduced, "
-    f"{counts[verdicts.NOT_REPRODUCED]} not reproduced, "
-    f"{counts[verdicts.NO_DATA]} without data",
+    "- claims: " + ", ".join(f"{counts[s]} {s}" for s in verdicts.STATUSES),
     "",
     "Accuracies are percentages, mean ± std over seeds (numpy std, ddof=0).",
-    "A claim is checked in every group listed under it and holds only if it",
-    "holds in all of them.",
+    "A claim is checked in every group listed under it: each comparison is an",
+    "effect size with its 95 % confidence interval over seeds (Welch's t); a",
+    "group holds when the interval lies on the claimed side of zero, fails on",
+    "the other side, and is inconclusive when it spans zero. Groups whose",
+    "settings the experiment cannot tell apart are marked not testable.",
     "",
     "## Verdicts",
     "",

@@ -32,8 +32,23 @@ Kinds (every comparison is made separately for each combination of the
                   added to a and b) than with `otherwise`; plus the gain
                   `otherwise` must be positive.
 
-A verdict is "reproduced", "not reproduced" or "no data" (a group had no
-matching setting, so the run is incomplete, never a silent pass); its
+Comparisons of means (greater, gain_shrinks, decreasing/increasing) are made
+on the effect size with its 95 % confidence interval over seeds (Welch's
+t-interval from each setting's mean, std and number of seeds): a group
+*holds* when the interval lies on the claimed side of zero, *fails* when it
+lies on the other side, and is *inconclusive* when it spans zero (or a
+setting has fewer than 2 seeds and differs from the other).
+
+A claim may list groups its settings cannot distinguish,
+`"untestable": [{"group": {for_each values}, "why": "..."}]` (e.g. LRW and FT
+are the same schedule when the budget lies in the last LR stage, which the
+config computes from the schedules): those groups are reported as "not
+testable" and left out of the decision.
+
+A verdict is "reproduced" (every testable group holds), "not reproduced" (a
+group fails), "inconclusive" (none fails, some are inconclusive), "not
+testable at these settings" (every group is untestable) or "no data" (a group
+had no matching setting, so the run is incomplete, never a silent pass); its
 `evidence` lists every number the decision used.
 """
 
@@ -42,8 +57,11 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from scipy import stats as scipy_stats
 
 KINDS = (
   "greater",
@@ -54,6 +72,11 @@ KINDS = (
   "close",
 )
 REPRODUCED, NOT_REPRODUCED, NO_DATA = "reproduced", "not reproduced", "no data"
+INCONCLUSIVE, NOT_TESTABLE = "inconclusive", "not testable at these settings"
+STATUSES = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_TESTABLE, NO_DATA)
+CONFIDENCE = 0.95
+# Per-group outcomes of a check (None: no data).
+HOLDS, FAILS, UNSURE, UNTESTABLE = "holds", "fails", "inconclusive", "not testable"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,15 +138,47 @@ def _sort_key(value: Any) -> tuple[int, Any]:
   return (0, float(value)) if isinstance(value, int | float) else (1, str(value))
 
 
-def _stat(entry: Mapping[str, Any], metric: str) -> tuple[float, float] | None:
+Stat = tuple[float, float, int]  # mean, std (ddof 0, as aggregated), seeds.
+
+
+def _stat(entry: Mapping[str, Any], metric: str) -> Stat | None:
   if metric not in entry["mean"]:
     return None
-  return float(entry["mean"][metric]), float(entry["std"].get(metric, 0.0))
+  std = float(entry["std"].get(metric, 0.0))
+  return float(entry["mean"][metric]), std, int(entry.get("n", 1))
+
+
+def interval(terms: Sequence[tuple[float, Stat]]) -> tuple[float, float, float]:
+  """(estimate, low, high): the 95 % Welch t-interval of sum(sign * mean) over
+  independent settings `terms` = [(sign, (mean, std, n)), ...]. Without
+  spread (every std 0) the interval is the point; a setting of one seed
+  (unknown spread) gives an infinite interval."""
+  estimate = sum(sign * st[0] for sign, st in terms)
+  if all(st[1] == 0.0 for _, st in terms):
+    return estimate, estimate, estimate
+  if any(st[2] < 2 for _, st in terms):
+    return estimate, -math.inf, math.inf
+  # Sample variances (ddof 1) from the aggregated ddof-0 stds.
+  parts = [st[1] ** 2 * st[2] / (st[2] - 1) / st[2] for _, st in terms]
+  se2 = sum(parts)
+  dof = se2**2 / sum(p**2 / (st[2] - 1) for p, (_, st) in zip(parts, terms))
+  half = float(scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, dof)) * math.sqrt(se2)
+  return estimate, estimate - half, estimate + half
+
+
+def _side(low: float, high: float) -> str:
+  """holds: the interval is above zero; fails: below; else inconclusive."""
+  return HOLDS if low > 0 else FAILS if high < 0 else UNSURE
+
+
+def _ci(est_low_high: tuple[float, float, float], scale: float) -> str:
+  est, low, high = (v * scale for v in est_low_high)
+  return f"{est:+.2f} [95% CI {low:+.2f}, {high:+.2f}]"
 
 
 def _one(
   aggregated: Sequence[Mapping[str, Any]], metric: str, *filters: Mapping[str, Any]
-) -> tuple[float, float] | None:
+) -> Stat | None:
   found = [s for s in (_stat(e, metric) for e in _select(aggregated, *filters)) if s]
   if len(found) != 1:
     return None  # Missing, or the filter is ambiguous: both are "no data".
@@ -134,8 +189,8 @@ def _metric_b(claim: Mapping[str, Any]) -> str:
   return claim.get("metric_b", claim["metric"])
 
 
-def _fmt(stat: tuple[float, float], scale: float) -> str:
-  return f"{stat[0] * scale:.2f} ± {stat[1] * scale:.2f}"
+def _fmt(stat: Stat, scale: float) -> str:
+  return f"{stat[0] * scale:.2f} ± {stat[1] * scale:.2f} (n={stat[2]})"
 
 
 def _label(group: Mapping[str, Any]) -> str:
@@ -148,9 +203,11 @@ def _check_greater(claim, aggregated, group, scale):
   if a is None or b is None:
     return None, f"[{_label(group)}] missing a={a} b={b}"
   margin = float(claim.get("margin", 0.0))
-  ok = a[0] > b[0] + margin
+  est, low, high = interval([(1.0, a), (-1.0, b)])
   line = f"[{_label(group)}] a {_fmt(a, scale)} vs b {_fmt(b, scale)}"
-  return ok, line + f" -> a - b = {(a[0] - b[0]) * scale:+.2f}"
+  margin_note = f" (margin {margin * scale:g})" if margin else ""
+  outcome = _side(low - margin, high - margin)
+  return outcome, line + f" -> a - b = {_ci((est, low, high), scale)}{margin_note}"
 
 
 def _check_best(claim, aggregated, group, scale):
@@ -165,7 +222,7 @@ def _check_best(claim, aggregated, group, scale):
     return None, f"[{_label(group)}] missing candidate or rivals"
   best_setting, best = max(rivals, key=lambda r: r[1][0])
   gap = best[0] - a[0]
-  ok = gap <= best[1]
+  ok = HOLDS if gap <= best[1] else FAILS
   key = claim.get("name_by")
   name = best_setting.get(key, best_setting) if key else best_setting
   return ok, (
@@ -183,26 +240,37 @@ def _check_monotone(claim, aggregated, group, scale):
   )
   if len(points) < 2:
     return None, f"[{_label(group)}] fewer than 2 points along {x}"
-  means = [s[0] for _, s in points]
   sign = -1.0 if claim["kind"] == "decreasing" else 1.0
-  ok = all(sign * (later - earlier) > 0 for earlier, later in itertools.pairwise(means))
+  steps = [
+    interval([(sign, later), (-sign, earlier)])
+    for (_, earlier), (_, later) in itertools.pairwise(points)
+  ]
+  sides = [_side(low, high) for _, low, high in steps]
+  ok = FAILS if FAILS in sides else UNSURE if UNSURE in sides else HOLDS
   series = ", ".join(f"{xv:g}: {s[0] * scale:.4g}" for xv, s in points)
-  return ok, f"[{_label(group)}] {claim['metric']} along {x}: {series}"
+  uncertain = sum(side != HOLDS for side in sides)
+  note = f" ({uncertain} of {len(sides)} steps not significant)" if uncertain else ""
+  return ok, f"[{_label(group)}] {claim['metric']} along {x}: {series}{note}"
 
 
 def _check_gain_shrinks(claim, aggregated, group, scale):
   metric = claim["metric"]
-  gains = {}
+  stats = {}
   for name in ("otherwise", "when"):
     a = _one(aggregated, metric, claim["a"], claim[name], group)
     b = _one(aggregated, _metric_b(claim), claim["b"], claim[name], group)
     if a is None or b is None:
       return None, f"[{_label(group)}] missing a/b with {name} {claim[name]}"
-    gains[name] = a[0] - b[0]
-  ok = gains["otherwise"] > 0 and gains["when"] < gains["otherwise"]
+    stats[name] = (a, b)
+  (a0, b0), (a1, b1) = stats["otherwise"], stats["when"]
+  gain = interval([(1.0, a0), (-1.0, b0)])
+  shrink = interval([(1.0, a0), (-1.0, b0), (-1.0, a1), (1.0, b1)])
+  sides = (_side(*gain[1:]), _side(*shrink[1:]))
+  ok = FAILS if FAILS in sides else UNSURE if UNSURE in sides else HOLDS
+  when = interval([(1.0, a1), (-1.0, b1)])
   return ok, (
-    f"[{_label(group)}] gain a - b: {gains['otherwise'] * scale:+.2f} without, "
-    f"{gains['when'] * scale:+.2f} with {claim['when']}"
+    f"[{_label(group)}] gain a - b: {_ci(gain, scale)} without, "
+    f"{_ci(when, scale)} with {claim['when']}; shrinks by {_ci(shrink, scale)}"
   )
 
 
@@ -211,7 +279,7 @@ def _check_close(claim, aggregated, group, scale):
   if a is None:
     return None, f"[{_label(group)}] missing a"
   value, tol = float(claim["value"]), float(claim["tol"])
-  ok = abs(a[0] - value) <= tol
+  ok = HOLDS if abs(a[0] - value) <= tol else FAILS
   return ok, (
     f"[{_label(group)}] {claim['metric']} {a[0] * scale:.4f} ± {a[1] * scale:.4f}"
     f" vs {value * scale:.4f} (tolerance {tol * scale:g})"
@@ -262,19 +330,32 @@ def evaluate(
   filters = [claim[f] for f in ("a", "b", "among") if f in claim] or [{}]
   relevant = [e for e in aggregated if any(matches(e["setting"], f) for f in filters)]
   results = [
-    check(claim, aggregated, group, scale)
+    _untestable(claim, group) or check(claim, aggregated, group, scale)
     for group in _groups(relevant, claim.get("for_each", ()))
   ]
-  oks = [ok for ok, _ in results]
-  if not results or any(ok is None for ok in oks):
+  outcomes = [ok for ok, _ in results]
+  testable = [ok for ok in outcomes if ok != UNTESTABLE]
+  if not results or None in outcomes:
     status = NO_DATA
+  elif not testable:
+    status = NOT_TESTABLE
+  elif FAILS in testable:
+    status = NOT_REPRODUCED
+  elif UNSURE in testable:
+    status = INCONCLUSIVE
   else:
-    status = REPRODUCED if all(oks) else NOT_REPRODUCED
-  evidence = tuple(
-    ("holds " if ok else "fails " if ok is not None else "") + line
-    for ok, line in results
-  )
+    status = REPRODUCED
+  evidence = tuple(f"{ok} {line}" if ok else line for ok, line in results)
   return Verdict(claim["id"], claim.get("paper", ""), claim["text"], status, evidence)
+
+
+def _untestable(claim: Mapping[str, Any], group: Mapping[str, Any]):
+  """(UNTESTABLE, why) when the claim lists `group` as one its settings
+  cannot distinguish, else None."""
+  for entry in claim.get("untestable", ()):
+    if all(_same(group.get(k), v) for k, v in entry["group"].items()):
+      return UNTESTABLE, f"[{_label(group)}] {entry['why']}"
+  return None
 
 
 def markdown(verdicts: Sequence[Verdict]) -> str:
