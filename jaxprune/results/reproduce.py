@@ -5,7 +5,9 @@ config (`get_config(arg)`, `get_sweep(arg)`, arg = "EXPERIMENT" or
 "EXPERIMENT,smoke") plus an `EXPERIMENTS` dict describing, per experiment, its
 title, the metrics to tabulate, figures `(metric, x override, hue override)`,
 an optional analysis study (`jaxprune.results.studies`), optional mean-JSV
-curves, and the claims to check (`jaxprune.results.verdicts`; `get_claims(arg)` when
+curves (`jsv_curves: {"panel": keys, "hue": keys}`), metrics read at the start
+and end of the runs' curves (`jsv/mean@start`), the published numbers beside
+ours when the file defines `paper_cell(setting)`, and the claims to check (`jaxprune.results.verdicts`; `get_claims(arg)` when
 they depend on the arg). `base.py` is the suite's shared recipe, not a paper.
 
 `run_suite` runs each experiment's sweep resumably in
@@ -103,8 +105,15 @@ def run_experiment(
     rows = _current_rows(config, sweep, exp_dir)
   if spec.get("analysis"):
     rows += studies.get(spec["analysis"])(config, os.path.join(workdir, paper))
+  # Metrics "<m>@start" / "<m>@end" are read from the runs' per-epoch logs.
+  ends = sorted({m.split("@")[0] for m in spec["metrics"] if "@" in m})
+  if ends:
+    rows = curves.attach_endpoints(rows, exp_dir, ends)
   aggregated = report.aggregate(rows)
-  markdown, table_csv = report.tables(aggregated, spec["metrics"])
+  theirs = None
+  if hasattr(module, "paper_cell"):  # The published numbers beside ours.
+    theirs = report.published(aggregated, module.paper_cell)
+  markdown, table_csv = report.tables(aggregated, spec["metrics"], theirs)
   stem = f"{paper}_{name}"
   io_utils.atomic_write_bytes(os.path.join(out, f"{stem}.csv"), table_csv.encode())
   figures = []
