@@ -187,6 +187,9 @@ def di_mnist(
   # checkpoint save costs; the 900-epoch runs would spend a third of their time
   # saving. A resume-safe field: it changes neither hashes nor results.
   config.checkpoint_every_epochs = 10
+  # DI tracks the mean JSV during (re)training (its Fig. 2); epoch 0 of a
+  # retraining is the net right after pruning (and OrthP). Resume-safe too.
+  config.analysis.jsv_every_epochs = 5
   return config
 
 
