@@ -338,9 +338,11 @@ def diff(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> li
   out = []
   for key in sorted(set(saved) | set(current)):
     name = f"{prefix}{key}"
+    if name in RESUME_SAFE_FIELDS:  # A resume-safe field or whole section.
+      continue
     a, b = saved.get(key), current.get(key)
     if isinstance(a, dict) and isinstance(b, dict):
       out.extend(diff(a, b, name + "."))
-    elif a != b and key not in RESUME_SAFE_FIELDS:
+    elif a != b:
       out.append(name)
   return out

@@ -189,3 +189,15 @@ def test_options_added_later_are_hash_neutral_at_their_default():
   assert digest == want
   config.retrain.min_lr = 1e-4
   assert config_utils.config_hash(config) != digest
+
+
+def test_resume_safe_fields_and_sections_may_differ_on_resume():
+  config = config_utils.base_config()
+  saved = config_utils.to_json_dict(config)
+  config.checkpoint_every_epochs = 10
+  config.analysis.jsv_every_epochs = 5  # Inside a resume-safe section.
+  assert config_utils.diff(saved, config_utils.to_json_dict(config)) == []
+  config.optimizer.momentum = 0.5
+  assert config_utils.diff(saved, config_utils.to_json_dict(config)) == [
+    "optimizer.momentum"
+  ]
