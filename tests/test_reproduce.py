@@ -11,12 +11,14 @@ from jaxprune.results import reproduce, sweeps, verdicts
 
 pytestmark = pytest.mark.usefixtures("fast_compiles")
 
-SUITE = os.path.join(os.path.dirname(__file__), os.pardir, "configs", "mini")
+CONFIGS = os.path.join(os.path.dirname(__file__), os.pardir, "configs")
+SUITE = os.path.join(CONFIGS, "mini")
+FULL_SUITE = os.path.join(CONFIGS, "cpu_full")  # Papers' settings on the CPU.
 CLAIM_FILTERS = ("a", "b", "among", "when", "otherwise")
 
 
-def experiments():
-  for path in reproduce.paper_files(SUITE):
+def experiments(suite=SUITE):
+  for path in reproduce.paper_files(suite):
     module = sweeps.load_sweep_module(path)
     for name in module.EXPERIMENTS:
       yield os.path.basename(path)[:-3], module, name
@@ -25,9 +27,10 @@ def experiments():
 CASES = [(paper, name) for paper, _, name in experiments()]
 
 
+@pytest.mark.parametrize("suite", [SUITE, FULL_SUITE], ids=["mini", "cpu_full"])
 @pytest.mark.parametrize("smoke", [False, True])
-def test_every_experiment_builds_and_its_claims_match_its_points(smoke):
-  for paper, module, name in experiments():
+def test_every_experiment_builds_and_its_claims_match_its_points(smoke, suite):
+  for paper, module, name in experiments(suite):
     arg = f"{name},smoke" if smoke else name
     spec = module.EXPERIMENTS[name]
     base = module.get_config(arg)
@@ -41,6 +44,8 @@ def test_every_experiment_builds_and_its_claims_match_its_points(smoke):
     assert claims, f"{paper}:{name} checks no claim"
     if spec.get("analysis"):
       continue  # Its rows come from a study, not from sweep overrides.
+    if smoke and suite == FULL_SUITE:
+      continue  # The paper configs' smoke sweep is their first point alone.
     settings = [overrides for overrides, _, _ in points]
     for claim in claims:
       verdicts.validate(claim)

@@ -1,0 +1,65 @@
+"""Le & Hua 2021 at their CIFAR budget ratios on Fashion-MNIST, with claims.
+
+`configs/le2021/fmnist_ratios.py`: MLP-7-ReLU, 160 pretraining epochs (x0.1 at
+50 % / 75 %), L1 neuron (50 %) or global magnitude (90 %) pruning, FT / LRW /
+SLR / CLR retraining for 40 and 80 epochs (25 % and 50 % of the schedule), 5
+seeds. Claims: each of LRW, SLR, CLR beats FT at every budget (Tables 1-4);
+groups where two variants are the same learning rates are marked untestable
+from the schedules (`results.testability`), none expected at these ratios.
+
+  python -m jaxprune.reproduce --suite=configs/cpu_full --only=le2021 \
+      --workdir=workdirs/cpu_full
+"""
+
+from configs.cpu_full import base
+from configs.le2021 import fmnist_ratios as paper
+from jaxprune.results import testability
+
+CLAIMS = [
+  {
+    "id": f"le2021.{variant}_beats_ft_{criterion}_full_ratios",
+    "text": f"{variant.upper()} beats FT at budgets of 25 % and 50 % of the original "
+    "schedule after "
+    + ("L1 neuron" if criterion == "l1" else "global magnitude")
+    + " pruning (Le & Hua Tables 1-4)",
+    "kind": "greater",
+    "metric": "test/accuracy",
+    "a": {"retrain.schedule": variant, "pruning.criterion": criterion},
+    "b": {"retrain.schedule": "ft", "pruning.criterion": criterion},
+    "for_each": ["retrain.num_epochs"],
+  }
+  for variant in ("lrw", "slr", "clr")
+  for criterion in ("l1", "magnitude")
+]
+
+EXPERIMENTS = {
+  "ratios": {
+    "title": "Le & Hua 2021: retraining variants at 25 % / 50 % budgets (full "
+    "160-epoch schedule, Fashion-MNIST MLP-7)",
+    "metrics": ["test/accuracy", "sparsity"],
+    "figures": [("test/accuracy", "retrain.num_epochs", "retrain.schedule")],
+    "claims": CLAIMS,
+  }
+}
+
+
+def get_config(arg=None):
+  _, is_smoke = base.smoke(arg)
+  return paper.get_config("smoke" if is_smoke else None)
+
+
+def get_sweep(arg=None):
+  _, is_smoke = base.smoke(arg)
+  return paper.get_sweep("smoke" if is_smoke else None)
+
+
+def get_claims(arg=None):
+  if base.smoke(arg)[1]:  # Shrunk schedules: the budgets below do not apply.
+    return CLAIMS
+  config = get_config(arg)
+  groups = [{"retrain.num_epochs": e} for e in paper.BUDGETS]
+  out = []
+  for claim in CLAIMS:
+    found = testability.untestable_groups(config, claim["a"], claim["b"], groups)
+    out.append({**claim, "untestable": found} if found else claim)
+  return out
