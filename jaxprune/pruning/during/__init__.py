@@ -48,6 +48,10 @@ class Method:
   hooks: StepHooks
   final: Final
   on_epoch_end: EpochEnd | None = None
+  # True: `final` hits `config.pruning.sparsity` exactly (top-k methods);
+  # False: the sparsity follows from other hyperparameters (STR, DST, CS), so
+  # tests and reports treat the target as approximate.
+  exact_sparsity: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
