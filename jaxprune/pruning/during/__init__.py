@@ -37,6 +37,12 @@ def default_config() -> ml_collections.ConfigDict:
   """`config.during`: the method's name and every registered method's options."""
   c = ml_collections.ConfigDict()
   c.method = ""  # A registered name (the `during` protocol requires one).
+  # Optional retraining of the hard-pruned net with fixed masks (Zimmer et
+  # al. give the pruning-stable methods 30 epochs of FT on CIFAR), with a
+  # retraining schedule as `retrain.schedule` names them ("ft": the last LR
+  # of the training schedule, constant).
+  c.finetune_epochs = 0
+  c.finetune_schedule = "ft"
   for name in METHODS.names():
     c[name] = ml_collections.ConfigDict(METHODS.get(name).defaults)
   return c
@@ -53,3 +59,5 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if entry.validate is not None:
     entry.validate(config)
 
+
+from jaxprune.pruning.during import dnw  # noqa: E402,F401 (registers)
