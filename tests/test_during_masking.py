@@ -249,3 +249,12 @@ def test_in_step_gmp_equals_the_gmp_protocol(prune_config, tmp_path):
   _close(a["masks"], b["masks"])
   _close(a["params"], b["params"], atol=1e-5)
   assert row["sparsity"] == pytest.approx(0.8, abs=1e-3)
+
+
+def test_uniform_allocation_prunes_every_layer_at_the_target():
+  t = _setup("dnw", **{"during.dnw.allocation": "uniform"})
+  _, masks = t.built.final(t.state)
+  flags = jax.tree_util.tree_leaves(t.prunable)
+  for m, f in zip(jax.tree_util.tree_leaves(masks), flags, strict=True):
+    expected = 0.6 if f else 0.0
+    assert 1 - float(np.mean(m)) == pytest.approx(expected, abs=1 / np.size(m))
