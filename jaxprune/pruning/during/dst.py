@@ -39,7 +39,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from jaxprune.pruning.during import Context, Method, learned, register
+from jaxprune.pruning.during import learned
+from jaxprune.pruning.during.base import Context, Method, register
 from jaxprune.pruning.step_hooks import StepHooks
 
 DEFAULTS = {"alpha": 5e-6}
@@ -130,4 +131,4 @@ def build(context: Context) -> Method:
     init_aux=init_aux,
     hard_masks=False,
   )
-  return Method(hooks=hooks, final=final)
+  return Method(hooks=hooks, final=final, exact_sparsity=False)

@@ -34,7 +34,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from jaxprune.pruning.during import Context, Method, learned, register
+from jaxprune.pruning.during import learned
+from jaxprune.pruning.during.base import Context, Method, register
 from jaxprune.pruning.step_hooks import StepHooks
 
 DEFAULTS = {"s_init": -5.0}
@@ -76,4 +77,4 @@ def build(context: Context) -> Method:
     init_aux=init_aux,
     hard_masks=False,
   )
-  return Method(hooks=hooks, final=final)
+  return Method(hooks=hooks, final=final, exact_sparsity=False)
