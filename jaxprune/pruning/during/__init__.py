@@ -60,5 +60,4 @@ def validate(config: ml_collections.ConfigDict) -> None:
     entry.validate(config)
 
 
-from jaxprune.pruning.during import dnw  # noqa: E402,F401 (registers)
-from jaxprune.pruning.during import cs, dst, str_  # noqa: E402,F401 (registers)
+from jaxprune.pruning.during import cs, dnw, dst, str_  # noqa: E402,F401 (registers)
