@@ -310,6 +310,16 @@ def test_bad_options_are_refused_with_the_field(method, field, value, message):
     during.validate(config)
 
 
+@pytest.mark.parametrize("method", ["str", "cs", "dst"])
+def test_structured_pruning_is_refused(method):
+  config = _config(method)
+  config.pruning.name = "structured"
+  with pytest.raises(
+    ValueError, match=r"^pruning.name must be one of \['unstructured'\]"
+  ):
+    during.validate(config)
+
+
 # --- end to end ----------------------------------------------------------------
 
 

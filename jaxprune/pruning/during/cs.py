@@ -42,6 +42,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from jaxprune import checks
 from jaxprune.pruning.during import learned
 from jaxprune.pruning.during.base import Context, Method, register
 from jaxprune.pruning.step_hooks import StepHooks
@@ -50,9 +51,10 @@ DEFAULTS = {"s_init": 0.0, "penalty": 1e-8, "beta_final": 300.0}
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-  learned.finite(config, "cs", "s_init")
-  learned.nonnegative(config, "cs", "penalty")
-  learned.at_least(config, "cs", "beta_final", 1.0)
+  checks.number(config.during.cs.s_init, "during.cs.s_init")
+  checks.number(config.during.cs.penalty, "during.cs.penalty", minimum=0)
+  checks.number(config.during.cs.beta_final, "during.cs.beta_final", minimum=1)
+  checks.field_choice(config, "pruning.name", ("unstructured",))
 
 
 def temperature(step: jax.Array, beta_final: float, total_steps: int) -> jax.Array:

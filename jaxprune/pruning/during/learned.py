@@ -11,8 +11,7 @@ train with the weights (`TrainState.aux`). Here:
   `fn(leaf, its aux)` (the reparameterised forward weights, the final masks);
 * `hard_final`: the hard-pruned (params, masks) a run ends with;
 * `program_name`: the hooks' name from the method's options and the prunable
-  set, so runs that may share one compiled step do (`StepHooks.name`);
-* `finite` / `nonnegative` / `at_least`: one-line checks of the options.
+  set, so runs that may share one compiled step do (`StepHooks.name`).
 
 Runs grouped under `vmap` differ only in arrays (weights, aux, optimizer
 hyperparameters); a method's options are Python constants of its program.
@@ -21,13 +20,11 @@ hyperparameters); a method's options are Python constants of its program.
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 
 from jaxprune.pruning import masks as masks_lib
 
@@ -97,36 +94,3 @@ def program_name(method: str, options: dict[str, Any], prunable: Any) -> str:
   digest = hashlib.sha256(flags.encode()).hexdigest()[:12]
   opts = ",".join(f"{k}={options[k]!r}" for k in sorted(options))
   return f"{method}({opts},prunable={digest})"
-
-
-def _number(config: ml_collections.ConfigDict, method: str, field: str) -> float:
-  value = config.during[method][field]
-  name = f"during.{method}.{field}"
-  if isinstance(value, bool) or not isinstance(value, int | float):
-    raise ValueError(f"{name} must be a number, got {value!r}")
-  if not math.isfinite(value):
-    raise ValueError(f"{name} must be a finite number, got {value!r}")
-  return float(value)
-
-
-def finite(config: ml_collections.ConfigDict, method: str, field: str) -> float:
-  """`config.during.<method>.<field>` as a float; ValueError unless finite."""
-  return _number(config, method, field)
-
-
-def nonnegative(config: ml_collections.ConfigDict, method: str, field: str) -> float:
-  """Like `finite`, and >= 0."""
-  value = _number(config, method, field)
-  if value < 0:
-    raise ValueError(f"during.{method}.{field} must be >= 0, got {value!r}")
-  return value
-
-
-def at_least(
-  config: ml_collections.ConfigDict, method: str, field: str, bound: float
-) -> float:
-  """Like `finite`, and >= bound."""
-  value = _number(config, method, field)
-  if value < bound:
-    raise ValueError(f"during.{method}.{field} must be >= {bound}, got {value!r}")
-  return value

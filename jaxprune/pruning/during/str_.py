@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from jaxprune import checks
 from jaxprune.pruning.during import learned
 from jaxprune.pruning.during.base import Context, Method, register
 from jaxprune.pruning.step_hooks import StepHooks
@@ -42,7 +43,8 @@ DEFAULTS = {"s_init": -5.0}
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-  learned.finite(config, "str", "s_init")
+  checks.number(config.during.str.s_init, "during.str.s_init")
+  checks.field_choice(config, "pruning.name", ("unstructured",))
 
 
 def soft_threshold(w: jax.Array, s: jax.Array) -> jax.Array:
