@@ -18,7 +18,7 @@ import pytest
 from jaxprune import config_utils, models, pruning
 from jaxprune.pruning import during
 from jaxprune.pruning import masks as masks_lib
-from jaxprune.pruning.during import common
+from jaxprune.pruning.during import common, cs
 from jaxprune.train import hyper as hyper_lib
 from jaxprune.train import loop
 from jaxprune.train import steps as steps_lib
@@ -181,6 +181,8 @@ def test_cs_step_is_the_soft_mask_rule_with_temperature_and_penalty():
   want_p, want_a = _sgd_steps(model, params, aux0, x, y, penalty, forward, 2)
   _close(state.params, want_p)
   _close(state.aux, want_a)
+  # The temperature stays at beta_final past the run's last step.
+  assert float(cs.temperature(jnp.int32(5), beta_final, 2)) == pytest.approx(300.0)
   # The forward weights equal the dense ones at initialisation.
   fresh = method.hooks.init_aux(params)
   _close(method.hooks.forward(params, fresh, None, jnp.int32(0)), params)
