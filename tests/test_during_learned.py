@@ -32,6 +32,7 @@ pytestmark = pytest.mark.usefixtures("fast_compiles")
 def _config(method: str, num_epochs: int = 1, **options) -> ml_collections.ConfigDict:
   c = config_utils.base_config()
   c.num_epochs = num_epochs
+  c.pruning.name = "unstructured"
   c.during.method = method
   for k, v in options.items():
     c.during[method][k] = v
