@@ -7,6 +7,7 @@ ValueError naming the field, the allowed values and the value given.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,4 +38,16 @@ def rate(value: Any, field: str) -> float:
     isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1
   ):
     raise ValueError(f"{field} must be a float in [0, 1), got {value!r}")
+  return float(value)
+
+
+def number(value: Any, field: str, minimum: float | None = None) -> float:
+  """A finite real (>= `minimum` if given) as a float, else ValueError naming
+  `field` (bools are refused: `True` is not a number here)."""
+  if isinstance(value, bool) or not isinstance(value, int | float):
+    raise ValueError(f"{field} must be a number, got {value!r}")
+  if not math.isfinite(value):
+    raise ValueError(f"{field} must be a finite number, got {value!r}")
+  if minimum is not None and value < minimum:
+    raise ValueError(f"{field} must be >= {minimum}, got {value!r}")
   return float(value)

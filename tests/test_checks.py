@@ -50,3 +50,15 @@ def test_models_and_the_loop_use_it():
   with pytest.raises(ValueError, match=r"^model.name must be one of \[.*'resnet56'"):
     checks.field_choice(config, "model.name", models.names())
   assert train.validate.__module__ == "jaxprune.train.validation"
+
+
+def test_number_is_finite_real_and_above_its_minimum():
+  assert checks.number(3, "during.cs.penalty", minimum=0) == 3.0
+  for value, message in (
+    (True, "must be a number, got True"),
+    ("1e-8", "must be a number, got '1e-8'"),
+    (float("inf"), "must be a finite number, got inf"),
+    (-1e-8, "must be >= 0, got -1e-08"),
+  ):
+    with pytest.raises(ValueError, match=f"^during.cs.penalty {message}$"):
+      checks.number(value, "during.cs.penalty", minimum=0)
