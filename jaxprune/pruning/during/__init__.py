@@ -7,7 +7,8 @@ selection, in-step mask updates, its own trainable variables in
 `TrainState.aux`), an optional host-side `on_epoch_end` (e.g. GMP's pruning
 events), and `final` (the hard-pruned weights and masks the trained run ends
 with, which counting, evaluation after training and the optional fine-tuning
-use). The `during` protocol (`jaxprune.protocols.during`) trains any
+use), and for methods that train sparse from the first step `init_masks`
+(the masks the run starts with). The `during` protocol (`jaxprune.protocols.during`) trains any
 registered method from scratch under an epoch budget.
 
 Methods register with `@register(name, defaults={...}, validate=fn)`:
@@ -30,6 +31,7 @@ from jaxprune.pruning.step_hooks import StepHooks
 
 EpochEnd = Callable[[int, Any], Any]  # (epochs done, TrainState) -> TrainState.
 Final = Callable[[Any], tuple[Any, Any]]  # TrainState -> (params, masks), hard.
+InitMasks = Callable[[Any, Any], Any]  # (initial params, PRNG key) -> masks.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +50,9 @@ class Method:
   hooks: StepHooks
   final: Final
   on_epoch_end: EpochEnd | None = None
+  # Sparse from the first step (SET, RigL): the masks the run starts with; the
+  # protocol starts from the initial params times them. None: a dense start.
+  init_masks: InitMasks | None = None
 
 
 @dataclasses.dataclass(frozen=True)
