@@ -7,19 +7,28 @@ gradients of pruned weights (RigL grows by them)."""
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
-from jaxprune import models
+from jaxprune import config_utils, models
+from jaxprune.protocols import common as protocols_common
+from jaxprune.protocols import gmp
+from jaxprune.pruning import allocation, during
+from jaxprune.pruning import masks as masks_lib
+from jaxprune.pruning.during import rigl
 from jaxprune.pruning.step_hooks import StepHooks
 from jaxprune.train import hyper as hyper_lib
 from jaxprune.train import steps as steps_lib
+from jaxprune.train.loop import Start, train_and_evaluate
 from jaxprune.train.state import state_from_params
 
 LR = 0.1
+pytestmark = pytest.mark.usefixtures("fast_compiles")
 
 
 def _mlp(seed=0):
@@ -70,3 +79,227 @@ def test_after_step_gets_the_gradient_of_pruned_weights_under_hard_masks():
   )
   pruned = np.asarray(masks["fc1"]["kernel"]) == 0
   assert np.any(np.asarray(new.masks["fc1"]["kernel"])[pruned] != 0)
+
+
+# ------------------------------------------------------------- SET and RigL
+STEPS_PER_EPOCH, EPOCHS = 10, 4  # 40 steps; t_end = 0.75 * 40 = 30.
+
+
+def _config(name, **options):
+  config = config_utils.base_config()
+  config.during.method = name
+  config.num_epochs = EPOCHS
+  config.pruning.name, config.pruning.sparsity = "unstructured", 0.5
+  config.during[name].update({"delta_t": 10, **options})
+  return config
+
+
+def _method(name, prunable, **options):
+  config = _config(name, **options)
+  during.validate(config)
+  method = during.build(during.Context(config, prunable, STEPS_PER_EPOCH))
+  # One compile per method for the tests that call the update alone.
+  object.__setattr__(method, "jitted", jax.jit(method.hooks.after_step))
+  return method
+
+
+def _layers(seed=0):
+  rng = np.random.default_rng(seed)
+  params = {
+    "a": {"kernel": rng.normal(size=(6, 5))},
+    "b": {"kernel": rng.normal(size=(5, 4)), "bias": rng.normal(size=(4,))},
+  }
+  params = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float32), params)
+  prunable = {"a": {"kernel": True}, "b": {"kernel": True, "bias": False}}
+  masks = {
+    "a": {"kernel": jnp.asarray(rng.random((6, 5)) < 0.5, jnp.float32)},
+    "b": {
+      "kernel": jnp.asarray(rng.random((5, 4)) < 0.5, jnp.float32),
+      "bias": jnp.ones(4),
+    },
+  }
+  grads = jax.tree_util.tree_map(
+    lambda x: jnp.asarray(rng.normal(size=x.shape), jnp.float32), params
+  )
+  state = state_from_params(params, {}, optax.sgd(LR), jax.random.key(0), masks)
+  return state, grads, prunable
+
+
+def _numpy_drop(mask, weight, t, alpha=0.3, t_end=30):
+  """The active weights that survive, written out: k = floor(alpha_t * n)
+  smallest |w| among the active ones leave."""
+  mask, weight = np.asarray(mask).ravel(), np.asarray(weight).ravel()
+  active = np.flatnonzero(mask)
+  k = int(np.floor(alpha / 2 * (1 + np.cos(np.pi * t / t_end)) * active.size))
+  order = active[np.argsort(np.abs(weight[active]), kind="stable")]
+  survivors = np.zeros_like(mask)
+  survivors[order[k:]] = 1
+  return survivors, k
+
+
+def _after(method, state, grads, step):
+  return method.jitted(state.replace(step=jnp.int32(step)), grads)
+
+
+def test_rigl_drops_the_smallest_active_and_grows_the_largest_gradients():
+  state, grads, prunable = _layers()
+  method = _method("rigl", prunable, alpha=0.6)
+  new = _after(method, state, grads, 10)  # alpha_10 = 0.3 (1 + cos(pi / 3)).
+  for layer in ("a", "b"):
+    w, m = state.params[layer]["kernel"], state.masks[layer]["kernel"]
+    survivors, k = _numpy_drop(m, w, 10, alpha=0.6)
+    assert k >= 2
+    g = np.abs(np.asarray(grads[layer]["kernel"])).ravel()
+    candidates = np.flatnonzero(survivors == 0)
+    grown = candidates[np.argsort(-g[candidates], kind="stable")[:k]]
+    want = survivors.copy()
+    want[grown] = 1
+    got = np.asarray(new.masks[layer]["kernel"]).ravel()
+    np.testing.assert_array_equal(got, want)
+    assert got.sum() == np.asarray(m).sum()  # Same count in every layer.
+    # Survivors keep their values; dropped and grown weights are zero.
+    np.testing.assert_array_equal(
+      np.asarray(new.params[layer]["kernel"]).ravel(), np.asarray(w).ravel() * survivors
+    )
+  np.testing.assert_array_equal(new.masks["b"]["bias"], 1.0)
+  np.testing.assert_array_equal(new.params["b"]["bias"], state.params["b"]["bias"])
+
+
+def test_set_drops_like_rigl_and_grows_at_random_among_the_inactive():
+  state, grads, prunable = _layers(1)
+  method = _method("set", prunable)
+  grown_sets = []
+  for step in (10, 20):
+    new = _after(method, state, grads, step)
+    again = _after(method, state, grads, step)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, new.masks, again.masks)
+    w, m = state.params["a"]["kernel"], state.masks["a"]["kernel"]
+    survivors, k = _numpy_drop(m, w, step)
+    got = np.asarray(new.masks["a"]["kernel"]).ravel()
+    assert np.all(got[survivors == 1] == 1)
+    grown = np.flatnonzero((got == 1) & (survivors == 0))
+    assert grown.size == k and got.sum() == np.asarray(m).sum()
+    assert np.all(np.asarray(new.params["a"]["kernel"]).ravel()[grown] == 0)
+    grown_sets.append(set(grown.tolist()))
+  assert grown_sets[0] != grown_sets[1]  # Fresh randomness per update.
+
+
+def test_updates_only_every_delta_t_steps_before_t_end():
+  state, grads, prunable = _layers(2)
+  method = _method("rigl", prunable, delta_t=5, alpha=0.9)
+  for step, due in ((5, True), (7, False), (20, True), (30, False), (35, False)):
+    new = _after(method, state, grads, step)
+    changed = not np.array_equal(new.masks["a"]["kernel"], state.masks["a"]["kernel"])
+    assert changed == due, step
+  np.testing.assert_allclose(
+    rigl.drop_fraction(jnp.int32(25), 0.3, 30),
+    0.15 * (1 + math.cos(math.pi * 25 / 30)),
+    rtol=1e-6,
+  )
+
+
+@pytest.mark.parametrize("name", ["set", "rigl"])
+def test_sparsity_stays_exactly_constant_through_training(name):
+  model, params, x, y = _mlp()
+  prunable = jax.tree_util.tree_map(lambda p: p.ndim == 2, params)
+  method = _method(name, prunable, delta_t=3, alpha=0.5, t_end=1.0)
+  masks = method.init_masks(params, jax.random.key(7))
+  tx = optax.sgd(LR, momentum=0.9)
+  state = state_from_params(params, {}, tx, jax.random.key(0), masks)
+  counts = [float(jnp.sum(m)) for m in jax.tree_util.tree_leaves(masks)]
+  step = _jitted_step(model, tx, method.hooks)
+  changes = 0
+  for t in range(1, 10):
+    before = state.masks
+    state, _ = step(state, x, y)
+    assert [float(jnp.sum(m)) for m in jax.tree_util.tree_leaves(state.masks)] == counts
+    moved = any(
+      not np.array_equal(a, b)
+      for a, b in zip(
+        jax.tree_util.tree_leaves(before), jax.tree_util.tree_leaves(state.masks)
+      )
+    )
+    assert moved == (t % 3 == 0), t
+    changes += moved
+    assert all(
+      np.all(np.asarray(p)[np.asarray(m) == 0] == 0)
+      for p, m in zip(
+        jax.tree_util.tree_leaves(state.params), jax.tree_util.tree_leaves(state.masks)
+      )
+    )
+  assert changes == 3
+
+
+@pytest.mark.parametrize("distribution", ["erk", "uniform"])
+def test_initial_masks_are_random_at_the_distribution_counts(distribution):
+  _, params, _, _ = _mlp()
+  prunable = jax.tree_util.tree_map(lambda p: p.ndim == 2, params)
+  method = _method("rigl", prunable, distribution=distribution)
+  kernels = [p for p in jax.tree_util.tree_leaves(params) if p.ndim == 2]
+  masks = method.init_masks(params, jax.random.key(0))
+  kept = [int(m.sum()) for m in jax.tree_util.tree_leaves(masks) if m.ndim == 2]
+  if distribution == "erk":
+    want = allocation.erk_keep_counts([k.shape for k in kernels], 0.5)
+  else:
+    want = [k.size - math.floor(0.5 * k.size + 0.5) for k in kernels]
+  assert kept == want
+  other = method.init_masks(params, jax.random.key(1))
+  assert not all(
+    np.array_equal(a, b)
+    for a, b in zip(jax.tree_util.tree_leaves(masks), jax.tree_util.tree_leaves(other))
+  )
+  for leaf in jax.tree_util.tree_leaves(masks):
+    if leaf.ndim == 1:
+      assert np.all(np.asarray(leaf) == 1)
+
+
+@pytest.mark.parametrize(
+  "field,value,message",
+  [
+    ("alpha", 1.5, "during.rigl.alpha"),
+    ("alpha", 0.0, "during.rigl.alpha"),
+    ("delta_t", 0, "during.rigl.delta_t"),
+    ("t_end", 1.2, "during.rigl.t_end"),
+    ("distribution", "er", "during.rigl.distribution"),
+  ],
+)
+def test_bad_options_name_the_field(field, value, message):
+  config = _config("rigl", **{field: value})
+  with pytest.raises(ValueError, match=message):
+    during.validate(config)
+
+
+def test_rigl_trains_end_to_end_at_the_target_sparsity(tiny_config, tmp_path):
+  config = tiny_config.copy_and_resolve_references()
+  config.num_epochs, config.model.width_multiplier = 2, 0.32
+  config.pruning.name, config.pruning.sparsity = "unstructured", 0.8
+  config.during.method = "rigl"
+  config.during.rigl.delta_t = 2
+  params, batch_stats = protocols_common.init_params(config)
+  prunable = gmp.prunable_tree(config, params)
+  steps_per_epoch = 512 // config.batch_size
+  method = during.build(during.Context(config, prunable, steps_per_epoch))
+  masks0 = method.init_masks(params, jax.random.key(0))
+  start = Start(masks_lib.apply(params, masks0), batch_stats, masks0)
+  summary = train_and_evaluate(config, str(tmp_path), start=start, hooks=method.hooks)
+  params, masks = method.final(protocols_common.Phase(str(tmp_path), summary).final())
+  kept = [
+    (float(np.sum(a)), float(np.sum(b)))
+    for a, b, p in zip(
+      jax.tree_util.tree_leaves(masks),
+      jax.tree_util.tree_leaves(masks0),
+      jax.tree_util.tree_leaves(prunable),
+    )
+    if p
+  ]
+  assert all(a == b for a, b in kept)  # Every layer at its initial count.
+  np.testing.assert_allclose(
+    float(protocols_common.mask_sparsity(masks, prunable)), 0.8, atol=1e-3
+  )
+  assert not all(
+    np.array_equal(a, b)
+    for a, b in zip(jax.tree_util.tree_leaves(masks), jax.tree_util.tree_leaves(masks0))
+  )
+  for p, m in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(masks)):
+    assert np.all(np.asarray(p)[np.asarray(m) == 0] == 0)
+  assert summary["test/accuracy"] > 0.3  # Learnt sparse: chance is 0.1.
