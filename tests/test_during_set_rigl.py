@@ -303,3 +303,27 @@ def test_rigl_trains_end_to_end_at_the_target_sparsity(tiny_config, tmp_path):
   for p, m in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(masks)):
     assert np.all(np.asarray(p)[np.asarray(m) == 0] == 0)
   assert summary["test/accuracy"] > 0.3  # Learnt sparse: chance is 0.1.
+
+
+@pytest.mark.parametrize("name", ["set", "rigl"])
+def test_runs_at_other_sparsities_vmap_to_their_own_updates(name):
+  # Two runs whose masks differ in density, one at an update step and one
+  # not: vmapped together, each gets exactly its own update.
+  (a, grads_a, prunable), (b, grads_b, _) = _layers(3), _layers(4)
+  b = b.replace(
+    masks=jax.tree_util.tree_map(lambda m: jnp.ones_like(m).at[0].set(0.0), b.masks)
+  )
+  a, b = a.replace(step=jnp.int32(10)), b.replace(step=jnp.int32(11))
+  method = _method(name, prunable, alpha=0.6)
+  stack = functools.partial(jax.tree_util.tree_map, lambda *xs: jnp.stack(xs))
+  both = jax.jit(jax.vmap(method.hooks.after_step))(
+    stack(a, b), stack(grads_a, grads_b)
+  )
+  for i, (state, grads) in enumerate(((a, grads_a), (b, grads_b))):
+    alone = method.jitted(state, grads)
+    jax.tree_util.tree_map(
+      lambda x, y, i=i: np.testing.assert_array_equal(x[i], y),
+      (both.params, both.masks),
+      (alone.params, alone.masks),
+    )
+  assert not np.array_equal(both.masks["a"]["kernel"][0], a.masks["a"]["kernel"])
