@@ -44,7 +44,7 @@ import ml_collections
 from jaxprune import checks
 from jaxprune.pruning import allocation
 from jaxprune.pruning import masks as masks_lib
-from jaxprune.pruning.during import Context, Method, register
+from jaxprune.pruning.during.base import Context, Method, register
 from jaxprune.pruning.step_hooks import StepHooks
 
 DEFAULTS = {

@@ -18,8 +18,8 @@ from typing import Any
 
 import jax
 
-from jaxprune.pruning.during import Context, Method, register
 from jaxprune.pruning.during import rigl as drop_grow
+from jaxprune.pruning.during.base import Context, Method, register
 
 # Keeps SET's growth keys apart from the step's augmentation and dropout keys
 # (`train_step` folds the step into the same state rng).
