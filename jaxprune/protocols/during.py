@@ -8,6 +8,7 @@ into a sparse net, as BIMP does.
 Phases:
   train/     `num_epochs` epochs with the method of `config.during.method`
              (`jaxprune.pruning.during`): its step hooks, its epoch-end hook,
+             its initial masks if it trains sparse from the start (SET, RigL),
              `pruning/sparsity` logged at every evaluation (of the masks the
              method would end with, `Method.final`);
   (hard pruning) `final(state)`: the weights and masks the run ends with,
@@ -89,6 +90,20 @@ def build_method(
   return during_lib.build(context), context
 
 
+def sparse_start(
+  config: ml_collections.ConfigDict, method: during_lib.Method
+) -> Start | None:
+  """The start of a method that trains sparse from the first step
+  (`Method.init_masks`: SET, RigL): the run's own initial weights (as a fresh
+  run draws them) times the method's initial masks, drawn with the run's
+  pruning key of epoch 0. None: the method starts dense."""
+  if method.init_masks is None:
+    return None
+  params, batch_stats = common.init_params(config)
+  masks = jax.device_get(method.init_masks(params, common.pruning_rng(config, 0)))
+  return Start(masks_lib.apply(params, masks), batch_stats, masks)
+
+
 def sparsity_callback(method: during_lib.Method, prunable: Any):
   """Logs `pruning/sparsity` of the masks `method.final` gives now."""
 
@@ -157,6 +172,7 @@ def during(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   phase = common.run_phase(
     common.phase_config(config, config.num_epochs),
     os.path.join(workdir, "train"),
+    start=sparse_start(config, method),
     hooks=method.hooks,
     on_epoch_end=method.on_epoch_end,
     callbacks=[sparsity_callback(method, prunable)],
