@@ -15,16 +15,14 @@ import numpy as np
 import optax
 import pytest
 
-from jaxprune import config_utils, models
+from jaxprune import config_utils, models, protocols
 from jaxprune.protocols import common as protocols_common
-from jaxprune.protocols import gmp
+from jaxprune.protocols import during as during_protocol
 from jaxprune.pruning import allocation, during
-from jaxprune.pruning import masks as masks_lib
 from jaxprune.pruning.during import rigl
 from jaxprune.pruning.step_hooks import StepHooks
 from jaxprune.train import hyper as hyper_lib
 from jaxprune.train import steps as steps_lib
-from jaxprune.train.loop import Start, train_and_evaluate
 from jaxprune.train.state import state_from_params
 
 LR = 0.1
@@ -269,39 +267,26 @@ def test_bad_options_name_the_field(field, value, message):
     during.validate(config)
 
 
-def test_rigl_trains_end_to_end_at_the_target_sparsity(tiny_config, tmp_path):
+def test_rigl_trains_end_to_end_through_the_during_protocol(tiny_config, tmp_path):
   config = tiny_config.copy_and_resolve_references()
-  config.num_epochs, config.model.width_multiplier = 2, 0.32
+  config.protocol, config.num_epochs = "during", 2
+  config.model.width_multiplier = 0.32
   config.pruning.name, config.pruning.sparsity = "unstructured", 0.8
   config.during.method = "rigl"
-  config.during.rigl.delta_t = 2
-  params, batch_stats = protocols_common.init_params(config)
-  prunable = gmp.prunable_tree(config, params)
-  steps_per_epoch = 512 // config.batch_size
-  method = during.build(during.Context(config, prunable, steps_per_epoch))
-  masks0 = method.init_masks(params, jax.random.key(0))
-  start = Start(masks_lib.apply(params, masks0), batch_stats, masks0)
-  summary = train_and_evaluate(config, str(tmp_path), start=start, hooks=method.hooks)
-  params, masks = method.final(protocols_common.Phase(str(tmp_path), summary).final())
-  kept = [
-    (float(np.sum(a)), float(np.sum(b)))
-    for a, b, p in zip(
-      jax.tree_util.tree_leaves(masks),
-      jax.tree_util.tree_leaves(masks0),
-      jax.tree_util.tree_leaves(prunable),
-    )
-    if p
-  ]
-  assert all(a == b for a, b in kept)  # Every layer at its initial count.
-  np.testing.assert_allclose(
-    float(protocols_common.mask_sparsity(masks, prunable)), 0.8, atol=1e-3
-  )
-  assert not all(
-    np.array_equal(a, b)
-    for a, b in zip(jax.tree_util.tree_leaves(masks), jax.tree_util.tree_leaves(masks0))
-  )
-  for p, m in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(masks)):
+  config.during.rigl.delta_t = 2  # 16 steps, t_end 12: updates at 2, 4, ..., 10.
+  method, _ = during_protocol.build_method(config)
+  masks0 = during_protocol.sparse_start(config, method).masks
+  summary = protocols.run(config, str(tmp_path))
+  train = protocols_common.Phase(str(tmp_path / "train"), {})
+  params, masks = method.final(during_protocol.final_state(train))
+  flat = jax.tree_util.tree_leaves
+  for m, m0 in zip(flat(masks), flat(masks0)):
+    assert np.sum(m) == np.sum(m0)  # Every layer keeps its initial count.
+  assert not all(np.array_equal(a, b) for a, b in zip(flat(masks), flat(masks0)))
+  for p, m in zip(flat(params), flat(masks)):
     assert np.all(np.asarray(p)[np.asarray(m) == 0] == 0)
+  assert summary["sparsity"] == pytest.approx(0.8, abs=1e-3)
+  assert summary["exact_target"]
   assert summary["test/accuracy"] > 0.3  # Learnt sparse: chance is 0.1.
 
 
