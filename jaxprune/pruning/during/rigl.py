@@ -81,7 +81,9 @@ def drop_and_grow(
   return (survivors | grown).astype(mask.dtype), survivors.astype(mask.dtype)
 
 
-def update(state: Any, grads: Any, prunable: Any, fraction: jax.Array, grow: GrowScore):
+def update(
+  state: Any, grads: Any, prunable: Any, fraction: jax.Array, grow: GrowScore
+) -> Any:
   """`state` with every prunable layer's masks dropped and regrown
   (`drop_and_grow`) and the weights that did not survive set to zero."""
   p_leaves, treedef = jax.tree_util.tree_flatten(state.params)
@@ -98,6 +100,7 @@ def update(state: Any, grads: Any, prunable: Any, fraction: jax.Array, grow: Gro
 
 
 def options(config: ml_collections.ConfigDict, name: str) -> ml_collections.ConfigDict:
+  """`config.during.<name>`: SET's or RigL's options (`DEFAULTS`)."""
   return config.during[name]
 
 
@@ -129,6 +132,7 @@ def build_drop_grow(context: Context, name: str, grow: GrowScore) -> Method:
   delta_t, alpha = int(o.delta_t), float(o.alpha)
   prunable = context.prunable
   sparsity = float(context.config.pruning.sparsity)
+  distribution = str(o.distribution)
 
   def after_step(state, grads):
     t = state.step  # Steps done, this one included.
@@ -146,7 +150,7 @@ def build_drop_grow(context: Context, name: str, grow: GrowScore) -> Method:
     scores = treedef.unflatten(
       [jax.random.uniform(k, jnp.shape(x)) for k, x in zip(keys, leaves, strict=True)]
     )
-    return allocation.unstructured_masks(scores, prunable, sparsity, o.distribution)
+    return allocation.unstructured_masks(scores, prunable, sparsity, distribution)
 
   def final(state: Any) -> tuple[Any, Any]:
     return masks_lib.apply(state.params, state.masks), state.masks
@@ -158,7 +162,9 @@ def build_drop_grow(context: Context, name: str, grow: GrowScore) -> Method:
   return Method(hooks=hooks, final=final, init_masks=init_masks)
 
 
-def gradient_magnitude(state: Any, grad: jax.Array, index: int, weight: jax.Array):
+def gradient_magnitude(
+  state: Any, grad: jax.Array, index: int, weight: jax.Array
+) -> jax.Array:
   """RigL's grow score: |dense gradient of the step|."""
   del state, index, weight
   return jnp.abs(grad)

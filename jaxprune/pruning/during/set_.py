@@ -18,15 +18,17 @@ from typing import Any
 
 import jax
 
-from jaxprune.pruning.during import rigl as drop_grow
 from jaxprune.pruning.during.base import Context, Method, register
+from jaxprune.pruning.during.rigl import DEFAULTS, build_drop_grow, validate_options
 
 # Keeps SET's growth keys apart from the step's augmentation and dropout keys
 # (`train_step` folds the step into the same state rng).
 SET_SALT = 0x5E7
 
 
-def random_score(state: Any, grad: jax.Array, index: int, weight: jax.Array):
+def random_score(
+  state: Any, grad: jax.Array, index: int, weight: jax.Array
+) -> jax.Array:
   """SET's grow score: uniform noise, fresh per update step and layer."""
   del grad
   key = jax.random.fold_in(jax.random.fold_in(state.rng, SET_SALT), state.step)
@@ -35,8 +37,8 @@ def random_score(state: Any, grad: jax.Array, index: int, weight: jax.Array):
 
 @register(
   "set",
-  defaults=drop_grow.DEFAULTS,
-  validate=lambda config: drop_grow.validate_options(config, "set"),
+  defaults=DEFAULTS,
+  validate=lambda config: validate_options(config, "set"),
 )
 def set_method(context: Context) -> Method:
-  return drop_grow.build_drop_grow(context, "set", random_score)
+  return build_drop_grow(context, "set", random_score)
