@@ -64,6 +64,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 from jaxprune.pruning.during import (  # noqa: E402,F401 (registers)
   dnw,
+  dpf,
+  gmp,
   rigl,
   set_,
 )
