@@ -108,10 +108,10 @@ class Base:
 def describe_base(cfg: Any, spe: int, path: str) -> Base:
   if cfg is None or not hasattr(cfg, "get"):
     raise ValueError(f"{path} must be a schedule ConfigDict, got {cfg!r}")
-  if cfg.get("name") not in (*training.STAIRCASES, "cosine", "linear", "onecycle"):
+  bases = (*training.STAIRCASES, "cosine", "linear", "cyclic_linear", "onecycle")
+  if cfg.get("name") not in bases:
     raise ValueError(
-      f"{path}.name must be a training schedule "
-      f"{[*training.STAIRCASES, 'cosine', 'linear', 'onecycle']}, got {cfg.get('name')!r}"
+      f"{path}.name must be a training schedule {list(bases)}, got {cfg.get('name')!r}"
     )
   schedule, epochs = training.build(cfg, spe, path)
   if epochs is None:
