@@ -9,7 +9,8 @@ events), and `final` (the hard-pruned weights and masks the trained run ends
 with, which counting, evaluation after training and the optional fine-tuning
 use), and for methods that train sparse from the first step `init_masks`
 (the masks the run starts with). The `during` protocol
-(`jaxprune.protocols.during`) trains any registered method from scratch under an epoch budget.
+(`jaxprune.protocols.during`) trains any registered method from scratch
+under an epoch budget.
 
 Methods register with `@register(name, defaults={...}, validate=fn)` (from
 `jaxprune.pruning.during.base`, which defines the registry):
