@@ -67,8 +67,9 @@ LC = {}  # The text copy lost LC's grid: the method's defaults.
 # sparsity grows at the end of every k epochs, k = T // steps (at least 1),
 # `during.dpf.pruning_interval`.
 DPF = {"dpf_steps": [20, 100]}
-DNW = {}  # "We only tune the weight decay, since there are no additional
-# hyperparameters."
+# "We only tune the weight decay, since there are no additional
+# hyperparameters" (and the initial LR, as every method but CS).
+DNW = {}
 CS = {
   "during.cs.beta_final": [300.0],  # "we fix the temperature beta at 300"
   "during.cs.s_init": [-0.3, -0.25, -0.2, -0.1, -0.05, 0.0, 0.05, 0.1, 0.2, 0.25, 0.3],
@@ -106,8 +107,10 @@ def linear_t0(t0) -> dict:
 
 
 def stepped(lr: float, epochs: int = 200) -> dict:
-  """Table 3's stepped schedule (x0.1 at 1/2 and 3/4 of CIFAR's 200 epochs, at
-  30 and 60 of ImageNet's 90) from the initial LR `lr`."""
+  """The stepped schedule of Table 3 (garbled in the text copy; as
+  `common.zimmer_cifar` and `common.imagenet` assume it: x0.1 at epochs 100
+  and 150 of CIFAR's 200, at 30 and 60 of ImageNet's 90) from the initial LR
+  `lr`."""
   marks = (100, 150) if epochs == 200 else (30, 60)
   spec = ",".join(f"{e}:{lr / 10**i:g}" for i, e in enumerate((0, *marks)))
   return {"name": "piecewise", "spec": spec, "epochs": epochs}
