@@ -201,7 +201,7 @@ def test_sparsity_stays_exactly_constant_through_training(name):
   model, params, x, y = _mlp()
   prunable = jax.tree_util.tree_map(lambda p: p.ndim == 2, params)
   method = _method(name, prunable, delta_t=3, alpha=0.5, t_end=1.0)
-  masks = method.init_masks(params, jax.random.key(7))
+  params, masks = method.init_sparse(params, jax.random.key(7))
   tx = optax.sgd(LR, momentum=0.9)
   state = state_from_params(params, {}, tx, jax.random.key(0), masks)
   counts = [float(jnp.sum(m)) for m in jax.tree_util.tree_leaves(masks)]
@@ -234,14 +234,14 @@ def test_initial_masks_are_random_at_the_distribution_counts(distribution):
   prunable = jax.tree_util.tree_map(lambda p: p.ndim == 2, params)
   method = _method("rigl", prunable, distribution=distribution)
   kernels = [p for p in jax.tree_util.tree_leaves(params) if p.ndim == 2]
-  masks = method.init_masks(params, jax.random.key(0))
+  start, masks = method.init_sparse(params, jax.random.key(0))
   kept = [int(m.sum()) for m in jax.tree_util.tree_leaves(masks) if m.ndim == 2]
   if distribution == "erk":
     want = allocation.erk_keep_counts([k.shape for k in kernels], 0.5)
   else:
     want = [k.size - math.floor(0.5 * k.size + 0.5) for k in kernels]
   assert kept == want
-  other = method.init_masks(params, jax.random.key(1))
+  _, other = method.init_sparse(params, jax.random.key(1))
   assert not all(
     np.array_equal(a, b)
     for a, b in zip(jax.tree_util.tree_leaves(masks), jax.tree_util.tree_leaves(other))
@@ -249,6 +249,28 @@ def test_initial_masks_are_random_at_the_distribution_counts(distribution):
   for leaf in jax.tree_util.tree_leaves(masks):
     if leaf.ndim == 1:
       assert np.all(np.asarray(leaf) == 1)
+  # init_scale "dense": the kept weights are the dense init's.
+  jax.tree_util.tree_map(
+    lambda s, p, m: np.testing.assert_array_equal(s, np.asarray(p) * np.asarray(m)),
+    start,
+    params,
+    masks,
+  )
+
+
+def test_density_init_scale_divides_each_kernel_by_sqrt_density():
+  _, params, _, _ = _mlp()
+  prunable = jax.tree_util.tree_map(lambda p: p.ndim == 2, params)
+  method = _method("set", prunable, init_scale="density")
+  start, masks = method.init_sparse(params, jax.random.key(0))
+  for layer in params:
+    w, m = np.asarray(params[layer]["kernel"]), np.asarray(masks[layer]["kernel"])
+    density = m.sum() / m.size
+    assert 0 < density < 1
+    np.testing.assert_allclose(
+      start[layer]["kernel"], w * m / np.sqrt(density), rtol=1e-6
+    )
+    np.testing.assert_array_equal(start[layer]["bias"], params[layer]["bias"])
 
 
 @pytest.mark.parametrize(
@@ -259,6 +281,7 @@ def test_initial_masks_are_random_at_the_distribution_counts(distribution):
     ("delta_t", 0, "during.rigl.delta_t"),
     ("t_end", 1.2, "during.rigl.t_end"),
     ("distribution", "er", "during.rigl.distribution"),
+    ("init_scale", "he", "during.rigl.init_scale"),
   ],
 )
 def test_bad_options_name_the_field(field, value, message):
@@ -276,6 +299,7 @@ def test_rigl_trains_end_to_end_through_the_during_protocol(tiny_config, tmp_pat
   config.during.rigl.delta_t = 2  # 16 steps, t_end 12: updates at 2, 4, ..., 10.
   method, _ = during_protocol.build_method(config)
   masks0 = during_protocol.sparse_start(config, method).masks
+  assert rigl.DEFAULTS["init_scale"] == "dense"
   summary = protocols.run(config, str(tmp_path))
   train = protocols_common.Phase(str(tmp_path / "train"), {})
   params, masks = method.final(during_protocol.final_state(train))

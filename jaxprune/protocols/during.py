@@ -94,13 +94,14 @@ def sparse_start(
   config: ml_collections.ConfigDict, method: during_lib.Method
 ) -> Start | None:
   """The start of a method that trains sparse from the first step
-  (`Method.init_masks`: SET, RigL): the run's own initial weights (as a fresh
-  run draws them) times the method's initial masks, drawn with the run's
-  pruning key of epoch 0. None: the method starts dense."""
-  if method.init_masks is None:
+  (`Method.init_sparse`: SET, RigL): the method's sparse weights and masks
+  from the run's own initial weights (as a fresh run draws them), drawn with
+  the run's pruning key of epoch 0. None: the method starts dense."""
+  if method.init_sparse is None:
     return None
   params, batch_stats = common.init_params(config)
-  masks = jax.device_get(method.init_masks(params, common.pruning_rng(config, 0)))
+  key = common.pruning_rng(config, 0)
+  params, masks = jax.device_get(method.init_sparse(params, key))
   return Start(masks_lib.apply(params, masks), batch_stats, masks)
 
 

@@ -7,8 +7,8 @@ selection, in-step mask updates, its own trainable variables in
 `TrainState.aux`), an optional host-side `on_epoch_end` (e.g. GMP's pruning
 events), and `final` (the hard-pruned weights and masks the trained run ends
 with, which counting, evaluation after training and the optional fine-tuning
-use), and for methods that train sparse from the first step `init_masks`
-(the masks the run starts with). The `during` protocol
+use), and for methods that train sparse from the first step `init_sparse`
+(the weights and masks the run starts with). The `during` protocol
 (`jaxprune.protocols.during`) trains any registered method from scratch
 under an epoch budget.
 
@@ -30,7 +30,7 @@ from jaxprune.pruning.during.base import (  # noqa: F401 (the package's API)
   Entry,
   EpochEnd,
   Final,
-  InitMasks,
+  InitSparse,
   Method,
   register,
 )

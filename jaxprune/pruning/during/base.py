@@ -18,7 +18,8 @@ from jaxprune.pruning.step_hooks import StepHooks
 
 EpochEnd = Callable[[int, Any], Any]  # (epochs done, TrainState) -> TrainState.
 Final = Callable[[Any], tuple[Any, Any]]  # TrainState -> (params, masks), hard.
-InitMasks = Callable[[Any, Any], Any]  # (initial params, PRNG key) -> masks.
+# (initial params, PRNG key) -> (the params and masks the run starts with).
+InitSparse = Callable[[Any, Any], tuple[Any, Any]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,9 +42,9 @@ class Method:
   # False: the sparsity follows from other hyperparameters (STR, DST, CS), so
   # tests and reports treat the target as approximate.
   exact_sparsity: bool = True
-  # Sparse from the first step (SET, RigL): the masks the run starts with; the
-  # protocol starts from the initial params times them. None: a dense start.
-  init_masks: InitMasks | None = None
+  # Sparse from the first step (SET, RigL): the weights (masked) and masks the
+  # run starts with, from its initial weights. None: a dense start.
+  init_sparse: InitSparse | None = None
 
 
 @dataclasses.dataclass(frozen=True)

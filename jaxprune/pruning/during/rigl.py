@@ -9,7 +9,12 @@ RigL"):
   `config.pruning.sparsity`. The initial masks are random with per-layer
   densities from `during.<m>.distribution`: "erk" (Erdos-Renyi-Kernel, Evci
   et al.'s default for their best results; `pruning.allocation` "erk") or
-  "uniform" (every prunable layer at the target). `Method.init_masks`.
+  "uniform" (every prunable layer at the target). The kept weights are the
+  dense init's (`init_scale` "dense", as the papers) or divided by sqrt(the
+  layer's density) ("density", Liu et al.'s rescaled init, `pruning.
+  reinit_rescale`): a deep ReLU MLP at 90 % does not train from the dense
+  scale (MLP-7 on Fashion-MNIST stays at 10 % test accuracy for 4 epochs of
+  static sparse training, 85.9 % with "density"). `Method.init_sparse`.
 * Every `delta_t` steps while `t < t_end` (`t` = optimizer steps done,
   `t_end` = `during.<m>.t_end` times the run's total steps), in every prunable
   layer with `n` active weights: `k = floor(alpha_t * n)` with
@@ -42,7 +47,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from jaxprune import checks
-from jaxprune.pruning import allocation
+from jaxprune.pruning import allocation, rewind
 from jaxprune.pruning import masks as masks_lib
 from jaxprune.pruning.during.base import Context, Method, register
 from jaxprune.pruning.step_hooks import StepHooks
@@ -52,8 +57,10 @@ DEFAULTS = {
   "alpha": 0.3,  # Initial drop fraction (cosine-decayed to 0 at t_end).
   "t_end": 0.75,  # Last update, as a fraction of the run's total steps.
   "distribution": "erk",  # Initial per-layer densities: erk | uniform.
+  "init_scale": "dense",  # dense | density: see the module docstring.
 }
 DISTRIBUTIONS = ("erk", "uniform")
+INIT_SCALES = ("dense", "density")
 
 # (state, dense grads of the step, leaf index, prunable leaf) -> grow scores.
 GrowScore = Callable[[Any, Any, int, jax.Array], jax.Array]
@@ -118,6 +125,7 @@ def validate_options(config: ml_collections.ConfigDict, name: str) -> None:
   ):
     raise ValueError(f"{field}.t_end must be a fraction in (0, 1], got {t_end!r}")
   checks.choice(o.distribution, f"{field}.distribution", DISTRIBUTIONS)
+  checks.choice(o.init_scale, f"{field}.init_scale", INIT_SCALES)
   checks.field_choice(config, "pruning.name", ("unstructured",))
   sparsity = config.pruning.sparsity
   if not 0 <= sparsity < 1:
@@ -132,7 +140,7 @@ def build_drop_grow(context: Context, name: str, grow: GrowScore) -> Method:
   delta_t, alpha = int(o.delta_t), float(o.alpha)
   prunable = context.prunable
   sparsity = float(context.config.pruning.sparsity)
-  distribution = str(o.distribution)
+  distribution, rescale = str(o.distribution), o.init_scale == "density"
 
   def after_step(state, grads):
     t = state.step  # Steps done, this one included.
@@ -142,7 +150,7 @@ def build_drop_grow(context: Context, name: str, grow: GrowScore) -> Method:
       due, lambda s: update(s, grads, prunable, fraction, grow), lambda s: s, state
     )
 
-  def init_masks(params: Any, key: jax.Array) -> Any:
+  def init_sparse(params: Any, key: jax.Array) -> tuple[Any, Any]:
     # Random scores, so the kept positions are random, at exact per-layer
     # counts of the chosen distribution.
     leaves, treedef = jax.tree_util.tree_flatten(params)
@@ -150,7 +158,9 @@ def build_drop_grow(context: Context, name: str, grow: GrowScore) -> Method:
     scores = treedef.unflatten(
       [jax.random.uniform(k, jnp.shape(x)) for k, x in zip(keys, leaves, strict=True)]
     )
-    return allocation.unstructured_masks(scores, prunable, sparsity, distribution)
+    masks = allocation.unstructured_masks(scores, prunable, sparsity, distribution)
+    params = masks_lib.apply(params, masks)
+    return (rewind.rescale_to_density(params, masks) if rescale else params), masks
 
   def final(state: Any) -> tuple[Any, Any]:
     return masks_lib.apply(state.params, state.masks), state.masks
@@ -159,7 +169,7 @@ def build_drop_grow(context: Context, name: str, grow: GrowScore) -> Method:
     name=f"{name}(delta_t={delta_t},alpha={alpha},t_end={t_end})",
     after_step=after_step,
   )
-  return Method(hooks=hooks, final=final, init_masks=init_masks)
+  return Method(hooks=hooks, final=final, init_sparse=init_sparse)
 
 
 def gradient_magnitude(
