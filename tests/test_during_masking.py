@@ -205,6 +205,29 @@ def test_gmp_after_step_masks_at_the_cubic_sparsity_of_the_event(mode):
   _close(off.masks, masks)  # Not an event step: nothing changes.
 
 
+@pytest.mark.parametrize("method", ["dnw", "dpf", "gmp"])
+def test_methods_batch_under_vmap_as_grouped_runs_do(method):
+  # Two runs of one program (the second with other weights) vmapped over a
+  # leading run axis step exactly as each does alone; at step SPE GMP prunes
+  # and DPF (update_every=2) re-masks, so the traced branches are covered.
+  t = _setup(method, **({"during.dpf.update_every": 2} if method == "dpf" else {}))
+  other = t.state.replace(
+    params=jax.tree_util.tree_map(lambda w: 1.5 * w, t.state.params)
+  )
+  states = [
+    t.state.replace(step=jnp.asarray(SPE - 1)),
+    other.replace(step=jnp.asarray(SPE - 1)),
+  ]
+  stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *states)
+  together = jax.jit(jax.vmap(t.run.__wrapped__))(stacked)
+  for i, alone in enumerate(t.run(s) for s in states):
+    mine = jax.tree_util.tree_map(lambda x, i=i: x[i], together)
+    _close(mine.masks, alone.masks)
+    _close(mine.params, alone.params, rtol=1e-5)
+    if method != "dnw":  # DNW masks in its forward pass only.
+      assert _sparsity(alone.masks, t.prunable) > 0.1
+
+
 def _final_tree(workdir):
   with checkpointing.Checkpointer(os.path.join(workdir, "checkpoints")) as ckpt:
     return jax.device_get(ckpt.restore("final")[0])
@@ -226,3 +249,12 @@ def test_in_step_gmp_equals_the_gmp_protocol(prune_config, tmp_path):
   _close(a["masks"], b["masks"])
   _close(a["params"], b["params"], atol=1e-5)
   assert row["sparsity"] == pytest.approx(0.8, abs=1e-3)
+
+
+def test_uniform_allocation_prunes_every_layer_at_the_target():
+  t = _setup("dnw", **{"during.dnw.allocation": "uniform"})
+  _, masks = t.built.final(t.state)
+  flags = jax.tree_util.tree_leaves(t.prunable)
+  for m, f in zip(jax.tree_util.tree_leaves(masks), flags, strict=True):
+    expected = 0.6 if f else 0.0
+    assert 1 - float(np.mean(m)) == pytest.approx(expected, abs=1 / np.size(m))

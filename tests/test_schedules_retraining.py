@@ -249,11 +249,3 @@ def test_le2021_zero_warmup_means_no_warmup():
   assert slr[0] == pytest.approx(0.1) and slr[36 * SPE - 1] == pytest.approx(0.1)
   assert slr[36 * SPE] == pytest.approx(0.01) and slr[54 * SPE] == pytest.approx(1e-3)
 
-
-def test_ft_after_a_cyclic_linear_training_schedule():
-  # Zimmer et al. retrain GMP's cyclic-LR variant with FT too (App. C.3,
-  # Sec. 3.3): FT is the base schedule's smallest LR, each cycle's end.
-  base = dict(name="cyclic_linear", lr=0.1, epochs=20, restarts=[5, 10, 15])
-  base["final_lr"] = 0.002
-  config = ml_collections.ConfigDict(dict(name="ft", base=base, retrain_epochs=3))
-  np.testing.assert_allclose(curve(schedules.create(config, SPE), 30), 0.002, rtol=1e-5)
