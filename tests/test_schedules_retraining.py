@@ -248,4 +248,3 @@ def test_le2021_zero_warmup_means_no_warmup():
   slr = curve(retrain("slr", flavor="le2021", warmup_fraction=0.0))
   assert slr[0] == pytest.approx(0.1) and slr[36 * SPE - 1] == pytest.approx(0.1)
   assert slr[36 * SPE] == pytest.approx(0.01) and slr[54 * SPE] == pytest.approx(1e-3)
-
