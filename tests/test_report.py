@@ -118,3 +118,24 @@ def test_published_numbers_sit_beside_ours():
 
   with pytest.raises(ValueError, match="must match exactly one"):
     report.published(aggregated, lambda s: {"paper": "wang2021_di", "table": "Table 3"})
+
+
+def test_throughput_and_achieved_sparsity_are_aggregated_per_setting():
+  # Zimmer et al. Table 2 lists images/s per method and the achieved sparsity
+  # with its std over seeds (STR, DST and CS do not hit a target exactly).
+  import ml_collections
+
+  from jaxprune.results import sweeps
+
+  config = ml_collections.ConfigDict({"seed": 0})
+  rows = []
+  for seed, (ips, sparsity) in enumerate(((100.0, 0.91), (140.0, 0.93))):
+    summary = {"test/accuracy": 0.9, "sparsity": sparsity, "images_per_second": ips}
+    config.seed = seed
+    row = sweeps.make_row({"during.method": "str", "seed": seed}, config, "h", summary)
+    rows.append({**row, "status": "completed", "config": {}})
+  (a,) = report.aggregate(rows)
+  assert a["mean"]["images_per_second"] == pytest.approx(120.0)
+  assert a["std"]["images_per_second"] == pytest.approx(20.0)
+  assert a["mean"]["sparsity"] == pytest.approx(0.92)
+  assert a["std"]["sparsity"] == pytest.approx(0.01)

@@ -8,6 +8,8 @@ into a sparse net, as BIMP does.
 Phases:
   train/     `num_epochs` epochs with the method of `config.during.method`
              (`jaxprune.pruning.during`): its step hooks, its epoch-end hook,
+             its initial weights and masks if it trains sparse from the start
+             (SET, RigL),
              `pruning/sparsity` (of the masks the method would end with,
              `Method.final`) and `pruning/mask_sparsity` (of the masks the
              step holds) logged at every evaluation;
@@ -90,6 +92,21 @@ def build_method(
   return during_lib.build(context), context
 
 
+def sparse_start(
+  config: ml_collections.ConfigDict, method: during_lib.Method
+) -> Start | None:
+  """The start of a method that trains sparse from the first step
+  (`Method.init_sparse`: SET, RigL): the method's sparse weights and masks
+  from the run's own initial weights (as a fresh run draws them), drawn with
+  the run's pruning key of epoch 0. None: the method starts dense."""
+  if method.init_sparse is None:
+    return None
+  params, batch_stats = common.init_params(config)
+  key = common.pruning_rng(config, 0)
+  params, masks = jax.device_get(method.init_sparse(params, key))
+  return Start(masks_lib.apply(params, masks), batch_stats, masks)
+
+
 def sparsity_callback(method: during_lib.Method, prunable: Any):
   """Logs `pruning/sparsity` of the masks `method.final` would end with now,
   and `pruning/mask_sparsity` of the masks the step holds (DPF's current
@@ -164,6 +181,7 @@ def during(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   phase = common.run_phase(
     common.phase_config(config, config.num_epochs),
     os.path.join(workdir, "train"),
+    start=sparse_start(config, method),
     hooks=method.hooks,
     on_epoch_end=method.on_epoch_end,
     callbacks=[sparsity_callback(method, prunable)],

@@ -68,15 +68,23 @@ def reinitialize(
   if jax.tree_util.tree_structure(params) != jax.tree_util.tree_structure(masks):
     raise ValueError("masks do not fit the model built from model_name/overrides")
 
-  def fix(names, w, m):
-    w = w * m.astype(w.dtype)
-    if rescale and names[-1] == "kernel":
-      kept = float(np.count_nonzero(np.asarray(m))) / max(np.size(m), 1)
-      if 0 < kept < 1:
-        w = w / np.sqrt(kept)
-    return w
+  params = masks_lib.apply(params, masks)
+  if rescale:
+    params = rescale_to_density(params, masks)
+  return params, variables.get("batch_stats", {})
 
-  return masks_lib.map_with_names(fix, params, masks), variables.get("batch_stats", {})
+
+def rescale_to_density(params: Any, masks: Any) -> Any:
+  """Every sparse kernel divided by sqrt(its kept fraction) (Liu et al. §4.3),
+  so a layer's output keeps the scale its dense init gave it."""
+
+  def fix(names, w, m):
+    if names[-1] != "kernel":
+      return w
+    kept = float(np.count_nonzero(np.asarray(m))) / max(np.size(m), 1)
+    return w / np.sqrt(kept) if 0 < kept < 1 else w
+
+  return masks_lib.map_with_names(fix, params, masks)
 
 
 def kept_fraction(masks: Any) -> dict[str, float]:

@@ -16,7 +16,8 @@ drivers) instead of a step of its own:
       gradients before the optimizer (GSM: only the top-Q get a gradient).
   after_step(state, grads) -> state   in-step updates after the optimizer
       step (masks regrown / re-pruned every k steps: SET, RigL, DPF); `grads`
-      are the dense loss gradients of the step.
+      are the loss gradients of the step after `select_grads`, not multiplied
+      by the hard masks (the gradient a pruned weight would get).
   init_aux(params) -> aux   the method's own trainable variables
       (`TrainState.aux`: STR's per-layer thresholds, CS's mask logits); they
       get the gradient of the loss and the same optimizer as the params.

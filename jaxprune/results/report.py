@@ -67,6 +67,7 @@ EXTRA_FIELDS = (
   "nonzero_flops",
   "best_val_accuracy",
   "accuracy_before",
+  "images_per_second",
 )
 
 

@@ -59,6 +59,7 @@ SUMMARY_FIELDS = (
   "speedup",
   "num_params",
   "wall_time_seconds",
+  "images_per_second",  # Training throughput (the `during` protocol's rows).
   "setup",
   "accuracy_before",
   "phase",  # Of a diverged run: where, and at which LR.

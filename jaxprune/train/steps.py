@@ -108,6 +108,9 @@ def train_step(
   )
   if hooks.select_grads is not None:
     grads = hooks.select_grads(grads, state.params, state.masks, state.step)
+  # `after_step` sees the gradients before the hard masks: RigL grows pruned
+  # weights by the gradient they would get.
+  unmasked_grads = grads
   if hooks.hard_masks:
     grads = apply_masks(grads, state.masks)
   # Aux variables are optimized with the params; a state without them keeps
@@ -134,7 +137,7 @@ def train_step(
     opt_state=opt_state,
   )
   if hooks.after_step is not None:
-    new_state = hooks.after_step(new_state, grads)
+    new_state = hooks.after_step(new_state, unmasked_grads)
   return new_state, metrics
 
 

@@ -7,8 +7,10 @@ selection, in-step mask updates, its own trainable variables in
 `TrainState.aux`), an optional host-side `on_epoch_end` (e.g. GMP's pruning
 events), and `final` (the hard-pruned weights and masks the trained run ends
 with, which counting, evaluation after training and the optional fine-tuning
-use). The `during` protocol (`jaxprune.protocols.during`) trains any
-registered method from scratch under an epoch budget.
+use), and for methods that train sparse from the first step `init_sparse`
+(the weights and masks the run starts with). The `during` protocol
+(`jaxprune.protocols.during`) trains any registered method from scratch
+under an epoch budget.
 
 Methods register with `@register(name, defaults={...}, validate=fn)` (from
 `jaxprune.pruning.during.base`, which defines the registry):
@@ -28,6 +30,7 @@ from jaxprune.pruning.during.base import (  # noqa: F401 (the package's API)
   Entry,
   EpochEnd,
   Final,
+  InitSparse,
   Method,
   register,
 )
@@ -60,4 +63,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
     entry.validate(config)
 
 
-from jaxprune.pruning.during import cs, dnw, dpf, dst, gmp, str_  # noqa: E402,F401 (registers)
+from jaxprune.pruning.during import (  # noqa: E402,F401 (registers)
+  cs,
+  dnw,
+  dpf,
+  dst,
+  gmp,
+  rigl,
+  set_,
+  str_,
+)

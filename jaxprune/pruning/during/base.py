@@ -18,6 +18,8 @@ from jaxprune.pruning.step_hooks import StepHooks
 
 EpochEnd = Callable[[int, Any], Any]  # (epochs done, TrainState) -> TrainState.
 Final = Callable[[Any], tuple[Any, Any]]  # TrainState -> (params, masks), hard.
+# (initial params, PRNG key) -> (the params and masks the run starts with).
+InitSparse = Callable[[Any, Any], tuple[Any, Any]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +42,9 @@ class Method:
   # False: the sparsity follows from other hyperparameters (STR, DST, CS), so
   # tests and reports treat the target as approximate.
   exact_sparsity: bool = True
+  # Sparse from the first step (SET, RigL): the weights (masked) and masks the
+  # run starts with, from its initial weights. None: a dense start.
+  init_sparse: InitSparse | None = None
 
 
 @dataclasses.dataclass(frozen=True)
