@@ -94,3 +94,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
   entry = METHODS.get(config.during.method, "during.method")
   if entry.validate is not None:
     entry.validate(config)
+
+
+from jaxprune.pruning.during import gsm, lc  # noqa: E402,F401 (registers)
