@@ -240,7 +240,9 @@ def test_grouped_steps_equal_single_ones(method):
     ("during.lc.mu_init", 0.0, "lc"),
     ("during.lc.c_step_every", 0, "lc"),
     ("optimizer.weight_decay", 0.0, "gsm"),
-    ("pruning.allocation", "erk", "gsm"),
+    ("during.gsm.allocation", "erk", "gsm"),
+    ("during.lc.allocation", "lamp", "lc"),
+    ("pruning.name", "structured", "lc"),
   ],
 )
 def test_bad_options_name_the_field(field, value, method):

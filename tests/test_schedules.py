@@ -264,3 +264,26 @@ def test_bad_spec_fractions_are_refused(spec):
 def test_spec_fraction_needs_epochs():
   with pytest.raises(ValueError, match="fraction of the epochs"):
     schedules.parse_spec("0:0.1,1/2:0.01")
+
+
+def test_cyclic_linear_restarts_linear_decay_at_each_restart_epoch():
+  # 4 epochs of 2 steps, restarts after epochs 1 and 3: cycles of 2, 4 and 2
+  # steps, each linear from 0.1 down to 0 at its last step (as LLR per cycle).
+  f = schedules.create(
+    cfg(name="cyclic_linear", lr=0.1, epochs=4, restarts=(1, 3)), steps_per_epoch=2
+  )
+  expected = [0.1, 0.0, 0.1, 0.1 * 2 / 3, 0.1 / 3, 0.0, 0.1, 0.0]
+  np.testing.assert_allclose(values(f, np.arange(8)), expected, rtol=1e-6, atol=1e-8)
+  # Without restarts it is the linear schedule.
+  one = schedules.create(cfg(name="cyclic_linear", lr=0.1, epochs=4), 2)
+  lin = schedules.create(cfg(name="linear", lr=0.1, epochs=4), 2)
+  np.testing.assert_allclose(values(one, np.arange(8)), values(lin, np.arange(8)))
+
+
+@pytest.mark.parametrize(
+  "restarts", [(0, 2), (2, 1), (4,), (1, 1), (1.5,)], ids=lambda r: repr(r)
+)
+def test_cyclic_linear_refuses_bad_restarts(restarts):
+  config = cfg(name="cyclic_linear", lr=0.1, epochs=4, restarts=restarts)
+  with pytest.raises(ValueError, match=r"schedule.restarts must be increasing"):
+    schedules.create(config, 2)

@@ -26,6 +26,7 @@ from jaxprune import io_utils
 from jaxprune.protocols import (  # noqa: F401
   bimp,
   common,
+  during,
   gmp,
   lottery,
   prune_epoch,

@@ -55,7 +55,15 @@ from jaxprune.train import Start, checkpointing, loop, sharding, train_and_evalu
 from jaxprune.train import validation as train_validation
 
 # Config sections that only protocols read; reset for a shared training phase.
-PROTOCOL_SECTIONS = ("pruning", "retrain", "bimp", "lottery", "scratch", "prune_epoch")
+PROTOCOL_SECTIONS = (
+  "pruning",
+  "retrain",
+  "bimp",
+  "lottery",
+  "scratch",
+  "prune_epoch",
+  "during",
+)
 
 
 # ------------------------------------------------------------------ configs
@@ -194,14 +202,18 @@ class Phase:
   workdir: str
   summary: dict[str, Any]
 
-  def final(self) -> Start:
-    """The phase's final params, batch stats and masks (host arrays)."""
+  def final_tree(self) -> dict[str, Any]:
+    """The phase's final checkpoint as host arrays (every state field)."""
     ckpt_dir = os.path.join(self.workdir, "checkpoints")
     with checkpointing.Checkpointer(ckpt_dir) as ckpt:
       restored = ckpt.restore("final")
     if restored is None:
       raise FileNotFoundError(f"no final checkpoint in {ckpt_dir}")
-    state = jax.device_get(restored[0])
+    return jax.device_get(restored[0])
+
+  def final(self) -> Start:
+    """The phase's final params, batch stats and masks (host arrays)."""
+    state = self.final_tree()
     return Start(state["params"], state.get("batch_stats") or {}, state["masks"])
 
   def start_row(self) -> dict[str, Any]:

@@ -116,21 +116,35 @@ def pruning_inputs(
   return {"channel_scores": {k: np.asarray(v) for k, v in total.items()}}
 
 
-def train_accuracy(config: ml_collections.ConfigDict, start: Start) -> float:
-  """Inference-mode accuracy of `start` over the whole training split."""
+def evaluate(
+  config: ml_collections.ConfigDict, start: Start, split: str = "train"
+) -> dict[str, float]:
+  """Inference-mode loss and accuracy of `start` (masks applied) over the
+  whole `split`: "train" or an evaluation split ("test", "val")."""
   model, data, _ = _model_and_data(config, start.params)
+  source = data.train if split == "train" else data.evals.get(split)
+  if source is None:
+    allowed = ["train", *data.evals]
+    raise ValueError(f"split must be one of {allowed}, got {split!r}")
   fn = jax.jit(
     lambda v, x, y, w: eval_sums(v, x, y, w, model=model, preprocess=data.preprocess)
   )
   variables = _variables(start)
-  correct = count = 0.0
+  correct = loss = count = 0.0
   for images, labels, weights in host_batches(
-    data.train, config.eval_batch_size, shuffle=False, seed=0
+    source, config.eval_batch_size, shuffle=False, seed=0
   ):
     sums = jax.device_get(fn(variables, images, labels, weights))
     correct += float(sums["correct_sum"])
+    loss += float(sums["loss_sum"])
     count += float(sums["count"])
-  return correct / max(count, 1.0)
+  count = max(count, 1.0)
+  return {"loss": loss / count, "accuracy": correct / count}
+
+
+def train_accuracy(config: ml_collections.ConfigDict, start: Start) -> float:
+  """Inference-mode accuracy of `start` over the whole training split."""
+  return evaluate(config, start, "train")["accuracy"]
 
 
 def acc_allr_stats(

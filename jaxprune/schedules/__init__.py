@@ -14,9 +14,11 @@ epoch, epoch = step // steps_per_epoch, as in the papers' codes):
              (Wang et al. 2023 App. A Rules 1-3; max_stage_epochs=None: no Rule 3)
   cosine     lr, epochs, min_lr=0, warmup_epochs=0        (per step)
   linear     lr, epochs, final_lr=0, warmup_epochs=0      (per step)
+  cyclic_linear  lr, epochs, restarts=(epochs...), final_lr=0: linear to
+             final_lr, restarted at each epoch of `restarts` (per step)
   onecycle   max_lr, epochs, initial_lr=max_lr/100, final_lr=initial_lr/100,
              warmup_fraction=0.1   (PyTorch OneCycleLR, cosine both phases)
-  All but onecycle also take warmup_epochs=0, warmup_shape="linear"|"cosine",
+  All but onecycle and cyclic_linear also take warmup_epochs=0, warmup_shape="linear"|"cosine",
   warmup_init_lr=0 (per-step ramp to the schedule's LR at the warm-up's end).
 
 Retraining schedules (see `retraining.py`): fields `base` (a training schedule
@@ -63,6 +65,7 @@ TRAINING_NAMES = (
   "halving",
   "cosine",
   "linear",
+  "cyclic_linear",
   "onecycle",
 )
 RETRAINING_NAMES = retraining.VARIANTS + retraining.TUNED

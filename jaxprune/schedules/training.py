@@ -192,6 +192,8 @@ def build(cfg: Any, spe: int, path: str = "schedule") -> tuple[Schedule, int | N
     decay = core.anneal(lr, end, total - warm, name)
     ramp = core.warmup_ramp(init, lr, warm, shape)
     return (core.join([ramp, decay], [warm]) if warm else decay), epochs
+  elif name == "cyclic_linear":
+    return cyclic_linear(cfg, spe, path)
   elif name == "onecycle":
     check_fields(
       cfg, path, ("max_lr", "epochs", "initial_lr", "final_lr", "warmup_fraction")
@@ -208,6 +210,33 @@ def build(cfg: Any, spe: int, path: str = "schedule") -> tuple[Schedule, int | N
     raise ValueError(f"{path}.name={name!r} is not a training schedule")
   warm, shape, init = get_warmup(cfg, path, spe, epochs)
   return core.with_warmup(sched, warm, shape, init), epochs
+
+
+def cyclic_linear(cfg: Any, spe: int, path: str) -> tuple[Schedule, int]:
+  """Linear decay from `lr` to `final_lr` (default 0) restarted at every epoch
+  of `restarts`: BIMP's cyclic linear schedule over fixed cycles, and the
+  "cyclic" LR of Zimmer et al.'s GMP variants (App. C.3, Tables 28-29), whose
+  cycles end at GMP's pruning epochs. Each cycle reaches `final_lr` at its
+  last step."""
+  check_fields(cfg, path, ("lr", "epochs", "restarts", "final_lr"))
+  epochs = get_epochs(cfg, path)
+  lr = positive(get_field(cfg, "lr", path), f"{path}.lr")
+  end = positive(cfg.get("final_lr", 0.0), f"{path}.final_lr", True)
+  if end > lr:
+    raise ValueError(f"{path}.final_lr={end} must be <= {path}.lr={lr}")
+  restarts = list(cfg.get("restarts", ()) or ())
+  if any(not isinstance(r, int) or isinstance(r, bool) for r in restarts) or (
+    restarts != sorted(set(restarts)) or not all(0 < r < epochs for r in restarts)
+  ):
+    raise ValueError(
+      f"{path}.restarts must be increasing integer epochs in (0, {epochs}), "
+      f"got {tuple(restarts)}"
+    )
+  bounds = [0, *restarts, epochs]
+  pieces = [
+    core.anneal(lr, end, (b - a) * spe, "linear") for a, b in itertools.pairwise(bounds)
+  ]
+  return core.join(pieces, [r * spe for r in restarts]), epochs
 
 
 def onecycle(

@@ -10,7 +10,8 @@ with, which counting, evaluation after training and the optional fine-tuning
 use). The `during` protocol (`jaxprune.protocols.during`) trains any
 registered method from scratch under an epoch budget.
 
-Methods register with `@register(name, defaults={...}, validate=fn)`:
+Methods register with `@register(name, defaults={...}, validate=fn)` (from
+`jaxprune.pruning.during.base`, which defines the registry):
 `defaults` become the fields of `config.during.<name>` (so every method
 option is a validated, hashed config field), `validate(config)` checks them
 with one-line errors. A builder gets a `Context` (config, the prunable-leaf
@@ -19,66 +20,29 @@ tree of the model, steps per epoch) and returns a `Method`.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
-from typing import Any
-
 import ml_collections
 
-from jaxprune import registry
-from jaxprune.pruning.step_hooks import StepHooks
-
-EpochEnd = Callable[[int, Any], Any]  # (epochs done, TrainState) -> TrainState.
-Final = Callable[[Any], tuple[Any, Any]]  # TrainState -> (params, masks), hard.
-
-
-@dataclasses.dataclass(frozen=True)
-class Context:
-  """What a method is built from."""
-
-  config: ml_collections.ConfigDict  # The whole run config.
-  prunable: Any  # Tree like params: True where a leaf may be pruned.
-  steps_per_epoch: int
-
-
-@dataclasses.dataclass(frozen=True)
-class Method:
-  """A built pruning-during-training method (see the module docstring)."""
-
-  hooks: StepHooks
-  final: Final
-  on_epoch_end: EpochEnd | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class Entry:
-  build: Callable[[Context], Method]
-  defaults: dict[str, Any]
-  validate: Callable[[ml_collections.ConfigDict], None] | None
-
-
-METHODS: registry.Registry[Entry] = registry.Registry("during.method")
-
-
-def register(
-  name: str,
-  *,
-  defaults: dict[str, Any] | None = None,
-  validate: Callable[[ml_collections.ConfigDict], None] | None = None,
-) -> Callable[[Callable[[Context], Method]], Callable[[Context], Method]]:
-  """`@register("dnw", defaults={...})`: adds a method builder."""
-
-  def add(build: Callable[[Context], Method]) -> Callable[[Context], Method]:
-    METHODS.add(name, Entry(build, dict(defaults or {}), validate))
-    return build
-
-  return add
+from jaxprune.pruning.during.base import (  # noqa: F401 (the package's API)
+  METHODS,
+  Context,
+  Entry,
+  EpochEnd,
+  Final,
+  Method,
+  register,
+)
 
 
 def default_config() -> ml_collections.ConfigDict:
   """`config.during`: the method's name and every registered method's options."""
   c = ml_collections.ConfigDict()
   c.method = ""  # A registered name (the `during` protocol requires one).
+  # Optional retraining of the hard-pruned net with fixed masks (Zimmer et
+  # al. give the pruning-stable methods 30 epochs of FT on CIFAR), with a
+  # retraining schedule as `retrain.schedule` names them ("ft": the last LR
+  # of the training schedule, constant).
+  c.finetune_epochs = 0
+  c.finetune_schedule = "ft"
   for name in METHODS.names():
     c[name] = ml_collections.ConfigDict(METHODS.get(name).defaults)
   return c
@@ -96,4 +60,4 @@ def validate(config: ml_collections.ConfigDict) -> None:
     entry.validate(config)
 
 
-from jaxprune.pruning.during import gsm, lc  # noqa: E402,F401 (registers)
+from jaxprune.pruning.during import dnw, gsm, lc  # noqa: E402,F401 (registers)

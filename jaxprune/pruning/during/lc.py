@@ -6,7 +6,7 @@ that satisfies the sparsity constraint ||theta||_0 <= (1 - s) * n:
 
   C-step  theta = Pi(w): the magnitude projection onto the constraint (keep
           the (1 - s) * n largest |w| over the prunable weights, "global", or
-          per layer with pruning.allocation="uniform"; zero the rest);
+          per layer with during.lc.allocation="uniform"; zero the rest);
   L-step  SGD (the run's optimizer) on  L(w) + mu/2 ||w - theta||^2,  theta
           fixed, i.e. the gradient dL/dw + mu (w - theta) on the prunable
           weights;
@@ -32,6 +32,7 @@ How it runs inside the one train step (jaxprune.train.steps.train_step):
   * `final` is the C-step on the trained weights.
 
 Options (`config.during.lc`):
+  allocation    "global" | "uniform" (the C-step's projection, above);
   mu_init       mu after the first C-step (> 0);
   mu_factor     mu is multiplied by this after every later C-step (>= 1;
                 1: a constant mu);
@@ -51,10 +52,16 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from jaxprune.pruning.during import Context, Method, common, register, target
+from jaxprune.pruning.during import common, target
+from jaxprune.pruning.during.base import Context, Method, register
 from jaxprune.pruning.step_hooks import StepHooks
 
-DEFAULTS = {"mu_init": 1e-4, "mu_factor": 1.0, "c_step_every": 1}
+DEFAULTS = {
+  "allocation": "global",
+  "mu_init": 1e-4,
+  "mu_factor": 1.0,
+  "c_step_every": 1,
+}
 
 
 def mu_at(step: jax.Array, mu_init: float, mu_factor: float, every: int) -> jax.Array:
@@ -87,7 +94,7 @@ def _options(config: ml_collections.ConfigDict) -> tuple[float, float, int]:
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-  target.read(config)
+  target.read(config, "lc")
   _options(config)
 
 
@@ -107,7 +114,7 @@ def check_growth(mu_init: float, mu_factor: float, every: int, num_steps: int) -
 @register("lc", defaults=DEFAULTS, validate=validate)
 def build(context: Context) -> Method:
   config = context.config
-  tgt = target.read(config)
+  tgt = target.read(config, "lc")
   mu_init, mu_factor, every = _options(config)
   check_growth(
     mu_init, mu_factor, every, int(config.num_epochs) * context.steps_per_epoch

@@ -7,11 +7,12 @@ constraint "at most (1 - s) of the prunable weights are nonzero". This module
 is the one place for both: `read` validates and returns the target, `final`
 builds the `Method.final` that keeps the top-k magnitudes at the end.
 
-The target comes from `config.pruning` (unstructured only):
-  pruning.sparsity     the fraction of prunable weights zeroed, in [0, 1);
-  pruning.allocation   "global" (one threshold over all prunable weights, as
-                       Zimmer et al. run every method) or "uniform" (every
-                       prunable leaf at the same ratio).
+The target (unstructured pruning only):
+  pruning.sparsity            the fraction of prunable weights zeroed, [0, 1);
+  during.<method>.allocation  "global" (one threshold over all prunable
+                              weights, as Zimmer et al. run every method) or
+                              "uniform" (every prunable leaf at the ratio);
+                              a method option, as DNW's and DPF's.
 """
 
 from __future__ import annotations
@@ -33,12 +34,13 @@ class Target:
   allocation: str
 
 
-def read(config: ml_collections.ConfigDict) -> Target:
-  """The run's target; ValueError naming the first invalid field."""
+def read(config: ml_collections.ConfigDict, method: str) -> Target:
+  """The target of a run of `method`; ValueError naming the first invalid
+  field."""
   checks.choice(config.pruning.name, "pruning.name", ("unstructured",))
   sparsity = checks.rate(config.pruning.sparsity, "pruning.sparsity")
-  allocation = checks.choice(
-    config.pruning.allocation, "pruning.allocation", common.ALLOCATIONS
+  allocation = checks.field_choice(
+    config, f"during.{method}.allocation", common.ALLOCATIONS
   )
   return Target(sparsity, allocation)
 
