@@ -46,6 +46,7 @@ def _files(*parts: str) -> list[str]:
 # with JAXPRUNE_SMOKE_ALL=1.
 DEFAULT = {
   "mlp7_fashion_mnist.py",
+  "protocols/during.py",
   "protocols/gmp.py",
   "protocols/lottery.py",
   "protocols/prune_epoch.py",

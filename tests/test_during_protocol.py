@@ -13,7 +13,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from jaxprune import config_utils, protocols
+from jaxprune import config_utils, io_utils, protocols
 from jaxprune.protocols import during as during_protocol
 from jaxprune.pruning import during
 from jaxprune.train import checkpointing
@@ -65,6 +65,11 @@ def test_every_method_trains_and_ends_hard_pruned(base, tmp_path, method):
   if built.exact_sparsity:  # Every prunable leaf of MLP-7 is a kernel.
     assert summary["sparsity"] == pytest.approx(SPARSITY, abs=1e-3)
   assert entry is not None
+  rows = io_utils.read_jsonl(str(tmp_path / method / "train" / "metrics.jsonl"))
+  logged = [r for r in rows if "pruning/sparsity" in r]
+  assert logged and "pruning/mask_sparsity" in logged[-1]
+  if built.exact_sparsity:  # The callback counts what `final` gives.
+    assert logged[-1]["pruning/sparsity"] == pytest.approx(summary["sparsity"])
   assert np.isfinite(summary["test/accuracy"])
   assert summary["accuracy_source"] == "pruned"
   assert summary["test/accuracy"] == summary["pruned/test/accuracy"]

@@ -287,3 +287,10 @@ def test_cyclic_linear_refuses_bad_restarts(restarts):
   config = cfg(name="cyclic_linear", lr=0.1, epochs=4, restarts=restarts)
   with pytest.raises(ValueError, match=r"schedule.restarts must be increasing"):
     schedules.create(config, 2)
+
+
+def test_retraining_schedules_derive_from_a_cyclic_linear_base():
+  # FT retrains at the base's last LR: the end of the last cycle.
+  base = cfg(name="cyclic_linear", lr=0.1, epochs=4, restarts=(2,), final_lr=0.002)
+  ft = schedules.create(cfg(name="ft", base=base, retrain_epochs=2), 3)
+  np.testing.assert_allclose(values(ft, np.arange(6)), [0.002] * 6, rtol=1e-6)

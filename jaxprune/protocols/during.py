@@ -8,8 +8,9 @@ into a sparse net, as BIMP does.
 Phases:
   train/     `num_epochs` epochs with the method of `config.during.method`
              (`jaxprune.pruning.during`): its step hooks, its epoch-end hook,
-             `pruning/sparsity` logged at every evaluation (of the masks the
-             method would end with, `Method.final`);
+             `pruning/sparsity` (of the masks the method would end with,
+             `Method.final`) and `pruning/mask_sparsity` (of the masks the
+             step holds) logged at every evaluation;
   (hard pruning) `final(state)`: the weights and masks the run ends with,
              evaluated on the test split (`pruned/test/accuracy`);
   finetune/  only with `during.finetune_epochs > 0`: retraining of the
@@ -90,12 +91,18 @@ def build_method(
 
 
 def sparsity_callback(method: during_lib.Method, prunable: Any):
-  """Logs `pruning/sparsity` of the masks `method.final` gives now."""
+  """Logs `pruning/sparsity` of the masks `method.final` would end with now,
+  and `pruning/mask_sparsity` of the masks the step holds (DPF's current
+  scheduled level; all ones for methods that mask in `forward` only, DNW)."""
 
   def callback(epoch: int, state) -> dict[str, float]:
     del epoch
-    masks = jax.device_get(method.final(state)[1])
-    return {"pruning/sparsity": common.mask_sparsity(masks, prunable)}
+    final = jax.device_get(method.final(state)[1])
+    held = jax.device_get(state.masks)
+    return {
+      "pruning/sparsity": common.mask_sparsity(final, prunable),
+      "pruning/mask_sparsity": common.mask_sparsity(held, prunable),
+    }
 
   return callback
 

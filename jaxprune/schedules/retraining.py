@@ -105,13 +105,16 @@ class Base:
   eta_min: float
 
 
+# The built-in training schedules a retraining schedule can derive from.
+BASES = (*training.STAIRCASES, "cosine", "linear", "cyclic_linear", "onecycle")
+
+
 def describe_base(cfg: Any, spe: int, path: str) -> Base:
   if cfg is None or not hasattr(cfg, "get"):
     raise ValueError(f"{path} must be a schedule ConfigDict, got {cfg!r}")
-  if cfg.get("name") not in (*training.STAIRCASES, "cosine", "linear", "onecycle"):
+  if cfg.get("name") not in BASES:
     raise ValueError(
-      f"{path}.name must be a training schedule "
-      f"{[*training.STAIRCASES, 'cosine', 'linear', 'onecycle']}, got {cfg.get('name')!r}"
+      f"{path}.name must be a training schedule {list(BASES)}, got {cfg.get('name')!r}"
     )
   schedule, epochs = training.build(cfg, spe, path)
   if epochs is None:

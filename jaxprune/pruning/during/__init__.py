@@ -60,4 +60,4 @@ def validate(config: ml_collections.ConfigDict) -> None:
     entry.validate(config)
 
 
-from jaxprune.pruning.during import dnw, gsm, lc  # noqa: E402,F401 (registers)
+from jaxprune.pruning.during import dnw, dpf, gmp, gsm, lc  # noqa: E402,F401 (registers)
