@@ -20,10 +20,12 @@ in the forward pass); `final` keeps the top-Q weights by magnitude (exact
 count) and zeroes the rest.
 
 Options (`config.during.gsm`): `allocation` "global" (Ding et al.'s Q over
-the whole net) or "uniform" (Q per prunable layer). GSM's momentum beta is `optimizer.momentum`
-(Zimmer et al. App. B tune it over {0.9, 0.95, 0.99}) and its decay is
-`optimizer.weight_decay`, which must be > 0 (without it the passive weights
-never shrink and GSM is only gradient masking). Unstructured only.
+the whole net) or "uniform" (Q per prunable layer). GSM's momentum beta is
+`optimizer.momentum` (Zimmer et al. App. B tune it over {0.9, 0.95, 0.99})
+and its decay is `optimizer.weight_decay`, which must be > 0 (without it the
+passive weights never shrink and GSM is only gradient masking). The passive
+weights shrink by about exp(-sum_t lr_t * wd / (1 - beta)) over a run, so a
+short budget needs a larger wd or beta. Unstructured only.
 
 Where this differs from the code Zimmer et al. ran (docs/provenance.md, GSM):
 that code ranks every parameter with a gradient (biases and BatchNorm

@@ -40,7 +40,10 @@ Options (`config.during.lc`):
 Defaults follow the code Zimmer et al. 2023 ran for their Table 2 LC row
 (docs/provenance.md, LC): a C-step every step, a constant mu, there equal to
 the weight decay (1e-4 is the smallest value of their App. B grid). The
-paper's increasing schedule is mu_factor > 1. Unstructured only.
+paper's increasing schedule is mu_factor > 1; short budgets need it (theta is
+the net LC returns, and a small constant mu leaves w relying on the weights
+theta drops: measured in configs/protocols/during.py). To reach mu_end after
+C C-steps: mu_factor = (mu_end / mu_init)^(1 / C). Unstructured only.
 """
 
 from __future__ import annotations
