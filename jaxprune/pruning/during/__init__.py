@@ -69,6 +69,8 @@ from jaxprune.pruning.during import (  # noqa: E402,F401 (registers)
   dpf,
   dst,
   gmp,
+  gsm,
+  lc,
   rigl,
   set_,
   str_,
