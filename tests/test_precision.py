@@ -196,3 +196,35 @@ def test_bad_precision_names_the_field(tiny_config, tmp_path):
       config[field] = value
     with pytest.raises(ValueError, match=f"^{field} must be one of"):
       loop.train_and_evaluate(config, str(tmp_path / field))
+
+
+def test_vmapped_float16_group_trains_like_its_runs_alone():
+  # Each run of a vmapped group carries its own loss scale (a leading run axis).
+  model = models.create("mlp7_relu", widths=(16,) * 6, init="orthogonal")
+  params, _ = models.init_variables(model, jax.random.key(0), (28, 28, 1))
+  hyper = hyper_lib.build(OPTIMIZER, optax.constant_schedule(0.05), 16)
+  make_tx = hyper_lib.make_tx(OPTIMIZER, "float16")
+  mesh = sharding.make_mesh()
+  images, labels = _data(64, 0)
+  keys = jax.random.split(jax.random.PRNGKey(2), 2)
+  alone = []
+  for i in range(2):
+    steps = Steps(model, make_tx, PRE, mesh, 32, 64, precision="float16")
+    state = state_from_params(params, {}, make_tx(hyper), jax.random.key(i))
+    state = jax.device_put(state, sharding.replicated(mesh))
+    alone.append(steps.train_epoch(state, hyper, images, labels, keys[i], 0)[0])
+  vsteps = Steps(model, make_tx, PRE, mesh, 32, 64, vmapped=True, precision="float16")
+  states = [
+    state_from_params(params, {}, make_tx(hyper), jax.random.key(i)) for i in range(2)
+  ]
+  group = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *states)
+  group = jax.device_put(group, sharding.replicated(mesh))
+  ghyper = jax.tree_util.tree_map(lambda x: np.stack([x, x]), hyper)
+  group, _ = vsteps.train_epoch(group, ghyper, images, labels, keys, np.zeros(2))
+  assert precision.loss_scale(group.opt_state).shape == (2,)
+  for i, state in enumerate(alone):
+    one = jax.tree_util.tree_map(lambda x, i=i: x[i], group.params)
+    for a, b in zip(
+      jax.tree_util.tree_leaves(one), jax.tree_util.tree_leaves(state.params)
+    ):
+      np.testing.assert_allclose(a, b, atol=1e-5)
