@@ -11,7 +11,7 @@ CONFIG ?= configs/mlp7_fashion_mnist.py
 MINI_WORKDIR ?= workdirs/mini
 MINI_OUT ?= experiments/results/mini
 
-.PHONY: demo test lint format bench reproduce-mini reproduce-di-long clean
+.PHONY: demo test lint format bench bench-gpu reproduce-mini reproduce-di-long clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ test: lint
 bench: $(VENV)/.installed-test
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) experiments/benchmarks/run_all.py
+
+# On a GPU machine (< 8 min): installs jax[cuda12] and a CUDA torch if missing,
+# writes experiments/benchmarks/RESULTS_GPU.md; stops with one line without a GPU.
+bench-gpu: $(VENV)/.installed
+	$(PY) experiments/benchmarks/gpu.py
 
 # Resumable: rerunning reuses every finished run in $(MINI_WORKDIR).
 reproduce-mini: $(VENV)/.installed

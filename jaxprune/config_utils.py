@@ -49,6 +49,12 @@ def base_config() -> ml_collections.ConfigDict:
   c.checkpoint_every_epochs = 1
   c.keep_checkpoints = 2
   c.progress = True
+  # Compute dtype of the forward/backward passes (float32 | bfloat16 | float16;
+  # params, optimizer state, BatchNorm statistics and the loss stay float32)
+  # and jax.default_matmul_precision (default | high | highest: TF32 on GPUs
+  # or not). See jaxprune.train.precision.
+  c.precision = "float32"
+  c.matmul_precision = "default"
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "mlp7_relu"

@@ -23,6 +23,8 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from jaxprune import compile_cache
+
 _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "Experiment config file (get_config(arg)).", lock_config=True
 )
@@ -41,6 +43,7 @@ _NUM_PROCESSES = flags.DEFINE_integer(
 _PROCESS_ID = flags.DEFINE_integer(
   "process_id", None, "This process's index (with --distributed)."
 )
+_COMPILE_CACHE = flags.DEFINE_string("compile_cache", None, compile_cache.HELP)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -64,6 +67,10 @@ def main(argv: list[str]) -> int:
   # Orbax logs every save at INFO; keep the console for progress and results.
   logging.set_verbosity(logging.WARNING)
   _initialize_distributed()  # Before anything else touches the devices.
+  try:
+    compile_cache.setup(_COMPILE_CACHE.value)  # Before the first compile.
+  except ValueError as e:
+    raise app.UsageError(f"--compile_cache: {e}") from None
   # Imported after jax.distributed.initialize: they may touch the devices.
   from jaxprune import io_utils, protocols
   from jaxprune.data import fashion_mnist_local

@@ -17,6 +17,10 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# No persistent compilation cache from jaxprune's launchers unless a test opts
+# in (`process_env` does for subprocesses): in-process compile counts and
+# subprocesses that must compile stay honest (jaxprune/compile_cache.py).
+os.environ.setdefault("JAXPRUNE_COMPILE_CACHE", "off")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Variables that give a subprocess the session's persistent compilation cache.
@@ -103,7 +107,8 @@ def process_env(tmp_path_factory) -> dict[str, str]:
   """Environment for the suite's `python` subprocesses: CPU JAX, this checkout
   importable, and one persistent XLA compilation cache per session, so that a
   program one subprocess compiled is loaded (about half of a tiny run's CPU
-  time) by the next. Tests that need a real compile drop COMPILE_CACHE_VARS.
+  time) by the next. Tests that need a real compile drop COMPILE_CACHE_VARS and
+  set JAXPRUNE_COMPILE_CACHE=off.
   In-process tests get no cache: test_recompile counts backend compiles."""
   cache = str(tmp_path_factory.mktemp("jax_compile_cache"))
   values = (cache, "0", "0")  # Cache every program, however small.
@@ -112,6 +117,7 @@ def process_env(tmp_path_factory) -> dict[str, str]:
     "JAX_PLATFORMS": "cpu",
     "PYTHONPATH": ROOT,
     **dict(zip(COMPILE_CACHE_VARS, values)),
+    "JAXPRUNE_COMPILE_CACHE": cache,  # The launchers' setting (compile_cache).
   }
 
 

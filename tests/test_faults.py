@@ -100,6 +100,7 @@ def test_runs_killed_anywhere_resume_to_the_same_params(root, tmp_path, process_
   # The first is the compile fault's run, held stopped (SIGSTOP) while the
   # second tries, then let go to kill itself while XLA compiles (no cache).
   compiling = {k: v for k, v in process_env.items() if k not in COMPILE_CACHE_VARS}
+  compiling["JAXPRUNE_COMPILE_CACHE"] = "off"
   first = subprocess.Popen(
     [sys.executable, DRIVER, "run", root, workdir, "compile"], env=compiling, text=True
   )

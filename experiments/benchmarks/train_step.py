@@ -38,8 +38,11 @@ from jaxprune.train.steps import Steps
 BATCH = 128
 
 
-def _jax_steps(name: str, input_shape, augment: str, batch: int = BATCH):
-  """(Steps, replicated TrainState, the run's hyper) of `name` with SGD at LR 0.05."""
+def _jax_steps(
+  name: str, input_shape, augment: str, batch: int = BATCH, precision: str = "float32"
+):
+  """(Steps, replicated TrainState, the run's hyper) of `name` with SGD at LR 0.05
+  (float32 or bfloat16 compute: float16 would need `make_tx`'s loss scaling)."""
   model = models.create(name)
   tx = optim.create(
     ml_collections.ConfigDict(dict(name="sgd", momentum=0.9, weight_decay=1e-4)), 0.05
@@ -49,7 +52,7 @@ def _jax_steps(name: str, input_shape, augment: str, batch: int = BATCH):
     mean=(0.5,) * input_shape[-1], std=(0.25,) * input_shape[-1], augment=augment
   )
   make_tx, hyper = hyper_lib.fixed(tx, lambda s: 0.05)
-  steps = Steps(model, make_tx, pre, mesh, batch, batch)
+  steps = Steps(model, make_tx, pre, mesh, batch, batch, precision=precision)
   # Replicated like the step's output, so the second call does not retrace.
   state = jax.jit(
     lambda r: create_train_state(model, tx, input_shape, r),

@@ -42,7 +42,7 @@ from typing import Any
 import jax
 import ml_collections
 
-from jaxprune import io_utils
+from jaxprune import compile_cache, io_utils
 from jaxprune.results import curves, report, studies, sweeps, verdicts
 
 SHARED_RECIPE = "base.py"
@@ -311,8 +311,10 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--smoke", action="store_true", help="seconds-long runs")
   parser.add_argument("--data_dir", help="TFDS data dir (default: TFDS's)")
   parser.add_argument("--manual_dir", help="IDX files of fashion_mnist_local")
+  parser.add_argument("--compile_cache", help=compile_cache.HELP)
   args = parser.parse_args(argv)
   try:
+    compile_cache.setup(args.compile_cache)  # Before the first compile.
     out = output_dir(args.out, args.workdir, partial=bool(args.only or args.smoke))
   except ValueError as e:
     parser.error(str(e))

@@ -43,7 +43,15 @@ from typing import Any
 import ml_collections
 
 import jaxprune
-from jaxprune import checks, cluster, config_args, config_utils, fingerprint, io_utils
+from jaxprune import (
+  checks,
+  cluster,
+  compile_cache,
+  config_args,
+  config_utils,
+  fingerprint,
+  io_utils,
+)
 
 RESULTS_FILE = "results.jsonl"
 # Row fields copied from a protocol's summary when present.
@@ -387,6 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument(
     "--slurm.tasks", dest="slurm_tasks", type=int, help="array size (default: points)"
   )
+  parser.add_argument("--compile_cache", help=compile_cache.HELP)
   cluster.add_slurm_flags(parser, gpus="gpus_per_task")
   args, extra = parser.parse_known_args(argv)
   base, sweep = config_args.load_sweep(args.config)
@@ -425,6 +434,10 @@ def main(argv: Sequence[str] | None = None) -> int:
       state = "todo" if digest not in done else "done" if done[digest] else "done*"
       print(f"{i:4d} {digest} {state} {overrides}")
     return 0
+  try:
+    compile_cache.setup(args.compile_cache)  # Before the first compile.
+  except ValueError as e:
+    parser.error(f"--compile_cache: {e}")
   # Only a real run needs these (their errors); `--list` / `--slurm` stay light.
   from jaxprune.data import fashion_mnist_local
   from jaxprune.train import checkpointing

@@ -37,6 +37,7 @@ import numpy as np
 import optax
 
 from jaxprune.train import optim
+from jaxprune.train import precision as precision_lib
 
 Hyper = dict[str, Any]
 MakeTx = Callable[[Hyper], optax.GradientTransformation]
@@ -96,20 +97,24 @@ def pad(hyper: Hyper, num_steps: int) -> Hyper:
   return {k: extend(v) for k, v in hyper.items()}
 
 
-def make_tx(optimizer: ml_collections.ConfigDict) -> MakeTx:
-  """`hyper -> optax transformation` for runs of `optimizer` (= config.optimizer)."""
+def make_tx(optimizer: ml_collections.ConfigDict, precision: str = "float32") -> MakeTx:
+  """`hyper -> optax transformation` for runs of `optimizer` (= config.optimizer)
+  in `precision` (= config.precision; float16 wraps the optimizer in dynamic
+  loss scaling, `jaxprune.train.precision`)."""
+  precision_lib.compute_dtype(precision)  # Fails early on a typo.
 
   def build_tx(hyper: Hyper) -> optax.GradientTransformation:
     momentum_schedule = None
     if "momentum_lr" in hyper:
       momentum_schedule = lambda count: lookup(hyper["momentum_lr"], count)  # noqa: E731
-    return optim.create(
+    tx = optim.create(
       optimizer,
       lambda count: learning_rate(hyper, count),
       momentum_schedule,
       weight_decay=hyper["weight_decay"],
       momentum=hyper["momentum"],
     )
+    return precision_lib.loss_scaling(tx) if precision == "float16" else tx
 
   return build_tx
 

@@ -39,6 +39,7 @@ from jaxprune.pruning.step_hooks import from_pieces as hooks_from_pieces
 from jaxprune.train import epochs, sharding, validation
 from jaxprune.train import group as group_lib
 from jaxprune.train import hyper as hyper_lib
+from jaxprune.train import precision as precision_lib
 from jaxprune.train.member import (
   Callback,
   EpochEndHook,
@@ -116,6 +117,7 @@ class Run:
       ],
       "hooks": None if (h := self.step_hooks()) is None else h.name,
       "driver": c.get("epoch_driver", "auto"),
+      "precision": [c.get("precision"), c.get("matmul_precision")],
     }
     return json.dumps(key, sort_keys=True, default=repr)
 
@@ -182,7 +184,16 @@ def train_and_evaluate(
 def train_runs(runs: Sequence[Run], mode: str = "auto") -> list[Result]:
   """Trains `runs` (same `Run.program_key`) as one group; per run its summary or
   the `TrainingDivergedError` of a run whose loss stopped being finite (the
-  others go on). A run alone is a group of one, through the same code."""
+  others go on). A run alone is a group of one, through the same code.
+
+  The group's programs are traced under its `config.matmul_precision` (a jit
+  cache key, so programs of another setting are not reused)."""
+  matmul = runs[0].config.get("matmul_precision", "default")
+  with precision_lib.matmul(matmul):
+    return _train_runs(runs, mode)
+
+
+def _train_runs(runs: Sequence[Run], mode: str) -> list[Result]:
   t_start = time.monotonic()
   keys = {r.program_key() for r in runs}
   if len(keys) != 1:
@@ -212,7 +223,7 @@ def train_runs(runs: Sequence[Run], mode: str = "auto") -> list[Result]:
   model = models.create(
     first.model.name, num_classes=data.spec.num_classes, **runs[0].model_kwargs()
   )
-  make_tx = hyper_lib.make_tx(first.optimizer)
+  make_tx = hyper_lib.make_tx(first.optimizer, first.get("precision", "float32"))
   key = keys.pop()
   hooks = runs[0].step_hooks()
   init = _cached_steps(
@@ -262,6 +273,7 @@ def train_runs(runs: Sequence[Run], mode: str = "auto") -> list[Result]:
       first.eval_batch_size,
       hooks=hooks,
       vmapped=how == "vmap",
+      precision=first.get("precision", "float32"),
     ),
   )
   if len(members) > 1 and sharding.is_primary():

@@ -165,6 +165,8 @@ class Member:
       "step": int(jax.device_get(self.state.step)),
       **{k: v for k, v in row.items() if "/" in k or k == "lr"},
       **extra,
+      "precision": self.config.get("precision", "float32"),
+      "matmul_precision": self.config.get("matmul_precision", "default"),
       "num_params": count_params(self.state.params),
       "jaxprune_version": jaxprune.__version__,
     }

@@ -44,6 +44,7 @@ from jax.sharding import Mesh
 from jaxprune.data import pipeline
 from jaxprune.pruning.step_hooks import StepHooks
 from jaxprune.train import hyper as hyper_lib
+from jaxprune.train import precision as precision_lib
 from jaxprune.train import sharding
 from jaxprune.train.hyper import Hyper, MakeTx
 from jaxprune.train.state import TrainState, apply_masks
@@ -65,6 +66,7 @@ def train_step(
   make_tx: MakeTx,
   preprocess: pipeline.Preprocess,
   hooks: StepHooks | None = None,
+  precision: str = "float32",
 ) -> tuple[TrainState, dict[str, jax.Array]]:
   """One SGD step of the run whose hyperparameters are `hyper` (see `hyper.py`).
 
@@ -78,6 +80,11 @@ def train_step(
   optimized with the params) or make the masks soft (the dense params keep
   training; pruned weights get no loss gradient through `params * masks`, only
   weight decay and momentum, so a later mask recomputation may let them regrow).
+
+  `precision` is the compute dtype of the forward and backward passes
+  (`jaxprune.train.precision`): params, grads, optimizer state, BatchNorm
+  statistics and the loss stay float32; float16 scales the loss by the
+  optimizer's dynamic loss scale and unscales the grads.
   """
   rng = jax.random.fold_in(state.rng, state.step)
   aug_rng, dropout_rng = jax.random.split(rng)
@@ -86,26 +93,32 @@ def train_step(
   hooks = hooks or PLAIN
   tx = make_tx(hyper)
   with_aux = bool(jax.tree_util.tree_leaves(state.aux))
+  dtype = precision_lib.compute_dtype(precision)
+  scale = precision_lib.loss_scale(state.opt_state)  # None: no loss scaling.
 
   def loss_fn(trained):
     params, aux = trained
     forward = hooks.forward_params(params, aux, state.masks, state.step)
     logits, updates = model.apply(
-      {"params": forward, "batch_stats": state.batch_stats},
-      x,
+      {"params": precision_lib.cast(forward, dtype), "batch_stats": state.batch_stats},
+      x.astype(dtype),
       train=True,
       mutable=["batch_stats"],
       rngs={"dropout": dropout_rng},
     )
+    logits = logits.astype(jnp.float32)
     loss = cross_entropy(logits, labels).mean()
     total = loss
     if hooks.penalty is not None:
       total = loss + hooks.penalty(params, aux, state.step)
+    if scale is not None:
+      total = total * scale
     return total, (loss, logits, updates)
 
   (grads, aux_grads), (loss, logits, updates) = jax.grad(loss_fn, has_aux=True)(
     (state.params, state.aux)
   )
+  grads, aux_grads = precision_lib.unscale((grads, aux_grads), scale)
   if hooks.select_grads is not None:
     grads = hooks.select_grads(grads, state.params, state.masks, state.step)
   # `after_step` sees the gradients before the hard masks: RigL grows pruned
@@ -149,9 +162,13 @@ def eval_sums(
   *,
   model: nn.Module,
   preprocess: pipeline.Preprocess,
+  precision: str = "float32",
 ) -> dict[str, jax.Array]:
+  dtype = precision_lib.compute_dtype(precision)
   x = preprocess(images, jax.random.PRNGKey(0), train=False)
-  logits = model.apply(variables, x, train=False)
+  variables = {**variables, "params": precision_lib.cast(variables["params"], dtype)}
+  logits = model.apply(variables, x.astype(dtype), train=False)
+  logits = logits.astype(jnp.float32)
   correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
   return {
     "loss_sum": jnp.sum(cross_entropy(logits, labels) * weights),
@@ -207,6 +224,7 @@ class Steps:
   hooks: StepHooks | None = None  # A pruning method's changes to the step.
   epoch_driver: str = "auto"  # "auto" | "scan" | "loop"; see the module docstring.
   vmapped: bool = False  # True: every function takes a leading run axis.
+  precision: str = "float32"  # Compute dtype; see `jaxprune.train.precision`.
 
   def __post_init__(self):
     resolve_epoch_driver(self.epoch_driver, {}, "cpu")  # Fails early on a typo.
@@ -217,6 +235,13 @@ class Steps:
       make_tx=self.make_tx,
       preprocess=self.preprocess,
       hooks=self.hooks,
+      precision=self.precision,
+    )
+    self._eval_sums = functools.partial(
+      eval_sums,
+      model=self.model,
+      preprocess=self.preprocess,
+      precision=self.precision,
     )
     run = jax.vmap if self.vmapped else (lambda f, **_: f)
     self.scan_epoch = jax.jit(
@@ -238,10 +263,7 @@ class Steps:
       out_shardings=(repl, repl),
     )
     self.evaluate_batch = jax.jit(
-      run(
-        functools.partial(eval_sums, model=self.model, preprocess=self.preprocess),
-        in_axes=(0, None, None, None),
-      ),
+      run(self._eval_sums, in_axes=(0, None, None, None)),
       out_shardings=repl,
     )
     self.evaluate_resident = jax.jit(
@@ -320,7 +342,7 @@ class Steps:
 
     def body(totals, batch):
       x, y, w = (self._constrain(t) for t in batch)
-      sums = eval_sums(variables, x, y, w, model=self.model, preprocess=self.preprocess)
+      sums = self._eval_sums(variables, x, y, w)
       return jax.tree_util.tree_map(jnp.add, totals, sums), None
 
     zeros = {"loss_sum": 0.0, "correct_sum": 0.0, "count": 0.0}

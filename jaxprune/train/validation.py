@@ -13,7 +13,7 @@ import ml_collections
 
 from jaxprune import checks, models, schedules
 from jaxprune.data import datasets, pipeline
-from jaxprune.train import optim
+from jaxprune.train import optim, precision
 
 _POSITIVE = (
   "num_epochs",
@@ -36,6 +36,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for field in _POSITIVE:
     _positive(config, field)
   checks.field_choice(config, "model.name", models.names())
+  precision.check(config)
   datasets.get_spec(config.data.name)
   checks.field_choice(config, "data.augment", pipeline.AUGMENTATIONS)
   if not 0.0 <= config.data.validation_fraction < 1.0:
