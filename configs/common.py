@@ -317,3 +317,39 @@ def join(*groups: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def each(base_point: dict[str, Any], points: Sequence[dict[str, Any]]) -> list:
   """Every point of `points` merged over `base_point`."""
   return [{**base_point, **p} for p in points]
+
+
+# MLP pruning of the CPU experiments (mini and cpu_full suites): half of every
+# hidden layer's neurons by L1 norm (structured, surgery; PFEC on an MLP), or
+# 90 % of the weights by global magnitude.
+MLP_L1_HALF = {
+  "pruning.name": "structured",
+  "pruning.criterion": "l1",
+  "pruning.ratio": 0.5,
+}
+MLP_MAGNITUDE_90 = {
+  "pruning.name": "unstructured",
+  "pruning.criterion": "magnitude",
+  "pruning.allocation": "global",
+  "pruning.sparsity": 0.9,
+}
+
+
+def variant_claims(id_suffix: str = "", budgets: str = "at every retraining budget"):
+  """Le & Hua's claims "LRW / SLR / CLR beats FT" after L1 neuron and global
+  magnitude pruning, one per (variant, criterion), checked per budget."""
+  return [
+    {
+      "id": f"le2021.{variant}_beats_ft_{criterion}{id_suffix}",
+      "text": f"{variant.upper()} beats FT {budgets} after "
+      + ("L1 neuron" if criterion == "l1" else "global magnitude")
+      + " pruning (Le & Hua Tables 1-4)",
+      "kind": "greater",
+      "metric": "test/accuracy",
+      "a": {"retrain.schedule": variant, "pruning.criterion": criterion},
+      "b": {"retrain.schedule": "ft", "pruning.criterion": criterion},
+      "for_each": ["retrain.num_epochs"],
+    }
+    for variant in ("lrw", "slr", "clr")
+    for criterion in ("l1", "magnitude")
+  ]

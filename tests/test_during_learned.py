@@ -14,12 +14,12 @@ import ml_collections
 import numpy as np
 import optax
 import pytest
+from step_helpers import step_fn, tiny_mlp
 
 from jaxprune import config_utils, models, pruning
 from jaxprune.pruning import during
 from jaxprune.pruning import masks as masks_lib
 from jaxprune.pruning.during import common, cs
-from jaxprune.train import hyper as hyper_lib
 from jaxprune.train import loop
 from jaxprune.train import steps as steps_lib
 from jaxprune.train.state import state_from_params
@@ -39,14 +39,6 @@ def _config(method: str, num_epochs: int = 1, **options) -> ml_collections.Confi
   return c
 
 
-def _setup(seed=0):
-  model = models.create(MODEL, num_classes=10, widths=(8,) * 6)
-  x = jax.random.normal(jax.random.key(seed), (16, 32, 32, 1))
-  y = jax.random.randint(jax.random.key(seed + 1), (16,), 0, 10)
-  params = model.init(jax.random.key(2), x[:1], train=False)["params"]
-  return model, params, x, y
-
-
 def _method(config, params, steps_per_epoch=2, model=MODEL):
   pred = pruning.predicate(config.pruning, model, 10)
   prunable = masks_lib.prunable_tree(params, pred)
@@ -60,15 +52,8 @@ def _tx(wd=WD):
 
 def _step_and_init(model, method, tx):
   """The (unjitted) train step with the method's hooks, and a state maker."""
-  make_tx, hyper = hyper_lib.fixed(tx, lambda s: LR)
-  step = functools.partial(
-    steps_lib.train_step,
-    hyper=hyper,
-    model=model,
-    make_tx=make_tx,
-    preprocess=lambda x, rng, train: x,
-    hooks=method.hooks,
-  )
+  step, hyper = step_fn(model, tx, method.hooks, LR)
+  step = functools.partial(step, hyper=hyper)
   init = functools.partial(
     state_from_params, tx=tx, rng=jax.random.key(0), init_aux=method.hooks.init_aux
   )
@@ -138,7 +123,7 @@ def _sigmoid(z):
 
 
 def test_str_step_is_the_soft_threshold_rule():
-  model, params, x, y = _setup()
+  model, params, x, y = tiny_mlp()
   config = _config("str", s_init=-2.0)
   method, prunable = _method(config, params)
   state = _train(model, method, params, x, y, steps=2)
@@ -160,7 +145,7 @@ def test_str_step_is_the_soft_threshold_rule():
 
 
 def test_cs_step_is_the_soft_mask_rule_with_temperature_and_penalty():
-  model, params, x, y = _setup(1)
+  model, params, x, y = tiny_mlp(1)
   s0, lam, beta_final = 0.1, 0.05, 300.0
   config = _config("cs", s_init=s0, penalty=lam, beta_final=beta_final)
   method, prunable = _method(config, params, steps_per_epoch=2)  # T = 2 steps.
@@ -201,7 +186,7 @@ def _long_tailed_step(x):
 
 
 def test_dst_step_is_the_trainable_mask_rule():
-  model, params, x, y = _setup(2)
+  model, params, x, y = tiny_mlp(2)
   alpha = 0.02  # Small enough that no layer is reset (tested below).
   config = _config("dst", alpha=alpha)
   method, prunable = _method(config, params)
@@ -227,7 +212,7 @@ def test_dst_step_is_the_trainable_mask_rule():
 
 
 def test_dst_resets_a_layer_that_keeps_at_most_one_percent():
-  model, params, x, y = _setup(3)
+  model, params, x, y = tiny_mlp(3)
   method, prunable = _method(_config("dst", alpha=1e-3), params)
   state = _train(model, method, params, x, y, steps=0)
   first, second = _names(params, prunable)[:2]
@@ -260,7 +245,7 @@ def _final_sparsity(method, prunable, state):
   ],
 )
 def test_sparsity_moves_in_the_documented_direction(method, low, high, wd):
-  model, params, x, y = _setup(4)
+  model, params, x, y = tiny_mlp(4)
   got = []
   for options, decay in (
     (low, 0.0 if wd == "wd" else wd),
@@ -274,7 +259,7 @@ def test_sparsity_moves_in_the_documented_direction(method, low, high, wd):
 
 def test_grouped_runs_equal_runs_alone():
   """Two runs (different inits) vmapped together give each run's own result."""
-  model, params, x, y = _setup(5)
+  model, params, x, y = tiny_mlp(5)
   params2 = jax.tree_util.tree_map(lambda w: 0.9 * w, params)
   # DST has every piece the others have (aux, forward, penalty) and an
   # in-step reset (`after_step` with jnp.where on traced values).

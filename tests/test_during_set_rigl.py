@@ -14,14 +14,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from step_helpers import jitted_step, tiny_mlp
 
-from jaxprune import config_utils, models, protocols
+from jaxprune import config_utils, protocols
 from jaxprune.protocols import common as protocols_common
 from jaxprune.protocols import during as during_protocol
 from jaxprune.pruning import allocation, during
 from jaxprune.pruning.during import rigl
 from jaxprune.pruning.step_hooks import StepHooks
-from jaxprune.train import hyper as hyper_lib
 from jaxprune.train import steps as steps_lib
 from jaxprune.train.state import state_from_params
 
@@ -29,28 +29,8 @@ LR = 0.1
 pytestmark = pytest.mark.usefixtures("fast_compiles")
 
 
-def _mlp(seed=0):
-  model = models.create("mlp7_linear", num_classes=10, widths=(8,) * 6)
-  x = jax.random.normal(jax.random.key(seed), (16, 32, 32, 1))
-  y = jax.random.randint(jax.random.key(seed + 1), (16,), 0, 10)
-  params = model.init(jax.random.key(2), x[:1], train=False)["params"]
-  return model, params, x, y
-
-
-def _jitted_step(model, tx, hooks):
-  make_tx, hyper = hyper_lib.fixed(tx, lambda s: LR)
-  step = functools.partial(
-    steps_lib.train_step,
-    model=model,
-    make_tx=make_tx,
-    preprocess=lambda x, rng, train: x,
-    hooks=hooks,
-  )
-  return jax.jit(lambda state, x, y: step(state, hyper, x, y))
-
-
 def test_after_step_gets_the_gradient_of_pruned_weights_under_hard_masks():
-  model, params, x, y = _mlp()
+  model, params, x, y = tiny_mlp()
   masks = jax.tree_util.tree_map(
     lambda p: (jax.random.uniform(jax.random.key(3), p.shape) < 0.5).astype(
       jnp.float32
@@ -63,7 +43,7 @@ def test_after_step_gets_the_gradient_of_pruned_weights_under_hard_masks():
   )
   tx = optax.sgd(LR)
   state = state_from_params(params, {}, tx, jax.random.key(0), masks)
-  new, _ = _jitted_step(model, tx, hooks)(state, x, y)
+  new, _ = jitted_step(model, tx, hooks, LR)(state, x, y)
 
   def loss(p):
     logits = model.apply({"params": p}, x, train=False)
@@ -198,14 +178,14 @@ def test_updates_only_every_delta_t_steps_before_t_end():
 
 @pytest.mark.parametrize("name", ["set", "rigl"])
 def test_sparsity_stays_exactly_constant_through_training(name):
-  model, params, x, y = _mlp()
+  model, params, x, y = tiny_mlp()
   prunable = jax.tree_util.tree_map(lambda p: p.ndim == 2, params)
   method = _method(name, prunable, delta_t=3, alpha=0.5, t_end=1.0)
   params, masks = method.init_sparse(params, jax.random.key(7))
   tx = optax.sgd(LR, momentum=0.9)
   state = state_from_params(params, {}, tx, jax.random.key(0), masks)
   counts = [float(jnp.sum(m)) for m in jax.tree_util.tree_leaves(masks)]
-  step = _jitted_step(model, tx, method.hooks)
+  step = jitted_step(model, tx, method.hooks, LR)
   changes = 0
   for t in range(1, 10):
     before = state.masks
@@ -230,7 +210,7 @@ def test_sparsity_stays_exactly_constant_through_training(name):
 
 @pytest.mark.parametrize("distribution", ["erk", "uniform"])
 def test_initial_masks_are_random_at_the_distribution_counts(distribution):
-  _, params, _, _ = _mlp()
+  _, params, _, _ = tiny_mlp()
   prunable = jax.tree_util.tree_map(lambda p: p.ndim == 2, params)
   method = _method("rigl", prunable, distribution=distribution)
   kernels = [p for p in jax.tree_util.tree_leaves(params) if p.ndim == 2]
@@ -259,7 +239,7 @@ def test_initial_masks_are_random_at_the_distribution_counts(distribution):
 
 
 def test_density_init_scale_divides_each_kernel_by_sqrt_density():
-  _, params, _, _ = _mlp()
+  _, params, _, _ = tiny_mlp()
   prunable = jax.tree_util.tree_map(lambda p: p.ndim == 2, params)
   method = _method("set", prunable, init_scale="density")
   start, masks = method.init_sparse(params, jax.random.key(0))

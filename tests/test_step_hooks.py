@@ -4,7 +4,6 @@ checkpoints of states with and without method variables (`aux`)."""
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import flax
@@ -13,23 +12,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from step_helpers import jitted_step, tiny_mlp
 
-from jaxprune import models
 from jaxprune.pruning import step_hooks as hooks_lib
 from jaxprune.train import checkpointing
-from jaxprune.train import hyper as hyper_lib
 from jaxprune.train import steps as steps_lib
 from jaxprune.train.state import from_checkpoint, state_from_params, to_checkpoint
 
 LR = 0.1
-
-
-def _setup(seed=0):
-  model = models.create("mlp7_linear", num_classes=10, widths=(8,) * 6)
-  x = jax.random.normal(jax.random.key(seed), (16, 32, 32, 1))
-  y = jax.random.randint(jax.random.key(seed + 1), (16,), 0, 10)
-  params = model.init(jax.random.key(2), x[:1], train=False)["params"]
-  return model, params, x, y
 
 
 def _loss(model, params, x, y):
@@ -37,24 +27,12 @@ def _loss(model, params, x, y):
   return steps_lib.cross_entropy(logits, y).mean()
 
 
-def _step(model, tx, hooks):
-  make_tx, hyper = hyper_lib.fixed(tx, lambda s: LR)
-  step = functools.partial(
-    steps_lib.train_step,
-    model=model,
-    make_tx=make_tx,
-    preprocess=lambda x, rng, train: x,
-    hooks=hooks,
-  )
-  return jax.jit(lambda state, x, y: step(state, hyper, x, y))
-
-
 def _close(a, b, **kw):
   jax.tree_util.tree_map(lambda u, v: np.testing.assert_allclose(u, v, **kw), a, b)
 
 
 def test_aux_variables_get_the_loss_gradient_and_the_optimizer():
-  model, params, x, y = _setup()
+  model, params, x, y = tiny_mlp()
   # A learnable output scale: forward multiplies the last kernel by it.
   hooks = hooks_lib.StepHooks(
     name="scale",
@@ -66,7 +44,7 @@ def test_aux_variables_get_the_loss_gradient_and_the_optimizer():
   )
   tx = optax.sgd(LR)
   state = state_from_params(params, {}, tx, jax.random.key(0), init_aux=hooks.init_aux)
-  new, _ = _step(model, tx, hooks)(state, x, y)
+  new, _ = jitted_step(model, tx, hooks, LR)(state, x, y)
 
   def plain(p, scale):
     return _loss(model, hooks.forward(p, {"scale": scale}, None, 0), x, y)
@@ -87,7 +65,7 @@ def test_aux_variables_get_the_loss_gradient_and_the_optimizer():
 
 
 def test_penalty_select_grads_and_after_step():
-  model, params, x, y = _setup(1)
+  model, params, x, y = tiny_mlp(1)
   keep = {
     k: jax.tree_util.tree_map(lambda _, k=k: k != "fc1", v) for k, v in params.items()
   }
@@ -109,7 +87,7 @@ def test_penalty_select_grads_and_after_step():
   )
   tx = optax.sgd(LR)
   state = state_from_params(params, {}, tx, jax.random.key(0))
-  new, metrics = _step(model, tx, hooks)(state, x, y)
+  new, metrics = jitted_step(model, tx, hooks, LR)(state, x, y)
   seen["loss"] = float(metrics["loss"])
 
   def total(p):
@@ -144,7 +122,7 @@ class _LegacyState:
 
 @pytest.mark.parametrize("with_aux", [False, True])
 def test_checkpoints_with_and_without_aux(tmp_path, with_aux):
-  _, params, _, _ = _setup()
+  _, params, _, _ = tiny_mlp()
   init_aux = (lambda p: {"s": jnp.ones(3)}) if with_aux else None
   tx = optax.sgd(LR, momentum=0.9)
   state = state_from_params(params, {}, tx, jax.random.PRNGKey(0), init_aux=init_aux)
@@ -158,7 +136,7 @@ def test_checkpoints_with_and_without_aux(tmp_path, with_aux):
 
 
 def test_a_checkpoint_written_before_aux_existed_restores(tmp_path):
-  _, params, _, _ = _setup()
+  _, params, _, _ = tiny_mlp()
   state = state_from_params(
     params, {}, optax.sgd(LR, momentum=0.9), jax.random.PRNGKey(0)
   )

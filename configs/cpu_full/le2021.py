@@ -11,26 +11,14 @@ from the schedules (`results.testability`), none expected at these ratios.
       --workdir=workdirs/cpu_full
 """
 
+from configs import common
 from configs.cpu_full import base
 from configs.le2021 import fmnist_ratios as paper
 from jaxprune.results import testability
 
-CLAIMS = [
-  {
-    "id": f"le2021.{variant}_beats_ft_{criterion}_full_ratios",
-    "text": f"{variant.upper()} beats FT at budgets of 25 % and 50 % of the original "
-    "schedule after "
-    + ("L1 neuron" if criterion == "l1" else "global magnitude")
-    + " pruning (Le & Hua Tables 1-4)",
-    "kind": "greater",
-    "metric": "test/accuracy",
-    "a": {"retrain.schedule": variant, "pruning.criterion": criterion},
-    "b": {"retrain.schedule": "ft", "pruning.criterion": criterion},
-    "for_each": ["retrain.num_epochs"],
-  }
-  for variant in ("lrw", "slr", "clr")
-  for criterion in ("l1", "magnitude")
-]
+CLAIMS = common.variant_claims(
+  "_full_ratios", "at budgets of 25 % and 50 % of the original schedule"
+)
 
 EXPERIMENTS = {
   "ratios": {

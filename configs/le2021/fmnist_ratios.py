@@ -30,13 +30,8 @@ EPOCHS = 160
 SPEC = "0:0.05,80:0.005,120:0.0005"
 BUDGETS = (40, 80)  # 25 % and 50 % of the original schedule.
 VARIANTS = ("ft", "lrw", "slr", "clr")
-L1 = {"pruning.name": "structured", "pruning.criterion": "l1", "pruning.ratio": 0.5}
-MAGNITUDE = {
-  "pruning.name": "unstructured",
-  "pruning.criterion": "magnitude",
-  "pruning.allocation": "global",
-  "pruning.sparsity": 0.9,
-}
+L1 = common.MLP_L1_HALF
+MAGNITUDE = common.MLP_MAGNITUDE_90
 
 
 def get_config(arg=None):

@@ -22,17 +22,13 @@ surgery) without retraining vs + CLR, and vs hard L2 pruning of the dense net
 + CLR at the same total budget (15 + k epochs).
 """
 
+from configs import common
 from configs.mini import base
 from jaxprune.results import testability
 
-L1 = {"pruning.name": "structured", "pruning.criterion": "l1", "pruning.ratio": 0.5}
+L1 = common.MLP_L1_HALF
 RANDOM = {**L1, "pruning.criterion": "random"}
-MAGNITUDE = {
-  "pruning.name": "unstructured",
-  "pruning.criterion": "magnitude",
-  "pruning.allocation": "global",
-  "pruning.sparsity": 0.9,
-}
+MAGNITUDE = common.MLP_MAGNITUDE_90
 BUDGETS = (2, 6)
 VARIANTS = ("ft", "lrw", "slr", "clr")
 
@@ -53,21 +49,7 @@ EXPERIMENTS = {
     "metrics": ["test/accuracy", "sparsity"],
     "figures": [("test/accuracy", "retrain.num_epochs", "retrain.schedule")],
     "claims": [
-      {
-        "id": f"le2021.{variant}_beats_ft_{criterion}",
-        "text": f"{variant.upper()} beats FT at every retraining budget after "
-        + ("L1 neuron" if criterion == "l1" else "global magnitude")
-        + " pruning (Le & Hua Tables 1-4)",
-        "kind": "greater",
-        "metric": "test/accuracy",
-        "a": {"retrain.schedule": variant, "pruning.criterion": criterion},
-        "b": {"retrain.schedule": "ft", "pruning.criterion": criterion},
-        "for_each": ["retrain.num_epochs"],
-      }
-      for variant in ("lrw", "slr", "clr")
-      for criterion in ("l1", "magnitude")
-    ]
-    + [
+      *common.variant_claims(),
       {
         "id": "le2021.random_clr_beats_l1_ft",
         "text": "random pruning + CLR beats L1 pruning + FT (Le & Hua Sec. 4.3)",
@@ -76,7 +58,7 @@ EXPERIMENTS = {
         "a": {"retrain.schedule": "clr", "pruning.criterion": "random"},
         "b": {"retrain.schedule": "ft", "pruning.criterion": "l1"},
         "for_each": ["retrain.num_epochs"],
-      }
+      },
     ],
   },
   "criteria": {

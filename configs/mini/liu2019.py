@@ -26,13 +26,8 @@ shrinks at the large LR.
 from configs import common
 from configs.mini import base
 
-L1 = {"pruning.name": "structured", "pruning.criterion": "l1", "pruning.ratio": 0.5}
-MAGNITUDE = {
-  "pruning.name": "unstructured",
-  "pruning.criterion": "magnitude",
-  "pruning.allocation": "global",
-  "pruning.sparsity": 0.9,
-}
+L1 = common.MLP_L1_HALF
+MAGNITUDE = common.MLP_MAGNITUDE_90
 METHODS = {
   "fine-tuned": {"protocol": "prune_retrain", "retrain.schedule": "ft"},
   "scratch-e": common.SCRATCH_E,

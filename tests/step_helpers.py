@@ -1,0 +1,41 @@
+"""Shared pieces of the train-step tests: a tiny MLP-7 problem and the one
+train step with a method's hooks, so each test writes only its own rule."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+
+from jaxprune import models
+from jaxprune.train import hyper as hyper_lib
+from jaxprune.train import steps as steps_lib
+
+
+def tiny_mlp(seed: int = 0, model_name: str = "mlp7_linear"):
+  """(model, params, x, y): MLP-7 of width 8 and 16 random 32x32 examples."""
+  model = models.create(model_name, num_classes=10, widths=(8,) * 6)
+  x = jax.random.normal(jax.random.key(seed), (16, 32, 32, 1))
+  y = jax.random.randint(jax.random.key(seed + 1), (16,), 0, 10)
+  params = model.init(jax.random.key(2), x[:1], train=False)["params"]
+  return model, params, x, y
+
+
+def step_fn(model, tx, hooks, lr: float):
+  """`steps.train_step` with `hooks` and the fixed optimizer `tx` (logged LR
+  `lr`), unjitted, as `step(state, hyper, images, labels)`, and its hyper."""
+  make_tx, hyper = hyper_lib.fixed(tx, lambda s: lr)
+  step = functools.partial(
+    steps_lib.train_step,
+    model=model,
+    make_tx=make_tx,
+    preprocess=lambda x, rng, train: x,
+    hooks=hooks,
+  )
+  return step, hyper
+
+
+def jitted_step(model, tx, hooks, lr: float):
+  """`step_fn` jitted as `step(state, images, labels)`."""
+  step, hyper = step_fn(model, tx, hooks, lr)
+  return jax.jit(lambda state, x, y: step(state, hyper, x, y))
