@@ -87,16 +87,20 @@ def _assert_pruned_exactly_zero(state, masks):
 
 
 @pytest.mark.parametrize(
-  "name,overrides,epochs,lr",
+  "name,overrides,epochs,lr,precisions",
   [
-    ("mlp7_relu", dict(widths=(32,) * 6, init="orthogonal"), 4, 0.05),
-    ("resnet20", dict(width_multiplier=0.25), 8, 0.1),
+    ("mlp7_relu", dict(widths=(32,) * 6, init="orthogonal"), 4, 0.05, None),
+    # Convolutions and BatchNorm in the low-precision dtype; float16's loss
+    # scaling is the same code as for the MLP (and tested on its own below),
+    # so the slow conv net runs float32 and bfloat16 only.
+    ("resnet20", dict(width_multiplier=0.25), 8, 0.1, ("float32", "bfloat16")),
   ],
 )
 def test_every_precision_trains_keeps_masks_and_matches_float32(
-  name, overrides, epochs, lr
+  name, overrides, epochs, lr, precisions
 ):
-  results = {p: _train(name, overrides, p, epochs, lr) for p in precision.PRECISIONS}
+  precisions = precisions or precision.PRECISIONS
+  results = {p: _train(name, overrides, p, epochs, lr) for p in precisions}
   reference = results["float32"][0]
   assert reference >= 0.9  # The toy task is learnt at all.
   for prec, (accuracy, state, masks) in results.items():
@@ -106,7 +110,8 @@ def test_every_precision_trains_keeps_masks_and_matches_float32(
       assert stats.dtype == jnp.float32
     for leaf in jax.tree_util.tree_leaves(state.opt_state):
       assert leaf.dtype in (jnp.float32, jnp.int32)
-  assert precision.loss_scale(results["float16"][1].opt_state) is not None
+  if "float16" in results:
+    assert precision.loss_scale(results["float16"][1].opt_state) is not None
   assert precision.loss_scale(results["float32"][1].opt_state) is None
 
 
