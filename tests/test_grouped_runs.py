@@ -15,9 +15,10 @@ import os
 
 import ml_collections
 import pytest
+from step_helpers import tiny_protocol_config
 from test_recompile import count_compiles
 
-from jaxprune import config_utils, io_utils, protocols
+from jaxprune import io_utils, protocols
 from jaxprune.protocols import grouped
 from jaxprune.train import Run, loop, train_and_evaluate, train_runs
 
@@ -27,21 +28,7 @@ pytestmark = pytest.mark.usefixtures("fast_compiles")
 @pytest.fixture
 def base(tiny_fmnist, tmp_path):
   """MLP-7 (width 16), 256 examples, batch 64, 2 epochs of linear LR 0.05."""
-  data_dir, manual_dir, _ = tiny_fmnist
-  c = config_utils.base_config()
-  c.data.data_dir, c.data.manual_dir = data_dir, manual_dir
-  c.data.image_size = (32, 32)
-  c.data.train_limit = 256
-  c.num_epochs = 2
-  c.batch_size, c.eval_batch_size = 64, 128
-  c.progress = False
-  c.model.init = "orthogonal"
-  c.model.widths = (16,) * 6
-  c.schedule = ml_collections.ConfigDict(dict(name="linear", lr=0.05, epochs=2))
-  c.retrain.num_epochs = 1
-  c.pruning.name, c.pruning.sparsity = "unstructured", 0.8
-  c.cache_dir = str(tmp_path / "cache")
-  return c
+  return tiny_protocol_config(tiny_fmnist, 16, str(tmp_path / "cache"))
 
 
 def _variant(c, **fields):

@@ -21,6 +21,7 @@ import jax
 import ml_collections
 import numpy as np
 import pytest
+from step_helpers import tiny_protocol_config
 
 from jaxprune import io_utils, models, protocols
 from jaxprune.protocols import budget, common, prune_retrain, scratch
@@ -43,25 +44,7 @@ def cache_dir(tmp_path_factory):
 @pytest.fixture
 def base(tiny_fmnist, cache_dir):
   """MLP-7 (width 32), 256 examples, 2 dense epochs of linear LR 0.05."""
-  from jaxprune import config_utils
-
-  data_dir, manual_dir, _ = tiny_fmnist
-  c = config_utils.base_config()
-  c.data.data_dir, c.data.manual_dir = data_dir, manual_dir
-  c.data.image_size = (32, 32)
-  c.data.train_limit = 256
-  c.num_epochs = 2
-  c.batch_size, c.eval_batch_size = 64, 128
-  c.progress = False
-  c.model.init = "orthogonal"
-  c.model.widths = (WIDTH,) * 6
-  c.schedule = ml_collections.ConfigDict(
-    dict(name="linear", lr=0.05, epochs=c.get_ref("num_epochs"))
-  )
-  c.cache_dir = cache_dir
-  c.retrain.num_epochs = 1
-  c.pruning.name = "unstructured"
-  c.pruning.sparsity = 0.8
+  c = tiny_protocol_config(tiny_fmnist, WIDTH, cache_dir)
   c.lock()
   return c
 
