@@ -17,7 +17,7 @@ import subprocess
 import pytest
 
 from jaxprune import cluster, io_utils
-from jaxprune.results import sweeps
+from jaxprune.results import sweep_cli, sweeps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -61,7 +61,7 @@ def test_sweep_array_script_asks_for_the_resources(sweep_config, tmp_path):
   args = [f"--config={sweep_config}", f"--workdir={workdir}", "--slurm"]
   args += ["--slurm.partition=gpu", "--slurm.time=02:00:00"]
   args += ["--slurm.gpus_per_task=1", "--slurm.tasks=2", "--group=seeds"]
-  assert sweeps.main(args) == 0
+  assert sweep_cli.main(args) == 0
   path = os.path.join(workdir, "slurm", "sweep.sbatch")
   text = pathlib.Path(path).read_text()
   for line in (
@@ -76,14 +76,14 @@ def test_sweep_array_script_asks_for_the_resources(sweep_config, tmp_path):
   assert '--shard="${SLURM_ARRAY_TASK_ID}/2"' in text and "--group=seeds" in text
   assert subprocess.run(["bash", "-n", path]).returncode == 0
   # Default array size: one task per point.
-  assert sweeps.main(args[:3]) == 0
+  assert sweep_cli.main(args[:3]) == 0
   assert "#SBATCH --array=0-2" in pathlib.Path(path).read_text()
 
 
 def test_array_tasks_run_their_shards_and_requeue_safely(sweep_config, tmp_path):
   workdir = str(tmp_path / "sweep")
   base = [f"--config={sweep_config}", f"--workdir={workdir}", "--slurm"]
-  assert sweeps.main([*base, "--slurm.tasks=2"]) == 0
+  assert sweep_cli.main([*base, "--slurm.tasks=2"]) == 0
   script = os.path.join(workdir, "slurm", "sweep.sbatch")
   results = os.path.join(workdir, sweeps.RESULTS_FILE)
 

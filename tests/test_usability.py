@@ -67,20 +67,20 @@ def test_sweep_no_cache_and_one_result_line_per_point(tmp_path, capsys):
 
 
 def test_sweeps_take_config_overrides(tmp_path, capsys):
-  from jaxprune.results import sweeps
+  from jaxprune.results import sweep_cli
 
   config = "configs/protocols/seeds_sweep.py"
-  sweeps.main([f"--config={config}", f"--workdir={tmp_path}", "--list"])
+  sweep_cli.main([f"--config={config}", f"--workdir={tmp_path}", "--list"])
   plain = capsys.readouterr().out
-  sweeps.main(
+  sweep_cli.main(
     [f"--config={config}", f"--workdir={tmp_path}", "--list", "--config.num_epochs=3"]
   )
   assert capsys.readouterr().out != plain  # Other runs: other hashes.
   first = plain.split()[1]  # "   0 <hash> todo {...}"
   rows = [{"config_hash": first, "code_fingerprint": "0ld"}]
   io_utils.rewrite_jsonl(str(tmp_path / "results.jsonl"), rows)
-  sweeps.main([f"--config={config}", f"--workdir={tmp_path}", "--list"])
+  sweep_cli.main([f"--config={config}", f"--workdir={tmp_path}", "--list"])
   assert f"{first} done* " in capsys.readouterr().out  # Finished by other code.
   with pytest.raises(SystemExit):
-    sweeps.main([f"--config={config}", f"--workdir={tmp_path}", "--config.nope=1"])
+    sweep_cli.main([f"--config={config}", f"--workdir={tmp_path}", "--config.nope=1"])
   assert "unknown field 'nope'" in capsys.readouterr().err

@@ -245,12 +245,14 @@ _STALE_BEFORE = 0.0
 
 
 @contextlib.contextmanager
-def refreshing_caches():
+def refreshing_caches(since: float | None = None):
   """Within: every shared dense / pruned cache entry written before entering
-  is recomputed on first use (and overwritten); entries written since are
-  reused, so the points of one forced sweep still share them."""
+  (or before the time `since`: when a forced sweep began, for its tasks in
+  other processes) is recomputed on first use (and overwritten); entries
+  written since are reused, so the points of one forced sweep still share
+  them."""
   global _STALE_BEFORE
-  old, _STALE_BEFORE = _STALE_BEFORE, time.time()
+  old, _STALE_BEFORE = _STALE_BEFORE, time.time() if since is None else since
   try:
     yield
   finally:

@@ -19,23 +19,18 @@ training phases batch into one compiled program per phase
 (`jaxprune.protocols.grouped`); "seeds" groups only points that differ in the
 seed, "none" runs them one by one. Rows and run directories are the same.
 
-Command line:
-  python -m jaxprune.sweeps --config=configs/le2021/table2.py[:ARG] --workdir=DIR \
-      [--shard=i/n] [--list] [--group=auto|seeds|none] [--no_cache] [--force] [--config.FIELD=VALUE ...]
-      [--slurm [--slurm.partition=P --slurm.time=HH:MM:SS --slurm.gpus_per_task=G
-                --slurm.tasks=N] [--submit]]   (an sbatch job array; jaxprune.cluster)
+The command line (`python -m jaxprune.sweeps`) is `jaxprune.results.sweep_cli`;
+`jaxprune.results.ray_sweeps` runs the same groups as Ray tasks.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import itertools
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -45,8 +40,6 @@ import ml_collections
 import jaxprune
 from jaxprune import (
   checks,
-  cluster,
-  compile_cache,
   config_args,
   config_utils,
   fingerprint,
@@ -166,26 +159,32 @@ def finished_hashes(workdir: str) -> set[str]:
   return {r["config_hash"] for r in rows}
 
 
+def write_row(workdir: str, row: dict[str, Any], replace: bool = False) -> bool:
+  """Appends `row` to results.jsonl unless its point already has one (another
+  shard or executor task ran it); returns whether it was written. `replace`
+  (--force): the row replaces the point's earlier rows instead."""
+  path, digest = os.path.join(workdir, RESULTS_FILE), row["config_hash"]
+  with io_utils.file_lock(path + ".lock"):
+    if replace:
+      rows = [r for r in io_utils.read_jsonl(path) if r["config_hash"] != digest]
+      io_utils.rewrite_jsonl(path, [*rows, row])  # Atomic.
+    elif digest in finished_hashes(workdir):
+      return False
+    else:
+      io_utils.append_jsonl(path, row)
+  return True
+
+
 def _record(
   workdir: str,
   point: tuple[dict[str, Any], ml_collections.ConfigDict, str],
   summary: dict[str, Any],
   replace: bool = False,
 ) -> dict[str, Any] | None:
-  """Appends the point's row unless another shard already did; returns it.
-  `replace` (--force): the row replaces the point's earlier rows instead."""
-  overrides, config, digest = point
-  row = make_row(overrides, config, digest, summary)
-  path = os.path.join(workdir, RESULTS_FILE)
-  with io_utils.file_lock(path + ".lock"):
-    if replace:
-      rows = [r for r in io_utils.read_jsonl(path) if r["config_hash"] != digest]
-      io_utils.rewrite_jsonl(path, [*rows, row])  # Atomic.
-    elif digest in finished_hashes(workdir):  # Another shard may have run it.
-      return None
-    else:
-      io_utils.append_jsonl(path, row)
-  return row
+  """Writes the point's row (`write_row`); returns it, or None if another
+  shard already had."""
+  row = make_row(*point, summary)
+  return row if write_row(workdir, row, replace) else None
 
 
 DEFAULT_GROUP_MEMORY_GB = 4.0  # Bounds a group's size (`grouped.max_group_size`).
@@ -227,55 +226,123 @@ def run_sweep(
   # and loading a config must not pull in the protocols (TFDS, orbax, jax).
   import jax
 
-  from jaxprune import protocols  # (isort keeps these apart; same reason)
-  from jaxprune.protocols import common, grouped
+  from jaxprune.protocols import common  # (isort keeps these apart; same reason)
+
+  if group != "none" and jax.process_count() > 1:
+    # Every process must run the same programs in the same order; a group's
+    # phases meet in whatever order its threads arrive.
+    print("[sweep] multi-process run: points run one by one", flush=True)
+    group = "none"
+  total, groups = plan_groups(
+    base,
+    sweep,
+    workdir,
+    shard=shard,
+    group=group,
+    group_memory_gb=group_memory_gb,
+    no_cache=no_cache,
+    force=force,
+    group_mode=group_mode,
+  )
+  record = functools.partial(_record, workdir, replace=force)
+  appended: list[dict[str, Any]] = []
+  refresh = common.refreshing_caches() if force else contextlib.nullcontext()
+  with refresh:
+    for members in groups:
+      appended += run_group(
+        workdir, total, members, record, run_fn=run_fn, mode=group_mode, force=force
+      )
+  return appended
+
+
+# One point of a planned sweep: (index, overrides, config, config_hash).
+Member = tuple[int, dict[str, Any], ml_collections.ConfigDict, str]
+
+
+def plan_groups(
+  base: ml_collections.ConfigDict,
+  sweep: Sequence[dict[str, Any]],
+  workdir: str,
+  *,
+  shard: tuple[int, int] = (0, 1),
+  group: str = "auto",
+  group_memory_gb: float = DEFAULT_GROUP_MEMORY_GB,
+  no_cache: bool = False,
+  force: bool = False,
+  group_mode: str = "auto",
+  min_groups: int | None = None,
+) -> tuple[int, list[list[Member]]]:
+  """(number of points, this shard's groups of unfinished points): what
+  `run_sweep` runs, one `run_group` call per group. Groups are formed over
+  the whole sweep, at least `min_groups` (default: one per shard) when there
+  are enough points, and dealt to shards whole, so every shard (and every
+  rerun) sees the same groups; finished points are left out (not with
+  `force`), and so are groups left empty. `group_mode` is only checked here,
+  so that a bad value fails before any point runs."""
+  from jaxprune.protocols import grouped  # Not at the top: see run_sweep.
   from jaxprune.train import loop
 
   checks.choice(group_mode, "--group_mode", loop.GROUP_MODES)
   index, count = shard
   if not 0 <= index < count:
     raise ValueError(f"shard must be i/n with 0 <= i < n, got {index}/{count}")
-  run_fn = run_fn or protocols.run
   os.makedirs(workdir, exist_ok=True)
   points = expand(base, sweep)
   if no_cache:  # cache_dir is resume-safe: the hashes stay the same.
     for _, config, digest in points:
       with config.unlocked():
         config.cache_dir = os.path.join(workdir, "runs", digest, "cache")
-  if group != "none" and jax.process_count() > 1:
-    # Every process must run the same programs in the same order; a group's
-    # phases meet in whatever order its threads arrive.
-    print("[sweep] multi-process run: points run one by one", flush=True)
-    group = "none"
-  # Groups are formed over the whole sweep and dealt to shards whole, so
-  # every shard (and every rerun) sees the same groups.
   budget = int(group_memory_gb * (1 << 30))
   numbered = [(i, *point) for i, point in enumerate(points)]
   done = set() if force else finished_hashes(workdir)
+  formed = grouped.form_groups(numbered, group, budget, min_groups=min_groups or count)
   groups = [
     [p for p in g if p[3] not in done]
-    for k, g in enumerate(
-      grouped.form_groups(numbered, group, budget, min_groups=count)
-    )
+    for k, g in enumerate(formed)
     if k % count == index
   ]
-  appended: list[dict[str, Any]] = []
+  return len(points), [g for g in groups if g]
+
+
+# Writes a finished point's row: (point, summary) -> the row, or None if it
+# was not written (`_record`; an executor's task only makes the row).
+Recorder = Callable[
+  [tuple[dict[str, Any], ml_collections.ConfigDict, str], dict[str, Any]],
+  dict[str, Any] | None,
+]
+
+
+def run_group(
+  workdir: str,
+  total: int,
+  members: Sequence[Member],
+  record: Recorder,
+  *,
+  run_fn: Callable[[ml_collections.ConfigDict, str], dict[str, Any]] | None = None,
+  mode: str = "auto",
+  force: bool = False,
+) -> list[dict[str, Any]]:
+  """Runs one planned group (`plan_groups`) of a sweep of `total` points, its
+  training phases batched in `mode` (`jaxprune.train.loop.group_mode`), and
+  hands each finished point to `record`; returns the rows `record` gave.
+  `run_fn` (default `jaxprune.protocols.run`) runs one point."""
+  from jaxprune import protocols  # Not at the top: see run_sweep.
+  from jaxprune.protocols import grouped
+
+  rows: list[dict[str, Any]] = []
   point = functools.partial(
-    _run_point, workdir, len(points), run_fn, appended, force=force
+    _run_point, workdir, total, run_fn or protocols.run, rows, record, force=force
   )
-  refresh = common.refreshing_caches() if force else contextlib.nullcontext()
-  with refresh:
-    for members in filter(None, groups):
-      if len(members) == 1:
-        point(*members[0], 1)
-        continue
-      numbers = ", ".join(str(i + 1) for i, *_ in members)
-      print(f"[sweep] points {numbers}/{len(points)} as one group", flush=True)
-      tasks = [functools.partial(point, *m, len(members)) for m in members]
-      for error in grouped.run_tasks(tasks, group_mode):
-        if isinstance(error, BaseException):
-          raise error
-  return appended
+  if len(members) == 1:
+    point(*members[0], 1)
+    return rows
+  numbers = ", ".join(str(i + 1) for i, *_ in members)
+  print(f"[sweep] points {numbers}/{total} as one group", flush=True)
+  tasks = [functools.partial(point, *m, len(members)) for m in members]
+  for error in grouped.run_tasks(tasks, mode):
+    if isinstance(error, BaseException):
+      raise error
+  return rows
 
 
 def _run_point(
@@ -283,6 +350,7 @@ def _run_point(
   total: int,
   run_fn: Callable,
   appended: list[dict[str, Any]],
+  record: Recorder,
   i: int,
   overrides: dict[str, Any],
   config: ml_collections.ConfigDict,
@@ -291,8 +359,8 @@ def _run_point(
   *,
   force: bool = False,
 ) -> None:
-  """Runs one point and appends its row (in a group: in the point's thread);
-  `force`: from scratch, replacing its row."""
+  """Runs one point and hands its summary to `record` (in a group: in the
+  point's thread); `force`: from scratch."""
   # Not at the top: see run_sweep.
   from jaxprune.protocols import common
   from jaxprune.train import TrainingDivergedError
@@ -319,7 +387,7 @@ def _run_point(
       f"epoch {result.get('epoch')} (lr {result.get('lr')}); going on",
       flush=True,
     )
-  row = _record(workdir, (overrides, config, digest), result, replace=force)
+  row = record((overrides, config, digest), result)
   if row is not None:
     appended.append(row)
     print(f"[sweep] point {i + 1}/{total} {result_line(row)}", flush=True)
@@ -340,131 +408,3 @@ def result_line(row: dict[str, Any]) -> str:
 
 # The one config-file loader (kept under this name for callers of sweeps).
 load_sweep_module = config_args.load_module
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m jaxprune.sweeps")
-  parser.add_argument("--config", required=True, help="PATH[:ARG] of a sweep config")
-  parser.add_argument("--workdir", required=True)
-  parser.add_argument("--shard", default="0/1", help="i/n: run points i, i+n, ...")
-  parser.add_argument("--list", action="store_true", help="only list the points")
-  parser.add_argument(
-    "--group",
-    default="auto",
-    help="run points as groups whose training phases batch into one program: "
-    "auto (any points, bounded by --group_memory_gb), seeds (points that differ "
-    "only in the seed), none (one by one)",
-  )
-  parser.add_argument(
-    "--group_memory_gb",
-    type=float,
-    default=DEFAULT_GROUP_MEMORY_GB,
-    help="memory budget that bounds a group's size",
-  )
-  parser.add_argument(
-    "--group_mode",
-    default="auto",
-    help="how a group's phases train: vmap (one program over a run axis), "
-    "serial (one after another through one compiled program), auto (vmap on "
-    "GPU/TPU, serial on CPU)",
-  )
-  parser.add_argument(
-    "--vmap_seeds",
-    action="store_const",
-    const="seeds",
-    dest="group",
-    help="the same as --group=seeds (kept for old command lines)",
-  )
-  parser.add_argument(
-    "--no_cache",
-    action="store_true",
-    help="do not share or reuse cached dense / pruned phases between points",
-  )
-  parser.add_argument(
-    "--force",
-    action="store_true",
-    help="rerun the points even if finished (replacing their rows) and "
-    "recompute / overwrite the cached dense and pruned phases they use",
-  )
-  parser.add_argument(
-    "--slurm",
-    action="store_true",
-    help="write <workdir>/slurm/sweep.sbatch, a job array of shards (see "
-    "jaxprune.cluster), instead of running",
-  )
-  parser.add_argument(
-    "--slurm.tasks", dest="slurm_tasks", type=int, help="array size (default: points)"
-  )
-  parser.add_argument("--compile_cache", help=compile_cache.HELP)
-  cluster.add_slurm_flags(parser, gpus="gpus_per_task")
-  args, extra = parser.parse_known_args(argv)
-  base, sweep = config_args.load_sweep(args.config)
-  try:  # --config.FIELD=VALUE overrides of the base, as in jaxprune.main.
-    base = apply_overrides(base, config_utils.parse_overrides(extra, base))
-  except ValueError as e:
-    parser.error(str(e))
-  try:
-    index, count = (int(x) for x in args.shard.split("/"))
-  except ValueError:
-    parser.error(f"--shard must look like i/n, got {args.shard!r}")
-  if args.slurm:
-    tasks = args.slurm_tasks or len(sweep)
-    script = cluster.sweep_array_script(
-      args.config,
-      args.workdir,
-      tasks,
-      cluster.options_from_args(args),
-      python=sys.executable,
-      extra_args=[
-        f"--group={args.group}",
-        *(["--no_cache"] if args.no_cache else []),
-        *(["--force"] if args.force else []),
-        *extra,  # --config.FIELD=VALUE overrides.
-      ],
-    )
-    target = os.path.join(os.path.abspath(args.workdir), "slurm", "sweep.sbatch")
-    print(cluster.write_script(script, target, submit=args.submit))
-    return 0
-  if args.list:
-    # "done*": finished by other code than this (see jaxprune.fingerprint).
-    code = fingerprint.code("prune")
-    rows = io_utils.read_jsonl(os.path.join(args.workdir, RESULTS_FILE))
-    done = {r["config_hash"]: r.get("code_fingerprint", code) == code for r in rows}
-    for i, (overrides, _, digest) in enumerate(expand(base, sweep)):
-      state = "todo" if digest not in done else "done" if done[digest] else "done*"
-      print(f"{i:4d} {digest} {state} {overrides}")
-    return 0
-  try:
-    compile_cache.setup(args.compile_cache)  # Before the first compile.
-  except ValueError as e:
-    parser.error(f"--compile_cache: {e}")
-  # Only a real run needs these (their errors); `--list` / `--slurm` stay light.
-  from jaxprune.data import fashion_mnist_local
-  from jaxprune.train import checkpointing
-
-  try:
-    rows = run_sweep(
-      base,
-      sweep,
-      args.workdir,
-      shard=(index, count),
-      group=args.group,
-      group_memory_gb=args.group_memory_gb,
-      group_mode=args.group_mode,
-      no_cache=args.no_cache,
-      force=args.force,
-    )
-  except (
-    ValueError,
-    FileNotFoundError,
-    checkpointing.CheckpointError,
-    fashion_mnist_local.DatasetFileError,
-  ) as e:
-    print(f"ERROR: {e}", file=sys.stderr)
-    return 2
-  print(f"[sweep] {len(rows)} runs finished; results: {args.workdir}/{RESULTS_FILE}")
-  return 0
-
-
-if __name__ == "__main__":
-  sys.exit(main())
