@@ -72,9 +72,8 @@ def main(argv: list[str]) -> int:
   except ValueError as e:
     raise app.UsageError(f"--compile_cache: {e}") from None
   # Imported after jax.distributed.initialize: they may touch the devices.
-  from jaxprune import io_utils, protocols
-  from jaxprune.data import fashion_mnist_local
-  from jaxprune.train import TrainingDivergedError, checkpointing
+  from jaxprune import protocols
+  from jaxprune.train import USER_ERRORS, TrainingDivergedError
 
   workdir = os.path.abspath(_WORKDIR.value)
   print(f"workdir: {workdir}", flush=True)
@@ -83,13 +82,7 @@ def main(argv: list[str]) -> int:
   except TrainingDivergedError as e:
     print(f"DIVERGED: {e}", file=sys.stderr)
     return 3
-  except (
-    ValueError,
-    FileNotFoundError,
-    io_utils.WorkdirBusyError,
-    checkpointing.CheckpointError,
-    fashion_mnist_local.DatasetFileError,
-  ) as e:
+  except USER_ERRORS as e:
     print(f"ERROR: {e}", file=sys.stderr)
     return 2
   acc = summary.get("test/accuracy")

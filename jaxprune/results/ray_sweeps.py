@@ -25,7 +25,8 @@ jaxprune installed at the same commit on every node).
 
 `--ray.address`: "local" (default) starts a Ray instance on this machine for
 the sweep (no dashboard, usage stats off unless RAY_USAGE_STATS_ENABLED is
-set, services on 127.0.0.1); "auto" joins the cluster `ray start` made on
+set, node address 127.0.0.1: Ray may still listen on other interfaces, see
+README "Running on a cluster"); "auto" joins the cluster `ray start` made on
 this machine; HOST:PORT joins that cluster. A caller that already called
 `ray.init` keeps its connection. Ray is an optional extra:
 `pip install 'jaxprune[ray]'`.
@@ -89,22 +90,22 @@ def add_ray_flags(parser: argparse.ArgumentParser) -> None:
     help="local (start Ray on this machine), auto (the cluster `ray start` "
     "made here) or HOST:PORT",
   )
-  parser.add_argument("--ray.cpus_per_task", dest="ray_cpus", type=float, default=1)
-  parser.add_argument("--ray.gpus_per_task", dest="ray_gpus", type=float, default=0)
-  parser.add_argument("--ray.max_retries", dest="ray_retries", type=int, default=3)
+  parser.add_argument(
+    "--ray.cpus_per_task", dest="ray_cpus_per_task", type=float, default=1
+  )
+  parser.add_argument(
+    "--ray.gpus_per_task", dest="ray_gpus_per_task", type=float, default=0
+  )
+  parser.add_argument("--ray.max_retries", dest="ray_max_retries", type=int, default=3)
   parser.add_argument(
     "--ray.tasks", dest="ray_tasks", type=int, help="groups to form (default: slots)"
   )
 
 
 def options_from_args(args: argparse.Namespace) -> RayOptions:
-  return RayOptions(
-    address=args.ray_address,
-    cpus_per_task=args.ray_cpus,
-    gpus_per_task=args.ray_gpus,
-    max_retries=args.ray_retries,
-    tasks=args.ray_tasks,
-  )
+  """The `--ray.FIELD` flags (argparse dest `ray_FIELD`) as options."""
+  fields = dataclasses.fields(RayOptions)
+  return RayOptions(**{f.name: getattr(args, f"ray_{f.name}") for f in fields})
 
 
 def import_ray():

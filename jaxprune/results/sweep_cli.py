@@ -146,9 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cache_dir = compile_cache.setup(args.compile_cache)  # Before any compile.
   except ValueError as e:
     parser.error(f"--compile_cache: {e}")
-  # Only a real run needs these (their errors); `--list` / `--slurm` stay light.
-  from jaxprune.data import fashion_mnist_local
-  from jaxprune.train import checkpointing
+  # Only a real run needs the training stack; `--list` / `--slurm` stay light.
+  from jaxprune.train import USER_ERRORS
 
   common = dict(
     group=args.group,
@@ -165,13 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
       )
     else:
       rows = run_sweep(base, sweep, args.workdir, shard=(index, count), **common)
-  except (
-    ValueError,
-    FileNotFoundError,
-    checkpointing.CheckpointError,
-    fashion_mnist_local.DatasetFileError,
-    ray_sweeps.RayExecutorError,
-  ) as e:
+  except (*USER_ERRORS, ray_sweeps.RayExecutorError) as e:
     print(f"ERROR: {e}", file=sys.stderr)
     return 2
   print(f"[sweep] {len(rows)} runs finished; results: {args.workdir}/{RESULTS_FILE}")
