@@ -25,7 +25,9 @@ import struct
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TESTS = os.path.dirname(os.path.abspath(__file__))
+# jaxprune, and fault_driver when this file is loaded as a config.
+sys.path[:0] = [os.path.dirname(TESTS), TESTS]
 
 
 def get_config(root):

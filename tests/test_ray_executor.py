@@ -22,6 +22,7 @@ import os
 import shutil
 import subprocess
 import sys
+import types
 
 import pytest
 import ray_driver
@@ -134,3 +135,23 @@ def test_slots_count_the_tasks_the_cluster_runs_at_once():
   assert gpu_tasks.slots({"CPU": 6.0, "GPU": 2.0}) == 3  # CPUs bound it.
   assert ray_sweeps.RayOptions().slots({"CPU": 2.0}) == 2
   assert ray_sweeps.RayOptions(gpus_per_task=1).slots({"CPU": 8.0}) == 0
+
+
+def test_an_unreachable_cluster_is_a_one_line_error():
+  class Unreachable:  # Ray's API as far as `connected` uses it.
+    exceptions = types.SimpleNamespace(RayError=RuntimeError)
+
+    def is_initialized(self):
+      return False
+
+    def init(self, address):
+      raise ConnectionError(f"Traceback ...\nFailed to connect to Ray at {address}")
+
+  with (
+    pytest.raises(ray_sweeps.RayExecutorError) as error,
+    ray_sweeps.connected(Unreachable(), "10.0.0.9:6379"),
+  ):
+    pass
+  assert str(error.value) == (
+    "ray.address=10.0.0.9:6379: Failed to connect to Ray at 10.0.0.9:6379"
+  )

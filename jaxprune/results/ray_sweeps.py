@@ -128,7 +128,11 @@ def connected(ray, address: str):
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1")
   else:
-    ray.init(address=address)
+    try:
+      ray.init(address=address)
+    except (ConnectionError, ray.exceptions.RayError) as e:
+      last = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+      raise RayExecutorError(f"ray.address={address}: {last}") from None
   try:
     yield
   finally:
