@@ -2,7 +2,6 @@
 #   make demo   -- set up, prepare Fashion-MNIST offline, train the default experiment
 #   make test   -- set up with the test extra, lint, run the test suite
 #   make reproduce-mini -- one experiment per paper on Fashion-MNIST (CPU, < 90 min)
-#   make test-ray -- the Ray executor's tests, with the ray extra (not in `make test`)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -12,7 +11,7 @@ CONFIG ?= configs/mlp7_fashion_mnist.py
 MINI_WORKDIR ?= workdirs/mini
 MINI_OUT ?= experiments/results/mini
 
-.PHONY: demo test test-ray lint format bench bench-gpu reproduce-mini reproduce-di-long clean
+.PHONY: demo test lint format bench bench-gpu reproduce-mini reproduce-di-long clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -40,14 +39,6 @@ format: $(VENV)/.installed-test
 
 test: lint
 	JAX_PLATFORMS=cpu $(PY) -m pytest -q -n auto --dist=loadfile
-
-# Installs the ray extra (a 79 MB wheel) and runs the Ray executor's tests on a local
-# 2-CPU Ray cluster inside a private network namespace (`unshare --user --net`;
-# skipped where the machine forbids that). Kept out of `make test`: the suite is
-# at its time budget, and this file takes 2 min on a loaded 2-core machine.
-test-ray: $(VENV)/.installed-test
-	$(PY) -m pip install -q -e '.[test,ray]'
-	JAX_PLATFORMS=cpu $(PY) -m pytest -q tests/test_ray_executor.py
 
 bench: $(VENV)/.installed-test
 	$(PY) -m pip install -q torch==2.13.0
