@@ -39,7 +39,7 @@ import contextlib
 import dataclasses
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import ml_collections
@@ -108,7 +108,8 @@ def options_from_args(args: argparse.Namespace) -> RayOptions:
   return RayOptions(**{f.name: getattr(args, f"ray_{f.name}") for f in fields})
 
 
-def import_ray():
+def import_ray() -> Any:
+  """The `ray` module, or RayExecutorError saying how to install it."""
   try:
     import ray
   except ImportError:
@@ -117,7 +118,7 @@ def import_ray():
 
 
 @contextlib.contextmanager
-def connected(ray, address: str):
+def connected(ray: Any, address: str) -> Iterator[None]:
   """Ray initialised for the sweep (and shut down after, if this started it)."""
   if ray.is_initialized():
     yield
@@ -131,8 +132,7 @@ def connected(ray, address: str):
     try:
       ray.init(address=address)
     except (ConnectionError, ray.exceptions.RayError) as e:
-      last = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-      raise RayExecutorError(f"ray.address={address}: {last}") from None
+      raise RayExecutorError(f"ray.address={address}: {_last_line(e)}") from None
   try:
     yield
   finally:
@@ -233,9 +233,14 @@ def run_sweep_ray(
           print(f"[sweep] {sweeps.result_line(row)}", flush=True)
   if failed:
     numbers = sorted(i + 1 for members, _ in failed for i, *_ in members)
-    first = str(failed[0][1]).strip().splitlines()[-1]
     raise RayExecutorError(
       f"{len(failed)} of {len(groups)} Ray tasks failed (points {numbers} have "
-      f"no row; rerun to retry them): {first}"
+      f"no row; rerun to retry them): {_last_line(failed[0][1])}"
     )
   return written
+
+
+def _last_line(error: BaseException) -> str:
+  """The gist of Ray's multi-line errors (a remote traceback ends with it)."""
+  lines = str(error).strip().splitlines()
+  return lines[-1] if lines else type(error).__name__
