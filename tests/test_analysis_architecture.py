@@ -129,6 +129,8 @@ def smoke_run(tmp_path_factory):
   base, sweep = module.get_config("smoke"), module.get_sweep("smoke")
   with base.unlocked():
     base.data.data_dir, base.cache_dir = str(root / "tfds"), str(root / "cache")
+    # CPU time: 16x16 inputs (VGG pools to 1x1) and 4 steps per epoch.
+    base.data.image_size, base.data.train_limit = (16, 16), 128
   ((_, config, _),) = sweeps.expand(base, sweep)
   mp = pytest.MonkeyPatch()
   mp.setattr(datasets, "open_split", _separable_split)
@@ -175,7 +177,7 @@ def test_smoke_point_trains_the_guided_architecture(smoke_run, tmp_path):
 
 def test_transferred_source_trains_the_source_pattern(tiny_fmnist, tmp_path):
   c = tiny_protocol_config(tiny_fmnist, 24, str(tmp_path / "cache"))
-  c.protocol = "scratch"
+  c.protocol, c.num_epochs = "scratch", 1
   c.pruning.name, c.pruning.criterion = "structured", "l1"
   c.pruning.groups, c.pruning.group_allocation, c.pruning.ratio = "all", "global", 0.5
   c.scratch.budget, c.scratch.source = "E", "transferred"
