@@ -19,12 +19,13 @@ Two blocks, prune ratios 10-60 % (Table 21's columns), 5 seeds: VGG-16 on
 CIFAR-10 (Fig. 3 left, Table 21, Table 7 at 60 %) with {guided, pruned,
 uniform}, and VGG-19 on CIFAR-100 (Fig. 6 left) with {guided, pruned,
 uniform, transferred}. Both VGGs are network slimming's (one Linear head,
-`model.classifier="slimming"`).
+`model.classifier="slimming"`). What the paper leaves open (ratios, rounding,
+ratios vs counts when transferring): docs/provenance.md F13.
 
 Run:
   python -m jaxprune.sweeps --config=configs/liu2019/arch_search.py --workdir=workdirs/liu2019_arch
   python -m jaxprune.report --results=workdirs/liu2019_arch/results.jsonl \\
-      --out=workdirs/liu2019_arch/report --x=params --hue=scratch.source
+      --out=workdirs/liu2019_arch/report --x=pruning.ratio --hue=scratch.source
 The patterns (Tables 7, 21; Figs. 3-4 as figures) of one slimmed run, from a
 Python shell: `architecture.stage_channel_ratios("vgg16", widths,
 classifier="slimming")` on the `widths` of its result row, or

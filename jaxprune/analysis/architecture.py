@@ -6,7 +6,8 @@ stage, and the architectures built from those patterns to be trained from
 scratch:
 
 * :func:`kept_channel_ratios` / :func:`stage_channel_ratios`: kept width over
-  the unpruned width (the registered default unless given) per layer, and per stage (Tables 7, 18, 21).
+  the unpruned width (the registered default unless given) per layer, and per
+  stage (Tables 7, 18, 21).
 * :func:`kept_weight_ratios` / :func:`stage_weight_ratios`: fraction of each
   layer's kernel entries a mask keeps, and per stage (Tables 19-20).
 * :func:`guided_widths`: "Guided Pruning": every layer of a stage gets the
@@ -23,14 +24,15 @@ poolings (``Stage 1`` ... ``Stage 5``; hidden dense layers are ``classifier``),
 a CIFAR (Pre)ResNet's blocks (``Stage s``; the width its residual adds share
 is its own group ``Stage s residual``, a bottleneck net's stem is ``stem``, so
 block convs are averaged among block convs), every hidden layer of an MLP
-(``hidden``). A stage's ratio is its kept channels over
-its unpruned channels (equal to the mean of the layer ratios when the unpruned
-widths of a stage are equal, as in all these nets).
+(``hidden``). A stage's ratio is its kept channels over its unpruned channels
+(the mean of the layer ratios when a stage's unpruned widths are equal, as in
+all these nets).
 
 Rounding: a guided or transferred width is ``ratio * unpruned width`` rounded
 to the nearest integer, ties to even (Python's ``round``, computed exactly with
 fractions for guided widths: a stage kept at 11 and 12 of 16 channels gets
-12 twice, one kept at 12 and 13 also 12), and at least 1. Results are in the form
+12 twice, one kept at 12 and 13 also 12), and at least 1; the ``scratch``
+protocol's guided widths were rounded this way before. Results are in the form
 ``models.create(name, widths=...)`` takes, so the ``scratch`` and ``train``
 protocols train them directly.
 """
