@@ -14,7 +14,7 @@ from step_helpers import tiny_protocol_config
 from test_config_smoke_runs import _separable_split
 
 from jaxprune import config_args, io_utils, models, protocols
-from jaxprune.analysis import architecture, plots
+from jaxprune.analysis import architecture, plots, weights
 from jaxprune.data import datasets
 from jaxprune.protocols import scratch
 from jaxprune.results import sweeps
@@ -105,11 +105,22 @@ def test_kept_weight_ratios_of_a_hand_built_mask():
     "stage1_block1/conv1": 1.0,
     "head": 0.5,
   }
-  assert architecture.stage_weight_ratios(masks) == {
+  assert architecture.stage_weight_ratios(masks, model_name="resnet20") == {
     "stem_conv": 1.0,
     "Stage 1": 0.75,
     "Stage 2": (72 + 576) / (288 + 576),
   }
+  # VGG-11's convs by pooling stage (1, 1, 2, 2, 2 convs): conv2 and conv3 share one.
+  vgg = {f"conv{i}": kernel((3, 3, 2, 2), 9 * i) for i in range(4)}
+  assert architecture.stage_weight_ratios(vgg, model_name="vgg11") == {
+    "Stage 1": 1.0,
+    "Stage 2": 27 / 36,
+    "Stage 3": (18 + 9) / 72,
+  }
+  position = weights.kernel_position_keep(
+    vgg, stage_of=architecture.param_stage("vgg11")
+  )
+  assert sorted(position) == ["Stage 1", "Stage 2", "Stage 3"]
 
 
 def _vgg_slimming_params(widths, classes=10) -> int:

@@ -44,7 +44,7 @@ import fractions
 import glob
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -253,14 +253,31 @@ def kept_weight_ratios(masks: Any, *, kind: str = "all") -> dict[str, float]:
   return weights.kept_fractions(masks, kind=kind)
 
 
+def param_stage(model_name: str) -> Callable[[str], str]:
+  """Stage of a params-path layer name (``weights.kernels`` keys) of
+  ``model_name``: VGG ``conv{i}`` by pooling stage, ``stage{s}...`` of the
+  residual nets as ``Stage s+1``; anything else is its own stage. Pass it to
+  ``weights.kernel_position_keep(masks, stage_of=...)`` for Fig. 4."""
+  if _structure(model_name) != "vgg":
+    return weights.default_stage
+
+  def stage(layer: str) -> str:
+    if re.fullmatch(r"conv\d+", layer):
+      return stage_of(model_name, layer)
+    return layer
+
+  return stage
+
+
 def stage_weight_ratios(
-  masks: Any, *, kind: str = "conv", stage=weights.default_stage
+  masks: Any, *, model_name: str | None = None, kind: str = "conv"
 ) -> dict[str, float]:
   """Kept kernel entries / all kernel entries per stage (Tables 19-20).
 
-  ``stage`` maps a layer name (params path, e.g. ``stage1_block0/conv1``) to
-  its stage; layers outside ``stage{s}...`` are their own stage.
+  Stages by :func:`param_stage` of ``model_name`` (default: ``stage{s}...``
+  layers grouped, the others on their own).
   """
+  stage = param_stage(model_name) if model_name else weights.default_stage
   kept: dict[str, list[int]] = {}
   for layer, m in weights.kernels(masks, kind=kind).items():
     k = kept.setdefault(stage(layer), [0, 0])
