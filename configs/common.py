@@ -203,6 +203,23 @@ def l1_filters(
   return config
 
 
+def network_slimming(
+  config: ml_collections.ConfigDict, ratio: float, strength: float
+) -> ml_collections.ConfigDict:
+  """Network slimming (Liu et al. 2017): sparsity training with `strength` *
+  sum|gamma|, then one global BN-scale threshold removing `ratio` of all
+  channels, with surgery (docs/provenance.md F4)."""
+  p = config.pruning
+  p.name, p.criterion, p.groups, p.group_allocation = (
+    "structured",
+    "bn_scale",
+    "all",
+    "global",
+  )
+  p.ratio, p.slimming_strength = ratio, strength
+  return config
+
+
 def sfp(config: ml_collections.ConfigDict, ratio: float) -> ml_collections.ConfigDict:
   """Soft Filter Pruning (protocol `sfp`): L2 filter norms, `ratio` of the first
   conv of every block zeroed each epoch, trained 200 epochs with SFP's

@@ -150,7 +150,10 @@ def _protocol_sections(c: ml_collections.ConfigDict) -> None:
   # Training a pruned architecture from scratch (Liu et al. 2019).
   c.scratch = ml_collections.ConfigDict()
   c.scratch.budget = "B"  # E | B
-  c.scratch.source = "pruned"  # pruned | uniform | guided
+  c.scratch.source = "pruned"  # pruned | uniform | guided | transferred
+  # "transferred": the model / data the per-stage pattern is found on ("": this run's).
+  c.scratch.transfer_model = ""
+  c.scratch.transfer_data = ""
   c.scratch.e_convention = "rethinking2019"  # rethinking2019 | le2021
   c.scratch.b_extra_epochs = 0  # K2 of K1 * F1 / F2 + K2.
   c.scratch.max_speedup = 0.0  # Cap on F1 / F2 (Liu et al.'s ImageNet: 2); 0: none.

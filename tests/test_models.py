@@ -123,6 +123,43 @@ def test_param_counts_b_conv(name):
   assert _count(variables["params"]) == PARAM_COUNTS_B_CONV[name]
 
 
+def _pytorch_basic_resnet_count(n: int, shortcut_conv: bool, classes: int = 10) -> int:
+  """Trainable params of a 6n+2 BasicBlock CIFAR ResNet, summed over the
+  PyTorch layer list (Rethinking's weight-level `resnet(depth)`: stem conv 3->16
+  + BN, n blocks per stage of widths 16/32/64, a 1x1 conv + BN projection where
+  the stride or width changes, Linear head); BN running stats excluded."""
+  layers = [("conv", 3, 3, 16), ("bn", 16)]
+  in_w = 16
+  for s, w in enumerate((16, 32, 64)):
+    for b in range(n):
+      layers += [("conv", 3, in_w, w), ("bn", w), ("conv", 3, w, w), ("bn", w)]
+      if shortcut_conv and ((s > 0 and b == 0) or in_w != w):
+        layers += [("conv", 1, in_w, w), ("bn", w)]
+      in_w = w
+  layers.append(("fc", in_w, classes))
+  sizes = {
+    "conv": lambda k, i, o: k * k * i * o,
+    "bn": lambda c: 2 * c,
+    "fc": lambda i, o: i * o + o,
+  }
+  return sum(sizes[kind](*dims) for kind, *dims in layers)
+
+
+def test_resnet50_cifar_is_rethinkings_basic_block_resnet50():
+  # The layer-list count reproduces the torch-confirmed ResNet-56 (option B).
+  assert _pytorch_basic_resnet_count(9, True) == PARAM_COUNTS_B_CONV["resnet56"]
+  model = models.create("resnet50_cifar")
+  variables = _abstract_variables(model, CIFAR_SHAPE)
+  assert _count(variables["params"]) == _pytorch_basic_resnet_count(8, True)
+  assert model.shortcut == "B_conv"
+  assert model.widths == resnet_cifar.default_widths(50)
+  assert [len(b) for b in model.widths.blocks] == [8, 8, 8]
+  params = variables["params"]
+  assert "shortcut_conv" in params["stage2_block0"]
+  assert "shortcut_conv" not in params["stage0_block0"]
+  assert models.read_widths("resnet50_cifar", params) == model.widths
+
+
 def test_param_names():
   params = _abstract_variables(models.create("resnet20"), CIFAR_SHAPE)["params"]
   assert sorted(params["stage1_block0"]) == ["bn1", "bn2", "conv1", "conv2"]

@@ -69,6 +69,13 @@ CASES += [
   ("resnet18", {"widths": R18}, SIXTEEN),
   ("resnet18_cifar", {"widths": R18}, SMALL),
   ("resnet50", {"widths": R50}, SIXTEEN),
+  # Rethinking's CIFAR ResNet-50 (8 BasicBlocks per stage, 1x1-conv shortcuts
+  # by default): stage widths that shrink need the projections.
+  (
+    "resnet50_cifar",
+    {"widths": ((6, 5, 4), ((3, 4) * 4, (2, 3) * 4, (4, 2) * 4))},
+    SMALL,
+  ),
 ]
 IDS = [f"{n}-{o.get('shortcut', '')}" for n, o, _ in CASES]
 

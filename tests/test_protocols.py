@@ -24,7 +24,8 @@ import pytest
 from step_helpers import tiny_protocol_config
 
 from jaxprune import io_utils, models, protocols
-from jaxprune.protocols import budget, common, prune_retrain, scratch
+from jaxprune.analysis import architecture
+from jaxprune.protocols import budget, common, prune_retrain
 from jaxprune.pruning import rewind as rewind_lib
 from jaxprune.results import sweeps
 from jaxprune.train import checkpointing
@@ -294,9 +295,9 @@ def test_scratch_large_sparse_honours_reinit_rescale(base, tmp_path, monkeypatch
 
 def test_guided_and_uniform_architectures():
   w = models.ResNetWidths((16, 32, 64), ((10, 12, 14), (20, 21, 22), (40, 50, 60)))
-  got = scratch.guided_widths("resnet20", w)
+  got = architecture.guided_widths("resnet20", w)
   assert got == models.ResNetWidths((16, 32, 64), ((12,) * 3, (21,) * 3, (50,) * 3))
-  assert scratch.guided_widths("mlp7_relu", (10, 20, 30, 40, 50, 60)) == (35,) * 6
+  assert architecture.guided_widths("mlp7_relu", (10, 20, 30, 40, 50, 60)) == (35,) * 6
   assert budget.scratch_b_epochs(160, 4.0, 1.0, max_speedup=2) == 320
 
 

@@ -34,14 +34,7 @@ METHODS = [
 
 def get_config(arg=None):
   config = common.rethinking_cifar(common.base("slimming"), "vgg19")
-  p = config.pruning
-  p.name, p.criterion, p.groups, p.group_allocation = (
-    "structured",
-    "bn_scale",
-    "all",
-    "global",
-  )
-  p.ratio, p.slimming_strength = 0.7, 1e-5
+  common.network_slimming(config, 0.7, 1e-5)
   config.retrain.num_epochs = 160
   config.retrain.schedule = "piecewise"
   config.retrain.spec = "0:0.1,80:0.01,120:0.001"

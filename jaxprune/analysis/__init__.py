@@ -25,6 +25,10 @@ Modules:
                   stability (Zimmer et al. Def. A.1).
   weights         weight histograms, per-layer/per-stage kept widths and mask
                   patterns (Rethinking Fig. 8, Tables 7, 18-21), markdown.
+  architecture    pruning as architecture search (Rethinking Sec. 5): kept
+                  channel / weight ratios per layer and stage, guided and
+                  transferred widths, a finished run's final state
+                  (``from jaxprune.analysis import architecture``).
   plots           matplotlib figures of the above, atomic PNG writes (import
                   ``jaxprune.analysis.plots`` explicitly; not loaded here so
                   training does not pay for matplotlib).

@@ -14,6 +14,11 @@ then ``os.replace``, so a killed process never leaves a truncated PNG.
 * :func:`plot_weight_histograms`: weight distributions (Rethinking Fig. 8) from
   ``weights.weight_histograms``.
 * :func:`plot_widths`: original vs pruned per-layer widths (Table 7 as bars).
+* :func:`plot_kept_ratios`: kept channel/weight ratio per layer or stage, one
+  line per run or prune ratio (Tables 18-21 as lines;
+  ``analysis.architecture``).
+* :func:`plot_kernel_patterns`: keep probability of each 3x3 kernel position
+  per stage (Rethinking Fig. 4; ``weights.kernel_position_keep``).
 """
 
 from __future__ import annotations
@@ -150,3 +155,55 @@ def plot_widths(
   ax.set_title(title)
   ax.legend()
   return _finish(fig, path)
+
+
+def plot_kept_ratios(
+  series: Mapping[str, Mapping[str, float]],
+  path: str | None = None,
+  *,
+  title: str = "Kept ratio",
+  ylabel: str = "kept fraction",
+) -> Figure:
+  """``{label: {layer or stage: kept ratio}}`` as lines over the (shared,
+  first-seen order) layers, e.g. one line per prune ratio."""
+  names = list(dict.fromkeys(k for ratios in series.values() for k in ratios))
+  x = np.arange(len(names))
+  fig = Figure(figsize=(max(4.0, 0.35 * len(names) + 2.0), 3.5))
+  ax = fig.add_subplot()
+  for label, ratios in series.items():
+    y = [ratios.get(n, np.nan) for n in names]
+    ax.plot(x, y, marker="o", markersize=3, label=label)
+  ax.set_xticks(x, names, rotation=60, ha="right", fontsize=7)
+  ax.set_ylim(0, 1.05)
+  ax.set_ylabel(ylabel)
+  ax.set_title(title)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7)
+  return _finish(fig, path)
+
+
+def plot_kernel_patterns(
+  patterns: Mapping[str, np.ndarray],
+  path: str | None = None,
+  *,
+  title: str = "Kept 3x3 kernel positions",
+) -> Figure:
+  """One heatmap per stage of ``{stage: [kh, kw] keep probability}``; darker
+  is more often kept (Fig. 4), on a shared 0-1 scale."""
+  fig = Figure(figsize=(2.2 * max(1, len(patterns)) + 0.8, 2.6))
+  axes = fig.subplots(1, max(1, len(patterns)), squeeze=False)[0]
+  image = None
+  for ax, (stage, grid) in zip(axes, patterns.items()):
+    grid = np.asarray(grid, float)
+    image = ax.imshow(grid, cmap="Greys", vmin=0.0, vmax=1.0)
+    for (i, j), v in np.ndenumerate(grid):
+      ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="tab:red")
+    ax.set_title(stage, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+  if image is not None:
+    fig.colorbar(image, ax=list(axes), shrink=0.8)
+  fig.suptitle(title)
+  if path is not None:
+    save_figure(fig, path)
+  return fig

@@ -17,7 +17,8 @@ with matching shapes. Widths per family:
 
 * ``mlp7_*``: tuple of the 6 hidden widths, default ``(100,) * 6``.
 * ``lenet5_*``: ``(conv0, conv1, conv2, fc0)``, default ``(6, 16, 120, 84)``.
-* ``resnet{20,32,44,56,110}``: :class:`ResNetWidths` ``(stages, blocks)``, e.g.
+* ``resnet{20,32,44,56,110}`` and ``resnet50_cifar`` (n = 8, 1x1-conv
+  shortcuts by default): :class:`ResNetWidths` ``(stages, blocks)``, e.g.
   ``ResNetWidths((16, 32, 64), ((16,) * n, (32,) * n, (64,) * n))``; a dict
   ``{"stages": ..., "blocks": ...}`` with lists is accepted too.
 * ``vgg11/16/19`` (CIFAR) and ``vgg11_bn/vgg16_bn`` (ImageNet): flat tuple,
@@ -170,12 +171,18 @@ def _build_registry() -> dict[str, _Entry]:
       lambda f, k: graph.lenet5_groups(f["widths"], k),
       input_shape=mnist,
     )
-  for depth in (20, 32, 44, 56, 110):
-    registry[f"resnet{depth}"] = _Entry(
+  cifar_resnets = {
+    f"resnet{d}": (d, resnet_cifar.DEFAULT_SHORTCUT) for d in (20, 32, 44, 56, 110)
+  }
+  # Rethinking's lottery-ticket "ResNet-50" (Table 9): BasicBlocks, 8 per
+  # stage, 1x1-conv shortcuts (resnet_cifar.RESNET50_CIFAR_SHORTCUT).
+  cifar_resnets["resnet50_cifar"] = (50, resnet_cifar.RESNET50_CIFAR_SHORTCUT)
+  for name, (depth, shortcut) in cifar_resnets.items():
+    registry[name] = _Entry(
       resnet_cifar.CifarResNet,
       {
         "widths": resnet_cifar.default_widths(depth),
-        "shortcut": resnet_cifar.DEFAULT_SHORTCUT,
+        "shortcut": shortcut,
         "init": "default",
       },
       _resnet_check((depth - 2) // 6),

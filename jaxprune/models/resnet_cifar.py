@@ -52,6 +52,11 @@ from jaxprune.models import initializers
 
 SHORTCUTS = ("A_stride_pad", "A_avgpool_append", "B_conv")
 DEFAULT_SHORTCUT = "A_stride_pad"
+# `resnet50_cifar` is Rethinking's lottery-ticket "ResNet-50" (Table 9): the
+# weight-level `resnet(depth=50)` there picks bottlenecks only from depth 54,
+# so depth 50 is 6n+2 BasicBlocks (n = 8) with 1x1 conv + BN projections
+# (docs/provenance.md F12).
+RESNET50_CIFAR_SHORTCUT = "B_conv"
 DEFAULT_STAGE_WIDTHS = (16, 32, 64)
 # ReLU nets: orthogonal init is scaled by sqrt(2) everywhere.
 _RELU_GAIN = math.sqrt(2.0)

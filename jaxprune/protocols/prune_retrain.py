@@ -389,17 +389,35 @@ def validate_slimming(config: ml_collections.ConfigDict) -> None:
   validate_retrain(config, config.retrain.num_epochs)
 
 
-@protocol("slimming", validate=validate_slimming)
-def slimming(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  name = config.model.name
+def slimming_dense_phase(
+  config: ml_collections.ConfigDict, workdir: str
+) -> common.Phase:
+  """The shared sparsity training of network slimming (the `s * sum|gamma|`
+  penalty), keyed with `pruning.slimming_strength`."""
   hook = pruning.slimming_hook(
     config.pruning,
-    name,
+    config.model.name,
     common.num_classes(config),
     **config_utils.model_overrides(config),
   )
   train_cfg = common.training_config(config, keep_pruning=("slimming_strength",))
-  dense = common.cached_phase(train_cfg, workdir, config, regularizer=hook)
+  return common.cached_phase(train_cfg, workdir, config, regularizer=hook)
+
+
+def pretraining(config: ml_collections.ConfigDict, workdir: str) -> common.Phase:
+  """The dense phase a pruning of `config` starts from: network slimming's
+  sparsity training when `pruning.slimming_strength > 0` with the `bn_scale`
+  criterion (what the `slimming` protocol prunes), else the plain training."""
+  p = config.pruning
+  slimming_run = p.criterion == "bn_scale" and p.get("slimming_strength", 0) > 0
+  if slimming_run and not config.retrain.dense_workdir:
+    return slimming_dense_phase(config, workdir)
+  return common.dense_phase(config, workdir)
+
+
+@protocol("slimming", validate=validate_slimming)
+def slimming(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  dense = slimming_dense_phase(config, workdir)
   summary = run_cycles(config, workdir, dense, [config.retrain.num_epochs])
   summary["setup"] = f"slimming s={config.pruning.slimming_strength}"
   return common.finish(config, workdir, summary)

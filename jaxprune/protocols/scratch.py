@@ -9,8 +9,18 @@ The architecture (`scratch.source`):
            pruned by `pruning.ratio`; unstructured: `uniform` layer-wise
            sparsity with random scores);
   guided   (structured) the pruned widths averaged per stage ("Guided
-           Pruning", Sec. 5): ResNets: every block of a stage gets the stage's
-           mean inner width; MLPs: every hidden layer the mean width.
+           Pruning", Sec. 5; `analysis.architecture.guided_widths`): VGGs:
+           the convs between two poolings; ResNets: the blocks of a stage;
+           MLPs: all hidden layers;
+  transferred  (structured) the per-stage kept ratios of the same pruning
+           applied to `scratch.transfer_model` trained on
+           `scratch.transfer_data` (empty: this run's model / data), scaled
+           onto this run's model ("Transferred Guided Pruning", Sec. 5:
+           VGG-16 on CIFAR-10 -> VGG-19 on CIFAR-100); `dense_workdir` and
+           `dense/test/accuracy` are then the source's.
+With `pruning.criterion="bn_scale"` and `pruning.slimming_strength > 0` the
+pretraining is network slimming's sparsity training (shared with the
+`slimming` protocol), so "pruned" is the slimmed architecture.
 It is then trained from a fresh random initialisation in `scratch/`:
 structured -> the small-dense model (`model.widths` overridden); unstructured
 -> the full model with the fixed mask, weights from the model's initialisers
@@ -33,15 +43,15 @@ import os
 from typing import Any
 
 import ml_collections
-import numpy as np
 
-from jaxprune import config_utils, pruning
+from jaxprune import checks, config_utils, models, pruning
+from jaxprune.analysis import architecture
 from jaxprune.protocols import budget, common, prune_retrain, scoring
 from jaxprune.protocols.registry import protocol
 from jaxprune.pruning import rewind as rewind_lib
 from jaxprune.train import Start
 
-SOURCES = ("pruned", "uniform", "guided")
+SOURCES = ("pruned", "uniform", "guided", "transferred")
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -49,29 +59,23 @@ def validate(config: ml_collections.ConfigDict) -> None:
   common.choice(config, "scratch.budget", ("E", "B"))
   common.choice(config, "scratch.source", SOURCES)
   common.choice(config, "scratch.e_convention", budget.SCRATCH_E_CONVENTIONS)
-  if config.scratch.source == "guided":
+  if config.scratch.source in ("guided", "transferred"):
     common.choice(config, "pruning.name", ("structured",))
+  if config.scratch.source == "transferred":
+    if not (config.scratch.transfer_model or config.scratch.transfer_data):
+      raise ValueError(
+        "scratch.source='transferred' needs scratch.transfer_model and/or "
+        "scratch.transfer_data (the model / data the pattern comes from)"
+      )
+    if config.scratch.transfer_model:
+      checks.field_choice(config, "scratch.transfer_model", models.names())
   if config.pruning.name == "structured" and not config.pruning.surgery:
     raise ValueError(
       "protocol 'scratch' with structured pruning needs pruning.surgery=True"
     )
 
 
-def guided_widths(model_name: str, widths: Any) -> Any:
-  """Per-stage averages of pruned widths (Liu et al.'s Guided Pruning)."""
-  if hasattr(widths, "blocks"):  # ResNetWidths
-    blocks = tuple(
-      (round(float(np.mean(stage))),) * len(stage) for stage in widths.blocks
-    )
-    return type(widths)(tuple(widths.stages), blocks)
-  if model_name.startswith("mlp"):
-    return (round(float(np.mean(widths))),) * len(widths)
-  raise ValueError(
-    f"scratch.source='guided' knows the stages of ResNets and MLPs, not {model_name!r}"
-  )
-
-
-def architecture(
+def architecture_of(
   config: ml_collections.ConfigDict, workdir: str
 ) -> tuple[pruning.PruneResult, common.Phase | None]:
   """The pruning result defining the architecture, and the dense phase used."""
@@ -85,10 +89,38 @@ def architecture(
     params, batch_stats = common.init_params(config)
     data = scoring.pruning_inputs(config, Start(params, batch_stats))
     return pruning.prune(p, params, batch_stats, **kwargs, **data), None
-  dense = common.dense_phase(config, workdir)
+  dense = prune_retrain.pretraining(config, workdir)
   final = dense.final()
   data = scoring.pruning_inputs(config, final)
   return pruning.prune(p, final.params, final.batch_stats, **kwargs, **data), dense
+
+
+def transfer_source(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """`config` on the model and data the transferred pattern is found on."""
+  src = common.resolved(config)
+  src.model.name = config.scratch.transfer_model or config.model.name
+  src.data.name = config.scratch.transfer_data or config.data.name
+  src.scratch.source = "pruned"
+  return src
+
+
+def scratch_widths(config: ml_collections.ConfigDict, res: pruning.PruneResult) -> Any:
+  """The widths trained from scratch for a structured `scratch.source`; `res`
+  is the pruning of `transfer_source(config)` for "transferred"."""
+  # The run's model overrides: a `model.widths` is the unpruned net.
+  overrides = config_utils.model_overrides(config)
+  if config.scratch.source == "guided":
+    return architecture.guided_widths(config.model.name, res.widths, **overrides)
+  if config.scratch.source == "transferred":
+    src = transfer_source(config)
+    return architecture.transferred_widths(
+      src.model.name,
+      res.widths,
+      config.model.name,
+      source_overrides=config_utils.model_overrides(src),
+      **overrides,
+    )
+  return res.widths
 
 
 def scratch_epochs(config: ml_collections.ConfigDict, counts: dict[str, Any]) -> int:
@@ -108,12 +140,13 @@ def scratch_epochs(config: ml_collections.ConfigDict, counts: dict[str, Any]) ->
 
 @protocol("scratch", validate=validate)
 def scratch(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  res, dense = architecture(config, workdir)
+  transferred = config.scratch.source == "transferred"
+  res, dense = architecture_of(
+    transfer_source(config) if transferred else config, workdir
+  )
   structured = config.pruning.name == "structured"
   if structured:
-    widths = res.widths
-    if config.scratch.source == "guided":
-      widths = guided_widths(config.model.name, widths)
+    widths = scratch_widths(config, res)
     counts = common.measure(config, None, None, widths)
     start, overrides = None, {"widths": widths}
   else:
