@@ -76,6 +76,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.train_limit = 0  # 0 = all examples.
   c.data.test_limit = 0
   c.data.resident = config_dict.placeholder(bool)  # None = dataset default.
+  # Class-list file of a class-subset dataset (imagenet100); None: its default.
+  c.data.class_list = config_dict.placeholder(str)
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "sgd"

@@ -227,7 +227,8 @@ def _resident_arrays(
   limit = data_config.test_limit if split == spec.test_split else limit
   root = os.path.join(datasets.default_data_dir(data_config.data_dir), spec.tfds_name)
   stamp = os.path.getmtime(root) if os.path.exists(root) else 0.0
-  key = (data_config.name, split, root, stamp, len(source), limit, tuple(size))
+  subset = data_config.get("class_list")
+  key = (data_config.name, subset, split, root, stamp, len(source), limit, tuple(size))
   if key not in _RESIDENT_CACHE:
     x, y = datasets.read_all(source, spec, limit)
     x = datasets.resize_images(x, size)
@@ -276,12 +277,8 @@ def load(data_config: ml_collections.ConfigDict, seed: int | None = None) -> Dat
     )
   preprocess = Preprocess(mean=mean, std=std, augment=data_config.augment)
   resident = spec.resident if data_config.resident is None else data_config.resident
-  train_source = datasets.open_split(
-    spec.tfds_name, spec.train_split, data_config.data_dir
-  )
-  test_source = datasets.open_split(
-    spec.tfds_name, spec.test_split, data_config.data_dir
-  )
+  train_source = datasets.open_spec_split(spec, spec.train_split, data_config)
+  test_source = datasets.open_spec_split(spec, spec.test_split, data_config)
 
   if resident:
     x, y = _resident_arrays(train_source, spec, spec.train_split, data_config, size)
