@@ -164,6 +164,8 @@ def _protocol_sections(c: ml_collections.ConfigDict) -> None:
   c.prune_epoch.finetune_lr = 0.01  # SX-A / SX-B.
   c.prune_epoch.max_stage_epochs = 30  # Halving rule 3; 0: no limit.
   c.prune_epoch.speedup = config_dict.placeholder(float)  # SX-B; None: counted.
+  # Epochs added to the fine-tuning's first LR stage (Tables 5, 8: "+N epochs").
+  c.prune_epoch.extra_epochs = 0
 
 
 def finalize(

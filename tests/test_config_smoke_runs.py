@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import glob
 import os
+import types
 
 import numpy as np
 import pytest
 
 from jaxprune import config_args, config_utils, protocols
-from jaxprune.data import datasets
+from jaxprune.data import class_subset, datasets
 from jaxprune.results import sweeps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -113,7 +114,13 @@ class SeparableSource:
 def _separable_split(name: str, split: str, data_dir: str | None = None):
   channels = datasets.SPECS[name].image_shape[2]
   train = split == datasets.SPECS[name].train_split
-  return SeparableSource(512 if train else 256, (32, 32, channels), int(train))
+  source = SeparableSource(512 if train else 256, (32, 32, channels), int(train))
+  # Class subsets (imagenet100) select by class name: the source's classes
+  # are those of the default list, so every example is kept, labels unchanged.
+  names = class_subset.read_class_list(class_subset.IMAGENET100, 100)
+  label = types.SimpleNamespace(names=names)
+  source.dataset_info = types.SimpleNamespace(features={"label": label})
+  return source
 
 
 @pytest.fixture(scope="module")

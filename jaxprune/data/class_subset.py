@@ -112,14 +112,22 @@ class SubsetSource:
     return [self._relabel(r) for r in records]
 
 
+def _prepared_dir(source) -> str | None:
+  """The directory of a prepared TFDS split's files; None for a source with
+  no files on disk (`tfds.testing.mock_data`, tests' look-alikes)."""
+  where = getattr(getattr(source, "dataset_info", None), "data_dir", None)
+  return str(where) if where and os.path.isdir(str(where)) else None
+
+
 def _labels_source(source, name: str, split: str, data_dir: str | None):
   """The split opened with undecoded images, for a label-only pass; `source`
-  itself where that is not possible (e.g. `tfds.testing.mock_data`, which
-  encodes its random images with TensorFlow, absent here)."""
+  itself for a source without files (mock data) or where that fails."""
   import tensorflow_datasets as tfds
 
   from jaxprune.data import datasets
 
+  if _prepared_dir(source) is None:
+    return source
   try:
     undecoded = tfds.data_source(
       name,
@@ -150,8 +158,7 @@ def _saved_index_path(source, digest: str, split: str, data_dir: str | None):
   with no files on disk (mock data, tests)."""
   from jaxprune.data import datasets
 
-  where = getattr(getattr(source, "dataset_info", None), "data_dir", None)
-  if not where or not os.path.isdir(str(where)):
+  if _prepared_dir(source) is None:
     return None
   root = os.path.join(datasets.default_data_dir(data_dir), "class_subsets")
   return os.path.join(root, f"{split}-{digest}.npy")
