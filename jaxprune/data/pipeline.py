@@ -27,6 +27,8 @@ from jaxprune import checks
 from jaxprune.data import datasets
 
 AUGMENTATIONS = ("none", "cifar", "flip")
+# Streamed splits: a background thread pool here, or grain workers (grain_loader).
+LOADERS = ("thread", "grain")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,11 +114,15 @@ class StreamingSplit:
     spec: datasets.DatasetSpec,
     image_size: Sequence[int],
     indices: np.ndarray | None = None,
+    loader: str = "thread",
+    workers: int = 0,
   ):
     self.source = source
     self.spec = spec
     self.image_size = tuple(image_size)
     self.indices = np.arange(len(source)) if indices is None else indices
+    self.loader = checks.choice(loader, "data.loader", LOADERS)
+    self.workers = workers
 
   @property
   def num_examples(self) -> int:
@@ -163,23 +169,43 @@ class StreamingSplit:
     are included with weight 0.
     """
     rows = rows or slice(0, batch_size)
+    plan = self.plan(batch_size, train=train, seed=seed, epoch=epoch, rows=rows)
+    size = rows.stop - rows.start
+    if self.loader == "grain":
+      from jaxprune.data import grain_loader  # grain only when asked for.
+
+      yield from grain_loader.batches(self, plan, train, size, self.workers, prefetch)
+      return
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+      futures = []
+      for idx, seeds in plan:
+        futures.append(pool.submit(self._load, idx, train, seeds))
+        if len(futures) > prefetch:
+          yield pad_batch(*futures.pop(0).result(), size)
+      for future in futures:
+        yield pad_batch(*future.result(), size)
+
+  def plan(
+    self, batch_size: int, *, train: bool, seed: int, epoch: int, rows: slice
+  ) -> list[tuple[np.ndarray, list[list[int]]]]:
+    """Per batch of the epoch: (split positions of `rows`, per-example seeds).
+
+    The order is a function of (seed, epoch) only, so a run resumed at an epoch
+    boundary reads exactly the batches it would have read.
+    """
     n = self.num_examples
     if train:
       order = np.random.default_rng([seed, epoch]).permutation(n)
       order = order[: (n // batch_size) * batch_size]
     else:
       order = np.arange(n)
-    size = rows.stop - rows.start
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-      futures = []
-      for i, start in enumerate(range(0, len(order), batch_size)):
-        positions = np.arange(start + rows.start, min(start + rows.stop, len(order)))
-        seeds = [[seed, epoch, i, int(p - start)] for p in positions]
-        futures.append(pool.submit(self._load, order[positions], train, seeds))
-        if len(futures) > prefetch:
-          yield pad_batch(*futures.pop(0).result(), size)
-      for future in futures:
-        yield pad_batch(*future.result(), size)
+    out = []
+    for i, start in enumerate(range(0, len(order), batch_size)):
+      positions = np.arange(start + rows.start, min(start + rows.stop, len(order)))
+      out.append(
+        (order[positions], [[seed, epoch, i, int(p - start)] for p in positions])
+      )
+    return out
 
 
 def pad_batch(images, labels, batch_size):
@@ -297,11 +323,18 @@ def load(data_config: ml_collections.ConfigDict, seed: int | None = None) -> Dat
     train_idx, val_idx = datasets.train_val_split(
       n, data_config.validation_fraction, split
     )
-    train = StreamingSplit(train_source, spec, size, train_idx)
+    loader = dict(
+      loader=data_config.get("loader", "thread"),
+      workers=checks.nonneg_int(
+        data_config.get("loader_workers", 0), "data.loader_workers"
+      ),
+    )
+    train = StreamingSplit(train_source, spec, size, train_idx, **loader)
     n_test = len(test_source)
     if data_config.test_limit:
       n_test = min(n_test, data_config.test_limit)
-    evals = {"test": StreamingSplit(test_source, spec, size, np.arange(n_test))}
+    test_idx = np.arange(n_test)
+    evals = {"test": StreamingSplit(test_source, spec, size, test_idx, **loader)}
     if len(val_idx):
-      evals["val"] = StreamingSplit(train_source, spec, size, val_idx)
+      evals["val"] = StreamingSplit(train_source, spec, size, val_idx, **loader)
   return Data(spec, preprocess, train, evals, (*size, native[2]))
