@@ -3,8 +3,9 @@
 Small datasets (MNIST, Fashion-MNIST, CIFAR) are held on device as uint8 arrays
 and a whole epoch runs as one jitted `lax.scan`: the batch indices come from a
 seeded permutation inside the compiled program, so there is no Python per step.
-Larger datasets (ImageNet) stream: a background thread reads and decodes batches
-from the TFDS data source while the device trains.
+Larger datasets (ImageNet) stream: a background thread pool (or grain's
+workers, `data.loader="grain"`) reads and decodes batches from the TFDS data
+source while the device trains.
 
 Both paths hand uint8 NHWC batches to `preprocess`, which runs on device inside
 the train step: scale to [0, 1], augment (CIFAR: 4-pixel zero pad, random crop,
@@ -27,7 +28,7 @@ from jaxprune import checks
 from jaxprune.data import datasets
 
 AUGMENTATIONS = ("none", "cifar", "flip")
-# Streamed splits: a background thread pool here, or grain workers (grain_loader).
+# Streamed splits: a background thread pool, or grain (`_grain_batches`).
 LOADERS = ("thread", "grain")
 
 
@@ -172,9 +173,7 @@ class StreamingSplit:
     plan = self.plan(batch_size, train=train, seed=seed, epoch=epoch, rows=rows)
     size = rows.stop - rows.start
     if self.loader == "grain":
-      from jaxprune.data import grain_loader  # grain only when asked for.
-
-      yield from grain_loader.batches(self, plan, train, size, self.workers, prefetch)
+      yield from _grain_batches(self, plan, train, size, self.workers, prefetch)
       return
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
       futures = []
@@ -206,6 +205,58 @@ class StreamingSplit:
         (order[positions], [[seed, epoch, i, int(p - start)] for p in positions])
       )
     return out
+
+
+def _grain():
+  """The grain module, its absl flags usable; a one-line error without it."""
+  try:
+    import grain
+  except ImportError:
+    raise ImportError(
+      "data.loader='grain' needs the grain package: pip install 'jaxprune[grain]' "
+      "(or pip install grain), or use data.loader='thread'"
+    ) from None
+  from absl import flags
+
+  if not flags.FLAGS.is_parsed():
+    # grain reads its absl flags in worker processes; a library caller (a test,
+    # a notebook) has not parsed any: take the defaults.
+    flags.FLAGS.mark_as_parsed()
+  return grain
+
+
+class _LoadBatch:
+  """One planned batch to its padded arrays (a picklable map for grain workers)."""
+
+  def __init__(self, split: StreamingSplit, train: bool, size: int):
+    self.split, self.train, self.size = split, train, size
+
+  def __call__(self, item: tuple[np.ndarray, list[list[int]]]):
+    idx, seeds = item
+    return pad_batch(*self.split._load(idx, self.train, seeds), self.size)
+
+
+def _grain_batches(
+  split: StreamingSplit, plan: list, train: bool, size: int, workers: int, prefetch: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+  """The planned batches read by grain (`data.loader="grain"`), in plan order.
+
+  A `MapDataset` over the batches whose map is the thread loader's `_load`,
+  run by `workers` worker processes (`mp_prefetch`: decoding and cropping
+  then bypass the GIL; the processes start anew each epoch) or by grain's
+  threads in this process when `workers` is 0. grain keeps the order, so the
+  batches equal the thread loader's.
+  """
+  grain = _grain()
+  dataset = grain.MapDataset.source(plan).map(_LoadBatch(split, train, size))
+  if workers:
+    options = grain.MultiprocessingOptions(
+      num_workers=workers, per_worker_buffer_size=prefetch
+    )
+    yield from dataset.to_iter_dataset().mp_prefetch(options)
+  else:
+    options = grain.ReadOptions(num_threads=2, prefetch_buffer_size=prefetch)
+    yield from dataset.to_iter_dataset(options)
 
 
 def pad_batch(images, labels, batch_size):
