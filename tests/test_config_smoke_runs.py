@@ -66,6 +66,11 @@ SMALL_LR = {
   "wang2021_di/table3.py": "DI's MNIST LR 0.01 (x0.1 at 1/3, 2/3)",
   "wang2021_di/table7.py": "DI's MNIST LR 0.01 (x0.1 at 1/3, 2/3)",
   "protocols/prune_epoch.py": "scratch schedule 0.05 / 0.005 / 0.0005, pruned after epoch 1",
+  # ImageNet100 PkFn: S is 0.1 then 0.001 over the 2 smoke epochs; the one
+  # fine-tuning epoch after pruning (95 % of the filters: Tables 5, 8) is at 0.001.
+  "wang2023/table4.py": "pruned after epoch 1, fine-tuned 1 epoch at LR 0.001",
+  "wang2023/table5.py": "95 % of the filters pruned after epoch 1, 1 epoch at 0.001",
+  "wang2023/table8.py": "95 % of the filters pruned after epoch 1, 1 epoch at 0.001",
 }
 
 
