@@ -86,6 +86,9 @@ def test_loader_fields_are_checked_and_leave_the_hash_alone(monkeypatch):
   spec = datasets.get_spec("imagenet2012")
   with pytest.raises(ValueError, match=r"data\.loader must be one of"):
     pipeline.StreamingSplit([], spec, (8, 8), loader="dali")
+  config.data.loader = "dali"  # Refused before any data is read, any dataset.
+  with pytest.raises(ValueError, match=r"data\.loader must be one of"):
+    pipeline.load(config.data)
   monkeypatch.setitem(sys.modules, "grain", None)  # As if not installed.
   split = pipeline.StreamingSplit([], spec, (8, 8), loader="grain")
   with pytest.raises(ImportError, match=r"pip install 'jaxprune\[grain\]'"):

@@ -112,6 +112,14 @@ def test_extra_epochs_lengthen_the_first_finetune_stage():
   assert budget.extend_first_stage(p30, 0) is p30
   with pytest.raises(ValueError, match=r"prune_epoch\.extra_epochs must be"):
     budget.extend_first_stage(p30, -1)
+  from jaxprune.protocols import common as protocol_common
+
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  module = runpy.run_path(os.path.join(root, "configs", "protocols", "prune_epoch.py"))
+  config = module["get_config"]()
+  config.prune_epoch.extra_epochs = -2
+  with pytest.raises(ValueError, match=r"prune_epoch\.extra_epochs must be"):
+    protocol_common.validate(config)
 
 
 def test_budget_errors():

@@ -340,6 +340,8 @@ def load(data_config: ml_collections.ConfigDict, seed: int | None = None) -> Dat
   spec = datasets.get_spec(data_config.name)
   split = split_seed(data_config, seed)
   checks.choice(data_config.augment, "data.augment", AUGMENTATIONS)
+  # Checked for every dataset, though only streamed ones use it: no typo passes.
+  checks.choice(data_config.get("loader", "thread"), "data.loader", LOADERS)
   datasets.prepare(spec.tfds_name, data_config.data_dir, data_config.manual_dir)
   native = spec.image_shape
   size = tuple(data_config.image_size or native[:2])

@@ -32,6 +32,7 @@ from typing import Any
 
 import ml_collections
 
+from jaxprune import checks
 from jaxprune.analysis import training_stats
 from jaxprune.protocols import budget, common, prune_retrain, scoring
 from jaxprune.protocols.registry import protocol
@@ -50,9 +51,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     )
   if config.prune_epoch.max_stage_epochs < 0:
     raise ValueError("prune_epoch.max_stage_epochs must be >= 0 (0 = no limit)")
-  extra = config.prune_epoch.get("extra_epochs", 0)
-  if isinstance(extra, bool) or not isinstance(extra, int) or extra < 0:
-    raise ValueError(f"prune_epoch.extra_epochs must be an integer >= 0, got {extra!r}")
+  checks.nonneg_int(
+    config.prune_epoch.get("extra_epochs", 0), "prune_epoch.extra_epochs"
+  )
 
 
 def init_speedup(config: ml_collections.ConfigDict) -> float:
