@@ -51,3 +51,10 @@ def number(value: Any, field: str, minimum: float | None = None) -> float:
   if minimum is not None and value < minimum:
     raise ValueError(f"{field} must be >= {minimum}, got {value!r}")
   return float(value)
+
+
+def nonneg_int(value: Any, name: str) -> int:
+  """`value` as an int; ValueError naming `name` unless a whole number >= 0."""
+  if isinstance(value, bool) or int(value) != value or value < 0:
+    raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+  return int(value)

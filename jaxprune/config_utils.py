@@ -34,6 +34,10 @@ RESUME_SAFE_FIELDS = (
   "checkpoint_every_epochs",
   "analysis",
   "cache_dir",  # Where shared phases are stored, not what they compute.
+  # How streamed batches are read; the batches are the same with any loader
+  # (tests/test_grain_loader.py).
+  "data.loader",
+  "data.loader_workers",
 )
 
 
@@ -76,6 +80,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.train_limit = 0  # 0 = all examples.
   c.data.test_limit = 0
   c.data.resident = config_dict.placeholder(bool)  # None = dataset default.
+  # Class-list file of a class-subset dataset (imagenet100); None: its default.
+  c.data.class_list = config_dict.placeholder(str)
+  # Streamed datasets: "thread" (a background thread pool) or "grain" (grain's
+  # workers, `pip install jaxprune[grain]`); loader_workers: grain worker
+  # processes, 0 = grain's threads in this process. Same batches either way.
+  c.data.loader = "thread"
+  c.data.loader_workers = 0
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "sgd"
@@ -165,6 +176,8 @@ def _protocol_sections(c: ml_collections.ConfigDict) -> None:
   c.prune_epoch.finetune_lr = 0.01  # SX-A / SX-B.
   c.prune_epoch.max_stage_epochs = 30  # Halving rule 3; 0: no limit.
   c.prune_epoch.speedup = config_dict.placeholder(float)  # SX-B; None: counted.
+  # Epochs added to the fine-tuning's first LR stage (Tables 5, 8: "+N epochs").
+  c.prune_epoch.extra_epochs = 0
 
 
 def finalize(
@@ -304,7 +317,8 @@ def config_hash(config: ml_collections.ConfigDict) -> str:
   """
   fields = without_new_defaults(to_json_dict(config), _defaults())
   for key in RESUME_SAFE_FIELDS:
-    fields.pop(key, None)
+    section, _, leaf = key.rpartition(".")
+    (fields.get(section, {}) if section else fields).pop(leaf, None)
   return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 

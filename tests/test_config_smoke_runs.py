@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import glob
 import os
+import types
 
 import numpy as np
 import pytest
 
 from jaxprune import config_args, config_utils, protocols
-from jaxprune.data import datasets
+from jaxprune.data import class_subset, datasets
 from jaxprune.results import sweeps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -65,6 +66,11 @@ SMALL_LR = {
   "wang2021_di/table3.py": "DI's MNIST LR 0.01 (x0.1 at 1/3, 2/3)",
   "wang2021_di/table7.py": "DI's MNIST LR 0.01 (x0.1 at 1/3, 2/3)",
   "protocols/prune_epoch.py": "scratch schedule 0.05 / 0.005 / 0.0005, pruned after epoch 1",
+  # ImageNet100 PkFn: S is 0.1 then 0.001 over the 2 smoke epochs; the one
+  # fine-tuning epoch after pruning (95 % of the filters: Tables 5, 8) is at 0.001.
+  "wang2023/table4.py": "pruned after epoch 1, fine-tuned 1 epoch at LR 0.001",
+  "wang2023/table5.py": "95 % of the filters pruned after epoch 1, 1 epoch at 0.001",
+  "wang2023/table8.py": "95 % of the filters pruned after epoch 1, 1 epoch at 0.001",
 }
 
 
@@ -113,7 +119,13 @@ class SeparableSource:
 def _separable_split(name: str, split: str, data_dir: str | None = None):
   channels = datasets.SPECS[name].image_shape[2]
   train = split == datasets.SPECS[name].train_split
-  return SeparableSource(512 if train else 256, (32, 32, channels), int(train))
+  source = SeparableSource(512 if train else 256, (32, 32, channels), int(train))
+  # Class subsets (imagenet100) select by class name: the source's classes
+  # are those of the default list, so every example is kept, labels unchanged.
+  names = class_subset.read_class_list(class_subset.IMAGENET100, 100)
+  label = types.SimpleNamespace(names=names)
+  source.dataset_info = types.SimpleNamespace(features={"label": label})
+  return source
 
 
 @pytest.fixture(scope="module")

@@ -99,6 +99,29 @@ def test_sx_b_squeezes_pruning_epoch():
   assert budget.sx_b(SCRATCH, 30, 12.06, 1e-1).prune_epoch == 2
 
 
+def test_extra_epochs_lengthen_the_first_finetune_stage():
+  # Table 8: P90F30, 1e-4 (+1485 epochs) has a first stage of 15 + 1485 = 1500
+  # epochs ("exactly 100 times" the 15 of P90F30, 1e-2), then 1e-5 for 15.
+  proto = budget.extend_first_stage(budget.pkfn(SCRATCH, 90), 1485)
+  assert proto.finetune.spec == "0:0.0001,1500:1e-05"
+  assert (proto.finetune.epochs, proto.total_epochs) == (1515, 1605)
+  assert proto.label == "P90F30, 1e-4 (+1485 epochs)"
+  # Table 5: P30F90, 1e-2 (+30 epochs) = 120 fine-tuning epochs.
+  p30 = budget.extend_first_stage(budget.pkfn(SCRATCH, 30), 30)
+  assert p30.finetune.spec == "0:0.01,60:0.001,90:0.0001,105:1e-05"
+  assert budget.extend_first_stage(p30, 0) is p30
+  with pytest.raises(ValueError, match=r"prune_epoch\.extra_epochs must be"):
+    budget.extend_first_stage(p30, -1)
+  from jaxprune.protocols import common as protocol_common
+
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  module = runpy.run_path(os.path.join(root, "configs", "protocols", "prune_epoch.py"))
+  config = module["get_config"]()
+  config.prune_epoch.extra_epochs = -2
+  with pytest.raises(ValueError, match=r"prune_epoch\.extra_epochs must be"):
+    protocol_common.validate(config)
+
+
 def test_budget_errors():
   with pytest.raises(ValueError, match="train_epochs must be a non-negative integer"):
     budget.scratch_b_epochs(-1, 2.0, 1.0)

@@ -7,8 +7,9 @@ opened, and `pipeline.StreamingSplit` reads batches from them.
 
 Datasets on machines that have them: `mnist`, `fashion_mnist`, `cifar10`,
 `cifar100` (prepared in array_record format, e.g. `tfds build --file_format=
-array_record`), `imagenet2012` (manual dir). Offline here: `fashion_mnist_local`,
-prepared by `prepare()` from the Debian package's IDX files.
+array_record`), `imagenet2012` (manual dir) and `imagenet100`, its 100-class
+subset (`class_subset`). Offline here: `fashion_mnist_local`, prepared by
+`prepare()` from the Debian package's IDX files.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from jaxprune import checks
-from jaxprune.data import fashion_mnist_local
+from jaxprune.data import class_subset, fashion_mnist_local
 
 # Normalisation constants, as used by the seeds (docs/provenance.md F10).
 MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
@@ -48,6 +49,8 @@ class DatasetSpec:
   resident: bool = True  # Fits in memory: held on device, epochs scanned.
   image_key: str = "image"
   label_key: str = "label"
+  # A class subset of `tfds_name`: the default class-list file (`class_subset`).
+  class_list: str = ""
 
 
 SPECS: dict[str, DatasetSpec] = {
@@ -68,6 +71,18 @@ SPECS: dict[str, DatasetSpec] = {
     IMAGENET_STD,
     test_split="validation",
     resident=False,
+  ),
+  # 100 classes of imagenet2012 (Wang et al. 2023's ImageNet100): the filtered
+  # train split for training, the filtered validation split for testing.
+  "imagenet100": DatasetSpec(
+    "imagenet2012",
+    (224, 224, 3),
+    100,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    test_split="validation",
+    resident=False,
+    class_list=class_subset.IMAGENET100,
   ),
 }
 
@@ -170,6 +185,24 @@ def preparation_hint(name: str, data_dir: str | None = None) -> str:
       "argument `fashion_mnist` (e.g. `table3.py:fashion_mnist,smoke`)"
     )
   return hint
+
+
+def open_spec_split(spec: DatasetSpec, split: str, data_config):
+  """`open_split` of `spec`'s dataset, cut to its class subset if it has one
+  (`data.class_list`: another class-list file for such a dataset)."""
+  path = data_config.get("class_list") or spec.class_list
+  if data_config.get("class_list") and not spec.class_list:
+    subsets = sorted(k for k, v in SPECS.items() if v.class_list)
+    raise ValueError(
+      f"data.class_list applies to the class-subset datasets {subsets} only, "
+      f"not {data_config.name!r}"
+    )
+  source = open_split(spec.tfds_name, split, data_config.data_dir)
+  if not path:
+    return source
+  return class_subset.restrict(
+    source, spec.tfds_name, split, path, spec.num_classes, data_dir=data_config.data_dir
+  )
 
 
 def open_split(name: str, split: str, data_dir: str | None = None):

@@ -3,8 +3,9 @@
 Small datasets (MNIST, Fashion-MNIST, CIFAR) are held on device as uint8 arrays
 and a whole epoch runs as one jitted `lax.scan`: the batch indices come from a
 seeded permutation inside the compiled program, so there is no Python per step.
-Larger datasets (ImageNet) stream: a background thread reads and decodes batches
-from the TFDS data source while the device trains.
+Larger datasets (ImageNet) stream: a background thread pool (or grain's
+workers, `data.loader="grain"`) reads and decodes batches from the TFDS data
+source while the device trains.
 
 Both paths hand uint8 NHWC batches to `preprocess`, which runs on device inside
 the train step: scale to [0, 1], augment (CIFAR: 4-pixel zero pad, random crop,
@@ -27,6 +28,8 @@ from jaxprune import checks
 from jaxprune.data import datasets
 
 AUGMENTATIONS = ("none", "cifar", "flip")
+# Streamed splits: a background thread pool, or grain (`_grain_batches`).
+LOADERS = ("thread", "grain")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,11 +115,15 @@ class StreamingSplit:
     spec: datasets.DatasetSpec,
     image_size: Sequence[int],
     indices: np.ndarray | None = None,
+    loader: str = "thread",
+    workers: int = 0,
   ):
     self.source = source
     self.spec = spec
     self.image_size = tuple(image_size)
     self.indices = np.arange(len(source)) if indices is None else indices
+    self.loader = checks.choice(loader, "data.loader", LOADERS)
+    self.workers = workers
 
   @property
   def num_examples(self) -> int:
@@ -163,23 +170,93 @@ class StreamingSplit:
     are included with weight 0.
     """
     rows = rows or slice(0, batch_size)
+    plan = self.plan(batch_size, train=train, seed=seed, epoch=epoch, rows=rows)
+    size = rows.stop - rows.start
+    if self.loader == "grain":
+      yield from _grain_batches(self, plan, train, size, self.workers, prefetch)
+      return
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+      futures = []
+      for idx, seeds in plan:
+        futures.append(pool.submit(self._load, idx, train, seeds))
+        if len(futures) > prefetch:
+          yield pad_batch(*futures.pop(0).result(), size)
+      for future in futures:
+        yield pad_batch(*future.result(), size)
+
+  def plan(
+    self, batch_size: int, *, train: bool, seed: int, epoch: int, rows: slice
+  ) -> list[tuple[np.ndarray, list[list[int]]]]:
+    """Per batch of the epoch: (split positions of `rows`, per-example seeds).
+
+    The order is a function of (seed, epoch) only, so a run resumed at an epoch
+    boundary reads exactly the batches it would have read.
+    """
     n = self.num_examples
     if train:
       order = np.random.default_rng([seed, epoch]).permutation(n)
       order = order[: (n // batch_size) * batch_size]
     else:
       order = np.arange(n)
-    size = rows.stop - rows.start
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-      futures = []
-      for i, start in enumerate(range(0, len(order), batch_size)):
-        positions = np.arange(start + rows.start, min(start + rows.stop, len(order)))
-        seeds = [[seed, epoch, i, int(p - start)] for p in positions]
-        futures.append(pool.submit(self._load, order[positions], train, seeds))
-        if len(futures) > prefetch:
-          yield pad_batch(*futures.pop(0).result(), size)
-      for future in futures:
-        yield pad_batch(*future.result(), size)
+    out = []
+    for i, start in enumerate(range(0, len(order), batch_size)):
+      positions = np.arange(start + rows.start, min(start + rows.stop, len(order)))
+      out.append(
+        (order[positions], [[seed, epoch, i, int(p - start)] for p in positions])
+      )
+    return out
+
+
+def _grain():
+  """The grain module, its absl flags usable; a one-line error without it."""
+  try:
+    import grain
+  except ImportError:
+    raise ImportError(
+      "data.loader='grain' needs the grain package: pip install 'jaxprune[grain]' "
+      "(or pip install grain), or use data.loader='thread'"
+    ) from None
+  from absl import flags
+
+  if not flags.FLAGS.is_parsed():
+    # grain reads its absl flags in worker processes; a library caller (a test,
+    # a notebook) has not parsed any: take the defaults.
+    flags.FLAGS.mark_as_parsed()
+  return grain
+
+
+class _LoadBatch:
+  """One planned batch to its padded arrays (a picklable map for grain workers)."""
+
+  def __init__(self, split: StreamingSplit, train: bool, size: int):
+    self.split, self.train, self.size = split, train, size
+
+  def __call__(self, item: tuple[np.ndarray, list[list[int]]]):
+    idx, seeds = item
+    return pad_batch(*self.split._load(idx, self.train, seeds), self.size)
+
+
+def _grain_batches(
+  split: StreamingSplit, plan: list, train: bool, size: int, workers: int, prefetch: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+  """The planned batches read by grain (`data.loader="grain"`), in plan order.
+
+  A `MapDataset` over the batches whose map is the thread loader's `_load`,
+  run by `workers` worker processes (`mp_prefetch`: decoding and cropping
+  then bypass the GIL; the processes start anew each epoch) or by grain's
+  threads in this process when `workers` is 0. grain keeps the order, so the
+  batches equal the thread loader's.
+  """
+  grain = _grain()
+  dataset = grain.MapDataset.source(plan).map(_LoadBatch(split, train, size))
+  if workers:
+    options = grain.MultiprocessingOptions(
+      num_workers=workers, per_worker_buffer_size=prefetch
+    )
+    yield from dataset.to_iter_dataset().mp_prefetch(options)
+  else:
+    options = grain.ReadOptions(num_threads=2, prefetch_buffer_size=prefetch)
+    yield from dataset.to_iter_dataset(options)
 
 
 def pad_batch(images, labels, batch_size):
@@ -227,7 +304,8 @@ def _resident_arrays(
   limit = data_config.test_limit if split == spec.test_split else limit
   root = os.path.join(datasets.default_data_dir(data_config.data_dir), spec.tfds_name)
   stamp = os.path.getmtime(root) if os.path.exists(root) else 0.0
-  key = (data_config.name, split, root, stamp, len(source), limit, tuple(size))
+  subset = data_config.get("class_list")
+  key = (data_config.name, subset, split, root, stamp, len(source), limit, tuple(size))
   if key not in _RESIDENT_CACHE:
     x, y = datasets.read_all(source, spec, limit)
     x = datasets.resize_images(x, size)
@@ -262,6 +340,8 @@ def load(data_config: ml_collections.ConfigDict, seed: int | None = None) -> Dat
   spec = datasets.get_spec(data_config.name)
   split = split_seed(data_config, seed)
   checks.choice(data_config.augment, "data.augment", AUGMENTATIONS)
+  # Checked for every dataset, though only streamed ones use it: no typo passes.
+  checks.choice(data_config.get("loader", "thread"), "data.loader", LOADERS)
   datasets.prepare(spec.tfds_name, data_config.data_dir, data_config.manual_dir)
   native = spec.image_shape
   size = tuple(data_config.image_size or native[:2])
@@ -276,12 +356,8 @@ def load(data_config: ml_collections.ConfigDict, seed: int | None = None) -> Dat
     )
   preprocess = Preprocess(mean=mean, std=std, augment=data_config.augment)
   resident = spec.resident if data_config.resident is None else data_config.resident
-  train_source = datasets.open_split(
-    spec.tfds_name, spec.train_split, data_config.data_dir
-  )
-  test_source = datasets.open_split(
-    spec.tfds_name, spec.test_split, data_config.data_dir
-  )
+  train_source = datasets.open_spec_split(spec, spec.train_split, data_config)
+  test_source = datasets.open_spec_split(spec, spec.test_split, data_config)
 
   if resident:
     x, y = _resident_arrays(train_source, spec, spec.train_split, data_config, size)
@@ -300,11 +376,18 @@ def load(data_config: ml_collections.ConfigDict, seed: int | None = None) -> Dat
     train_idx, val_idx = datasets.train_val_split(
       n, data_config.validation_fraction, split
     )
-    train = StreamingSplit(train_source, spec, size, train_idx)
+    loader = dict(
+      loader=data_config.get("loader", "thread"),
+      workers=checks.nonneg_int(
+        data_config.get("loader_workers", 0), "data.loader_workers"
+      ),
+    )
+    train = StreamingSplit(train_source, spec, size, train_idx, **loader)
     n_test = len(test_source)
     if data_config.test_limit:
       n_test = min(n_test, data_config.test_limit)
-    evals = {"test": StreamingSplit(test_source, spec, size, np.arange(n_test))}
+    test_idx = np.arange(n_test)
+    evals = {"test": StreamingSplit(test_source, spec, size, test_idx, **loader)}
     if len(val_idx):
-      evals["val"] = StreamingSplit(train_source, spec, size, val_idx)
+      evals["val"] = StreamingSplit(train_source, spec, size, val_idx, **loader)
   return Data(spec, preprocess, train, evals, (*size, native[2]))

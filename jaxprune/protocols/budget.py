@@ -184,3 +184,20 @@ def sx_b(
   squeezed = max(1, round(prune_epoch / speedup))
   label = f"P{prune_epoch}/kF{f_epochs}, {finetune_lr:.0e}".replace("e-0", "e-")
   return PruneProtocol("SX-B", squeezed, finetune, label)
+
+
+def extend_first_stage(proto: PruneProtocol, extra_epochs: int) -> PruneProtocol:
+  """`proto` with `extra_epochs` more fine-tuning epochs at its first LR.
+
+  Wang et al. 2023 Tables 5 and 8 ("P90F30, 1e-4 (+1485 epochs)"): the added
+  epochs lengthen the first LR stage and the later stages follow unchanged
+  ("the number of the 1st LR stage is now 1500 epochs" = 15 + 1485).
+  """
+  extra = core.nonneg_int(extra_epochs, "prune_epoch.extra_epochs")
+  if not extra:
+    return proto
+  starts, values = core.parse_spec(proto.finetune.spec)
+  starts = [0] + [s + extra for s in starts[1:]]
+  finetune = _piecewise(starts, values, proto.finetune.epochs + extra)
+  label = f"{proto.label} (+{extra} epochs)"
+  return dataclasses.replace(proto, finetune=finetune, label=label)

@@ -13,6 +13,9 @@ piecewise/step) is the scratch schedule S. With k = `prune_epoch.epoch`:
         the FLOPs speedup of the pruning applied to the initial weights
         (exact for structured pruning, whose FLOPs depend on the widths only).
 
+`prune_epoch.extra_epochs` = N lengthens the fine-tuning's first LR stage by N
+epochs (Tables 5 and 8: "P90F30, 1e-4 (+270 epochs)").
+
 Phases: `<cache>/train/<hash>/` the first k (or k / speedup) epochs of S (the
 schedule pinned to E epochs, so the LRs are S's; shared by every run pruning at
 that epoch), then one-shot pruning with `config.pruning` (+ surgery, optional
@@ -29,6 +32,7 @@ from typing import Any
 
 import ml_collections
 
+from jaxprune import checks
 from jaxprune.analysis import training_stats
 from jaxprune.protocols import budget, common, prune_retrain, scoring
 from jaxprune.protocols.registry import protocol
@@ -47,6 +51,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     )
   if config.prune_epoch.max_stage_epochs < 0:
     raise ValueError("prune_epoch.max_stage_epochs must be >= 0 (0 = no limit)")
+  checks.nonneg_int(
+    config.prune_epoch.get("extra_epochs", 0), "prune_epoch.extra_epochs"
+  )
 
 
 def init_speedup(config: ml_collections.ConfigDict) -> float:
@@ -61,11 +68,13 @@ def epoch_protocol(config: ml_collections.ConfigDict) -> budget.PruneProtocol:
   scratch = common.resolved(config.schedule)
   stage = e.max_stage_epochs or None
   if e.setup == "pkfn":
-    return budget.pkfn(scratch, e.epoch)
-  if e.setup == "sx_a":
-    return budget.sx_a(scratch, e.epoch, e.finetune_lr, stage)
-  speedup = e.speedup if e.speedup is not None else init_speedup(config)
-  return budget.sx_b(scratch, e.epoch, speedup, e.finetune_lr, stage)
+    proto = budget.pkfn(scratch, e.epoch)
+  elif e.setup == "sx_a":
+    proto = budget.sx_a(scratch, e.epoch, e.finetune_lr, stage)
+  else:
+    speedup = e.speedup if e.speedup is not None else init_speedup(config)
+    proto = budget.sx_b(scratch, e.epoch, speedup, e.finetune_lr, stage)
+  return budget.extend_first_stage(proto, e.get("extra_epochs", 0))
 
 
 def trainability(finetune_workdir: str, split: str) -> float | None:

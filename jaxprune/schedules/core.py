@@ -29,6 +29,8 @@ from typing import Any
 
 import jax.numpy as jnp
 
+from jaxprune import checks
+
 Schedule = Callable[[Any], jnp.ndarray]
 REQUIRED = object()
 WARMUP_SHAPES = ("linear", "cosine")
@@ -212,11 +214,7 @@ def check_milestones(
       )
 
 
-def nonneg_int(value: Any, name: str) -> int:
-  """`value` as an int; ValueError naming `name` unless a whole number >= 0."""
-  if isinstance(value, bool) or int(value) != value or value < 0:
-    raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-  return int(value)
+nonneg_int = checks.nonneg_int  # One check for every layer (jaxprune.checks).
 
 
 def split_epochs(total_epochs: int, num_cycles: int) -> list[int]:
