@@ -40,7 +40,7 @@ import numpy as np
 
 from jaxprune import checks
 from jaxprune.pruning import schedules
-from jaxprune.pruning.during import common
+from jaxprune.pruning.during import target
 from jaxprune.pruning.during.base import Context, Method, register
 from jaxprune.pruning.during.dpf import remask
 from jaxprune.pruning.step_hooks import StepHooks
@@ -72,7 +72,7 @@ def plan(config: ml_collections.ConfigDict) -> np.ndarray:
 
 def validate(config: ml_collections.ConfigDict) -> None:
   checks.field_choice(config, "pruning.name", ("unstructured",))
-  checks.field_choice(config, "pruning.allocation", common.ALLOCATIONS)
+  target.allocation(config, "gmp")
   checks.field_choice(config, "pruning.mode", ("hard", "soft"))
   checks.field_choice(config, "pruning.criterion", ("", "magnitude"))
   p, epochs = config.pruning, int(config.num_epochs)
@@ -94,7 +94,8 @@ def _apply(params: Any, masks: Any) -> Any:
 @register("gmp", validate=validate)
 def build(context: Context) -> Method:
   config, prunable = context.config, context.prunable
-  allocation, soft = config.pruning.allocation, config.pruning.mode == "soft"
+  allocation = target.allocation(config, "gmp")
+  soft = config.pruning.mode == "soft"
   table = plan(config)
   spe = context.steps_per_epoch
 
