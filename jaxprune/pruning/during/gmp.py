@@ -27,6 +27,9 @@ epochs with `pruning.prune`), here inside the jitted step (`after_step` at the
 last step of an event epoch), so GMP runs group with the other methods and
 gets the `during` protocol's fine-tuning and row. Options are the `pruning`
 section's GMP fields (one place for them); `config.during.gmp` has none.
+The `gmp` protocol is not a front for this method: it prunes with the host
+engine, so it takes every allocation (uniform_plus, erk, lamp with their
+options) and the `random` criterion, which this in-step top-k does not.
 """
 
 from __future__ import annotations
