@@ -88,8 +88,10 @@ def test_topk_equals_a_stable_numpy_ranking_for_static_and_traced_k():
   traced = jax.jit(allocation.topk_mask)
   for k in (0, 1, 9, 64, 128, 200, 256, 257, 300):
     want = ranks < k
-    np.testing.assert_array_equal(allocation.topk_mask(jnp.asarray(scores), k), want)
     np.testing.assert_array_equal(traced(jnp.asarray(scores), jnp.int32(k)), want)
+    if k in (0, 200, 300):  # A static k compiles its own search loop.
+      static = allocation.topk_mask(jnp.asarray(scores), k)
+      np.testing.assert_array_equal(static, want)
 
 
 @pytest.mark.parametrize("alloc", allocation.ALLOCATIONS)
