@@ -111,3 +111,17 @@ HASHED_ALWAYS = frozenset(
     "seed",
   }
 )
+
+# Fields removed from `base_config()` and the field that replaced each: an
+# override or sweep point naming one gets a one-line error saying where the
+# setting went (`config_utils.check_field`), never a silent alias. The
+# pruning-during-training methods' own selection fields became the one
+# `pruning.allocation` (issue 19), so "at equal allocation" is one setting.
+REPLACED_FIELDS = {
+  "during.dnw.allocation": "pruning.allocation",
+  "during.dpf.allocation": "pruning.allocation",
+  "during.gsm.allocation": "pruning.allocation",
+  "during.lc.allocation": "pruning.allocation",
+  "during.set.distribution": "pruning.allocation",
+  "during.rigl.distribution": "pruning.allocation",
+}

@@ -247,7 +247,11 @@ def field_names(config: ml_collections.ConfigDict, prefix: str = "") -> list[str
 
 
 def check_field(config: ml_collections.ConfigDict, dotted: str, what: str) -> None:
-  """ValueError naming `dotted` and the nearest valid fields unless it exists."""
+  """ValueError naming `dotted` and the nearest valid fields unless it exists
+  (or the field that replaced it, `config_schema.REPLACED_FIELDS`)."""
+  if dotted in config_schema.REPLACED_FIELDS:
+    new = config_schema.REPLACED_FIELDS[dotted]
+    raise ValueError(f"{what}: field {dotted!r} was removed; set {new!r} instead")
   node = config
   for part in dotted.split("."):
     if not isinstance(node, ml_collections.ConfigDict) or part not in node:

@@ -240,8 +240,8 @@ def test_grouped_steps_equal_single_ones(method):
     ("during.lc.mu_init", 0.0, "lc"),
     ("during.lc.c_step_every", 0, "lc"),
     ("optimizer.weight_decay", 0.0, "gsm"),
-    ("during.gsm.allocation", "erk", "gsm"),
-    ("during.lc.allocation", "lamp", "lc"),
+    ("pruning.allocation", "erk", "gsm"),
+    ("pruning.allocation", "lamp", "lc"),
     ("pruning.name", "structured", "lc"),
   ],
 )

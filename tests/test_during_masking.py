@@ -252,7 +252,7 @@ def test_in_step_gmp_equals_the_gmp_protocol(prune_config, tmp_path):
 
 
 def test_uniform_allocation_prunes_every_layer_at_the_target():
-  t = _setup("dnw", **{"during.dnw.allocation": "uniform"})
+  t = _setup("dnw", **{"pruning.allocation": "uniform"})
   _, masks = t.built.final(t.state)
   flags = jax.tree_util.tree_leaves(t.prunable)
   for m, f in zip(jax.tree_util.tree_leaves(masks), flags, strict=True):

@@ -54,6 +54,8 @@ def _final_masks(workdir: str):
 @pytest.mark.parametrize("method", during.METHODS.names())
 def test_every_method_trains_and_ends_hard_pruned(base, tmp_path, method):
   base.during.method = method
+  if method in ("set", "rigl"):  # Their initial distribution: erk | uniform.
+    base.pruning.allocation = "uniform"
   summary = protocols.run(base, str(tmp_path / method))
   entry = during.METHODS.get(method)
   assert summary["status"] == "completed" and summary["method"] == method
@@ -99,7 +101,11 @@ def test_finetune_keeps_the_hard_pruned_masks(base, tmp_path):
     ("during.finetune_epochs", -1, "during.finetune_epochs must be an integer >= 0"),
     ("during.finetune_schedule", "weird", "during.finetune_schedule must be one of"),
     ("pruning.sparsity", 1.0, "pruning.sparsity must be in [0, 1)"),
-    ("during.dnw.allocation", "erk", "during.dnw.allocation"),
+    (
+      "pruning.allocation",
+      "erk",
+      "pruning.allocation must be one of ['global', 'uniform'] for during.method='dnw'",
+    ),
   ],
 )
 def test_bad_fields_get_one_line_errors(base, field, value, message):

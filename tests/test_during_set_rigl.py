@@ -63,11 +63,12 @@ def test_after_step_gets_the_gradient_of_pruned_weights_under_hard_masks():
 STEPS_PER_EPOCH, EPOCHS = 10, 4  # 40 steps; t_end = 0.75 * 40 = 30.
 
 
-def _config(name, **options):
+def _config(name, allocation="erk", **options):
   config = config_utils.base_config()
   config.during.method = name
   config.num_epochs = EPOCHS
   config.pruning.name, config.pruning.sparsity = "unstructured", 0.5
+  config.pruning.allocation = allocation  # The initial distribution.
   config.during[name].update({"delta_t": 10, **options})
   return config
 
@@ -212,7 +213,7 @@ def test_sparsity_stays_exactly_constant_through_training(name):
 def test_initial_masks_are_random_at_the_distribution_counts(distribution):
   _, params, _, _ = tiny_mlp()
   prunable = jax.tree_util.tree_map(lambda p: p.ndim == 2, params)
-  method = _method("rigl", prunable, distribution=distribution)
+  method = _method("rigl", prunable, allocation=distribution)
   kernels = [p for p in jax.tree_util.tree_leaves(params) if p.ndim == 2]
   start, masks = method.init_sparse(params, jax.random.key(0))
   kept = [int(m.sum()) for m in jax.tree_util.tree_leaves(masks) if m.ndim == 2]
@@ -260,7 +261,12 @@ def test_density_init_scale_divides_each_kernel_by_sqrt_density():
     ("alpha", 0.0, "during.rigl.alpha"),
     ("delta_t", 0, "during.rigl.delta_t"),
     ("t_end", 1.2, "during.rigl.t_end"),
-    ("distribution", "er", "during.rigl.distribution"),
+    (
+      "allocation",
+      "global",
+      r"pruning\.allocation must be one of \['erk', 'uniform'\] for "
+      r"during\.method='rigl'",
+    ),
     ("init_scale", "he", "during.rigl.init_scale"),
   ],
 )
@@ -276,6 +282,7 @@ def test_rigl_trains_end_to_end_through_the_during_protocol(tiny_config, tmp_pat
   config.model.width_multiplier = 0.32
   config.pruning.name, config.pruning.sparsity = "unstructured", 0.8
   config.during.method = "rigl"
+  config.pruning.allocation = "erk"
   config.during.rigl.delta_t = 2  # 16 steps, t_end 12: updates at 2, 4, ..., 10.
   method, _ = during_protocol.build_method(config)
   masks0 = during_protocol.sparse_start(config, method).masks

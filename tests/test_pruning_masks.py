@@ -75,6 +75,25 @@ def test_topk_ties_broken_by_index_and_exact():
   assert int(allocation.topk_mask(jnp.zeros(100), 37).sum()) == 37
 
 
+def test_topk_equals_a_stable_numpy_ranking_for_static_and_traced_k():
+  # Heavy ties, signed values, +-inf and NaN (ranked as -inf): the bitwise
+  # k-th-value search must keep exactly the entries a stable sort ranks first.
+  rng = np.random.default_rng(3)
+  values = np.array([-np.inf, -2.0, -1e-30, -0.0, 0.0, 1e-30, 0.5, 3.0, np.inf])
+  scores = rng.choice(np.append(values, np.nan), 257).astype(np.float32)
+  scores[:64] = rng.normal(size=64)
+  ranked = np.where(np.isnan(scores), -np.inf, scores)
+  ranks = np.empty(scores.size, int)
+  ranks[np.argsort(-ranked, kind="stable")] = np.arange(scores.size)
+  traced = jax.jit(allocation.topk_mask)
+  for k in (0, 1, 9, 64, 128, 200, 256, 257, 300):
+    want = ranks < k
+    np.testing.assert_array_equal(traced(jnp.asarray(scores), jnp.int32(k)), want)
+    if k in (0, 200, 300):  # A static k compiles its own search loop.
+      static = allocation.topk_mask(jnp.asarray(scores), k)
+      np.testing.assert_array_equal(static, want)
+
+
 @pytest.mark.parametrize("alloc", allocation.ALLOCATIONS)
 def test_every_allocation_hits_the_target_within_one_per_tensor(alloc):
   t = _tree()

@@ -16,7 +16,8 @@ least as accurate as GMP at the same budget.
 protocol `during`: in-step GMP, DNW, DPF, GSM, LC, SET, RigL) at an equal
 budget of 15 epochs of a linear LR from 0.05, to 80 % and 90 % sparsity, on
 the first 10,000 training images (so that the slow per-step mask methods fit
-the suite). Every method selects per layer (uniform): with a global
+the suite). Every method selects per layer (`pruning.allocation` uniform,
+one field for all of them; SET's and RigL's initial masks too): with a global
 threshold the 1024-input first layer of MLP-7, whose weights are sqrt(10)
 smaller at init, loses almost every weight and DNW, LC, STR collapse to
 chance (measured, configs/protocols/during.py). Method options as measured to
@@ -95,24 +96,19 @@ EXPERIMENTS = {
 
 
 # Pruning-stable methods of `stable` (protocol `during`), each with the
-# options under which it trains MLP-7 (see the docstring).
+# options under which it trains MLP-7 (see the docstring). Every point of
+# `stable` selects per layer through the one field `pruning.allocation`
+# (`get_config`): the top-k methods' selection, SET's and RigL's initial
+# distribution.
 UNIFORM = "uniform"
 STABLE_METHODS = {
   "gmp": {},
-  "dnw": {"during.dnw.allocation": UNIFORM},
-  "dpf": {"during.dpf.allocation": UNIFORM},
-  "gsm": {
-    "during.gsm.allocation": UNIFORM,
-    "optimizer.weight_decay": 5e-3,
-    "optimizer.momentum": 0.95,
-  },
-  "lc": {
-    "during.lc.allocation": UNIFORM,
-    "during.lc.mu_init": 1e-3,
-    "during.lc.mu_factor": 1.001,
-  },
-  "set": {"during.set.distribution": UNIFORM, "during.set.init_scale": "density"},
-  "rigl": {"during.rigl.distribution": UNIFORM, "during.rigl.init_scale": "density"},
+  "dnw": {},
+  "dpf": {},
+  "gsm": {"optimizer.weight_decay": 5e-3, "optimizer.momentum": 0.95},
+  "lc": {"during.lc.mu_init": 1e-3, "during.lc.mu_factor": 1.001},
+  "set": {"during.set.init_scale": "density"},
+  "rigl": {"during.rigl.init_scale": "density"},
 }
 STABLE_SPARSITIES = (0.8, 0.9)
 STABLE_EXAMPLES = 10_000

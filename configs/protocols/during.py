@@ -26,7 +26,7 @@ epochs: set 88.5%, rigl 88.2% (rigl from the dense init's scale: 10.0%). Same
 the passive weights to decay), lc 10.0% at its defaults (constant mu 1e-4),
 10.0% with mu_init=1e-3, mu_factor=1.03 (mu ~10 at the end; global keeps
 almost no input-layer weight, as for DNW) and 68.9% with that growing mu and
-during.lc.allocation=uniform.
+pruning.allocation=uniform.
 Smoke (seconds): --config=configs/protocols/during.py:method=gmp,smoke
 """
 
@@ -48,7 +48,9 @@ def get_config(arg: str | None = None):
     # Sparse from the first step: a 90 % sparse MLP-7 does not train from the
     # dense init's scale (10 % test accuracy), it does with each kernel
     # divided by sqrt(its density) (20 epochs: RigL 88.2 %, SET 88.5 %).
+    # Their initial distribution is `pruning.allocation`: ERK, Evci et al.'s.
     config.during[a.method].init_scale = "density"
+    config.pruning.allocation = "erk"
   # GMP prunes after epochs 4, 8, 12, 16 (Zimmer et al. C.3 prune every 5 or
   # 10 of 200 epochs); the cubic schedule counts from the first epoch.
   config.pruning.gmp_frequency = 4

@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxprune.pruning import allocation
+
 ALLOCATIONS = ("global", "uniform")
 
 
@@ -28,18 +30,9 @@ def prunable_leaves(tree: Any, prunable: Any) -> list[jax.Array]:
 
 def _exact_topk(scores: jax.Array, keep: int | jax.Array) -> jax.Array:
   """1.0 at the `keep` largest entries of the flat `scores` (ties broken by
-  position, so exactly `keep` entries), else 0.0. A traced `keep` (a sparsity
-  that changes with the step) ranks every entry instead of `lax.top_k`."""
-  n = scores.shape[0]
-  if isinstance(keep, jax.Array):
-    ranks = jnp.argsort(jnp.argsort(-scores, stable=True), stable=True)
-    return (ranks < keep).astype(jnp.float32)
-  if keep >= n:
-    return jnp.ones(n, jnp.float32)
-  if keep <= 0:
-    return jnp.zeros(n, jnp.float32)
-  _, idx = jax.lax.top_k(scores, keep)
-  return jnp.zeros(n, jnp.float32).at[idx].set(1.0)
+  position, so exactly `keep` entries), else 0.0; `keep` static or traced (a
+  sparsity that changes with the step). The pruning engine's exact top-k."""
+  return allocation.topk_mask(scores, keep).astype(jnp.float32)
 
 
 def keep_count(size: int, sparsity: float | jax.Array) -> int | jax.Array:

@@ -16,9 +16,9 @@ all prunable weights, recomputed every forward pass). `final`: the top-k of
 the final dense weights, which is exactly the net the last forward used, so
 hard pruning changes nothing (pruning stability 1).
 
-Options (`config.during.dnw`): `allocation` "global" (Zimmer et al.'s
-selection for every method) or "uniform" (every prunable layer at s).
-Unstructured only. The target sparsity is static (exact `lax.top_k` counts),
+Selection `pruning.allocation` (the one field of every method): "global"
+(Zimmer et al.'s selection for every method) or "uniform" (every prunable
+layer at s). `config.during.dnw` has no options. Unstructured only. The target sparsity is static (exact `lax.top_k` counts),
 so it is part of the hooks' name: runs that differ in seed, LR or weight
 decay share one compiled program, runs of other sparsities do not.
 """
@@ -31,7 +31,7 @@ import jax
 import ml_collections
 
 from jaxprune import checks
-from jaxprune.pruning.during import common
+from jaxprune.pruning.during import common, target
 from jaxprune.pruning.during.base import Context, Method, register
 from jaxprune.pruning.step_hooks import StepHooks
 
@@ -45,14 +45,14 @@ def straight_through(params: Any, masks: Any) -> Any:
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-  checks.field_choice(config, "during.dnw.allocation", common.ALLOCATIONS)
+  target.allocation(config, "dnw")
   checks.field_choice(config, "pruning.name", ("unstructured",))
 
 
-@register("dnw", defaults={"allocation": "global"}, validate=validate)
+@register("dnw", validate=validate)
 def build(context: Context) -> Method:
   sparsity = float(context.config.pruning.sparsity)
-  allocation = context.config.during.dnw.allocation
+  allocation = target.allocation(context.config, "dnw")
   prunable = context.prunable
 
   def topk(params: Any) -> Any:

@@ -27,8 +27,9 @@ one when an update falls after t_end and the ranking did not change since; the
 recomputation makes the achieved sparsity exact even when it does not).
 Evaluation during training uses the pruned model (`w * m`).
 
-Options (`config.during.dpf`): `allocation` global | uniform, `update_every`
-(steps), `pruning_interval` (epochs), `end_epoch`. Unstructured only.
+Selection `pruning.allocation` (the one field of every method): global |
+uniform. Options (`config.during.dpf`): `update_every` (steps),
+`pruning_interval` (epochs), `end_epoch`. Unstructured only.
 """
 
 from __future__ import annotations
@@ -40,13 +41,12 @@ import jax.numpy as jnp
 import ml_collections
 
 from jaxprune import checks
-from jaxprune.pruning.during import common
+from jaxprune.pruning.during import common, target
 from jaxprune.pruning.during.base import Context, Method, register
 from jaxprune.pruning.during.dnw import straight_through
 from jaxprune.pruning.step_hooks import StepHooks
 
 DEFAULTS = {
-  "allocation": "global",
   "update_every": 16,
   "pruning_interval": 0,
   "end_epoch": 0,
@@ -72,7 +72,7 @@ def _nonneg_int(config: ml_collections.ConfigDict, field: str, minimum: int) -> 
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-  checks.field_choice(config, "during.dpf.allocation", common.ALLOCATIONS)
+  target.allocation(config, "dpf")
   checks.field_choice(config, "pruning.name", ("unstructured",))
   _nonneg_int(config, "update_every", 1)
   k = _nonneg_int(config, "pruning_interval", 0)
@@ -92,12 +92,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 
 def scheduled_sparsity(
-  step: jax.Array, target: float, end_step: int, quantum: int
+  step: jax.Array, goal: float, end_step: int, quantum: int
 ) -> jax.Array:
   """s(t) of the docstring: the cubic schedule at `step` rounded down to a
   multiple of `quantum` steps (1: not rounded)."""
   held = (step // quantum) * quantum
-  return common.cubic_sparsity(held, target, 0, end_step)
+  return common.cubic_sparsity(held, goal, 0, end_step)
 
 
 def remask(
@@ -122,7 +122,8 @@ def remask(
 def build(context: Context) -> Method:
   config, prunable = context.config, context.prunable
   d = config.during.dpf
-  target, allocation = float(config.pruning.sparsity), d.allocation
+  goal = float(config.pruning.sparsity)
+  allocation = target.allocation(config, "dpf")
   spe = context.steps_per_epoch
   every, interval = int(d.update_every), int(d.pruning_interval)
   end_step = end_epoch(config) * spe
@@ -138,15 +139,15 @@ def build(context: Context) -> Method:
     due = step % every == 0
     if interval:  # The scheduled sparsity changes at the end of these epochs.
       due = due | (step % quantum == 0)
-    sparsity = scheduled_sparsity(step, target, end_step, quantum)
+    sparsity = scheduled_sparsity(step, goal, end_step, quantum)
     scores = jax.tree_util.tree_map(jnp.abs, state.params)
     masks = remask(state.masks, due, scores, sparsity, prunable, allocation)
     return state.replace(masks=masks)
 
   def final(state) -> tuple[Any, Any]:
-    masks = common.magnitude_masks(state.params, prunable, target, allocation)
+    masks = common.magnitude_masks(state.params, prunable, goal, allocation)
     return jax.tree_util.tree_map(lambda w, m: w * m, state.params, masks), masks
 
-  name = f"dpf:{allocation}:{target!r}:{every}:{quantum}:{end_step}"
+  name = f"dpf:{allocation}:{goal!r}:{every}:{quantum}:{end_step}"
   hooks = StepHooks(name=name, forward=forward, after_step=after_step, hard_masks=False)
   return Method(hooks=hooks, final=final)

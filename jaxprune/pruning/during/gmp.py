@@ -27,6 +27,9 @@ epochs with `pruning.prune`), here inside the jitted step (`after_step` at the
 last step of an event epoch), so GMP runs group with the other methods and
 gets the `during` protocol's fine-tuning and row. Options are the `pruning`
 section's GMP fields (one place for them); `config.during.gmp` has none.
+The `gmp` protocol is not a front for this method: it prunes with the host
+engine, so it takes every allocation (uniform_plus, erk, lamp with their
+options) and the `random` criterion, which this in-step top-k does not.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ import numpy as np
 
 from jaxprune import checks
 from jaxprune.pruning import schedules
-from jaxprune.pruning.during import common
+from jaxprune.pruning.during import target
 from jaxprune.pruning.during.base import Context, Method, register
 from jaxprune.pruning.during.dpf import remask
 from jaxprune.pruning.step_hooks import StepHooks
@@ -72,7 +75,7 @@ def plan(config: ml_collections.ConfigDict) -> np.ndarray:
 
 def validate(config: ml_collections.ConfigDict) -> None:
   checks.field_choice(config, "pruning.name", ("unstructured",))
-  checks.field_choice(config, "pruning.allocation", common.ALLOCATIONS)
+  target.allocation(config, "gmp")
   checks.field_choice(config, "pruning.mode", ("hard", "soft"))
   checks.field_choice(config, "pruning.criterion", ("", "magnitude"))
   p, epochs = config.pruning, int(config.num_epochs)
@@ -94,7 +97,8 @@ def _apply(params: Any, masks: Any) -> Any:
 @register("gmp", validate=validate)
 def build(context: Context) -> Method:
   config, prunable = context.config, context.prunable
-  allocation, soft = config.pruning.allocation, config.pruning.mode == "soft"
+  allocation = target.allocation(config, "gmp")
+  soft = config.pruning.mode == "soft"
   table = plan(config)
   spe = context.steps_per_epoch
 

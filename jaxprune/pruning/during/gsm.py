@@ -5,7 +5,7 @@ summarise it and as the code Zimmer et al. ran applies it), every step t:
 
   score_i = |w_i * g_i|        g = dL/dw, the loss gradient of the batch;
   active  = the Q largest scores over all prunable weights ("global"; or Q
-            per layer with during.gsm.allocation="uniform"), Q = the number of
+            per layer with pruning.allocation="uniform"), Q = the number of
             weights kept at the target sparsity pruning.sparsity;
   g'_i    = g_i if i is active or not prunable, else 0;
   SGD with momentum and weight decay on g' (PyTorch order, the project's
@@ -19,8 +19,9 @@ gradients, so weights may move in and out of it. Training is dense (no mask
 in the forward pass); `final` keeps the top-Q weights by magnitude (exact
 count) and zeroes the rest.
 
-Options (`config.during.gsm`): `allocation` "global" (Ding et al.'s Q over
-the whole net) or "uniform" (Q per prunable layer). GSM's momentum beta is
+Selection `pruning.allocation` (the one field of every method): "global"
+(Ding et al.'s Q over the whole net) or "uniform" (Q per prunable layer);
+`config.during.gsm` has no options. GSM's momentum beta is
 `optimizer.momentum` (Zimmer et al. App. B tune it over {0.9, 0.95, 0.99})
 and its decay is `optimizer.weight_decay`, which must be > 0 (without it the
 passive weights never shrink and GSM is only gradient masking). The passive
@@ -64,7 +65,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     )
 
 
-@register("gsm", defaults={"allocation": "global"}, validate=validate)
+@register("gsm", validate=validate)
 def build(context: Context) -> Method:
   tgt = target.read(context.config, "gsm")
   prunable = context.prunable

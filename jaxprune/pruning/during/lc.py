@@ -6,7 +6,7 @@ that satisfies the sparsity constraint ||theta||_0 <= (1 - s) * n:
 
   C-step  theta = Pi(w): the magnitude projection onto the constraint (keep
           the (1 - s) * n largest |w| over the prunable weights, "global", or
-          per layer with during.lc.allocation="uniform"; zero the rest);
+          per layer with pruning.allocation="uniform"; zero the rest);
   L-step  SGD (the run's optimizer) on  L(w) + mu/2 ||w - theta||^2,  theta
           fixed, i.e. the gradient dL/dw + mu (w - theta) on the prunable
           weights;
@@ -31,8 +31,8 @@ How it runs inside the one train step (jaxprune.train.steps.train_step):
     masks, so it measures theta, the compressed net LC returns;
   * `final` is the C-step on the trained weights.
 
-Options (`config.during.lc`):
-  allocation    "global" | "uniform" (the C-step's projection, above);
+Selection `pruning.allocation` (the one field of every method): "global" |
+"uniform" (the C-step's projection, above). Options (`config.during.lc`):
   mu_init       mu after the first C-step (> 0);
   mu_factor     mu is multiplied by this after every later C-step (>= 1;
                 1: a constant mu);
@@ -60,7 +60,6 @@ from jaxprune.pruning.during.base import Context, Method, register
 from jaxprune.pruning.step_hooks import StepHooks
 
 DEFAULTS = {
-  "allocation": "global",
   "mu_init": 1e-4,
   "mu_factor": 1.0,
   "c_step_every": 1,

@@ -7,9 +7,11 @@ RigL"):
 
 * Start: sparse from the first step at the target sparsity
   `config.pruning.sparsity`. The initial masks are random with per-layer
-  densities from `during.<m>.distribution`: "erk" (Erdos-Renyi-Kernel, Evci
-  et al.'s default for their best results; `pruning.allocation` "erk") or
-  "uniform" (every prunable layer at the target). The kept weights are the
+  densities from `pruning.allocation` (the one allocation field of every
+  method): "erk" (Erdos-Renyi-Kernel, Evci et al.'s default for their best
+  results) or "uniform" (every prunable layer at the target); the top-k
+  methods' "global" is refused (one threshold over random scores would give
+  each layer a random count, neither paper's start). The kept weights are the
   dense init's (`init_scale` "dense", as the papers) or divided by sqrt(the
   layer's density) ("density", Liu et al.'s rescaled init, `pruning.
   reinit_rescale`): a deep ReLU MLP at 90 % does not train from the dense
@@ -49,6 +51,7 @@ import ml_collections
 from jaxprune import checks
 from jaxprune.pruning import allocation, rewind
 from jaxprune.pruning import masks as masks_lib
+from jaxprune.pruning.during import target
 from jaxprune.pruning.during.base import Context, Method, register
 from jaxprune.pruning.step_hooks import StepHooks
 
@@ -56,7 +59,6 @@ DEFAULTS = {
   "delta_t": 100,  # Steps between mask updates.
   "alpha": 0.3,  # Initial drop fraction (cosine-decayed to 0 at t_end).
   "t_end": 0.75,  # Last update, as a fraction of the run's total steps.
-  "distribution": "erk",  # Initial per-layer densities: erk | uniform.
   "init_scale": "dense",  # dense | density: see the module docstring.
 }
 DISTRIBUTIONS = ("erk", "uniform")
@@ -124,7 +126,7 @@ def validate_options(config: ml_collections.ConfigDict, name: str) -> None:
     isinstance(t_end, bool) or not isinstance(t_end, int | float) or not 0 < t_end <= 1
   ):
     raise ValueError(f"{field}.t_end must be a fraction in (0, 1], got {t_end!r}")
-  checks.choice(o.distribution, f"{field}.distribution", DISTRIBUTIONS)
+  target.allocation(config, name, DISTRIBUTIONS)
   checks.choice(o.init_scale, f"{field}.init_scale", INIT_SCALES)
   checks.field_choice(config, "pruning.name", ("unstructured",))
   sparsity = config.pruning.sparsity
@@ -140,7 +142,8 @@ def build_drop_grow(context: Context, name: str, grow: GrowScore) -> Method:
   delta_t, alpha = int(o.delta_t), float(o.alpha)
   prunable = context.prunable
   sparsity = float(context.config.pruning.sparsity)
-  distribution, rescale = str(o.distribution), o.init_scale == "density"
+  distribution = target.allocation(context.config, name, DISTRIBUTIONS)
+  rescale = o.init_scale == "density"
 
   def after_step(state, grads):
     t = state.step  # Steps done, this one included.

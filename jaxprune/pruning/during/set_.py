@@ -5,7 +5,7 @@ layer drops the `floor(alpha_t * n)` active weights of smallest magnitude and
 regrows as many at random among its then inactive positions, with the cosine
 drop fraction `alpha_t` and the initial ERK / uniform random masks of RigL.
 The whole rule, its options (`during.set.*`: delta_t, alpha, t_end,
-distribution) and its choices (grown weights start at zero; sources in
+init_scale; the initial distribution is `pruning.allocation`) and its choices (grown weights start at zero; sources in
 docs/provenance.md) are those of `jaxprune.pruning.during.rigl`; SET differs
 only in the grow score: a uniform random number per position, from a key
 folded from the run's state rng, the update step and the layer, so a run's

@@ -8,11 +8,16 @@ is the one place for both: `read` validates and returns the target, `final`
 builds the `Method.final` that keeps the top-k magnitudes at the end.
 
 The target (unstructured pruning only):
-  pruning.sparsity            the fraction of prunable weights zeroed, [0, 1);
-  during.<method>.allocation  "global" (one threshold over all prunable
-                              weights, as Zimmer et al. run every method) or
-                              "uniform" (every prunable leaf at the ratio);
-                              a method option, as DNW's and DPF's.
+  pruning.sparsity    the fraction of prunable weights zeroed, [0, 1);
+  pruning.allocation  how the kept weights are spread over the layers, one
+                      field for every method (so methods compare "at equal
+                      allocation" by setting it once): the top-k methods
+                      (GMP, DNW, DPF, GSM, LC) take "global" (one threshold
+                      over all prunable weights, as Zimmer et al. run every
+                      method) or "uniform" (every prunable leaf at the
+                      ratio); SET and RigL take their initial distribution,
+                      "erk" or "uniform". `allocation` checks the value
+                      against what the run's method accepts.
 """
 
 from __future__ import annotations
@@ -39,10 +44,24 @@ def read(config: ml_collections.ConfigDict, method: str) -> Target:
   field."""
   checks.choice(config.pruning.name, "pruning.name", ("unstructured",))
   sparsity = checks.rate(config.pruning.sparsity, "pruning.sparsity")
-  allocation = checks.field_choice(
-    config, f"during.{method}.allocation", common.ALLOCATIONS
-  )
-  return Target(sparsity, allocation)
+  return Target(sparsity, allocation(config, method))
+
+
+def allocation(
+  config: ml_collections.ConfigDict,
+  method: str,
+  allowed: tuple[str, ...] = common.ALLOCATIONS,
+) -> str:
+  """`pruning.allocation` if `method` accepts it (`allowed`: the in-step
+  top-k selections by default), else a one-line ValueError naming the field,
+  the method and the allowed values."""
+  value = config.pruning.allocation
+  if value not in allowed:
+    raise ValueError(
+      f"pruning.allocation must be one of {list(allowed)} for "
+      f"during.method={method!r}, got {value!r}"
+    )
+  return value
 
 
 def positive(config: ml_collections.ConfigDict, field: str) -> float:
