@@ -37,6 +37,8 @@ FAMILY_MODELS = (
 )
 DN = ("NHWC", "HWIO", "NHWC")
 MAX_CHANNELS = 4
+# Numerical checks of short programs: compile time dominates (conftest).
+pytestmark = pytest.mark.usefixtures("fast_compiles")
 
 
 @pytest.fixture(scope="module")
