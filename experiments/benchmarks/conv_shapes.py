@@ -2,6 +2,7 @@ r"""Forward + backward time of every distinct conv shape, XLA vs slices + matmul
 
   JAX_PLATFORMS=cpu PYTHONPATH=. .venv/bin/python \
       experiments/benchmarks/conv_shapes.py [--repeats=7] [--batch=128]
+      [--steps=resnet56,vgg16]
 
 For every distinct convolution of the registered conv nets at their benchmark
 batch (LeNet-5 on Fashion-MNIST resized to 32x32 (its conv2 needs that), ResNet-20/56 and VGG-16 on
@@ -12,7 +13,8 @@ and kernel, from a fixed cotangent) with ``lax.conv_general_dilated`` and with
 the shared machine hits both alike. Writes `conv_shapes.md` next to this file
 (atomically) with the date, commit and load averages; the ``auto`` rule of
 `conv_impl.prefer_matmul` is read off this table, and its last column says
-what the rule picks.
+what the rule picks. ``--steps=MODELS`` instead times whole dense train steps
+of those models with ``model.conv_impl`` xla vs auto (interleaved) and prints them.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -36,6 +39,9 @@ import run_all  # noqa: E402
 
 from jaxprune import io_utils, models  # noqa: E402
 from jaxprune.models import conv_impl  # noqa: E402
+from jaxprune.train import hyper as hyper_lib  # noqa: E402
+from jaxprune.train import steps as steps_lib  # noqa: E402
+from jaxprune.train.state import state_from_params  # noqa: E402
 
 # (registered name, per-example NHWC input) at the benchmark batch.
 MODELS = (
@@ -103,6 +109,33 @@ def measure(conv: conv_impl.ConvShape, repeats: int) -> dict[str, float]:
   return interleaved_medians(fns, repeats)
 
 
+def step_medians(name: str, batch: int, repeats: int) -> dict[str, float]:
+  """Seconds per dense train step (SGD momentum, no donation) of model `name`
+  under each ``conv_impl`` in ("xla", "auto"), same state and batch, timed
+  interleaved."""
+  shape = models.input_shape(name)
+  nets = {impl: models.create(name, conv_impl=impl) for impl in ("xla", "auto")}
+  params, stats = models.init_variables(nets["xla"], jax.random.key(0), shape)
+  tx = optax.sgd(0.01, momentum=0.9)
+  make_tx, hyper = hyper_lib.fixed(tx, lambda s: 0.01)
+  state = state_from_params(params, stats, tx, jax.random.key(1))
+  rng = np.random.default_rng(0)
+  images = jnp.asarray(rng.standard_normal((batch, *shape)), jnp.float32)
+  labels = jnp.asarray(rng.integers(0, 10, batch), jnp.int32)
+  fns = {}
+  for impl, net in nets.items():
+    step = jax.jit(
+      functools.partial(
+        steps_lib.train_step,
+        model=net,
+        make_tx=make_tx,
+        preprocess=lambda x, rng, train: x,
+      )
+    )
+    fns[impl] = functools.partial(step, state, hyper, images, labels)
+  return interleaved_medians(fns, repeats)
+
+
 def describe(conv: conv_impl.ConvShape) -> str:
   n, h, w, c = conv.input_shape
   kh, kw, _, o = conv.kernel_shape
@@ -145,9 +178,27 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--batch", type=int, default=128)
   parser.add_argument("--out", default=os.path.join(HERE, "conv_shapes.md"))
   parser.add_argument(
+    "--steps",
+    default="",
+    help="comma-separated models: time whole train steps, conv_impl xla vs auto, "
+    "and print them (no table)",
+  )
+  parser.add_argument(
     "--from_json", action="store_true", help="re-render the table from the saved times"
   )
   args = parser.parse_args(argv)
+  if args.steps:
+    for name in args.steps.split(","):
+      load = os.getloadavg()[0]
+      t = step_medians(name, args.batch, args.repeats)
+      print(
+        f"{name} batch {args.batch} train step: xla {t['xla'] * 1e3:.0f} ms, auto "
+        f"{t['auto'] * 1e3:.0f} ms, xla/auto {t['xla'] / t['auto']:.2f} (median of "
+        f"{args.repeats}, interleaved; 1-min load {load:.1f} -> "
+        f"{os.getloadavg()[0]:.1f})",
+        flush=True,
+      )
+    return 0
   fmt = lambda v: "/".join(f"{x:.2f}" for x in v)  # noqa: E731
   env = {
     "command": "python experiments/benchmarks/conv_shapes.py "
