@@ -35,12 +35,12 @@ import optax
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import masked_step  # noqa: E402
 import run_all  # noqa: E402
 
 from jaxprune import io_utils, models  # noqa: E402
 from jaxprune.models import conv_impl  # noqa: E402
 from jaxprune.train import hyper as hyper_lib  # noqa: E402
-from jaxprune.train import steps as steps_lib  # noqa: E402
 from jaxprune.train.state import state_from_params  # noqa: E402
 
 # (registered name, per-example NHWC input) at the benchmark batch.
@@ -124,14 +124,7 @@ def step_medians(name: str, batch: int, repeats: int) -> dict[str, float]:
   labels = jnp.asarray(rng.integers(0, 10, batch), jnp.int32)
   fns = {}
   for impl, net in nets.items():
-    step = jax.jit(
-      functools.partial(
-        steps_lib.train_step,
-        model=net,
-        make_tx=make_tx,
-        preprocess=lambda x, rng, train: x,
-      )
-    )
+    step = jax.jit(masked_step.plain_step(net, make_tx))
     fns[impl] = functools.partial(step, state, hyper, images, labels)
   return interleaved_medians(fns, repeats)
 
@@ -164,6 +157,14 @@ def table(rows: list[dict], env: dict) -> str:
       f"| {r['conv']} | {users} | {r['xla'] * 1e3:.1f} | {r['matmul'] * 1e3:.1f} "
       f"| {r['xla'] / r['matmul']:.2f} | {r['auto']} |"
     )
+  if env.get("steps"):
+    lines += [
+      "",
+      "Whole dense train steps, `model.conv_impl` xla vs auto (`--steps`, each "
+      "model's pair timed interleaved in one process):",
+      "",
+      *(f"* {line}" for line in env["steps"].values()),
+    ]
   return "\n".join(lines) + "\n"
 
 
@@ -187,18 +188,22 @@ def main(argv: list[str] | None = None) -> int:
     "--from_json", action="store_true", help="re-render the table from the saved times"
   )
   args = parser.parse_args(argv)
-  if args.steps:
+  raw = os.path.splitext(args.out)[0] + ".json"
+  if args.steps:  # Whole steps: kept in the json, rendered under the table.
+    saved = io_utils.read_json(raw)
     for name in args.steps.split(","):
       load = os.getloadavg()[0]
       t = step_medians(name, args.batch, args.repeats)
-      print(
+      line = (
         f"{name} batch {args.batch} train step: xla {t['xla'] * 1e3:.0f} ms, auto "
         f"{t['auto'] * 1e3:.0f} ms, xla/auto {t['xla'] / t['auto']:.2f} (median of "
         f"{args.repeats}, interleaved; 1-min load {load:.1f} -> "
-        f"{os.getloadavg()[0]:.1f})",
-        flush=True,
+        f"{os.getloadavg()[0]:.1f})"
       )
-    return 0
+      print(line, flush=True)
+      saved.setdefault("steps", {})[name] = line
+    io_utils.atomic_write_json(raw, saved)
+    args.from_json = True
   fmt = lambda v: "/".join(f"{x:.2f}" for x in v)  # noqa: E731
   env = {
     "command": "python experiments/benchmarks/conv_shapes.py "
@@ -208,10 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     "load_before": fmt(os.getloadavg()),
     "cpus": os.cpu_count(),
   }
-  raw = os.path.splitext(args.out)[0] + ".json"
   if args.from_json:  # Re-render (e.g. after changing the rule), no timing.
     saved = io_utils.read_json(raw)
     env, rows = saved["env"], saved["rows"]
+    env["steps"] = saved.get("steps", {})
   else:
     rows = []
     for conv, users in distinct_shapes(args.batch).items():
