@@ -66,6 +66,10 @@ def base_config() -> ml_collections.ConfigDict:
   # Scales the model's default widths (every family; `models.create`). Smoke
   # runs set SMOKE_WIDTH_MULTIPLIER; 1.0 is the paper's net.
   c.model.width_multiplier = 1.0
+  # Kernel of the zoo's convolutions: auto (slices + matmul where measured
+  # faster on CPU, XLA's elsewhere) | xla | matmul; see jaxprune.models.conv_impl.
+  # Same params either way; a later field, so hashed only when not "auto".
+  c.model.conv_impl = "auto"
 
   c.data = ml_collections.ConfigDict()
   c.data.name = "fashion_mnist_local"

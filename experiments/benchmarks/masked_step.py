@@ -42,6 +42,16 @@ def _time(fn, repeats: int) -> float:
   return statistics.median(times)
 
 
+def plain_step(model, make_tx):
+  """`steps.train_step` of `model` on inputs as given (no augmentation), unjitted."""
+  return functools.partial(
+    steps_lib.train_step,
+    model=model,
+    make_tx=make_tx,
+    preprocess=lambda x, rng, train: x,
+  )
+
+
 def bench_jax(
   batch: int, steps: int, repeats: int, name: str = "resnet56"
 ) -> dict[str, float]:
@@ -54,15 +64,7 @@ def bench_jax(
   masked, prunable = jax.device_get(res.masks), res.prunable
   tx = optax.chain(optax.add_decayed_weights(5e-4), optax.sgd(0.1, momentum=0.9))
   make_tx, hyper = hyper_lib.fixed(tx, lambda s: 0.1)
-  step = jax.jit(
-    functools.partial(
-      steps_lib.train_step,
-      model=model,
-      make_tx=make_tx,
-      preprocess=lambda x, rng, train: x,
-    ),
-    donate_argnums=0,
-  )
+  step = jax.jit(plain_step(model, make_tx), donate_argnums=0)
   rng = np.random.default_rng(0)
   images = jnp.asarray(rng.normal(size=(batch, 32, 32, 3)), jnp.float32)
   labels = jnp.asarray(rng.integers(0, 10, batch), jnp.int32)

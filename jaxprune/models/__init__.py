@@ -47,7 +47,9 @@ Overrides (keyword arguments of :func:`create`): ``widths``, ``init``
 (``"relu"``/``"linear"``) for MLP/LeNet, ``shortcut`` for CIFAR ResNets,
 ``classifier`` (``slimming``/``l1``/``gap``) and ``dropout`` for VGG,
 ``block`` and ``bn_init`` for PreResNets, ``bn_init`` for DenseNets,
-``dropout`` for WRNs (and ImageNet VGG). :func:`input_shape` gives the
+``dropout`` for WRNs (and ImageNet VGG), ``conv_impl`` (``"auto"``/``"xla"``/
+``"matmul"``, :mod:`jaxprune.models.conv_impl`: which kernel runs the convs,
+the params are the same) for all. :func:`input_shape` gives the
 per-example input each model is used at (32x32x1 MNIST, 32x32x3 CIFAR,
 224x224x3 ImageNet).
 
@@ -64,6 +66,9 @@ import jax
 import jax.numpy as jnp
 
 from jaxprune.models import (
+  conv_impl as conv_impls,
+)
+from jaxprune.models import (
   densenet,
   graph,
   initializers,
@@ -75,10 +80,12 @@ from jaxprune.models import (
   vgg,
   wide_resnet,
 )
+from jaxprune.models.conv_impl import CONV_IMPLS
 from jaxprune.models.graph import ChannelGroup, Consumer
 from jaxprune.models.resnet_cifar import ResNetWidths
 
 __all__ = [
+  "CONV_IMPLS",
   "ChannelGroup",
   "Consumer",
   "ResNetWidths",
@@ -97,6 +104,7 @@ __all__ = [
 
 Widths = Any  # tuple[int, ...] or ResNetWidths, depending on the family.
 _MULTIPLIER = "width_multiplier"  # The override every family takes.
+_CONV_IMPL = "conv_impl"  # So does this one (`conv_impl`; MLPs ignore it).
 
 
 @dataclasses.dataclass(frozen=True)
@@ -291,12 +299,17 @@ def create(name: str, num_classes: int = 10, **overrides: Any) -> nn.Module:
     ValueError: unknown name, unknown override key or invalid value; the
       message names the field and the allowed values.
   """
+  # Custom models build their own convs: the conv kernel choice is the zoo's.
+  conv_impl = conv_impls.check(overrides.pop(_CONV_IMPL, "auto"))
   if name in _CUSTOM:
     return _CUSTOM[name].factory(num_classes, **overrides)
   fields = _checked_fields(name, num_classes, overrides)
   # ``init`` would shadow ``nn.Module.init``, so the module field is renamed.
   fields["init_scheme"] = fields.pop("init")
-  return _entry(name).module_cls(num_classes=num_classes, **fields)
+  module_cls = _entry(name).module_cls
+  if _CONV_IMPL in module_cls.__dataclass_fields__:  # Not the MLPs.
+    fields[_CONV_IMPL] = conv_impl
+  return module_cls(num_classes=num_classes, **fields)
 
 
 def _checked_fields(
@@ -307,6 +320,7 @@ def _checked_fields(
   entry = _entry(name)
   overrides = dict(overrides)
   multiplier = validation.check_multiplier(overrides.pop(_MULTIPLIER, 1.0))
+  conv_impls.check(overrides.pop(_CONV_IMPL, "auto"))  # Widths do not depend on it.
   allowed = {*entry.defaults, _MULTIPLIER}
   unknown = sorted(set(overrides) - allowed)
   if unknown:
@@ -385,7 +399,7 @@ def read_widths(name: str, params: Mapping[str, Any], **overrides: Any) -> Width
   if name in _CUSTOM:
     return None
   entry = _entry(name)
-  overrides = {k: v for k, v in overrides.items() if k != _MULTIPLIER}
+  overrides = {k: v for k, v in overrides.items() if k not in (_MULTIPLIER, _CONV_IMPL)}
   if "params" in params:
     params = params["params"]
   widths = entry.read_widths(params)

@@ -57,7 +57,7 @@ def default_widths(depth: int, bottleneck: bool, growth: int = 12) -> DenseNetWi
   return DenseNetWidths(2 * growth, ((layer,) * n,) * 3, tuple(transitions))
 
 
-def _conv(features, kernel, in_features, init_scheme, name):
+def _conv(features, kernel, in_features, init_scheme, name, conv_impl="auto"):
   return initializers.conv(
     features,
     kernel,
@@ -65,6 +65,7 @@ def _conv(features, kernel, in_features, init_scheme, name):
     padding=kernel // 2,
     use_bias=False,
     init=init_scheme,
+    conv_impl=conv_impl,
     default_kernel=initializers.he_fan_out_normal(),
     gain=_RELU_GAIN,
     name=name,
@@ -78,13 +79,16 @@ class DenseNet(nn.Module):
   num_classes: int = 10
   bn_init: float = 0.5
   init_scheme: str = "default"
+  conv_impl: str = "auto"  # See jaxprune.models.conv_impl.
 
   def _bn(self, train, name):
     return initializers.batch_norm(train, name, scale=self.bn_init)
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    x = _conv(self.widths.stem, 3, x.shape[-1], self.init_scheme, "stem_conv")(x)
+    x = _conv(
+      self.widths.stem, 3, x.shape[-1], self.init_scheme, "stem_conv", self.conv_impl
+    )(x)
     for i, layers in enumerate(self.widths.blocks):
       for j, layer in enumerate(layers):
         sizes = layer if isinstance(layer, tuple) else (layer,)
@@ -93,12 +97,16 @@ class DenseNet(nn.Module):
         for k, (features, kernel) in enumerate(zip(sizes, kernels)):
           y = nn.relu(self._bn(train, f"block{i}_layer{j}_bn{k + 1}")(y))
           name = f"block{i}_layer{j}_conv{k + 1}"
-          y = _conv(features, kernel, y.shape[-1], self.init_scheme, name)(y)
+          y = _conv(
+            features, kernel, y.shape[-1], self.init_scheme, name, self.conv_impl
+          )(y)
         x = jnp.concatenate([x, y], axis=-1)
       if i < len(self.widths.transitions):
         x = nn.relu(self._bn(train, f"transition{i}_bn")(x))
         width = self.widths.transitions[i]
-        x = _conv(width, 1, x.shape[-1], self.init_scheme, f"transition{i}_conv")(x)
+        x = _conv(
+          width, 1, x.shape[-1], self.init_scheme, f"transition{i}_conv", self.conv_impl
+        )(x)
         x = nn.avg_pool(x, (2, 2), strides=(2, 2))
     x = jnp.mean(nn.relu(self._bn(train, "final_bn")(x)), axis=(1, 2))
     return initializers.dense(

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxprune import checks
+from jaxprune.models import conv_impl as conv_impls
 
 Initializer = jax.nn.initializers.Initializer
 
@@ -136,6 +137,7 @@ def conv(
   gain: float,
   name: str,
   default_bias: Initializer | None = None,
+  conv_impl: str = "auto",
 ) -> nn.Conv:
   """A square conv with PyTorch-style explicit symmetric padding.
 
@@ -156,6 +158,8 @@ def conv(
     name: Flax submodule name.
     default_bias: bias init for ``"default"`` if not PyTorch's (torchvision
       zeroes conv biases).
+    conv_impl: which kernel runs the conv (`conv_impl.CONV_IMPLS`); the
+      params are the same whichever it is.
 
   Returns:
     An unbound ``nn.Conv``.
@@ -177,6 +181,7 @@ def conv(
     use_bias=use_bias,
     kernel_init=kernel_init,
     bias_init=bias_init,
+    conv_general_dilated=conv_impls.function(conv_impl),
     name=name,
   )
 

@@ -80,6 +80,7 @@ class LeNet5(nn.Module):
   num_classes: int = 10
   activation: str = "relu"
   init_scheme: str = "default"
+  conv_impl: str = "auto"  # See jaxprune.models.conv_impl.
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -92,6 +93,7 @@ class LeNet5(nn.Module):
         x.shape[-1],
         use_bias=True,
         init=self.init_scheme,
+        conv_impl=self.conv_impl,
         default_kernel=initializers.torch_default_kernel(),
         gain=gain,
         name=f"conv{i}",

@@ -69,6 +69,7 @@ class PreActBlock(nn.Module):
   dropout: float = 0.0
   bn_init: float = 1.0
   init_scheme: str = "default"
+  conv_impl: str = "auto"  # See jaxprune.models.conv_impl.
 
   def _conv(self, features, kernel, in_features, stride, name):
     if self.use_bias:  # BIMP's WRN: PyTorch default init, biases included.
@@ -83,6 +84,7 @@ class PreActBlock(nn.Module):
       padding=kernel // 2,
       use_bias=self.use_bias,
       init=self.init_scheme,
+      conv_impl=self.conv_impl,
       default_kernel=kernel_init,
       gain=_RELU_GAIN,
       name=name,
@@ -110,6 +112,7 @@ class PreResNet(nn.Module):
   num_classes: int = 10
   bn_init: float = 1.0
   init_scheme: str = "default"
+  conv_impl: str = "auto"  # See jaxprune.models.conv_impl.
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -123,6 +126,7 @@ class PreResNet(nn.Module):
       padding=1,
       use_bias=False,
       init=self.init_scheme,
+      conv_impl=self.conv_impl,
       default_kernel=initializers.he_fan_out_normal(),
       gain=_RELU_GAIN,
       name="stem_conv",
@@ -139,6 +143,7 @@ class PreResNet(nn.Module):
           project=proj[s] and b == 0,
           bn_init=self.bn_init,
           init_scheme=self.init_scheme,
+          conv_impl=self.conv_impl,
           name=f"stage{s}_block{b}",
         )(x, train)
     x = initializers.batch_norm(train, "final_bn", scale=self.bn_init)(x)

@@ -114,7 +114,13 @@ def pad_shortcut(x: jax.Array, out_width: int, stride: int, variant: str) -> jax
 
 
 def _conv(
-  features: int, kernel: int, in_features: int, stride: int, init: str, name: str
+  features: int,
+  kernel: int,
+  in_features: int,
+  stride: int,
+  init: str,
+  name: str,
+  conv_impl: str = "auto",
 ) -> nn.Conv:
   """Bias-free conv with PyTorch padding k // 2 and He fan-out default init."""
   return initializers.conv(
@@ -125,6 +131,7 @@ def _conv(
     padding=kernel // 2,
     use_bias=False,
     init=init,
+    conv_impl=conv_impl,
     default_kernel=initializers.he_fan_out_normal(),
     gain=_RELU_GAIN,
     name=name,
@@ -139,18 +146,27 @@ class BasicBlock(nn.Module):
   stride: int = 1
   shortcut: str = DEFAULT_SHORTCUT
   init_scheme: str = "default"
+  conv_impl: str = "auto"  # See jaxprune.models.conv_impl.
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     in_width = x.shape[-1]
-    y = _conv(self.inner, 3, in_width, self.stride, self.init_scheme, "conv1")(x)
+    y = _conv(
+      self.inner, 3, in_width, self.stride, self.init_scheme, "conv1", self.conv_impl
+    )(x)
     y = nn.relu(initializers.batch_norm(train, "bn1")(y))
-    y = _conv(self.out, 3, self.inner, 1, self.init_scheme, "conv2")(y)
+    y = _conv(self.out, 3, self.inner, 1, self.init_scheme, "conv2", self.conv_impl)(y)
     y = initializers.batch_norm(train, "bn2")(y)
     if self.shortcut == "B_conv":
       if self.stride != 1 or in_width != self.out:
         sc = _conv(
-          self.out, 1, in_width, self.stride, self.init_scheme, "shortcut_conv"
+          self.out,
+          1,
+          in_width,
+          self.stride,
+          self.init_scheme,
+          "shortcut_conv",
+          self.conv_impl,
         )(x)
         sc = initializers.batch_norm(train, "shortcut_bn")(sc)
       else:
@@ -176,11 +192,14 @@ class CifarResNet(nn.Module):
   num_classes: int = 10
   shortcut: str = DEFAULT_SHORTCUT
   init_scheme: str = "default"
+  conv_impl: str = "auto"  # See jaxprune.models.conv_impl.
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     stages, blocks = self.widths
-    x = _conv(stages[0], 3, x.shape[-1], 1, self.init_scheme, "stem_conv")(x)
+    x = _conv(
+      stages[0], 3, x.shape[-1], 1, self.init_scheme, "stem_conv", self.conv_impl
+    )(x)
     x = nn.relu(initializers.batch_norm(train, "stem_bn")(x))
     for s, (stage_width, inner_widths) in enumerate(zip(stages, blocks)):
       for b, inner in enumerate(inner_widths):
@@ -191,6 +210,7 @@ class CifarResNet(nn.Module):
           stride,
           self.shortcut,
           self.init_scheme,
+          self.conv_impl,
           name=f"stage{s}_block{b}",
         )
         x = block(x, train)

@@ -64,7 +64,9 @@ def projections(bottleneck: bool) -> tuple[bool, ...]:
   return (bottleneck, True, True, True)
 
 
-def _conv(features, kernel, in_features, stride, init_scheme, torch_init, name):
+def _conv(
+  features, kernel, in_features, stride, init_scheme, torch_init, name, conv_impl
+):
   """Bias-free conv, padding k // 2; He fan-out (torchvision) or PyTorch init."""
   kernel_init = (
     initializers.torch_default_kernel()
@@ -79,6 +81,7 @@ def _conv(features, kernel, in_features, stride, init_scheme, torch_init, name):
     padding=kernel // 2,
     use_bias=False,
     init=init_scheme,
+    conv_impl=conv_impl,
     default_kernel=kernel_init,
     gain=_RELU_GAIN,
     name=name,
@@ -94,6 +97,7 @@ class Block(nn.Module):
   project: bool
   init_scheme: str = "default"
   torch_init: bool = False
+  conv_impl: str = "auto"  # See jaxprune.models.conv_impl.
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -111,6 +115,7 @@ class Block(nn.Module):
         self.init_scheme,
         self.torch_init,
         f"conv{k + 1}",
+        self.conv_impl,
       )
       y = initializers.batch_norm(train, f"bn{k + 1}")(conv(y))
       if k + 1 < len(specs):
@@ -124,6 +129,7 @@ class Block(nn.Module):
         self.init_scheme,
         self.torch_init,
         "shortcut_conv",
+        self.conv_impl,
       )(x)
       x = initializers.batch_norm(train, "shortcut_bn")(x)
     return nn.relu(y + x)
@@ -136,6 +142,7 @@ class ResNet(nn.Module):
   num_classes: int = 1000
   cifar_stem: bool = False
   init_scheme: str = "default"
+  conv_impl: str = "auto"  # See jaxprune.models.conv_impl.
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -144,7 +151,14 @@ class ResNet(nn.Module):
     stem = self.widths.stem if bottleneck else stages[0]
     kernel, stride = (3, 1) if self.cifar_stem else (7, 2)
     x = _conv(
-      stem, kernel, x.shape[-1], stride, self.init_scheme, self.cifar_stem, "stem_conv"
+      stem,
+      kernel,
+      x.shape[-1],
+      stride,
+      self.init_scheme,
+      self.cifar_stem,
+      "stem_conv",
+      self.conv_impl,
     )(x)
     x = nn.relu(initializers.batch_norm(train, "stem_bn")(x))
     if not self.cifar_stem:
@@ -159,6 +173,7 @@ class ResNet(nn.Module):
           project=proj[s] and b == 0,
           init_scheme=self.init_scheme,
           torch_init=self.cifar_stem,
+          conv_impl=self.conv_impl,
           name=f"stage{s}_block{b}",
         )(x, train)
     x = jnp.mean(x, axis=(1, 2))

@@ -82,6 +82,7 @@ class VGG(nn.Module):
   classifier: str = "l1"
   dropout: float = 0.5
   init_scheme: str = "default"
+  conv_impl: str = "auto"  # See jaxprune.models.conv_impl.
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -103,6 +104,7 @@ class VGG(nn.Module):
           padding=1,
           use_bias=imagenet,
           init=self.init_scheme,
+          conv_impl=self.conv_impl,
           default_kernel=conv_init,
           default_bias=jax.nn.initializers.zeros,
           gain=_RELU_GAIN,

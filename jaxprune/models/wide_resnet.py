@@ -49,6 +49,7 @@ class WideResNet(nn.Module):
   num_classes: int = 10
   dropout: float = 0.3
   init_scheme: str = "default"
+  conv_impl: str = "auto"  # See jaxprune.models.conv_impl.
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -59,6 +60,7 @@ class WideResNet(nn.Module):
       padding=1,
       use_bias=True,
       init=self.init_scheme,
+      conv_impl=self.conv_impl,
       default_kernel=initializers.torch_default_kernel(),
       gain=_RELU_GAIN,
       name="stem_conv",
@@ -77,6 +79,7 @@ class WideResNet(nn.Module):
           use_bias=True,
           dropout=self.dropout,
           init_scheme=self.init_scheme,
+          conv_impl=self.conv_impl,
           name=f"stage{s}_block{b}",
         )(x, train)
     x = initializers.batch_norm(train, "final_bn", momentum=0.1)(x)

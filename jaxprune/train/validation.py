@@ -36,6 +36,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for field in _POSITIVE:
     _positive(config, field)
   checks.field_choice(config, "model.name", models.names())
+  # A model section built from scratch (a custom model's) may lack it: auto.
+  checks.choice(
+    config.model.get("conv_impl", "auto"), "model.conv_impl", models.CONV_IMPLS
+  )
   precision.check(config)
   datasets.get_spec(config.data.name)
   checks.field_choice(config, "data.augment", pipeline.AUGMENTATIONS)

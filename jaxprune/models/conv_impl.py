@@ -1,0 +1,212 @@
+"""Which convolution kernel a model's convs run on: XLA's or slices + one matmul.
+
+Every conv of the zoo is an ``nn.Conv`` built by `initializers.conv`, which
+hands it the ``conv_general_dilated`` callable chosen here (`function`), so the
+params tree (names, shapes, HWIO layout) is the same whichever path runs, and
+masks, surgery, counting, JSV and checkpoints do not see the difference.
+
+* ``"xla"``: ``lax.conv_general_dilated``.
+* ``"matmul"``: `matmul_conv`, an im2col built from ``kh*kw`` static strided
+  slices of the padded input, concatenated on the channel axis, times the
+  ``(kh*kw*Cin, Cout)`` kernel in one ``dot_general``. Autodiff turns the
+  slices into pads/adds (input gradient) and the filter gradient into one
+  matmul contracting N*H*W, which XLA:CPU runs without the ``[C, H, W, N]``
+  transposes it inserts in front of its own filter-gradient convolutions
+  (`experiments/benchmarks/profile.md`).
+* ``"auto"`` (the default of ``config.model.conv_impl``): xla on GPU/TPU; on
+  CPU, per layer, `prefer_matmul` (a rule read off the measured table in
+  `experiments/benchmarks/conv_shapes.md`).
+
+The choice is made at trace time from static shapes, so it adds no recompiles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jaxprune import checks
+
+CONV_IMPLS = ("auto", "xla", "matmul")
+_NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+def check(conv_impl: str) -> str:
+  """ValueError naming ``model.conv_impl`` unless it is one of `CONV_IMPLS`."""
+  checks.choice(conv_impl, "model.conv_impl", CONV_IMPLS)
+  return conv_impl
+
+
+def _explicit_pads(padding, spatial: Sequence[int], kernel: Sequence[int], strides):
+  """``padding`` (a lax string or pairs) as ``[(lo, hi), (lo, hi)]``."""
+  if isinstance(padding, str):
+    return lax.padtype_to_pads(tuple(spatial), tuple(kernel), tuple(strides), padding)
+  return [tuple(int(v) for v in pair) for pair in padding]
+
+
+def _unsupported(lhs, rhs, dimension_numbers, lhs_dilation, rhs_dilation, groups):
+  """Why `matmul_conv` cannot run this conv ("" when it can)."""
+  if lhs.ndim != 4:
+    return f"only 2-D convolutions (got a {lhs.ndim - 2}-D one)"
+  if dimension_numbers is not None:
+    want = lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC)
+    got = lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+    if got != want:
+      return f"only NHWC/HWIO layouts (got {dimension_numbers})"
+  if any(d != 1 for d in (*(lhs_dilation or ()), *(rhs_dilation or ()))):
+    return "no dilation"
+  if groups != 1:
+    return f"only feature_group_count=1 (got {groups})"
+  return ""
+
+
+def matmul_conv(
+  lhs: jax.Array,
+  rhs: jax.Array,
+  window_strides: Sequence[int],
+  padding,
+  lhs_dilation: Sequence[int] | None = None,
+  rhs_dilation: Sequence[int] | None = None,
+  dimension_numbers=None,
+  feature_group_count: int = 1,
+  batch_group_count: int = 1,
+  precision=None,
+  preferred_element_type=None,
+) -> jax.Array:
+  """``lax.conv_general_dilated`` for NHWC/HWIO 2-D convs as slices + a matmul.
+
+  Same signature as ``lax.conv_general_dilated`` (what ``nn.Conv`` calls);
+  raises ValueError for what it does not implement (dilation, groups, other
+  layouts), which no zoo model uses.
+  """
+  why = _unsupported(
+    lhs, rhs, dimension_numbers, lhs_dilation, rhs_dilation, feature_group_count
+  )
+  if why or batch_group_count != 1:
+    raise ValueError(f"model.conv_impl='matmul' supports {why or 'no batch groups'}")
+  n, h, w, c = lhs.shape
+  kh, kw, _, out = rhs.shape
+  sh, sw = window_strides
+  (ph0, ph1), (pw0, pw1) = _explicit_pads(padding, (h, w), (kh, kw), (sh, sw))
+  x = jnp.pad(lhs, ((0, 0), (ph0, ph1), (pw0, pw1), (0, 0)))
+  oh = (h + ph0 + ph1 - kh) // sh + 1
+  ow = (w + pw0 + pw1 - kw) // sw + 1
+  # Patch (i, j) holds input pixel (i + sh*y, j + sw*x) for output (y, x); the
+  # channel order (i, j, c) is the row order of the kernel reshaped to 2-D.
+  cols = [
+    lax.slice(
+      x,
+      (0, i, j, 0),
+      (n, i + (oh - 1) * sh + 1, j + (ow - 1) * sw + 1, c),
+      (1, sh, sw, 1),
+    )
+    for i in range(kh)
+    for j in range(kw)
+  ]
+  patches = cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)
+  # 2-D operands: the filter gradient is then one plain matmul over N*H*W.
+  y = lax.dot_general(
+    patches.reshape(n * oh * ow, kh * kw * c),
+    rhs.reshape(kh * kw * c, out),
+    (((1,), (0,)), ((), ())),
+    precision=precision,
+    preferred_element_type=preferred_element_type,
+  )
+  return y.reshape(n, oh, ow, out)
+
+
+def prefer_matmul(
+  lhs_shape: Sequence[int], rhs_shape: Sequence[int], strides: Sequence[int], padding
+) -> bool:
+  """The ``auto`` rule on CPU: whether slices + matmul beat XLA for this conv.
+
+  Read off `experiments/benchmarks/conv_shapes.md` (forward + both gradients
+  of every distinct conv of LeNet-5, ResNet-20/56 and VGG-16 at batch 128,
+  the two impls timed interleaved). Matmul won by 1.5-58x on three kinds of
+  conv and lost or tied (0.4-1.06x) on the rest:
+
+  * few input channels (``cin <= 3``: the first layer; its im2col is narrow
+    while XLA's filter gradient transposes the whole batch): 1.7-2.8x;
+  * at most 4 output pixels (LeNet-5's conv2, VGG-16's 2x2 stage), where a
+    conv is a dense layer: 4-58x;
+  * 64+ input channels on 16x16 outputs (VGG-16's conv2/conv3): 1.5-2.5x.
+  """
+  _, h, w, cin = lhs_shape
+  kh, kw = rhs_shape[:2]
+  (ph0, ph1), (pw0, pw1) = _explicit_pads(padding, (h, w), (kh, kw), strides)
+  pixels = ((h + ph0 + ph1 - kh) // strides[0] + 1) * (
+    (w + pw0 + pw1 - kw) // strides[1] + 1
+  )
+  return cin <= 3 or pixels <= 4 or (cin >= 64 and 128 <= pixels <= 256)
+
+
+def _auto(
+  lhs: jax.Array, rhs: jax.Array, window_strides, padding, **kwargs
+) -> jax.Array:
+  unsupported = _unsupported(
+    lhs,
+    rhs,
+    kwargs.get("dimension_numbers"),
+    kwargs.get("lhs_dilation"),
+    kwargs.get("rhs_dilation"),
+    kwargs.get("feature_group_count", 1),
+  )
+  use_matmul = (
+    jax.default_backend() == "cpu"
+    and not unsupported
+    and kwargs.get("batch_group_count", 1) == 1
+    and prefer_matmul(lhs.shape, rhs.shape, window_strides, padding)
+  )
+  conv = matmul_conv if use_matmul else lax.conv_general_dilated
+  return conv(lhs, rhs, window_strides, padding, **kwargs)
+
+
+class ConvShape(NamedTuple):
+  """One conv as it runs: NHWC input shape, HWIO kernel shape, stride, pads."""
+
+  input_shape: tuple[int, int, int, int]
+  kernel_shape: tuple[int, int, int, int]
+  strides: tuple[int, int]
+  padding: tuple[tuple[int, int], tuple[int, int]]
+
+
+def conv_layers(model: nn.Module, input_shape: Sequence[int]) -> dict[str, ConvShape]:
+  """{layer path: ConvShape} of every ``nn.Conv`` a model calls on inputs of
+  ``input_shape`` (batch included); traced abstractly, nothing is computed."""
+  found: dict[str, ConvShape] = {}
+
+  def record(next_fun, args, kwargs, context):
+    module = context.module
+    if isinstance(module, nn.Conv) and context.method_name == "__call__":
+      x = args[0]
+      kh, kw = module.kernel_size
+      strides = tuple(module.strides or (1, 1))
+      pads = _explicit_pads(module.padding, x.shape[1:3], (kh, kw), strides)
+      found["/".join(module.path)] = ConvShape(
+        tuple(x.shape),
+        (kh, kw, x.shape[-1], module.features),
+        strides,
+        tuple(tuple(p) for p in pads),
+      )
+    return next_fun(*args, **kwargs)
+
+  with nn.intercept_methods(record):
+    jax.eval_shape(
+      lambda: model.init(
+        jax.random.key(0), jnp.zeros(tuple(input_shape), jnp.float32), train=False
+      )
+    )
+  return found
+
+
+def function(conv_impl: str) -> Callable[..., jax.Array]:
+  """The ``conv_general_dilated`` callable for ``nn.Conv`` under `conv_impl`."""
+  check(conv_impl)
+  return {"auto": _auto, "xla": lax.conv_general_dilated, "matmul": matmul_conv}[
+    conv_impl
+  ]
