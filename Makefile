@@ -38,7 +38,7 @@ format: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check --fix .
 
 test: lint
-	JAX_PLATFORMS=cpu $(PY) -m pytest -q -n auto --dist=loadfile
+	JAX_PLATFORMS=cpu $(PY) -m pytest -q -n auto --dist=loadfile --durations=30
 
 bench: $(VENV)/.installed-test
 	$(PY) -m pip install -q torch==2.13.0
