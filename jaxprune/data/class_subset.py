@@ -23,7 +23,8 @@ import hashlib
 import io
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -86,8 +87,16 @@ class SubsetSource:
   ones. `total` and `dropped` count the split's examples and those left out.
   """
 
-  def __init__(self, source, indices: np.ndarray, mapping: np.ndarray, key: str):
+  def __init__(
+    self,
+    source,
+    indices: np.ndarray,
+    mapping: np.ndarray,
+    key: str,
+    get_records: Callable[[Any, list[int]], list[dict]],
+  ):
     self.source = source
+    self.get_records = get_records
     self.indices = np.asarray(indices, np.int64)
     self.mapping = mapping
     self.label_key = key
@@ -106,9 +115,7 @@ class SubsetSource:
     return self._relabel(self.source[int(self.indices[key])])
 
   def __getitems__(self, keys: Sequence[int]) -> list[dict]:
-    from jaxprune.data import datasets  # Circular at import time.
-
-    records = datasets.get_records(self.source, [int(self.indices[k]) for k in keys])
+    records = self.get_records(self.source, [int(self.indices[k]) for k in keys])
     return [self._relabel(r) for r in records]
 
 
@@ -122,9 +129,7 @@ def _prepared_dir(source) -> str | None:
 def _labels_source(source, name: str, split: str, data_dir: str | None):
   """The split opened with undecoded images, for a label-only pass; `source`
   itself for a source without files (mock data) or where that fails."""
-  import tensorflow_datasets as tfds
-
-  from jaxprune.data import datasets
+  import tensorflow_datasets as tfds  # Heavy; only a prepared split needs it.
 
   if _prepared_dir(source) is None:
     return source
@@ -132,7 +137,7 @@ def _labels_source(source, name: str, split: str, data_dir: str | None):
     undecoded = tfds.data_source(
       name,
       split=split,
-      data_dir=datasets.default_data_dir(data_dir),
+      data_dir=data_dir,
       download=False,
       decoders={"image": tfds.decode.SkipDecoding()},
     )
@@ -142,33 +147,49 @@ def _labels_source(source, name: str, split: str, data_dir: str | None):
     return source
 
 
-def all_labels(source, key: str, chunk: int = 4096) -> np.ndarray:
-  """Every label of a data source, in order, read `chunk` records at a time."""
-  from jaxprune.data import datasets
-
+def all_labels(
+  source, key: str, get_records: Callable, chunk: int = 4096
+) -> np.ndarray:
+  """Every label of a data source, in order, read `chunk` records at a time
+  with `get_records(source, keys)` (the data layer's batched reader)."""
   out = []
   for start in range(0, len(source), chunk):
     keys = list(range(start, min(len(source), start + chunk)))
-    out.append([int(r[key]) for r in datasets.get_records(source, keys)])
+    out.append([int(r[key]) for r in get_records(source, keys)])
   return np.asarray([label for part in out for label in part], np.int64)
 
 
 def _saved_index_path(source, digest: str, split: str, data_dir: str | None):
   """Where the kept indices of a prepared split are saved; None for a source
-  with no files on disk (mock data, tests)."""
-  from jaxprune.data import datasets
-
-  if _prepared_dir(source) is None:
+  with no files on disk (mock data, tests) or no data directory given."""
+  if _prepared_dir(source) is None or not data_dir:
     return None
-  root = os.path.join(datasets.default_data_dir(data_dir), "class_subsets")
+  root = os.path.join(data_dir, "class_subsets")
   return os.path.join(root, f"{split}-{digest}.npy")
 
 
+def one_by_one(source, keys: list[int]) -> list[dict]:
+  """The plainest batched reader: one record at a time."""
+  return [source[k] for k in keys]
+
+
 def restrict(
-  source, name: str, split: str, path: str, num_classes: int, *, data_dir=None
+  source,
+  name: str,
+  split: str,
+  path: str,
+  num_classes: int,
+  *,
+  data_dir: str | None = None,
+  get_records: Callable[[Any, list[int]], list[dict]] = one_by_one,
 ) -> SubsetSource:
   """`source` (split `split` of TFDS dataset `name`) cut to the classes of
-  the class-list file at `path`, labels renumbered in the file's order."""
+  the class-list file at `path`, labels renumbered in the file's order.
+
+  `data_dir` is the resolved TFDS data directory (kept indices are saved
+  under it; None: not saved) and `get_records` the data layer's batched
+  reader, both passed in so this module needs nothing from `datasets`.
+  """
   classes = read_class_list(path, num_classes)
   mapping = label_map(label_names(source), classes)
   where = str(getattr(getattr(source, "dataset_info", None), "data_dir", ""))
@@ -181,14 +202,15 @@ def restrict(
     if saved and os.path.exists(saved):
       kept = np.load(saved)
     else:
-      labels = all_labels(_labels_source(source, name, split, data_dir), "label")
+      unlabelled = _labels_source(source, name, split, data_dir)
+      labels = all_labels(unlabelled, "label", get_records)
       kept = np.flatnonzero(mapping[labels] >= 0)
       if saved:
         buffer = io.BytesIO()
         np.save(buffer, kept)
         io_utils.atomic_write_bytes(saved, buffer.getvalue())
     _INDEX_CACHE[key] = kept
-  subset = SubsetSource(source, _INDEX_CACHE[key], mapping, "label")
+  subset = SubsetSource(source, _INDEX_CACHE[key], mapping, "label", get_records)
   logging.getLogger(__name__).info(
     "%s %s: kept %d of %d examples (%d classes of %s), dropped %d",
     name,

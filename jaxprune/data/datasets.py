@@ -201,7 +201,13 @@ def open_spec_split(spec: DatasetSpec, split: str, data_config):
   if not path:
     return source
   return class_subset.restrict(
-    source, spec.tfds_name, split, path, spec.num_classes, data_dir=data_config.data_dir
+    source,
+    spec.tfds_name,
+    split,
+    path,
+    spec.num_classes,
+    data_dir=default_data_dir(data_config.data_dir),
+    get_records=get_records,
   )
 
 
