@@ -221,7 +221,7 @@ def test_same_base_model_setups():
 # ------------------------------------------------------------ figure command
 @pytest.mark.parametrize("name", ["le2021_fig1", "zimmer2023_fig1"])
 def test_figure_command_writes_png(tmp_path, name):
-  main = importlib.import_module("jaxprune.schedules.__main__")
+  main = importlib.import_module("jaxprune.schedules.figure")
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   config = runpy.run_path(os.path.join(root, "configs", "figures", f"{name}.py"))[
     "get_config"
