@@ -34,7 +34,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DRIVER = os.path.join(ROOT, "tests", "ray_driver.py")
 NAMESPACE = ["unshare", "--user", "--map-root-user", "--net"]
 # Row fields that must not depend on how the point was run.
-SAME = ("overrides", "seed", "metrics", "status", "epoch", "sparsity", "config")
+SAME = ("overrides", "seed", "status", "epoch", "sparsity", "config")
+# Metrics agree to float tolerance only: the reference runs in the pytest
+# process and Ray's workers in other processes, whose XLA:CPU programs may
+# split reductions over threads differently (seen: 1e-7 relative in CI).
 
 
 def _no_namespace() -> str | None:
@@ -92,6 +95,7 @@ def assert_same_rows(workdir: str, reference: dict[str, dict]) -> None:
   for row in rows:
     expected = reference[row["config_hash"]]
     assert {k: row.get(k) for k in SAME} == {k: expected.get(k) for k in SAME}
+    assert row["metrics"] == pytest.approx(expected["metrics"], rel=1e-5, abs=1e-6)
 
 
 def test_ray_rows_equal_the_sequential_runners(ray_runs, sequential):
