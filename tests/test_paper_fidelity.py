@@ -54,9 +54,11 @@ def test_wang2023_finetuning_arms_end_at_the_stated_minimum_lr(rel):
   assert len(seen) == 4  # step / cosine x 0.01 / 0.001
 
 
-def points_mentioning(word: str, under: str = "**"):
+def points_mentioning(word: str, under: str = "**", protocols=None):
   """(config file:arg, overrides, config) of every point of the first seed of
-  every sweep config (in configs/`under`) whose source mentions `word`.
+  every sweep config (in configs/`under`) whose source mentions `word`; with
+  `protocols`, only points of those protocols (checked before the point's
+  config is built, which is most of the cost).
 
   Only the first seed: every other seed repeats its protocol, and building the
   ~3000 points of all sweeps takes minutes on a loaded CPU."""
@@ -77,6 +79,9 @@ def points_mentioning(word: str, under: str = "**"):
       base, sweep = module.get_config(arg), module.get_sweep(arg)
       first = sweep[0].get("seed")
       for overrides in sweep:
+        protocol = overrides.get("protocol", base.get("protocol"))
+        if protocols is not None and protocol not in protocols:
+          continue
         if overrides.get("seed") == first:
           config = sweeps.apply_overrides(base, overrides)
           out.append((f"{rel}:{arg or ''}", overrides, config))
@@ -204,9 +209,8 @@ def test_setup_labels_of_every_comparison_in_the_paper_configs():
   named = {key: 0 for key in NAMED_COMPARISONS}
   for paper in PAPERS:
     groups: dict = {}
-    for table, _, config in points_mentioning("", paper):
-      if config.protocol not in setup_labels.DESCRIBED:
-        continue
+    described = setup_labels.DESCRIBED
+    for table, _, config in points_mentioning("", paper, protocols=described):
       cell = (config.data.name, config.model.name, setup_labels._target(config))
       run = setup_labels.describe(config, speedup=2.0)
       groups.setdefault((table, *cell, config.seed), []).append((_kind(config), run))

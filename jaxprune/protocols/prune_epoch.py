@@ -63,7 +63,12 @@ def init_speedup(config: ml_collections.ConfigDict) -> float:
   )["speedup"]
 
 
-def epoch_protocol(config: ml_collections.ConfigDict) -> budget.PruneProtocol:
+def epoch_protocol(
+  config: ml_collections.ConfigDict, speedup: float | None = None
+) -> budget.PruneProtocol:
+  """The point's phases. SX-B needs the pruning's FLOPs speedup:
+  `prune_epoch.speedup` if set, else `speedup` if given (a caller that knows
+  it, e.g. setup labelling), else measured on the initial weights."""
   e = config.prune_epoch
   scratch = common.resolved(config.schedule)
   stage = e.max_stage_epochs or None
@@ -72,7 +77,10 @@ def epoch_protocol(config: ml_collections.ConfigDict) -> budget.PruneProtocol:
   elif e.setup == "sx_a":
     proto = budget.sx_a(scratch, e.epoch, e.finetune_lr, stage)
   else:
-    speedup = e.speedup if e.speedup is not None else init_speedup(config)
+    if e.speedup is not None:
+      speedup = e.speedup
+    elif speedup is None:
+      speedup = init_speedup(config)
     proto = budget.sx_b(scratch, e.epoch, speedup, e.finetune_lr, stage)
   return budget.extend_first_stage(proto, e.get("extra_epochs", 0))
 

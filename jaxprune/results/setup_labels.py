@@ -97,7 +97,7 @@ def describe(config: ml_collections.ConfigDict, speedup: float | None) -> dict:
       prune_lr=_staircase(schedule),
     )
   elif name == "prune_epoch":
-    proto = prune_epoch.epoch_protocol(config)
+    proto = prune_epoch.epoch_protocol(config, speedup)
     run.update(
       base_model=None,
       pretrain_epochs=proto.prune_epoch,
