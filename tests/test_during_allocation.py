@@ -110,6 +110,10 @@ def test_global_keeps_the_largest_magnitudes_over_all_layers(method, setup):
     ("gmp", "lamp", "['global', 'uniform']"),
     ("set", "global", "['erk', 'uniform']"),
     ("rigl", "uniform_plus", "['erk', 'uniform']"),
+    # Learned sparsity has no allocation to choose: only the default passes.
+    ("str", "uniform", "['global']"),
+    ("cs", "erk", "['global']"),
+    ("dst", "uniform", "['global']"),
   ],
 )
 def test_a_value_the_method_cannot_use_is_refused(method, value, allowed):

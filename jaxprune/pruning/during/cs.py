@@ -43,7 +43,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from jaxprune import checks
-from jaxprune.pruning.during import learned
+from jaxprune.pruning.during import learned, target
 from jaxprune.pruning.during.base import Context, Method, register
 from jaxprune.pruning.step_hooks import StepHooks
 
@@ -55,6 +55,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   checks.number(config.during.cs.penalty, "during.cs.penalty", minimum=0)
   checks.number(config.during.cs.beta_final, "during.cs.beta_final", minimum=1)
   checks.field_choice(config, "pruning.name", ("unstructured",))
+  target.allocation(config, "cs", learned.ALLOCATIONS)
 
 
 def temperature(step: jax.Array, beta_final: float, total_steps: int) -> jax.Array:

@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from jaxprune import checks
-from jaxprune.pruning.during import learned
+from jaxprune.pruning.during import learned, target
 from jaxprune.pruning.during.base import Context, Method, register
 from jaxprune.pruning.step_hooks import StepHooks
 
@@ -51,6 +51,7 @@ RESET_BELOW = 0.01  # A layer keeping at most this fraction is reset.
 def validate(config: ml_collections.ConfigDict) -> None:
   checks.number(config.during.dst.alpha, "during.dst.alpha", minimum=0)
   checks.field_choice(config, "pruning.name", ("unstructured",))
+  target.allocation(config, "dst", learned.ALLOCATIONS)
 
 
 def step_derivative(x: jax.Array) -> jax.Array:

@@ -28,6 +28,11 @@ import jax.numpy as jnp
 
 from jaxprune.pruning import masks as masks_lib
 
+# STR, CS and DST learn each weight's pruning threshold or gate, so no per-layer
+# split is chosen: only the default `pruning.allocation` describes them, and
+# any other value is refused instead of silently ignored.
+ALLOCATIONS = ("global",)
+
 
 def prunable_names(params: Any, prunable: Any) -> list[str | None]:
   """Per leaf of `params` (tree order): its path "a/b/kernel" if prunable."""

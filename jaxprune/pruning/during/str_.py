@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from jaxprune import checks
-from jaxprune.pruning.during import learned
+from jaxprune.pruning.during import learned, target
 from jaxprune.pruning.during.base import Context, Method, register
 from jaxprune.pruning.step_hooks import StepHooks
 
@@ -45,6 +45,7 @@ DEFAULTS = {"s_init": -5.0}
 def validate(config: ml_collections.ConfigDict) -> None:
   checks.number(config.during.str.s_init, "during.str.s_init")
   checks.field_choice(config, "pruning.name", ("unstructured",))
+  target.allocation(config, "str", learned.ALLOCATIONS)
 
 
 def soft_threshold(w: jax.Array, s: jax.Array) -> jax.Array:
