@@ -94,6 +94,28 @@ def test_topk_equals_a_stable_numpy_ranking_for_static_and_traced_k():
       np.testing.assert_array_equal(static, want)
 
 
+def test_eager_topk_compiles_once_per_shape():
+  # Called outside jit (GMP, DPF and DNW mask updates), a search loop built
+  # around a fresh closure compiled anew on every call, and every compiled
+  # program stayed mapped: a long sweep died of "LLVM ERROR: Unable to
+  # allocate section memory" after ~11k of them.
+  compiles = []
+
+  def listener(event, duration, **kwargs):
+    if event == "/jax/core/compile/backend_compile_duration":
+      compiles.append(kwargs.get("fun_name"))
+
+  scores_ = jnp.asarray(np.random.default_rng(0).normal(size=(7, 11)), jnp.float32)
+  allocation.topk_mask(scores_, 5)  # Warm: compiles what a call needs.
+  jax.monitoring.register_event_duration_secs_listener(listener)
+  try:
+    for k in (5, 6, 30):
+      allocation.topk_mask(scores_, k)
+  finally:
+    jax.monitoring.unregister_event_duration_listener(listener)
+  assert compiles == []
+
+
 @pytest.mark.parametrize("alloc", allocation.ALLOCATIONS)
 def test_every_allocation_hits_the_target_within_one_per_tensor(alloc):
   t = _tree()

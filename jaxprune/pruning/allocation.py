@@ -109,6 +109,14 @@ def topk_mask(scores: jax.Array, k: Any) -> jax.Array:
   per call, which made DPF's mask updates and DNW's every-step top-k the
   bulk of their step time.
   """
+  # One jitted program per shape, k passed as data: called eagerly (mask
+  # updates between steps) the search loop must not be rebuilt, and so
+  # recompiled, on every call (tests/test_pruning_masks.py).
+  return _topk_mask(scores, jnp.asarray(k, jnp.int32))
+
+
+@jax.jit
+def _topk_mask(scores: jax.Array, k: jax.Array) -> jax.Array:
   flat = scores.reshape(-1)
   bits = _ordered_bits(jnp.where(jnp.isnan(flat), -jnp.inf, flat))
 
