@@ -98,11 +98,17 @@ def form_groups(
   budget_bytes: int = DEFAULT_BUDGET_BYTES,
   config_of: Callable[[Any], ml_collections.ConfigDict] = lambda p: p[2],
   min_groups: int = 1,
+  max_runs: int | None = None,
 ) -> list[list[Any]]:
   """`points` (in order) split into the groups that run together; "auto"
   makes at least `min_groups` groups (one per shard) when there are enough
-  points."""
+  points. `max_runs` caps a group's size below what memory allows: a group's
+  rows are written as its runs end, and the runs of one group end together
+  when they share a length, so small groups make a long sweep's rows arrive
+  (and survive an interruption) group by group."""
   checks.choice(how, "--group", GROUPINGS)
+  if max_runs is not None and (isinstance(max_runs, bool) or max_runs < 1):
+    raise ValueError(f"--group_runs must be a positive integer, got {max_runs!r}")
   if how == "none" or not points:
     return [[p] for p in points]
   if how == "seeds":
@@ -115,6 +121,7 @@ def form_groups(
   out = []
   for g in groups:
     size = max_group_size(config_of(g[0]), budget_bytes)
+    size = min(size, max_runs or size)
     if how == "auto":
       size = min(size, -(-len(g) // max(min_groups, 1)))
     out.extend(g[i : i + size] for i in range(0, len(g), size))

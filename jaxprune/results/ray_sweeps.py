@@ -182,6 +182,7 @@ def run_sweep_ray(
   no_cache: bool = False,
   force: bool = False,
   compile_cache_dir: str | None = None,
+  group_runs: int | None = None,
 ) -> list[dict[str, Any]]:
   """`sweeps.run_sweep` with one Ray task per group; returns the rows written.
   Raises RayExecutorError after writing the other rows if tasks failed.
@@ -208,6 +209,7 @@ def run_sweep_ray(
       force=force,
       group_mode=group_mode,
       min_groups=options.tasks or max(slots, 1),
+      group_runs=group_runs,
     )
     task = ray.remote(_run_task).options(
       num_cpus=options.cpus_per_task,

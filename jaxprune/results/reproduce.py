@@ -101,7 +101,9 @@ def run_experiment(
   start = time.time()
   rows: list[dict[str, Any]] = []
   if sweep:
-    sweeps.run_sweep(config, sweep, exp_dir)
+    # "group_runs" (optional): a cap on a group's size for long experiments,
+    # so their rows arrive group by group (`sweeps.run_sweep`).
+    sweeps.run_sweep(config, sweep, exp_dir, group_runs=spec.get("group_runs"))
     rows = _current_rows(config, sweep, exp_dir)
   if spec.get("analysis"):
     rows += studies.get(spec["analysis"])(config, os.path.join(workdir, paper))

@@ -1,7 +1,7 @@
 """The sweep command line: `python -m jaxprune.sweeps` (`jaxprune/sweeps.py`).
 
   python -m jaxprune.sweeps --config=configs/le2021/table2.py[:ARG] --workdir=DIR \
-      [--shard=i/n] [--list] [--group=auto|seeds|none] [--no_cache] [--force] [--config.FIELD=VALUE ...]
+      [--shard=i/n] [--list] [--group=auto|seeds|none] [--group_runs=N] [--no_cache] [--force] [--config.FIELD=VALUE ...]
       [--slurm [--slurm.partition=P --slurm.time=HH:MM:SS --slurm.gpus_per_task=G
                 --slurm.tasks=N] [--submit]]   (an sbatch job array; jaxprune.cluster)
       [--executor=ray [--ray.address=local|auto|HOST:PORT --ray.cpus_per_task=N
@@ -58,6 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     type=float,
     default=DEFAULT_GROUP_MEMORY_GB,
     help="memory budget that bounds a group's size",
+  )
+  parser.add_argument(
+    "--group_runs",
+    type=int,
+    help="at most this many runs per group (default: as many as "
+    "--group_memory_gb allows, up to 64); smaller groups end, and write their "
+    "rows, sooner",
   )
   parser.add_argument(
     "--group_mode",
@@ -153,6 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     group=args.group,
     group_memory_gb=args.group_memory_gb,
     group_mode=args.group_mode,
+    group_runs=args.group_runs,
     no_cache=args.no_cache,
     force=args.force,
   )

@@ -202,6 +202,7 @@ def run_sweep(
   group_mode: str = "auto",
   no_cache: bool = False,
   force: bool = False,
+  group_runs: int | None = None,
 ) -> list[dict[str, Any]]:
   """Runs this shard's unfinished points; returns the rows it appended.
 
@@ -212,6 +213,7 @@ def run_sweep(
   vmap on accelerators, serial on CPU); "seeds" groups only points that
   differ in the seed; "none" runs them one by one. Rows, hashes and run
   directories are the same either way; rows are appended as each point ends.
+  `group_runs` (`--group_runs`) caps a group's size (`grouped.form_groups`).
 
   `no_cache` (`--no_cache`): every point gets a private cache in its run
   directory, so nothing (dense training, pruned state) is shared or reused.
@@ -243,6 +245,7 @@ def run_sweep(
     no_cache=no_cache,
     force=force,
     group_mode=group_mode,
+    group_runs=group_runs,
   )
   record = functools.partial(_record, workdir, replace=force)
   appended: list[dict[str, Any]] = []
@@ -271,6 +274,7 @@ def plan_groups(
   force: bool = False,
   group_mode: str = "auto",
   min_groups: int | None = None,
+  group_runs: int | None = None,
 ) -> tuple[int, list[list[Member]]]:
   """(number of points, this shard's groups of unfinished points): what
   `run_sweep` runs, one `run_group` call per group. Groups are formed over
@@ -295,7 +299,9 @@ def plan_groups(
   budget = int(group_memory_gb * (1 << 30))
   numbered = [(i, *point) for i, point in enumerate(points)]
   done = set() if force else finished_hashes(workdir)
-  formed = grouped.form_groups(numbered, group, budget, min_groups=min_groups or count)
+  formed = grouped.form_groups(
+    numbered, group, budget, min_groups=min_groups or count, max_runs=group_runs
+  )
   groups = [
     [p for p in g if p[3] not in done]
     for k, g in enumerate(formed)
