@@ -11,7 +11,7 @@ CONFIG ?= configs/mlp7_fashion_mnist.py
 MINI_WORKDIR ?= workdirs/mini
 MINI_OUT ?= experiments/results/mini
 
-.PHONY: demo test lint format bench bench-gpu reproduce-mini reproduce-di-long clean
+.PHONY: demo test lint format bench bench-gpu reproduce-mini reproduce-di-long long-runs long-runs-save clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,21 @@ reproduce-di-long: $(VENV)/.installed
 	  $(PY) -m jaxprune.report --results=$(DI_WORKDIR)/$$t/results.jsonl \
 	    --out=$(DI_WORKDIR)/$$t/report --paper_config=configs/wang2021_di/$$t.py || exit 1; \
 	done
+
+# The full-settings CPU suite (configs/cpu_full: hours) on machines that do
+# not keep their disks: restore the committed record of finished runs, run
+# what is left (resumable), and save the record before the machine goes:
+#   nohup make long-runs > long_runs.log 2>&1 &   ...   make long-runs-save
+LONG_WORKDIR ?= workdirs/cpu_full
+LONG_RECORD ?= experiments/results/cpu_full/record
+long-runs: $(VENV)/.installed
+	$(PY) -m jaxprune.data prepare
+	if [ -d $(LONG_RECORD) ]; then $(PY) -m jaxprune.results.record restore $(LONG_RECORD) $(LONG_WORKDIR); fi
+	JAX_PLATFORMS=cpu $(PY) -m jaxprune.reproduce --suite=configs/cpu_full \
+		--workdir=$(LONG_WORKDIR) --out=experiments/results/cpu_full
+
+long-runs-save: $(VENV)/.installed
+	$(PY) -m jaxprune.results.record save $(LONG_WORKDIR) $(LONG_RECORD)
 
 clean:
 	rm -rf $(VENV) workdirs .pytest_cache .ruff_cache

@@ -43,11 +43,14 @@ IN_PROCESS = {
 # (pattern, reason): commands that are not run here, and why.
 NOT_RUN = (
   (
-    r"^make\b",
+    r"^(nohup )?make\b",
     "long-running make target (setup, full training, benchmarks, the 90-min "
     "mini suite); `make test` runs this suite",
   ),
-  (r"CONFIG\.py|PAPER|TABLE|\.\.\.|ARG\b|i/n|sweeps/x", "a template with placeholders"),
+  (
+    r"CONFIG\.py|PAPER|TABLE|WORKDIR DIR|\.\.\.|ARG\b|i/n|sweeps/x",
+    "a template with placeholders",
+  ),
   (
     r"--distributed",
     "multi-host; tests/test_multiprocess.py runs it as real local processes",
