@@ -206,7 +206,9 @@ def profile_targets() -> dict[str, tuple[Any, str]]:
   }
 
 
-def run_side(base, points, how: str, pretrained: str, profile: bool) -> dict:
+def run_side(
+  base, points, how: str, pretrained: str, profile: bool, mode: str = "auto"
+) -> dict:
   """One side: a fresh workdir, the pretraining copied in, the sweep timed."""
   jax.clear_caches()
   loop._STEPS.clear()
@@ -219,7 +221,9 @@ def run_side(base, points, how: str, pretrained: str, profile: bool) -> dict:
     targets = profile_targets() if profile else {}
     with timed_calls(targets) as times:
       t0 = time.perf_counter()
-      rows = sweeps.run_sweep(side, points, os.path.join(tmp, "sweep"), group=how)
+      rows = sweeps.run_sweep(
+        side, points, os.path.join(tmp, "sweep"), group=how, group_mode=mode
+      )
       wall = time.perf_counter() - t0
   return {
     "wall_s": wall,
@@ -244,7 +248,11 @@ def compare(seq: dict, grp: dict) -> dict:
 
 
 def measure(
-  case: str, quick: bool = False, data: dict | None = None, profile: bool = False
+  case: str,
+  quick: bool = False,
+  data: dict | None = None,
+  profile: bool = False,
+  mode: str = "auto",
 ) -> dict:
   """Sequential and grouped wall seconds of `case`, throughput and row checks."""
   base, points = BUILD[case](quick, dict(data or {}))
@@ -255,7 +263,7 @@ def measure(
     pretrain(base, points, pretrained)
     pretrain_s = time.perf_counter() - t0
     seq = run_side(base, points, "none", pretrained, profile)
-    grp = run_side(base, points, "auto", pretrained, profile)
+    grp = run_side(base, points, "auto", pretrained, profile, mode)
   checks = compare(seq.pop("rows"), grp.pop("rows"))
   loads = [*seq["load"], *grp["load"]]
   return {
@@ -303,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--cases", default=",".join(CASES))
   parser.add_argument("--quick", action="store_true", help="tiny sizes")
   parser.add_argument("--profile", action="store_true", help="time the loop's parts")
+  parser.add_argument(
+    "--group_mode", default="auto", help="the grouped side's mode: auto|vmap|serial"
+  )
   parser.add_argument("--data_dir", default=None)
   parser.add_argument("--manual_dir", default=None)
   args = parser.parse_args(argv)
@@ -311,7 +322,8 @@ def main(argv: list[str] | None = None) -> int:
   for case in args.cases.split(","):
     if case not in CASES:
       parser.error(f"--cases: unknown case {case!r}; allowed: {', '.join(CASES)}")
-    print(report(measure(case, args.quick, data, args.profile)), flush=True)
+    result = measure(case, args.quick, data, args.profile, args.group_mode)
+    print(report(result), flush=True)
   return 0
 
 
