@@ -139,3 +139,13 @@ def test_throughput_and_achieved_sparsity_are_aggregated_per_setting():
   assert a["std"]["images_per_second"] == pytest.approx(20.0)
   assert a["mean"]["sparsity"] == pytest.approx(0.92)
   assert a["std"]["sparsity"] == pytest.approx(0.01)
+
+
+def test_rounding_noise_of_equal_values_prints_as_zero_spread():
+  # Three runs at exactly 80 % sparsity: numpy's std of [0.8] * 3 is 1.1e-16,
+  # float noise, not a spread (the mini report printed "0.8 ± 1.1e-16").
+  xs = np.array([0.8, 0.8, 0.8])
+  assert xs.std() > 0
+  assert report._format(float(xs.mean()), float(xs.std()), percent=False) == "0.8 ± 0"
+  assert report._format(0.8, 0.01, percent=False) == "0.8 ± 0.01"
+  assert report._format(0.0, 0.0, percent=False) == "0 ± 0"

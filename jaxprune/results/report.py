@@ -115,6 +115,8 @@ def aggregate(
 def _format(mean: float | None, std: float | None, percent: bool) -> str:
   if mean is None or math.isnan(mean):
     return "-"
+  if std is not None and std <= 1e-12 * abs(mean):
+    std = 0.0  # Float noise of equal values (std of [0.8] * 3 is 1.1e-16).
   if not percent:  # JSVs, ratios, counts: significant digits, not 2 decimals.
     return f"{mean:.4g}" if std is None else f"{mean:.4g} ± {std:.2g}"
   if std is None:
