@@ -27,6 +27,9 @@ EXPERIMENTS = {
     "metrics": ["test/accuracy", "sparsity"],
     "figures": [("test/accuracy", "retrain.num_epochs", "retrain.schedule")],
     "claims": CLAIMS,
+    # Groups of 10 (about 3-8 min each on 2 cores): rows arrive, and a saved
+    # record keeps them, group by group (README, "At the papers' settings").
+    "group_runs": 10,
   }
 }
 
