@@ -6,7 +6,7 @@ import pathlib
 
 import pytest
 
-from jaxprune import protocols
+from jaxprune import io_utils, protocols
 from jaxprune.results import reproduce, sweeps, verdicts
 
 pytestmark = pytest.mark.usefixtures("fast_compiles")
@@ -104,6 +104,24 @@ def test_smoke_run_writes_report_with_verdicts(tiny_fmnist, tmp_path):
   )
   assert again[0]["wall_seconds"] < sections[0]["wall_seconds"]
   assert again[0]["table"] == sections[0]["table"]
+
+  # --report_only on an unfinished sweep: nothing runs, the report says so.
+  results = tmp_path / "wd" / "wang2023" / "lr_epochs" / sweeps.RESULTS_FILE
+  rows = io_utils.read_jsonl(str(results))
+  io_utils.rewrite_jsonl(str(results), rows[:3])
+  partial = reproduce.run_suite(
+    SUITE,
+    str(tmp_path / "wd"),
+    str(tmp_path / "progress"),
+    smoke=True,
+    only=["wang2023:lr_epochs"],
+    config_overrides={"data.data_dir": data_dir, "data.manual_dir": manual_dir},
+    report_only=True,
+  )
+  assert (partial[0]["runs"], partial[0]["points"]) == (3, 4)
+  assert len(io_utils.read_jsonl(str(results))) == 3  # The 4th point did not run.
+  text = (tmp_path / "progress" / "REPORT.md").read_text()
+  assert "3 rows of 4 points (UNFINISHED" in text
 
 
 def test_only_that_selects_nothing_is_an_error(tmp_path):

@@ -88,8 +88,12 @@ def run_experiment(
   *,
   smoke: bool = False,
   config_overrides: dict[str, Any] | None = None,
+  report_only: bool = False,
 ) -> dict[str, Any]:
-  """Runs one experiment's sweep (and study); returns its report section."""
+  """Runs one experiment's sweep (and study); returns its report section.
+  `report_only`: runs nothing, reports the rows the workdir has (a long
+  sweep's progress; unfinished settings show as missing, their claims as
+  no data)."""
 
   spec = module.EXPERIMENTS[name]
   arg = f"{name},smoke" if smoke else name
@@ -100,12 +104,14 @@ def run_experiment(
   exp_dir = os.path.join(workdir, paper, name)
   start = time.time()
   rows: list[dict[str, Any]] = []
-  if sweep:
+  points = len(sweeps.expand(config, sweep)) if sweep else 0
+  if sweep and not report_only:
     # "group_runs" (optional): a cap on a group's size for long experiments,
     # so their rows arrive group by group (`sweeps.run_sweep`).
     sweeps.run_sweep(config, sweep, exp_dir, group_runs=spec.get("group_runs"))
+  if sweep:
     rows = _current_rows(config, sweep, exp_dir)
-  if spec.get("analysis"):
+  if spec.get("analysis") and not report_only:
     rows += studies.get(spec["analysis"])(config, os.path.join(workdir, paper))
   # Metrics "<m>@start" / "<m>@end" are read from the runs' per-epoch logs.
   ends = sorted({m.split("@")[0] for m in spec["metrics"] if "@" in m})
@@ -142,6 +148,7 @@ def run_experiment(
     "title": spec["title"],
     "doc": (module.__doc__ or "").strip(),
     "runs": len(rows),
+    "points": points,
     "wall_seconds": time.time() - start,
     "run_seconds": run_seconds,
     "table": markdown,
@@ -215,7 +222,13 @@ def write_report(
       "",
       f"### {s['title']}",
       "",
-      f"`{s['paper']}:{s['experiment']}` — {s['runs']} rows; "
+      f"`{s['paper']}:{s['experiment']}` — {s['runs']} rows"
+      + (
+        f" of {s['points']} points (UNFINISHED: the other settings have no rows yet)"
+        if s.get("points", 0) > s["runs"]
+        else ""
+      )
+      + "; "
       f"{s['wall_seconds'] / 60:.1f} min in this invocation; the rows' runs took "
       f"{s['run_seconds'] / 60:.1f} min when they ran.",
       "",
@@ -241,6 +254,7 @@ def run_suite(
   only: Sequence[str] = (),
   config_overrides: dict[str, Any] | None = None,
   command: str = "",
+  report_only: bool = False,
 ) -> list[dict[str, Any]]:
   """Runs the selected experiments in file order; writes the report."""
   start = time.time()
@@ -262,6 +276,7 @@ def run_suite(
           out,
           smoke=smoke,
           config_overrides=config_overrides,
+          report_only=report_only,
         )
       )
   if not sections:
@@ -311,16 +326,23 @@ def main(argv: Sequence[str] | None = None) -> int:
   )
   parser.add_argument("--only", action="append", default=[], help="PAPER[:EXP]")
   parser.add_argument("--smoke", action="store_true", help="seconds-long runs")
+  parser.add_argument(
+    "--report_only",
+    action="store_true",
+    help="run nothing: report the rows the workdir has so far (a long run's "
+    "progress; counts as partial for --out)",
+  )
   parser.add_argument("--data_dir", help="TFDS data dir (default: TFDS's)")
   parser.add_argument("--manual_dir", help="IDX files of fashion_mnist_local")
   parser.add_argument("--compile_cache", help=compile_cache.HELP)
   args = parser.parse_args(argv)
   try:
     compile_cache.setup(args.compile_cache)  # Before the first compile.
-    out = output_dir(args.out, args.workdir, partial=bool(args.only or args.smoke))
+    partial = bool(args.only or args.smoke or args.report_only)
+    out = output_dir(args.out, args.workdir, partial=partial)
   except ValueError as e:
     parser.error(str(e))
-  if args.out is None and (args.only or args.smoke):
+  if args.out is None and partial:
     print(f"[reproduce] partial run: report goes to {out} (not {DEFAULT_OUT})")
   overrides = {}
   if args.data_dir:
@@ -338,6 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     only=args.only,
     config_overrides=overrides,
     command=command.strip(),
+    report_only=args.report_only,
   )
   found = [v for s in sections for v in s["verdicts"]]
   for v in found:
