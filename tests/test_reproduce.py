@@ -3,6 +3,7 @@ settings, and the runner writes a report with verdicts from smoke runs."""
 
 import os
 import pathlib
+import subprocess
 
 import pytest
 
@@ -122,6 +123,7 @@ def test_smoke_run_writes_report_with_verdicts(tiny_fmnist, tmp_path):
   assert len(io_utils.read_jsonl(str(results))) == 3  # The 4th point did not run.
   text = (tmp_path / "progress" / "REPORT.md").read_text()
   assert "3 rows of 4 points (UNFINISHED" in text
+  assert text.splitlines()[0].startswith("# Mini-reproduction report (SMOKE")
 
 
 def test_only_that_selects_nothing_is_an_error(tmp_path):
@@ -146,6 +148,22 @@ def test_partial_run_never_targets_committed_results(tmp_path):
   )
   assert reproduce.output_dir(None, "wd", partial=False) == reproduce.DEFAULT_OUT
   assert reproduce.output_dir(str(tmp_path), "wd", partial=True) == str(tmp_path)
+
+
+def test_a_committed_partial_report_may_be_replaced_by_a_partial_run(tmp_path):
+  # A long run's progress report is committed, then refreshed next time; a
+  # committed full report stays protected.
+  subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+  report = tmp_path / "REPORT.md"
+  report.write_text(f"# Mini-reproduction report {reproduce.PARTIAL_MARK}: ...)\n")
+  git = ["git", "-C", str(tmp_path), "-c", "user.email=t@t", "-c", "user.name=t"]
+  subprocess.run([*git, "add", "REPORT.md"], check=True)
+  subprocess.run([*git, "commit", "-qm", "progress"], check=True)
+  assert reproduce.holds_committed_files(str(tmp_path))
+  assert reproduce.output_dir(str(tmp_path), "wd", partial=True) == str(tmp_path)
+  report.write_text("# Mini-reproduction report\n")  # A full report.
+  with pytest.raises(ValueError, match="holds committed results"):
+    reproduce.output_dir(str(tmp_path), "wd", partial=True)
 
 
 def test_smoke_run_without_out_writes_to_scratch(tiny_fmnist, tmp_path, capsys):
