@@ -96,6 +96,26 @@ def test_missing_setting_is_no_data_not_a_pass():
   assert verdicts.evaluate(GREATER, []).status == verdicts.NO_DATA
 
 
+def test_a_filter_matching_two_settings_is_no_data_and_says_so():
+  # DI Table 3's H1 filter {spec, orthp} also matched the Scratch setting
+  # (same spec, no OrthP): an ambiguous filter must be named, not look missing.
+  agg = rows(
+    {
+      (("protocol", "prune_retrain"), ("retrain.schedule", "clr")): [0.9, 0.91],
+      (("protocol", "scratch"), ("retrain.schedule", "clr")): [0.8, 0.81],
+      (("protocol", "prune_retrain"), ("retrain.schedule", "ft")): [0.7, 0.71],
+    }
+  )
+  claim = {**GREATER, "for_each": []}
+  found = verdicts.evaluate(claim, agg)
+  assert found.status == verdicts.NO_DATA
+  assert "a AMBIGUOUS: 2 settings match; b 70.50 ± 0.50 (n=2)" in " ".join(
+    found.evidence
+  )
+  pinned = {**claim, "a": {"retrain.schedule": "clr", "protocol": "prune_retrain"}}
+  assert verdicts.evaluate(pinned, agg).status == verdicts.REPRODUCED
+
+
 BEST = {
   "id": "allr_best",
   "text": "ALLR is best or within one std",

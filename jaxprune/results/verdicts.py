@@ -185,6 +185,20 @@ def _one(
   return found[0]
 
 
+def _describe(
+  aggregated: Sequence[Mapping[str, Any]],
+  metric: str,
+  scale: float,
+  *filters: Mapping[str, Any],
+) -> str:
+  """Why `_one` found nothing usable: no setting, or several (a filter that
+  does not pin one setting is a config bug to see, not silence)."""
+  found = [s for s in (_stat(e, metric) for e in _select(aggregated, *filters)) if s]
+  if len(found) == 1:
+    return _fmt(found[0], scale)
+  return "no setting" if not found else f"AMBIGUOUS: {len(found)} settings match"
+
+
 def _metric_b(claim: Mapping[str, Any]) -> str:
   return claim.get("metric_b", claim["metric"])
 
@@ -201,7 +215,9 @@ def _check_greater(claim, aggregated, group, scale):
   a = _one(aggregated, claim["metric"], claim["a"], group)
   b = _one(aggregated, _metric_b(claim), claim["b"], group)
   if a is None or b is None:
-    return None, f"[{_label(group)}] missing a={a} b={b}"
+    a_is = _describe(aggregated, claim["metric"], scale, claim["a"], group)
+    b_is = _describe(aggregated, _metric_b(claim), scale, claim["b"], group)
+    return None, f"[{_label(group)}] missing: a {a_is}; b {b_is}"
   margin = float(claim.get("margin", 0.0))
   est, low, high = interval([(1.0, a), (-1.0, b)])
   line = f"[{_label(group)}] a {_fmt(a, scale)} vs b {_fmt(b, scale)}"
