@@ -26,6 +26,9 @@ S90_HIGH, S90_LOW, S900_HIGH, S900_LOW = (f["retrain.spec"] for f in table3.FINE
 HIGH = {"retrain.spec": {"one_of": [S90_HIGH, S900_HIGH]}}  # Initial LR 0.01.
 LOW = {"retrain.spec": {"one_of": [S90_LOW, S900_LOW]}}  # Initial LR 0.001.
 NO_ORTHP = {"retrain.orthp": False}
+# Scratch points carry the default fine-tuning spec and no OrthP too: every
+# filter names the protocol, or it matches two settings (verdicts: AMBIGUOUS).
+PRUNED = {"protocol": "prune_retrain"}
 
 
 def _gain(claim_id, text, when, otherwise, fixed):
@@ -34,8 +37,8 @@ def _gain(claim_id, text, when, otherwise, fixed):
     "text": text,
     "kind": "gain_shrinks",
     "metric": "test/accuracy",
-    "a": {**HIGH, **fixed},
-    "b": {**LOW, **fixed},
+    "a": {**HIGH, **fixed, **PRUNED},
+    "b": {**LOW, **fixed, **PRUNED},
     "when": when,
     "otherwise": otherwise,
     "for_each": ["pruning.ratio"],
@@ -59,8 +62,8 @@ EXPERIMENTS = {
         "epochs (Table 3)",
         "kind": "greater",
         "metric": "test/accuracy",
-        "a": {"retrain.spec": S90_HIGH, **NO_ORTHP},
-        "b": {"retrain.spec": S90_LOW, **NO_ORTHP},
+        "a": {"retrain.spec": S90_HIGH, **NO_ORTHP, **PRUNED},
+        "b": {"retrain.spec": S90_LOW, **NO_ORTHP, **PRUNED},
         "for_each": ["pruning.ratio"],
       },
       _gain(
