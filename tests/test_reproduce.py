@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from jaxprune import io_utils, protocols
-from jaxprune.results import reproduce, sweeps, verdicts
+from jaxprune.results import reproduce, settings, sweeps, verdicts
 
 pytestmark = pytest.mark.usefixtures("fast_compiles")
 
@@ -47,7 +47,11 @@ def test_every_experiment_builds_and_its_claims_match_its_points(smoke, suite):
       continue  # Its rows come from a study, not from sweep overrides.
     if smoke and suite == FULL_SUITE:
       continue  # The paper configs' smoke sweep is their first point alone.
-    settings = [overrides for overrides, _, _ in points]
+    # The report's settings: the swept keys' values read from each config, as
+    # for rows (a point that keeps the default protocol still has one).
+    pseudo_rows = [{"overrides": o, "config": c.to_dict()} for o, c, _ in points]
+    keys = settings.setting_keys(pseudo_rows)
+    point_settings = [settings.setting_of(r, keys) for r in pseudo_rows]
     for claim in claims:
       verdicts.validate(claim)
       for field in CLAIM_FILTERS:
@@ -55,7 +59,7 @@ def test_every_experiment_builds_and_its_claims_match_its_points(smoke, suite):
         if where:
           # A typo in a filter would make the claim "no data" after an hour
           # of runs; every filter must select at least one point now.
-          assert any(verdicts.matches(s, where) for s in settings), (
+          assert any(verdicts.matches(s, where) for s in point_settings), (
             f"{paper}:{name} claim {claim['id']} {field}={where} matches no point"
           )
 
