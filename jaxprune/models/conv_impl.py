@@ -31,6 +31,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxprune import checks
+from jaxprune.models import matmul_impl
 
 CONV_IMPLS = ("auto", "xla", "matmul")
 _NHWC = ("NHWC", "HWIO", "NHWC")
@@ -110,7 +111,8 @@ def matmul_conv(
   ]
   patches = cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)
   # 2-D operands: the filter gradient is then one plain matmul over N*H*W.
-  y = lax.dot_general(
+  # (`matmul_impl`: a filter gradient in XLA:CPU's faster layout where it is.)
+  y = matmul_impl.dot_general(
     patches.reshape(n * oh * ow, kh * kw * c),
     rhs.reshape(kh * kw * c, out),
     (((1,), (0,)), ((), ())),

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 
 from jaxprune import checks
 from jaxprune.models import conv_impl as conv_impls
+from jaxprune.models import matmul_impl
 
 Initializer = jax.nn.initializers.Initializer
 
@@ -115,12 +116,14 @@ def dense(
       kernel_init=orthogonal(gain),
       bias_init=jax.nn.initializers.zeros,
       name=name,
+      dot_general=matmul_impl.dot_general,
     )
   return nn.Dense(
     features,
     kernel_init=default_kernel or torch_default_kernel(),
     bias_init=default_bias or torch_default_bias(fan_in),
     name=name,
+    dot_general=matmul_impl.dot_general,  # The CPU's faster kernel gradient.
   )
 
 
