@@ -34,7 +34,7 @@ def _close(a, b, rtol=1e-5):
   np.testing.assert_allclose(a, b, atol=rtol * np.abs(b).max(), rtol=0)
 
 
-@pytest.mark.parametrize("m,k,n", [(100, 1024, 10), (128, 144, 16), (100, 100, 100)])
+@pytest.mark.parametrize("m,k,n", [(100, 1024, 10), (128, 144, 16), (100, 1024, 100)])
 def test_values_gradients_and_jacfwd_equal_the_plain_matmul(m, k, n):
   x, w, dy = _operands(m, k, n)
   ours = lambda x, w: matmul_impl.dot_general(x, w, DIMS)  # noqa: E731
@@ -50,10 +50,11 @@ def test_values_gradients_and_jacfwd_equal_the_plain_matmul(m, k, n):
 
 def test_the_rule_swaps_narrow_outputs_only_and_only_on_cpu(monkeypatch):
   assert matmul_impl.prefer_swapped(1024, 10)  # MLP-7's first layer, pruned.
-  assert matmul_impl.prefer_swapped(1024, 100)  # ... and dense (K = 10 N).
-  assert matmul_impl.prefer_swapped(100, 16)  # N <= 16 at K >= 4N.
+  assert matmul_impl.prefer_swapped(1024, 50)  # ... at ratio 0.5 (Le & Hua).
+  assert not matmul_impl.prefer_swapped(1024, 100)  # Dense: the forward loses.
+  assert matmul_impl.prefer_swapped(25, 6)  # LeNet-5's first conv (N <= 8).
   assert not matmul_impl.prefer_swapped(100, 100)  # Square hidden layers.
-  assert not matmul_impl.prefer_swapped(144, 32)  # 4.5x, N > 16.
+  assert not matmul_impl.prefer_swapped(144, 32)  # K = 4.5 N.
   assert not matmul_impl.prefer_swapped(10, 512)
 
   def barriers(m, k, n):

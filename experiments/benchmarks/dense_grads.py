@@ -13,7 +13,7 @@ Two tables, written to OUT.md and OUT.json:
 2. A whole MLP-7 epoch (`Steps.scan_epoch`, batch 100, SGD with momentum and
    weight decay, 1024 inputs) at hidden widths 10 / 20 / 100 (DI Table 3's
    nets after pruning at PR 0.9 / 0.8, and dense), with the rule on and
-   forced off, side by side with a plain PyTorch loop of the same net when
+   forced off (hidden width 50: Le & Hua's 50% neuron pruning), side by side with a plain PyTorch loop of the same net when
    PyTorch is installed. Per-step times are medians of interleaved repeats.
 """
 
@@ -224,7 +224,7 @@ def main(argv=None) -> int:
     grid = kernel_grad_grid(
       [100, 2048], [25, 100, 144, 400, 576, 1024, 4608], [6, 10, 16, 32, 64, 100, 512]
     )
-    epochs = mlp_epochs([10, 20, 100], 60000, args.repeats)
+    epochs = mlp_epochs([10, 20, 50, 100], 60000, args.repeats)
   load = f"1-min load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores."
   from jaxprune import io_utils
 

@@ -34,13 +34,15 @@ _AGAINST_KT = (((1,), (1,)), ((), ()))  # [M, K] x [N, K] -> [M, N].
 def prefer_swapped(k_in: int, n_out: int) -> bool:
   """Whether the [N, K] kernel gradient beats XLA:CPU's own [K, N] one.
 
-  Read off the measured grid in `experiments/benchmarks/dense_grads.md`
-  (batch 100/128 for Dense layers, 2048/32768 rows for matmul convolutions;
-  K from 10 to 4608, N from 6 to 512): the swap won 1.1-12x wherever K >= 8N,
-  and 1.1-2.8x at K >= 4N for N <= 16; it lost (0.1-0.9x) where N approaches
-  or exceeds K.
+  Read off `experiments/benchmarks/dense_grads.md`: the kernel gradient alone
+  over a grid (batch 100 for Dense layers, 2048 rows for matmul convolutions;
+  K from 25 to 4608, N from 6 to 512), and whole layers (forward + gradients:
+  the swapped forward contracts against k^T, which costs more as N grows).
+  The swap won 1.2-16x on the gradient where K >= 8N and N <= 64 (one 0.83x
+  at 2048x576x64), and 2.3x for N <= 8 at K >= 4N (LeNet-5's first conv);
+  whole layers with N = 100 or more ran 0.7-1.0x, so they stay plain.
   """
-  return k_in >= 8 * n_out or (n_out <= 16 and k_in >= 4 * n_out)
+  return (k_in >= 8 * n_out and n_out <= 64) or (n_out <= 8 and k_in >= 4 * n_out)
 
 
 def swapped_matmul(
