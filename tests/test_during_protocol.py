@@ -5,6 +5,7 @@ exact target hit it; fine-tuning keeps the masks; bad fields are refused."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 
@@ -16,6 +17,7 @@ import pytest
 from jaxprune import config_utils, io_utils, protocols
 from jaxprune.protocols import during as during_protocol
 from jaxprune.pruning import during
+from jaxprune.pruning.step_hooks import StepHooks
 from jaxprune.train import checkpointing
 
 pytestmark = pytest.mark.usefixtures("fast_compiles")
@@ -116,4 +118,68 @@ def test_bad_fields_get_one_line_errors(base, field, value, message):
     node = node[part]
   node[name] = value
   with pytest.raises(ValueError, match=re.escape(message)):
+    protocols.validate(base)
+
+
+def _frozen(build):
+  """`build_method` with every gradient zeroed: the weights never move, so
+  the training phase ends with the weights its first step saw."""
+
+  def frozen_build(config):
+    method, context = build(config)
+
+    def zero(grads, params, masks, step):
+      del params, masks, step
+      return jax.tree_util.tree_map(jax.numpy.zeros_like, grads)
+
+    hooks = StepHooks(name="frozen", select_grads=zero)
+    return dataclasses.replace(method, hooks=hooks), context
+
+  return frozen_build
+
+
+def _train_params(workdir: str):
+  with checkpointing.Checkpointer(os.path.join(workdir, "checkpoints")) as ckpt:
+    return jax.device_get(ckpt.restore("final")[0])["params"]
+
+
+def test_pretrained_start_sees_the_dense_phase_params(base, tmp_path, monkeypatch):
+  base.during.method = "lc"  # GSM needs weight decay > 0, which moves w.
+  base.optimizer.weight_decay = 0.0  # Zero gradients then leave w unchanged.
+  base.num_epochs = 1
+  # The dense run, trained on its own as a plain `train` run (not the cache).
+  dense_config = config_utils.base_config()
+  for key in ("data", "model", "optimizer", "schedule"):
+    dense_config[key] = ml_collections.ConfigDict(base[key].to_dict())
+  dense_config.num_epochs, dense_config.batch_size = 1, base.batch_size
+  dense_config.eval_batch_size, dense_config.progress = base.eval_batch_size, False
+  dense_summary = protocols.run(dense_config, str(tmp_path / "dense"))
+  dense_params = _train_params(str(tmp_path / "dense"))
+  init_params, _ = during_protocol.common.init_params(base)
+  assert dense_summary["epoch"] == 1
+
+  monkeypatch.setattr(
+    during_protocol, "build_method", _frozen(during_protocol.build_method)
+  )
+  base.during.pretrained = True
+  summary = protocols.run(base, str(tmp_path / "pre"))
+  seen = _kernels(_train_params(str(tmp_path / "pre" / "train")))
+  for got, want, init in zip(seen, _kernels(dense_params), _kernels(init_params)):
+    np.testing.assert_array_equal(got, want)
+    assert not np.allclose(got, init)  # The dense phase did train.
+  assert summary["total_epochs"] == 2 and summary["epoch"] == 1
+  assert summary["dense/test/accuracy"] == pytest.approx(dense_summary["test/accuracy"])
+
+  base.during.pretrained = False  # A random start: the run's own init.
+  protocols.run(base, str(tmp_path / "scratch"))
+  seen = _kernels(_train_params(str(tmp_path / "scratch" / "train")))
+  for got, init in zip(seen, _kernels(init_params)):
+    np.testing.assert_array_equal(got, init)
+
+
+def test_pretrained_must_be_a_bool(base):
+  base.during.method = "lc"
+  with base.during.ignore_type():
+    base.during.pretrained = "yes"
+  with pytest.raises(ValueError, match=r"during\.pretrained must be True or False"):
     protocols.validate(base)

@@ -111,6 +111,37 @@ def test_param_counts_variants(name, overrides, count):
   assert _count(variables["params"]) == count
 
 
+def _wrn_hand_count(depth: int, widen: int, classes: int = 10) -> int:
+  """WRN-depth-widen parameters from its layer list (biased convs, BIMP)."""
+  n = (depth - 4) // 6
+  total = 3 * 3 * 3 * 16 + 16  # stem conv
+  c_in = 16
+  for c in (16 * widen, 32 * widen, 64 * widen):
+    for b in range(n):
+      total += 2 * c_in  # bn1 scale + bias
+      total += 9 * c_in * c + c  # conv1 3x3
+      total += 2 * c  # bn2
+      total += 9 * c * c + c  # conv2 3x3
+      if b == 0:
+        total += c_in * c + c  # 1x1 projection
+      c_in = c
+  return total + 2 * c_in + c_in * classes + classes  # final bn, head
+
+
+@pytest.mark.parametrize("depth", [16, 22, 28, 40])
+def test_wrn_depth_override_param_counts(depth):
+  # DI Table 6's "varying depth" WRN-d-2: 0.69M / 1.08M / 1.47M (and 2.24M).
+  variables = _abstract(models.create("wrn40_2", depth=depth), (1, 32, 32, 3))
+  assert _count(variables["params"]) == _wrn_hand_count(depth, 2)
+  assert (
+    round(_wrn_hand_count(depth, 2) / 1e6, 2)
+    == {16: 0.69, 22: 1.08, 28: 1.47, 40: 2.25}[depth]
+  )
+  assert models.default_widths("wrn40_2", depth=depth).blocks[0] == (32,) * (
+    (depth - 4) // 6
+  )
+
+
 def test_default_widths_and_presets():
   assert models.default_widths("densenet_bc100").transitions == (108, 150)
   assert models.default_widths("densenet40").transitions == (168, 312)
@@ -177,6 +208,8 @@ def test_round_trip_with_structure_overrides():
     ("resnet50", {"widths": models.default_widths("resnet34")}, "widths must have 3"),
     ("densenet40", {"widths": (24, ((12,) * 12,) * 3, (168, 0))}, "positive int"),
     ("resnet18", {"shortcut": "A_stride_pad"}, r"unknown override.*'shortcut'"),
+    ("wrn40_2", {"depth": 17}, r"depth must be an int 6n \+ 4"),
+    ("wrn40_2", {"depth": 4}, r"depth must be an int 6n \+ 4"),
   ],
 )
 def test_bad_overrides(name, overrides, match):

@@ -8,9 +8,14 @@ squared sum over positions of activation x gradient, accumulated over
 `pruning.score_batches` training batches, 0 = 100), one global threshold, with
 surgery. Fine-tuning: the original fixed LR 8e-4 ("Rerun") vs DI's 120 epochs
 0:1e-2,60:1e-3,90:1e-4 ("LR 0.01"). 3 seeds (DI repeats fine-tuning 3 times).
+"Fisher Scratch" (cited from Crowley et al. above the dashline): the Fisher-
+pruned architecture of each budget trained from a fresh initialisation for
+the dense run's 200 epochs (`scratch`, Scratch-E, source "pruned"; it shares
+the dense pretraining). The "varying depth" rows are `table6_scratch.py`; the
+"varying width / bottleneck" rows are not defined by the paper (F18).
 
-Assumptions (not in the paper or the authors' code, docs/provenance.md): the dense recipe is Wang
-et al.'s 200-epoch CIFAR recipe (pytorch-prunes' own is not recorded); the
+Assumptions (not in the paper or the authors' code, docs/provenance.md): the dense recipe (and the
+scratch recipe, F18) is Wang et al.'s 200-epoch CIFAR recipe (pytorch-prunes' own is not recorded); the
 fixed-8e-4 fine-tuning also lasts 120 epochs; pytorch-prunes prunes one
 channel every 100 steps while fine-tuning, we prune once; the global ratios
 0.77 / 0.55 / 0.33 give 0.50M / 1.0M / 1.5M params with a uniform per-block
@@ -51,12 +56,19 @@ def get_sweep(arg=None):
     **{"pruning.criterion": ["fisher", "l1"], "pruning.ratio": list(BUDGETS.values())}
   )
   points = [{**g, **f} for g in grid for f in FINETUNES]
+  # Fisher Scratch (new points; the pruned ones above keep their hashes).
+  points += [
+    {**common.SCRATCH_E, "pruning.criterion": "fisher", "pruning.ratio": r}
+    for r in BUDGETS.values()
+  ]
   return common.sweep(points, range(3), arg)
 
 
 def paper_cell(setting):
   """The Table 6 accuracy cell a sweep setting reproduces (--paper_config)."""
   budget = {r: b for b, r in BUDGETS.items()}[setting["pruning.ratio"]]
+  if setting.get("protocol") == "scratch":
+    return {"paper": "wang2021_di", "row_id": f"t6_fisher_scratch_{budget}_acc"}
   lr = "rerun" if setting["retrain.spec"] == "0:0.0008" else "lr0.01"
   method = setting["pruning.criterion"]
   return {"paper": "wang2021_di", "row_id": f"t6_{method}_{lr}_{budget}_acc"}

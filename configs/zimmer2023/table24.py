@@ -14,7 +14,9 @@ Table 24 (App. B.4.2 grids): every method tunes the weight decay over 1e-4 /
 0.1), 1-4 cycles of equal length, ALLR. GMP: the `gmp` protocol, global cubic
 schedule pruning every 5 or 10 epochs (App. C.3 gives this spacing for this
 net). GSM: momentum 0.9 / 0.95 / 0.99. The pruning-stable methods run in the
-`during` protocol followed by 30 FT epochs, as in `table2.py`.
+`during` protocol followed by 30 FT epochs, as in `table2.py`; LC and GSM
+run their grids a second time from a pretrained net (`during.pretrained`,
+`table2.pretrained`; Sec. 3.3 keeps the better start per sparsity).
 
 Table 28 (App. C.3): wd 1e-4, LR 0.1, goal sparsity 90 / 95 %; GMP variants
 (`table2.GMP_VARIANTS`: global / uniform, hard / soft, stepped / linear /
@@ -152,4 +154,8 @@ def get_sweep(arg=None):
     stable_points("str", table2.STR, table2.STR_EXTENDED),
     stable_points("dst", table2.DST, table2.DST_EXTENDED),
   )
-  return common.sweep(common.join(bimp, gmp, stable, gmp_variants()), range(2), arg)
+  return common.sweep(
+    common.join(bimp, gmp, stable, gmp_variants(), table2.pretrained(stable)),
+    range(2),
+    arg,
+  )

@@ -47,7 +47,8 @@ Overrides (keyword arguments of :func:`create`): ``widths``, ``init``
 (``"relu"``/``"linear"``) for MLP/LeNet, ``shortcut`` for CIFAR ResNets,
 ``classifier`` (``slimming``/``l1``/``gap``) and ``dropout`` for VGG,
 ``block`` and ``bn_init`` for PreResNets, ``bn_init`` for DenseNets,
-``dropout`` for WRNs (and ImageNet VGG), ``conv_impl`` (``"auto"``/``"xla"``/
+``dropout`` and ``depth`` (6n + 4: ``wrn40_2`` with ``depth=16`` is
+WRN-16-2) for WRNs, ``dropout`` for ImageNet VGG, ``conv_impl`` (``"auto"``/``"xla"``/
 ``"matmul"``, :mod:`jaxprune.models.conv_impl`: which kernel runs the convs,
 the params are the same) for all. :func:`input_shape` gives the
 per-example input each model is used at (32x32x1 MNIST, 32x32x3 CIFAR,

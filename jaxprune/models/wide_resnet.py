@@ -89,8 +89,23 @@ class WideResNet(nn.Module):
     )(x)
 
 
+def check_depth(depth: Any) -> int:
+  """A WRN depth 6n + 4 with n >= 1 blocks per stage (the ``depth`` override)."""
+  if (
+    isinstance(depth, bool)
+    or not isinstance(depth, int)
+    or depth < 10
+    or (depth - 4) % 6
+  ):
+    raise ValueError(
+      f"depth must be an int 6n + 4 >= 10 (10, 16, 22, 28, 40, ...), got {depth!r}"
+    )
+  return depth
+
+
 def check(fields: dict[str, Any]) -> dict[str, Any]:
   initializers.check_scheme(fields["init"])
+  fields["depth"] = check_depth(fields["depth"])
   fields["dropout"] = checks.rate(fields["dropout"], "dropout")
   template = default_widths(fields.pop("depth"), fields.pop("widen"))
   fields["widths"] = validation.normalize_widths(fields["widths"] or template, template)
@@ -130,13 +145,20 @@ def groups(fields: dict[str, Any], num_classes: int) -> list[graph.ChannelGroup]
 
 
 def entries() -> dict[str, dict[str, Any]]:
-  """``wrn28_10`` and ``wrn40_2``."""
+  """``wrn28_10`` and ``wrn40_2``; ``depth`` is an override (WRN-16-2 =
+  ``wrn40_2`` with ``depth=16``: the same widths, (16 - 4) / 6 = 2 blocks per
+  stage), the widen factor is the name's."""
   out = {}
   for depth, widen, dropout in ((28, 10, 0.3), (40, 2, 0.0)):
     out[f"wrn{depth}_{widen}"] = {
       "module_cls": WideResNet,
-      "defaults": {"widths": None, "dropout": dropout, "init": "default"},
-      "module_fields": {"depth": depth, "widen": widen},
+      "defaults": {
+        "widths": None,
+        "dropout": dropout,
+        "init": "default",
+        "depth": depth,
+      },
+      "module_fields": {"widen": widen},
       "check": check,
       "read_widths": read_widths,
       "groups": groups,

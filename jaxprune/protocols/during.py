@@ -6,6 +6,12 @@ method gets the same budget T = `num_epochs` to turn a random initialisation
 into a sparse net, as BIMP does.
 
 Phases:
+  (dense)    only with `during.pretrained`: the dense pretraining of the
+             run's recipe (`num_epochs`, schedule, optimizer; the shared
+             dense phase prune_retrain and bimp start from, or
+             `retrain.dense_workdir`), whose final weights the method starts
+             from (Zimmer et al. Sec. 3.3 also run LC and GSM "applied to
+             pretrained models", with the larger budget that implies);
   train/     `num_epochs` epochs with the method of `config.during.method`
              (`jaxprune.pruning.during`): its step hooks, its epoch-end hook,
              its initial weights and masks if it trains sparse from the start
@@ -28,7 +34,8 @@ the method's own forward at the end of training, `sparsity` the achieved
 fraction of pruned prunable weights (`common.measure`), `target_sparsity`
 `pruning.sparsity` (`exact_target`: whether the method hits it by design),
 `images_per_second` of the training phase (epochs after the first, which
-compiles), `total_epochs` T plus the fine-tuning epochs.
+compiles), `total_epochs` T plus the fine-tuning epochs (plus the dense
+pretraining's epochs when `pretrained`, whose accuracy is `dense/test/accuracy`).
 """
 
 from __future__ import annotations
@@ -70,6 +77,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if not isinstance(ft, int) or isinstance(ft, bool) or ft < 0:
     raise ValueError(f"during.finetune_epochs must be an integer >= 0, got {ft!r}")
   common.choice(config, "during.finetune_schedule", prune_retrain.RETRAIN_SCHEDULES)
+  if not isinstance(config.during.pretrained, bool):
+    raise ValueError(
+      f"during.pretrained must be True or False, got {config.during.pretrained!r}"
+    )
   if ft:
     sched = prune_retrain.retrain_schedule(finetune_config(config), ft)
     schedules.create(sched, 100, retraining.VALIDATING, path="during.finetune_schedule")
@@ -93,15 +104,21 @@ def build_method(
 
 
 def sparse_start(
-  config: ml_collections.ConfigDict, method: during_lib.Method
+  config: ml_collections.ConfigDict,
+  method: during_lib.Method,
+  pretrained: Start | None = None,
 ) -> Start | None:
-  """The start of a method that trains sparse from the first step
-  (`Method.init_sparse`: SET, RigL): the method's sparse weights and masks
-  from the run's own initial weights (as a fresh run draws them), drawn with
-  the run's pruning key of epoch 0. None: the method starts dense."""
+  """The start of the training phase: `pretrained` (the dense pretraining's
+  final weights, `during.pretrained`) or None (the run's own random init),
+  made sparse for a method that trains sparse from the first step
+  (`Method.init_sparse`: SET, RigL: its weights and masks drawn with the run's
+  pruning key of epoch 0)."""
   if method.init_sparse is None:
-    return None
-  params, batch_stats = common.init_params(config)
+    return pretrained
+  if pretrained is None:
+    params, batch_stats = common.init_params(config)
+  else:
+    params, batch_stats = pretrained.params, pretrained.batch_stats
   key = common.pruning_rng(config, 0)
   params, masks = jax.device_get(method.init_sparse(params, key))
   return Start(masks_lib.apply(params, masks), batch_stats, masks)
@@ -178,10 +195,11 @@ def finetune(
 def during(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   method, context = build_method(config)
   prunable = context.prunable
+  dense = common.dense_phase(config, workdir) if config.during.pretrained else None
   phase = common.run_phase(
     common.phase_config(config, config.num_epochs),
     os.path.join(workdir, "train"),
-    start=sparse_start(config, method),
+    start=sparse_start(config, method, dense.final() if dense else None),
     hooks=method.hooks,
     on_epoch_end=method.on_epoch_end,
     callbacks=[sparsity_callback(method, prunable)],
@@ -201,6 +219,7 @@ def during(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       current = ft_phase.final()
       params, masks = current.params, current.masks
   params = masks_lib.apply(params, masks)
+  dense_epochs = int(dense.summary.get("epoch", 0)) if dense else 0
   summary = {
     **chosen,
     "epoch": int(phase.summary["epoch"]) + ft_epochs,
@@ -216,8 +235,11 @@ def during(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     "images_per_second": images_per_second(
       phase, context.steps_per_epoch * config.batch_size
     ),
-    "total_epochs": int(phase.summary["epoch"]) + ft_epochs,
+    "total_epochs": int(phase.summary["epoch"]) + ft_epochs + dense_epochs,
     "setup": f"{config.during.method} during training, T={config.num_epochs}"
+    + (f" from a {dense_epochs}-epoch dense net" if dense else "")
     + (f" + {ft_epochs} FT" if ft_epochs else ""),
   }
+  if dense:
+    summary["dense/test/accuracy"] = dense.summary.get("test/accuracy")
   return common.finish(config, workdir, summary)

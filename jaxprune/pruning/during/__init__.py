@@ -46,6 +46,11 @@ def default_config() -> ml_collections.ConfigDict:
   # of the training schedule, constant).
   c.finetune_epochs = 0
   c.finetune_schedule = "ft"
+  # Start from the dense pretraining of the run's own recipe (the shared
+  # dense phase of prune_retrain / bimp, or `retrain.dense_workdir`) instead
+  # of a random init: LC and GSM "applied to pretrained models" (Zimmer et
+  # al. Sec. 3.3). The method then trains `num_epochs` more.
+  c.pretrained = False
   for name in METHODS.names():
     c[name] = ml_collections.ConfigDict(METHODS.get(name).defaults)
   return c
