@@ -8,7 +8,7 @@ architecture (per-layer counts do not depend on the weights, so `scratch`
 with `source="uniform"` builds it without a pretraining) trained from a fresh
 initialisation for the same epochs / the same FLOPs. 5 seeds.
 
-Not covered: the ImageNet rows (ResNet-34/50) and Table 11 (SFP starting from
+Not covered here: the ImageNet rows (`table10_imagenet.py`) and Table 11 (SFP starting from
 a pretrained model; `sfp` trains from scratch).
 
 Run:

@@ -12,7 +12,7 @@ Run:
   python -m jaxprune.report --results=workdirs/liu2019_table4/results.jsonl \\
       --out=workdirs/liu2019_table4/report
 Expected: third_party/paper_results/liu2019.csv, table "Table 4" (CIFAR rows).
-The ImageNet VGG-11 row is not in this sweep (see configs/README.md).
+The ImageNet VGG-11 row is `table4_imagenet.py`.
 """
 
 from configs import common

@@ -14,7 +14,7 @@ Run:
   python -m jaxprune.report --results=workdirs/liu2019_table6/results.jsonl \\
       --out=workdirs/liu2019_table6/report
 Expected: third_party/paper_results/liu2019.csv, table "Table 6" (CIFAR rows).
-The ImageNet rows (VGG-16, ResNet-50) are left out (see configs/README.md).
+The ImageNet rows (VGG-16, ResNet-50) are `table6_imagenet.py`.
 """
 
 from configs import common
