@@ -13,6 +13,7 @@ from step_helpers import tiny_protocol_config
 
 from jaxprune import protocols
 from jaxprune.analysis import architecture, weights
+from jaxprune.protocols import scratch
 from jaxprune.pruning import allocation as alloc
 from jaxprune.train import checkpointing
 
@@ -117,3 +118,34 @@ def test_run_from_a_pattern_file(tiny_fmnist, tmp_path):
   # round(0.75 * 240).
   assert kept == dict(zip(names, [12288] + [144] * 5 + [180]))
   assert architecture.sparsity_pattern(masks) == dict(zip(names, ratios))
+
+
+def test_scratch_guided_sparsification_keeps_the_pruned_stage_ratios(
+  tiny_fmnist, tmp_path
+):
+  c = tiny_protocol_config(tiny_fmnist, 24, str(tmp_path / "cache"))
+  c.protocol, c.num_epochs = "scratch", 1
+  c.scratch.budget, c.scratch.source = "E", "guided"
+  workdir = str(tmp_path / "run")
+  summary = protocols.run(c, workdir)
+  assert summary["setup"] == "Scratch-E guided"
+  with checkpointing.Checkpointer(
+    os.path.join(workdir, "scratch", "checkpoints")
+  ) as ckpt:
+    state = ckpt.restore("final")[0]
+  kept = {
+    k: int(np.count_nonzero(m))
+    for k, m in weights.kernels(architecture.read_run(workdir, state).masks).items()
+  }
+  # The global-magnitude mask of the same (cached) pretraining; an MLP's
+  # layers are each their own stage, so guided keeps each layer's count.
+  c.scratch.source = "pruned"
+  found, _ = scratch.architecture_of(c, workdir)
+  ref = {k: int(np.count_nonzero(m)) for k, m in weights.kernels(found.masks).items()}
+  assert kept == ref and len(set(ref.values())) > 1
+  # But placed at random on the new initialisation, not on the pruned mask.
+  pruned_fc1 = np.asarray(weights.kernels(found.masks)["fc1"])
+  guided_fc1 = np.asarray(
+    weights.kernels(architecture.read_run(workdir, state).masks)["fc1"]
+  )
+  assert not np.array_equal(pruned_fc1, guided_fc1)
