@@ -83,6 +83,14 @@ def test_guided_pattern_is_the_stage_mean_by_hand():
   assert got == pytest.approx(
     {"stage0/a": 0.275, "stage0/b": 0.275, "stage1/a": 0.3, "head": 0.9}
   )
+  dense = architecture.param_stage("densenet40")
+  assert [
+    dense(k) for k in ("block2_layer3_conv1", "transition0_conv", "stem_conv")
+  ] == [
+    "Stage 3",
+    "transition0_conv",
+    "stem_conv",
+  ]
   # From masks through analysis.architecture (stage{s} layers grouped).
   masks = {
     "stage0": {

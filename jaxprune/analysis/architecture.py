@@ -259,7 +259,15 @@ def param_stage(model_name: str) -> Callable[[str], str]:
   """Stage of a params-path layer name (``weights.kernels`` keys) of
   ``model_name``: VGG ``conv{i}`` by pooling stage, ``stage{s}...`` of the
   residual nets as ``Stage s+1``; anything else is its own stage. Pass it to
-  ``weights.kernel_position_keep(masks, stage_of=...)`` for Fig. 4."""
+  ``weights.kernel_position_keep(masks, stage_of=...)`` for Fig. 4. DenseNets:
+  ``block{b}_...`` as ``Stage b+1`` (transitions and stem on their own)."""
+  if model_name.startswith("densenet"):
+
+    def dense_stage(layer: str) -> str:
+      match = re.match(r"block(\d+)_", layer)
+      return f"Stage {int(match.group(1)) + 1}" if match else layer
+
+    return dense_stage
   if _structure(model_name) != "vgg":
     return weights.default_stage
 
