@@ -121,8 +121,17 @@ def test_every_allocation_hits_the_target_within_one_per_tensor(alloc):
   t = _tree()
   pred = masks.Prunable(first_layers=(("conv0",),))
   prun = masks.prunable_tree(t, pred)
+  # 'pattern' takes its per-layer keep ratios from pruning.pattern: 0.3 each.
+  pattern = {
+    allocation.layer_name(n): 0.3 for n, p in masks.leaves_with_names(prun) if p
+  }
   m = allocation.unstructured_masks(
-    scores.magnitude(t), prun, 0.7, alloc, roles=allocation.roles_tree(t, pred)
+    scores.magnitude(t),
+    prun,
+    0.7,
+    alloc,
+    roles=allocation.roles_tree(t, pred),
+    pattern=pattern,
   )
   rep = masks.sparsity(m, prun)
   n_tensors = len(rep.per_layer)

@@ -42,6 +42,7 @@ from __future__ import annotations
 import dataclasses
 import fractions
 import glob
+import json
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -54,6 +55,7 @@ from jaxprune import io_utils, models
 from jaxprune.analysis import weights
 from jaxprune.models import vgg
 from jaxprune.models.resnet_imagenet import ResidualWidths
+from jaxprune.pruning import allocation as alloc_lib
 
 Ratio = float | fractions.Fraction
 _VGG_RE = re.compile(r"^vgg(\d+)$")
@@ -257,7 +259,15 @@ def param_stage(model_name: str) -> Callable[[str], str]:
   """Stage of a params-path layer name (``weights.kernels`` keys) of
   ``model_name``: VGG ``conv{i}`` by pooling stage, ``stage{s}...`` of the
   residual nets as ``Stage s+1``; anything else is its own stage. Pass it to
-  ``weights.kernel_position_keep(masks, stage_of=...)`` for Fig. 4."""
+  ``weights.kernel_position_keep(masks, stage_of=...)`` for Fig. 4. DenseNets:
+  ``block{b}_...`` as ``Stage b+1`` (transitions and stem on their own)."""
+  if model_name.startswith("densenet"):
+
+    def dense_stage(layer: str) -> str:
+      match = re.match(r"block(\d+)_", layer)
+      return f"Stage {int(match.group(1)) + 1}" if match else layer
+
+    return dense_stage
   if _structure(model_name) != "vgg":
     return weights.default_stage
 
@@ -284,6 +294,30 @@ def stage_weight_ratios(
     k[0] += int(np.count_nonzero(m))
     k[1] += int(np.size(m))
   return {s: k / n for s, (k, n) in kept.items()}
+
+
+def sparsity_pattern(
+  masks: Any, *, model_name: str | None = None, guided: bool = False
+) -> dict[str, float]:
+  """``{layer: keep ratio}`` of every kernel an unstructured mask prunes, for
+  ``pruning.allocation='pattern'``; ``guided``: each layer gets its stage's
+  kept-weight ratio (Liu et al.'s "Guided Sparsification", stages by
+  :func:`param_stage`). Layers the masks keep dense (not prunable) are left out.
+  """
+  ratios = {k: r for k, r in kept_weight_ratios(masks).items() if r < 1.0}
+  if not guided:
+    return ratios
+  sizes = {k: int(np.size(m)) for k, m in weights.kernels(masks).items()}
+  stage = param_stage(model_name) if model_name else weights.default_stage
+  return alloc_lib.guided_pattern(ratios, sizes, stage)
+
+
+def write_pattern(path: str, masks: Any, **kwargs: Any) -> dict[str, float]:
+  """Writes :func:`sparsity_pattern` as JSON (a ``pruning.pattern`` file)."""
+  pattern = sparsity_pattern(masks, **kwargs)
+  with open(path, "w") as f:
+    json.dump(pattern, f, indent=1, sort_keys=True)
+  return pattern
 
 
 @dataclasses.dataclass

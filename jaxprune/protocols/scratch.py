@@ -8,10 +8,14 @@ The architecture (`scratch.source`):
            applied to the initial weights (structured: `per_group`, every group
            pruned by `pruning.ratio`; unstructured: `uniform` layer-wise
            sparsity with random scores);
-  guided   (structured) the pruned widths averaged per stage ("Guided
+  guided   structured: the pruned widths averaged per stage ("Guided
            Pruning", Sec. 5; `analysis.architecture.guided_widths`): VGGs:
            the convs between two poolings; ResNets: the blocks of a stage;
-           MLPs: all hidden layers;
+           MLPs: all hidden layers. Unstructured ("Guided Sparsification"):
+           the pruned mask's kept-weight ratio per stage
+           (`analysis.architecture.sparsity_pattern(guided=True)`) given to
+           every layer of the stage, placed at random on the initial weights
+           (allocation 'pattern', random scores);
   transferred  (structured) the per-stage kept ratios of the same pruning
            applied to `scratch.transfer_model` trained on
            `scratch.transfer_data` (empty: this run's model / data), scaled
@@ -39,6 +43,7 @@ scaled).
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -59,7 +64,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   common.choice(config, "scratch.budget", ("E", "B"))
   common.choice(config, "scratch.source", SOURCES)
   common.choice(config, "scratch.e_convention", budget.SCRATCH_E_CONVENTIONS)
-  if config.scratch.source in ("guided", "transferred"):
+  if config.scratch.source == "transferred":
     common.choice(config, "pruning.name", ("structured",))
   if config.scratch.source == "transferred":
     if not (config.scratch.transfer_model or config.scratch.transfer_data):
@@ -92,7 +97,15 @@ def architecture_of(
   dense = prune_retrain.pretraining(config, workdir)
   final = dense.final()
   data = scoring.pruning_inputs(config, final)
-  return pruning.prune(p, final.params, final.batch_stats, **kwargs, **data), dense
+  res = pruning.prune(p, final.params, final.batch_stats, **kwargs, **data)
+  if config.scratch.source == "guided" and p.name == "unstructured":
+    pattern = architecture.sparsity_pattern(
+      res.masks, model_name=config.model.name, guided=True
+    )
+    p.allocation, p.criterion, p.pattern = "pattern", "random", json.dumps(pattern)
+    params, batch_stats = common.init_params(config)
+    return pruning.prune(p, params, batch_stats, **kwargs), dense
+  return res, dense
 
 
 def transfer_source(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

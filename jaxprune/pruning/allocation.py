@@ -17,6 +17,10 @@ allocation decides how many weights each prunable tensor keeps:
   prod(shape)) ** power`` with ``eps`` solved so the total matches; tensors
   whose density would exceed 1 are made dense and ``eps`` re-solved.
 * ``lamp``: global threshold over LAMP scores (:func:`scores.lamp`).
+* ``pattern``: every tensor keeps the fraction ``pruning.pattern`` names for
+  its layer (Liu et al. 2019's "Guided Sparsification": a pattern read from a
+  pruned run, optionally averaged per stage by :func:`guided_pattern`); the
+  target ``sparsity`` is then ignored. Keep count ``round(r * n)`` (half up).
 
 Counts are exact: the number pruned is ``round(s * n)`` (half up) per tensor
 (uniform), in total (global, lamp), or with largest-remainder rounding (erk,
@@ -32,8 +36,9 @@ Each allocation is an entry of :data:`ALLOCATIONS`; :func:`register` adds one
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -227,6 +232,7 @@ def unstructured_masks(
   erk_power: float = 1.0,
   classifier_max: float = 0.8,
   normalize: bool = False,
+  pattern: Any = None,
 ) -> Any:
   """Float 0/1 masks (dtype of ``scores``' leaves) hitting ``sparsity`` exactly.
 
@@ -241,6 +247,9 @@ def unstructured_masks(
     erk_power: ERK power scale (1 = Evci et al.).
     classifier_max: largest classifier sparsity under uniform_plus.
     normalize: divide each tensor's scores by their L2 norm (global only).
+    pattern: allocation 'pattern': ``{layer: keep ratio}`` (layer = the
+      kernel's path without ``kernel``, e.g. ``stage0/block1/conv1``), an
+      inline JSON object or a JSON file path (:func:`load_pattern`).
   """
   entry = ALLOCATIONS.get(allocation)
   check_sparsity(sparsity)
@@ -259,6 +268,7 @@ def unstructured_masks(
   role_leaves = (
     treedef.flatten_up_to(roles) if roles is not None else ["hidden"] * len(p_leaves)
   )
+  names = [layer_name(n) for n, _ in masks_lib.leaves_with_names(scores)]
   new = entry.select(
     [s_leaves[i] for i in idx],
     sparsity,
@@ -266,6 +276,8 @@ def unstructured_masks(
     erk_power=erk_power,
     classifier_max=classifier_max,
     normalize=normalize,
+    names=[names[i] for i in idx],
+    pattern=pattern,
   )
   for i, m in zip(idx, new):
     out[i] = m.astype(jnp.float32)
@@ -340,3 +352,90 @@ def _erk(sel, sparsity, *, erk_power=1.0, **_):
 @register("lamp", transform=scores_lib.lamp)
 def _lamp(sel, sparsity, **_):
   return _global_top(sel, sparsity)
+
+
+def layer_name(path: Sequence[str]) -> str:
+  """``analysis.weights.kernels``' layer name of a params path (``kernel`` dropped)."""
+  parts = list(path)
+  if parts and parts[-1] == "kernel":
+    parts = parts[:-1]
+  return "/".join(parts)
+
+
+def load_pattern(pattern: Any, field: str = "pruning.pattern") -> dict[str, float]:
+  """``{layer: keep ratio}`` from a mapping, an inline JSON object or a JSON file.
+
+  Every ratio must lie in (0, 1] (a sparsity in [0, 1)).
+  """
+  if isinstance(pattern, str):
+    text = pattern.strip()
+    if not text:
+      raise ValueError(
+        f"{field} must name per-layer keep ratios (a JSON object or file) "
+        "for allocation='pattern', got ''"
+      )
+    if not text.startswith("{"):
+      with open(text) as f:
+        text = f.read()
+    pattern = json.loads(text)
+  if not isinstance(pattern, Mapping):
+    raise ValueError(f"{field} must map layer names to keep ratios, got {pattern!r}")
+  out = {}
+  for layer, r in pattern.items():
+    if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0.0 < r <= 1.0:
+      raise ValueError(
+        f"{field}[{layer!r}] must be a keep ratio in (0, 1] (sparsity in [0, 1)), "
+        f"got {r!r}"
+      )
+    out[str(layer)] = float(r)
+  return out
+
+
+def pattern_keep_counts(
+  names: Sequence[str], sizes: Sequence[int], pattern: Any
+) -> list[int]:
+  """Weights each named tensor keeps under ``pattern``: ``round(r * n)`` (half up)."""
+  ratios = load_pattern(pattern)
+  unknown = sorted(set(ratios) - set(names))
+  if unknown:
+    raise ValueError(
+      f"pruning.pattern names unknown layers {unknown}; allowed: {list(names)}"
+    )
+  missing = [n for n in names if n not in ratios]
+  if missing:
+    raise ValueError(
+      f"pruning.pattern lacks the prunable layers {missing}; allowed: {list(names)}"
+    )
+  return [min(n, math.floor(ratios[name] * n + 0.5)) for name, n in zip(names, sizes)]
+
+
+def guided_pattern(
+  pattern: Mapping[str, float],
+  sizes: Mapping[str, int],
+  stage_of: Callable[[str], str],
+) -> dict[str, float]:
+  """Liu et al.'s guided form: every layer gets its stage's keep ratio.
+
+  A stage's ratio is its kept weights over its weights (``sum r_l n_l /
+  sum n_l`` over its layers, as ``analysis.architecture.stage_weight_ratios``
+  reads a pruned run), so the guided pattern keeps as many weights per stage
+  as the pattern it averages (up to rounding).
+  """
+  kept: dict[str, list[float]] = {}
+  for layer, r in load_pattern(dict(pattern)).items():
+    if layer not in sizes:
+      raise ValueError(
+        f"pruning.pattern names unknown layer {layer!r}; allowed: {list(sizes)}"
+      )
+    k = kept.setdefault(stage_of(layer), [0.0, 0])
+    k[0] += r * sizes[layer]
+    k[1] += sizes[layer]
+  return {
+    layer: kept[stage_of(layer)][0] / kept[stage_of(layer)][1] for layer in pattern
+  }
+
+
+@register("pattern")
+def _pattern(sel, sparsity, *, names, pattern=None, **_):
+  keeps = pattern_keep_counts(names, _sizes(sel), pattern)
+  return [topk_mask(x, k) for x, k in zip(sel, keeps)]

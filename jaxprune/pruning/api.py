@@ -51,7 +51,11 @@ def default_config() -> ml_collections.ConfigDict:
   # fisher: keep-score minus flops_weight * (FLOPs of one channel / dense
   # FLOPs), Theis et al.'s FLOPs-aware penalty (matters across groups only).
   c.flops_weight = 0.0
-  c.allocation = "global"  # Unstructured: global|uniform|uniform_plus|erk|lamp.
+  # Unstructured: global|uniform|uniform_plus|erk|lamp|pattern.
+  c.allocation = "global"
+  # allocation='pattern': {layer: keep ratio} as inline JSON or a JSON file
+  # (analysis.architecture.write_pattern); sparsity is then ignored.
+  c.pattern = ""
   c.sparsity = 0.0  # Unstructured target: fraction of prunable weights zeroed.
   c.normalize = False  # global: divide each layer's scores by their L2 norm.
   c.erk_power = 1.0
@@ -132,6 +136,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     )
     if not 0.0 <= config.sparsity <= 1.0:
       raise ValueError(f"pruning.sparsity must be in [0, 1], got {config.sparsity}")
+    if config.allocation == "pattern":
+      alloc_lib.load_pattern(config.pattern)
   elif config.name == "structured":
     checks.choice(
       config.criterion, "pruning.criterion", ("", *structured.CRITERIA.names())
@@ -269,6 +275,7 @@ def prune(
       erk_power=config.erk_power,
       classifier_max=config.classifier_max,
       normalize=config.normalize,
+      pattern=config.pattern,
     )
     new = masks_lib.from_bool(new, params)
     return PruneResult(
