@@ -157,3 +157,14 @@ def test_scratch_guided_sparsification_keeps_the_pruned_stage_ratios(
     weights.kernels(architecture.read_run(workdir, state).masks)["fc1"]
   )
   assert not np.array_equal(pruned_fc1, guided_fc1)
+
+
+def test_unreadable_pattern_files_name_the_field(tmp_path):
+  with pytest.raises(
+    ValueError, match=r"pruning\.pattern: cannot read .*missing\.json"
+  ):
+    alloc.load_pattern(str(tmp_path / "missing.json"))
+  broken = tmp_path / "broken.json"
+  broken.write_text('{"head": 0.5')  # Torn file.
+  with pytest.raises(ValueError, match=r"pruning\.pattern: .*broken\.json is not JSON"):
+    alloc.load_pattern(str(broken))

@@ -374,10 +374,18 @@ def load_pattern(pattern: Any, field: str = "pruning.pattern") -> dict[str, floa
         f"{field} must name per-layer keep ratios (a JSON object or file) "
         "for allocation='pattern', got ''"
       )
+    source = "inline JSON"
     if not text.startswith("{"):
-      with open(text) as f:
-        text = f.read()
-    pattern = json.loads(text)
+      source = text
+      try:
+        with open(text) as f:
+          text = f.read()
+      except OSError as e:
+        raise ValueError(f"{field}: cannot read pattern file {source!r} ({e})") from e
+    try:
+      pattern = json.loads(text)
+    except json.JSONDecodeError as e:
+      raise ValueError(f"{field}: {source} is not JSON ({e})") from e
   if not isinstance(pattern, Mapping):
     raise ValueError(f"{field} must map layer names to keep ratios, got {pattern!r}")
   out = {}
