@@ -15,7 +15,17 @@ masks, surgery, counting, JSV and checkpoints do not see the difference.
   (`experiments/benchmarks/profile.md`).
 * ``"auto"`` (the default of ``config.model.conv_impl``): xla on GPU/TPU; on
   CPU, per layer, `prefer_matmul` (a rule read off the measured table in
-  `experiments/benchmarks/conv_shapes.md`).
+  `experiments/benchmarks/conv_shapes.md`), and the input of every conv left
+  on XLA's kernel `materialized` (below).
+
+Why `materialized`: XLA:CPU's filter-gradient convolution wants the layer's
+input as [C, H, W, N], so the backward pass transposes every conv input. Its
+fusion pass treats the BatchNorm/ReLU/residual-add chain that produced that
+input as free to recompute and copies the whole chain into the transpose,
+where every read is strided: in a ResNet-56 step these transposes took 70 %
+of the op time (`experiments/benchmarks/profile.md`). XLA never duplicates an
+op it rates expensive (a float division), so dividing the input by a
+runtime 1 makes it be computed once, stored, and transposed as a plain copy.
 
 The choice is made at trace time from static shapes, so it adds no recompiles.
 """
@@ -122,6 +132,26 @@ def matmul_conv(
   return y.reshape(n, oh, ow, out)
 
 
+@jax.custom_jvp
+def materialized(x: jax.Array) -> jax.Array:
+  """``x``, computed once: XLA:CPU never recomputes it into a consumer (see
+  the module docstring); its derivative is the identity.
+
+  The divisor is 1 wherever ``x`` is a number, so the value is ``x`` bit for
+  bit, infinities and signed zeros included (subnormals flush to zero, as in
+  every arithmetic op on XLA:CPU), and ``x`` itself where it is NaN; it must
+  depend on ``x``
+  elementwise, since XLA turns a division by a broadcast scalar into a
+  multiplication, which it would then recompute.
+  """
+  return x / jnp.where(jnp.isnan(x), x, jnp.ones_like(x))
+
+
+@materialized.defjvp
+def _materialized_jvp(primals, tangents):
+  return materialized(primals[0]), tangents[0]
+
+
 def prefer_matmul(
   lhs_shape: Sequence[int], rhs_shape: Sequence[int], strides: Sequence[int], padding
 ) -> bool:
@@ -164,8 +194,11 @@ def _auto(
     and kwargs.get("batch_group_count", 1) == 1
     and prefer_matmul(lhs.shape, rhs.shape, window_strides, padding)
   )
-  conv = matmul_conv if use_matmul else lax.conv_general_dilated
-  return conv(lhs, rhs, window_strides, padding, **kwargs)
+  if use_matmul:
+    return matmul_conv(lhs, rhs, window_strides, padding, **kwargs)
+  if jax.default_backend() == "cpu":
+    lhs = materialized(lhs)
+  return lax.conv_general_dilated(lhs, rhs, window_strides, padding, **kwargs)
 
 
 class ConvShape(NamedTuple):
