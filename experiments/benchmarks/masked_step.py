@@ -21,6 +21,7 @@ import json
 import os
 import statistics
 import time
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -52,9 +53,11 @@ def plain_step(model, make_tx):
   )
 
 
-def bench_jax(
-  batch: int, steps: int, repeats: int, name: str = "resnet56"
-) -> dict[str, float]:
+def jax_runners(
+  batch: int, steps: int, name: str = "resnet56"
+) -> dict[str, tuple[Callable[[], None], Callable[[], float]]]:
+  """{"dense" | "masked": (run `steps` compiled steps, sparsity of the pruned
+  weights now)}; both compiled and warmed up, ready to time."""
   model = models.create(name)
   variables = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False)
   params, stats = variables["params"], variables["batch_stats"]
@@ -69,37 +72,42 @@ def bench_jax(
   images = jnp.asarray(rng.normal(size=(batch, 32, 32, 3)), jnp.float32)
   labels = jnp.asarray(rng.integers(0, 10, batch), jnp.int32)
   out = {}
-  for name, masks in (("dense", None), ("masked", masked)):
+  for kind, masks in (("dense", None), ("masked", masked)):
     # Fresh buffers per run: the step donates its state argument.
     fresh = jax.tree_util.tree_map(
       lambda x: jnp.array(x, copy=True), (params, stats, masks)
     )
     state = state_from_params(*fresh[:2], tx, jax.random.key(1), fresh[2])
     state, _ = step(state, hyper, images, labels)  # Compile + warm up.
-    jax.block_until_ready(state)
-    box = [state]
+    box = [jax.block_until_ready(state)]
 
     def run(box=box):
       s = box[0]
       for _ in range(steps):
         s, _ = step(s, hyper, images, labels)
-      jax.block_until_ready(s)
-      box[0] = s
+      box[0] = jax.block_until_ready(s)
 
-    out[name] = _time(run, repeats) / steps
-    zeros = pruning.masks.sparsity(box[0].params, prunable).sparsity
-    out[f"{name}_sparsity_after"] = zeros
+    def sparsity(box=box):
+      return float(pruning.masks.sparsity(box[0].params, prunable).sparsity)
+
+    out[kind] = (run, sparsity)
   return out
 
 
-def bench_torch(
-  batch: int,
-  steps: int,
-  repeats: int,
-  threads: int,
-  name: str = "resnet56",
-  masked: bool = True,
-) -> float:
+def bench_jax(
+  batch: int, steps: int, repeats: int, name: str = "resnet56"
+) -> dict[str, float]:
+  out = {}
+  for kind, (run, sparsity) in jax_runners(batch, steps, name).items():
+    out[kind] = _time(run, repeats) / steps
+    out[f"{kind}_sparsity_after"] = sparsity()
+  return out
+
+
+def torch_runner(
+  batch: int, steps: int, threads: int, name: str = "resnet56", masked: bool = True
+) -> Callable[[], None]:
+  """Run `steps` PyTorch train steps (warmed up, ready to time)."""
   import torch
   import torch.nn.functional as F
   import torch_reference
@@ -131,7 +139,18 @@ def bench_torch(
     for _ in range(steps):
       one()
 
-  return _time(run, repeats) / steps
+  return run
+
+
+def bench_torch(
+  batch: int,
+  steps: int,
+  repeats: int,
+  threads: int,
+  name: str = "resnet56",
+  masked: bool = True,
+) -> float:
+  return _time(torch_runner(batch, steps, threads, name, masked), repeats) / steps
 
 
 def main() -> None:

@@ -139,10 +139,9 @@ def materialized(x: jax.Array) -> jax.Array:
 
   The divisor is 1 wherever ``x`` is a number, so the value is ``x`` bit for
   bit, infinities and signed zeros included (subnormals flush to zero, as in
-  every arithmetic op on XLA:CPU), and ``x`` itself where it is NaN; it must
-  depend on ``x``
-  elementwise, since XLA turns a division by a broadcast scalar into a
-  multiplication, which it would then recompute.
+  every arithmetic op on XLA:CPU), and ``x`` itself where it is NaN. The
+  divisor depends on ``x`` elementwise because XLA turns a division by a
+  broadcast scalar into a multiplication, which it would then recompute.
   """
   return x / jnp.where(jnp.isnan(x), x, jnp.ones_like(x))
 
