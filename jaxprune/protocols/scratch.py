@@ -100,7 +100,7 @@ def architecture_of(
   res = pruning.prune(p, final.params, final.batch_stats, **kwargs, **data)
   if config.scratch.source == "guided" and p.name == "unstructured":
     pattern = architecture.sparsity_pattern(
-      res.masks, model_name=config.model.name, guided=True
+      res.masks, prunable=res.prunable, model_name=config.model.name, guided=True
     )
     p.allocation, p.criterion, p.pattern = "pattern", "random", json.dumps(pattern)
     params, batch_stats = common.init_params(config)
