@@ -297,6 +297,22 @@ def stage_weight_ratios(
   return {s: k / n for s, (k, n) in kept.items()}
 
 
+def kept_counts(masks: Any, prunable: Any) -> dict[str, tuple[int, int]]:
+  """``{layer: (kept entries, entries)}`` of every prunable leaf of ``masks``
+  (layer names as allocation 'pattern' names them).
+
+  ``prunable`` is the run's bool tree (``PruneResult.prunable``); a layer the
+  mask keeps whole is included, an unprunable one is not.
+  """
+  flags = jax.tree_util.tree_structure(masks).flatten_up_to(prunable)
+  out = {}
+  for (path, m), keep in zip(masks_lib.leaves_with_names(masks), flags, strict=True):
+    if keep:
+      m = np.asarray(m)
+      out[alloc_lib.layer_name(path)] = (int(np.count_nonzero(m)), int(m.size))
+  return out
+
+
 def sparsity_pattern(
   masks: Any,
   *,
@@ -320,13 +336,9 @@ def sparsity_pattern(
     ratios = {k: r for k, r in kept_weight_ratios(masks).items() if r < 1.0}
     sizes = {k: int(np.size(m)) for k, m in weights.kernels(masks).items()}
   else:
-    ratios, sizes = {}, {}
-    flags = jax.tree_util.tree_structure(masks).flatten_up_to(prunable)
-    for (path, m), keep in zip(masks_lib.leaves_with_names(masks), flags, strict=True):
-      if keep:
-        layer = alloc_lib.layer_name(path)
-        ratios[layer] = float(np.mean(np.asarray(m) != 0))
-        sizes[layer] = int(np.size(m))
+    counts = kept_counts(masks, prunable)
+    ratios = {k: kept / n for k, (kept, n) in counts.items()}
+    sizes = {k: n for k, (_, n) in counts.items()}
   if not guided:
     return ratios
   stage = param_stage(model_name) if model_name else weights.default_stage
