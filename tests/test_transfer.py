@@ -17,6 +17,7 @@ from jaxprune.analysis import architecture, transfer, weights
 from jaxprune.protocols import scratch
 from jaxprune.pruning import allocation as alloc
 from jaxprune.pruning import masks as masks_lib
+from jaxprune.results import sweeps
 from jaxprune.train import checkpointing
 
 # VGG-16 (`l1` classifier) layers: (kept, size) chosen so every stage has a
@@ -207,3 +208,29 @@ def test_transferred_source_fields_are_checked(tiny_fmnist, tmp_path):
   c.scratch.source = "transfered"
   with pytest.raises(ValueError, match=r"scratch\.source.*'transferred'"):
     protocols.validate(c)
+
+
+def test_guided_sparsification_config_has_the_transferred_curve():
+  module = sweeps.load_sweep_module("configs/liu2019/guided_sparsification.py")
+  points = [p for p in module.get_sweep() if p.get("scratch.source") == "transferred"]
+  # Fig. 6 right's fourth curve: every sparsity of the file, 5 seeds.
+  assert sorted({(p["pruning.sparsity"], p["seed"]) for p in points}) == [
+    (s, k) for s in module.SPARSITIES for k in range(5)
+  ]
+  for p in points:
+    assert (p["model.name"], p["data.name"]) == ("vgg19", "cifar100")
+    assert (p["scratch.transfer_model"], p["scratch.transfer_data"]) == (
+      "vgg16",
+      "cifar10",
+    )
+  # Its source is the very VGG-16 / CIFAR-10 config the Fig. 3 points prune.
+  base = module.get_config()
+  _, config, _ = sweeps.expand(base, points[:1])[0]
+  protocols.validate(config)
+  src = scratch.transfer_source(config)
+  vgg16 = sweeps.expand(
+    base, [{"pruning.sparsity": points[0]["pruning.sparsity"], "seed": 0}]
+  )[0][1]
+  assert src.model.to_dict() == vgg16.model.to_dict()
+  assert src.data.to_dict() == vgg16.data.to_dict()
+  assert src.pruning.to_dict() == vgg16.pruning.to_dict()
