@@ -191,7 +191,9 @@ def test_transferred_source_fields_are_checked(tiny_fmnist, tmp_path):
   c = tiny_protocol_config(tiny_fmnist, 24, str(tmp_path / "cache"))
   c.protocol = "scratch"
   c.scratch.source = "transferred"
-  with pytest.raises(ValueError, match=r"needs scratch\.transfer_model"):
+  with pytest.raises(
+    ValueError, match=r"needs scratch\.transfer_model.*one of .*vgg16"
+  ):
     protocols.validate(c)
   c.scratch.transfer_model = "vgg17"
   with pytest.raises(ValueError, match=r"scratch\.transfer_model.*vgg16"):

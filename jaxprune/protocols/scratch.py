@@ -77,7 +77,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if not (config.scratch.transfer_model or config.scratch.transfer_data):
       raise ValueError(
         "scratch.source='transferred' needs scratch.transfer_model and/or "
-        "scratch.transfer_data (the model / data the pattern comes from)"
+        "scratch.transfer_data (the model / data the pattern comes from); "
+        f"scratch.transfer_model is one of {models.names()}"
       )
     if config.scratch.transfer_model:
       checks.field_choice(config, "scratch.transfer_model", models.names())
