@@ -207,6 +207,9 @@ def test_transferred_source_trains_the_source_pattern(tiny_fmnist, tmp_path):
   # One stage: every hidden layer gets round(kept / all hidden units x 24).
   width = round(sum(found.widths) / (6 * 24) * 24)
   assert tuple(summary["widths"]) == (width,) * 6
+  # The dense accuracy beside it is mlp7_linear's, so it is not called dense.
+  assert summary["source/test/accuracy"] is not None
+  assert summary["dense/test/accuracy"] is None
   c.scratch.transfer_model = ""
   with pytest.raises(ValueError, match=r"needs scratch\.transfer_model"):
     protocols.validate(c)

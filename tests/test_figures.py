@@ -108,3 +108,117 @@ def test_paper_cell_of_a_setting_without_its_keys_is_blank(capsys):
   theirs = report.published(aggregated, lambda s: {"paper": s["retrain.spec"]})
   assert theirs == [None]
   assert "lacks 'retrain.spec'" in capsys.readouterr().err
+
+
+def _arch_rows():
+  """Rethinking Fig. 6-style rows: two nets x two sources x two sparsities x
+  two seeds; parameter counts per architecture, one seed's count off by 2 for
+  (vgg19, guided, 0.9) so the mean is visible."""
+  rows = []
+  for net, base in (("vgg16", 1000), ("vgg19", 2000)):
+    for source, extra in (("guided", 0), ("uniform", 10)):
+      for sparsity in (0.5, 0.9):
+        for seed in range(2):
+          params = round(base * (1 - sparsity)) + extra
+          if (net, source, sparsity, seed) == ("vgg19", "guided", 0.9, 1):
+            params += 2
+          overrides = {"pruning.sparsity": sparsity, "scratch.source": source}
+          if net == "vgg19":  # The base config's net has no model key.
+            overrides["model.name"] = net
+          rows.append(
+            {
+              "overrides": {**overrides, "seed": seed},
+              "seed": seed,
+              "status": "completed",
+              "config": {
+                "model": {"name": net},
+                "pruning": {"sparsity": sparsity},
+                "scratch": {"source": source},
+              },
+              "metrics": {"test/accuracy": 0.7 + 0.01 * seed + 0.1 * sparsity},
+              "nonzero_params": params,
+              "params": base,
+            }
+          )
+  return rows
+
+
+def test_summary_field_on_x_and_where_filters_rows(tmp_path):
+  results = tmp_path / "results.jsonl"
+  io_utils.rewrite_jsonl(str(results), _arch_rows())
+  out = tmp_path / "report"
+  argv = ["--results", str(results), "--out", str(out), "--formats", "png,svg"]
+  assert (
+    report.main(
+      [
+        *argv,
+        "--x=summary:nonzero_params",
+        "--hue=scratch.source",
+        "--where=model.name=vgg19",
+      ]
+    )
+    == 0
+  )
+  aggregated = io_utils.read_json(str(out / "aggregated.json"))
+  # Only VGG-19 (the filter reads the config, so it also finds VGG-16 rows
+  # that never override model.name): 2 sources x 2 sparsities.
+  assert len(aggregated) == 4 and all(a["n"] == 2 for a in aggregated)
+  x = {
+    (a["setting"]["scratch.source"], a["setting"]["pruning.sparsity"]): a["setting"][
+      "summary:nonzero_params"
+    ]
+    for a in aggregated
+  }
+  # 2000 * 0.5 = 1000, 2000 * 0.1 = 200 (+ 10 uniform; guided 0.9
+  # seeds 200 and 202 -> mean 201).
+  assert x == {
+    ("guided", 0.5): 1000,
+    ("guided", 0.9): 201.0,
+    ("uniform", 0.5): 1010,
+    ("uniform", 0.9): 210,
+  }
+  markdown = (out / "table.md").read_text()
+  assert "summary:nonzero_params" in markdown and "| 1010 |" in markdown
+  svg = (out / "test_accuracy_vs_summary_nonzero_params.svg").read_text()
+  assert "Remaining parameters" in svg
+  ticks = {float(t) for t in re.findall(r">([0-9.]+)</text>", svg)}
+  assert max(ticks) >= 1000  # Parameter counts, not sparsities, on x.
+  # Two filters must both hold; a number is read as a number.
+  out2 = tmp_path / "report2"
+  assert (
+    report.main(
+      [
+        "--results",
+        str(results),
+        "--out",
+        str(out2),
+        "--where=model.name=vgg16",
+        "--where=pruning.sparsity=0.9",
+      ]
+    )
+    == 0
+  )
+  settings = [a["setting"] for a in io_utils.read_json(str(out2 / "aggregated.json"))]
+  assert sorted(s["scratch.source"] for s in settings) == ["guided", "uniform"]
+  assert {s["pruning.sparsity"] for s in settings} == {0.9}
+  assert all(s.get("model.name", "vgg16") == "vgg16" for s in settings)
+
+
+@pytest.mark.parametrize(
+  "flags, message",
+  [
+    (["--x=summary:nonzero_parms"], "no row records a number 'nonzero_parms'"),
+    (["--x=summary:nonzero_parms"], "nonzero_params, params"),
+    (["--where=model.nme=vgg19"], "--where 'model.nme' is no config field"),
+    (["--where=model.name=vgg99"], "matches no row; its values: ['\"vgg16\"'"),
+    (["--where=model.name"], "--where wants KEY=VALUE"),
+    (["--x=pruning.sparsity", "--hue=summary:params"], "only --x reads summary"),
+  ],
+)
+def test_summary_axis_and_where_errors_name_the_flag(tmp_path, capsys, flags, message):
+  results = tmp_path / "results.jsonl"
+  io_utils.rewrite_jsonl(str(results), _arch_rows())
+  with pytest.raises(SystemExit):
+    report.main(["--results", str(results), "--out", str(tmp_path / "o"), *flags])
+  err = capsys.readouterr().err.strip().splitlines()[-1]
+  assert message in err, err

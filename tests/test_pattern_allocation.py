@@ -168,3 +168,30 @@ def test_unreadable_pattern_files_name_the_field(tmp_path):
   broken.write_text('{"head": 0.5')  # Torn file.
   with pytest.raises(ValueError, match=r"pruning\.pattern: .*broken\.json is not JSON"):
     alloc.load_pattern(str(broken))
+
+
+def test_sparsity_pattern_keeps_fully_kept_prunable_layers():
+  # At low sparsity a global threshold can leave a prunable layer whole: the
+  # pattern must still name it (ratio 1.0), or allocation 'pattern' on the
+  # same predicate rejects it as missing. Only the predicate tells such a
+  # layer from an unprunable one, so it comes from `prunable`.
+  scores, prunable = _tree()
+  masks = {
+    "stage0": {"conv": {"kernel": np.ones(10)}},  # Prunable, kept whole.
+    "stage1": {"conv": {"kernel": np.array([1] * 15 + [0] * 15).reshape(5, 6)}},
+    "head": {"kernel": np.array([1, 1, 0, 0]).reshape(2, 2), "bias": np.ones(2)},
+  }
+  pattern = architecture.sparsity_pattern(masks, prunable=prunable)
+  assert pattern == {"stage0/conv": 1.0, "stage1/conv": 0.5, "head": 0.5}
+  m = alloc.unstructured_masks(scores, prunable, 0.0, "pattern", pattern=pattern)
+  assert int(m["stage0"]["conv"]["kernel"].sum()) == 10
+  # An unprunable kernel is left out even when the mask thins it.
+  prunable["head"]["kernel"] = False
+  assert architecture.sparsity_pattern(masks, prunable=prunable) == {
+    "stage0/conv": 1.0,
+    "stage1/conv": 0.5,
+  }
+  guided = architecture.sparsity_pattern(
+    masks, prunable=prunable, guided=True, model_name=None
+  )
+  assert guided == {"stage0/conv": 1.0, "stage1/conv": 0.5}

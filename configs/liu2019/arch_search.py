@@ -20,12 +20,18 @@ CIFAR-10 (Fig. 3 left, Table 21, Table 7 at 60 %) with {guided, pruned,
 uniform}, and VGG-19 on CIFAR-100 (Fig. 6 left) with {guided, pruned,
 uniform, transferred}. Both VGGs are network slimming's (one Linear head,
 `model.classifier="slimming"`). What the paper leaves open (ratios, rounding,
-ratios vs counts when transferring): docs/provenance.md F13.
+ratios vs counts when transferring): docs/provenance.md F13. A transferred
+row records the dense VGG-16's CIFAR-10 accuracy as `source/test/accuracy`
+(no `dense/test/accuracy`: no dense VGG-19 is trained for it).
 
-Run:
+Run (one net per figure: without `--where` the VGG-16 and VGG-19 points of
+a source would share one line; the figures plot against parameter counts):
   python -m jaxprune.sweeps --config=configs/liu2019/arch_search.py --workdir=workdirs/liu2019_arch
   python -m jaxprune.report --results=workdirs/liu2019_arch/results.jsonl \\
-      --out=workdirs/liu2019_arch/report --x=pruning.ratio --hue=scratch.source
+      --out=workdirs/liu2019_arch/fig6_left --where=model.name=vgg19 \\
+      --x=summary:nonzero_params --hue=scratch.source
+(`--where=model.name=vgg16` for Fig. 3 left; `--x=pruning.ratio` for the
+prune-ratio axis of Table 21.)
 The patterns (Tables 7, 21; Figs. 3-4 as figures) of one slimmed run, from a
 Python shell: `architecture.stage_channel_ratios("vgg16", widths,
 classifier="slimming")` on the `widths` of its result row, or

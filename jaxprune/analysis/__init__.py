@@ -29,6 +29,9 @@ Modules:
                   channel / weight ratios per layer and stage, guided and
                   transferred widths, a finished run's final state
                   (``from jaxprune.analysis import architecture``).
+  transfer        Transferred Guided Sparsification: a mask's kept-weight
+                  ratio per stage given to another net's stages
+                  (``from jaxprune.analysis import transfer``).
   plots           matplotlib figures of the above, atomic PNG writes (import
                   ``jaxprune.analysis.plots`` explicitly; not loaded here so
                   training does not pay for matplotlib).

@@ -56,6 +56,7 @@ from jaxprune.analysis import weights
 from jaxprune.models import vgg
 from jaxprune.models.resnet_imagenet import ResidualWidths
 from jaxprune.pruning import allocation as alloc_lib
+from jaxprune.pruning import masks as masks_lib
 
 Ratio = float | fractions.Fraction
 _VGG_RE = re.compile(r"^vgg(\d+)$")
@@ -296,18 +297,50 @@ def stage_weight_ratios(
   return {s: k / n for s, (k, n) in kept.items()}
 
 
+def kept_counts(masks: Any, prunable: Any) -> dict[str, tuple[int, int]]:
+  """``{layer: (kept entries, entries)}`` of every prunable leaf of ``masks``
+  (layer names as allocation 'pattern' names them).
+
+  ``prunable`` is the run's bool tree (``PruneResult.prunable``); a layer the
+  mask keeps whole is included, an unprunable one is not.
+  """
+  flags = jax.tree_util.tree_structure(masks).flatten_up_to(prunable)
+  out = {}
+  for (path, m), keep in zip(masks_lib.leaves_with_names(masks), flags, strict=True):
+    if keep:
+      m = np.asarray(m)
+      out[alloc_lib.layer_name(path)] = (int(np.count_nonzero(m)), int(m.size))
+  return out
+
+
 def sparsity_pattern(
-  masks: Any, *, model_name: str | None = None, guided: bool = False
+  masks: Any,
+  *,
+  prunable: Any = None,
+  model_name: str | None = None,
+  guided: bool = False,
 ) -> dict[str, float]:
   """``{layer: keep ratio}`` of every kernel an unstructured mask prunes, for
   ``pruning.allocation='pattern'``; ``guided``: each layer gets its stage's
   kept-weight ratio (Liu et al.'s "Guided Sparsification", stages by
-  :func:`param_stage`). Layers the masks keep dense (not prunable) are left out.
+  :func:`param_stage`).
+
+  ``prunable`` (the run's bool tree, ``PruneResult.prunable``) names the
+  layers: every prunable leaf, a layer the mask keeps whole (ratio 1.0, which
+  a global threshold can leave at low sparsity) included, so the pattern fits
+  allocation 'pattern' under the same predicate. Without it the masks alone
+  cannot tell a whole prunable layer from an unprunable one: kernels kept
+  whole are left out.
   """
-  ratios = {k: r for k, r in kept_weight_ratios(masks).items() if r < 1.0}
+  if prunable is None:
+    ratios = {k: r for k, r in kept_weight_ratios(masks).items() if r < 1.0}
+    sizes = {k: int(np.size(m)) for k, m in weights.kernels(masks).items()}
+  else:
+    counts = kept_counts(masks, prunable)
+    ratios = {k: kept / n for k, (kept, n) in counts.items()}
+    sizes = {k: n for k, (_, n) in counts.items()}
   if not guided:
     return ratios
-  sizes = {k: int(np.size(m)) for k, m in weights.kernels(masks).items()}
   stage = param_stage(model_name) if model_name else weights.default_stage
   return alloc_lib.guided_pattern(ratios, sizes, stage)
 

@@ -16,12 +16,21 @@ The architecture (`scratch.source`):
            (`analysis.architecture.sparsity_pattern(guided=True)`) given to
            every layer of the stage, placed at random on the initial weights
            (allocation 'pattern', random scores);
-  transferred  (structured) the per-stage kept ratios of the same pruning
-           applied to `scratch.transfer_model` trained on
-           `scratch.transfer_data` (empty: this run's model / data), scaled
-           onto this run's model ("Transferred Guided Pruning", Sec. 5:
-           VGG-16 on CIFAR-10 -> VGG-19 on CIFAR-100); `dense_workdir` and
-           `dense/test/accuracy` are then the source's.
+  transferred  the per-stage kept ratios of the same pruning applied to
+           `scratch.transfer_model` trained on `scratch.transfer_data`
+           (empty: this run's model / data), given to this run's model
+           (Sec. 5: VGG-16 on CIFAR-10 -> VGG-19 on CIFAR-100). Structured
+           ("Transferred Guided Pruning"): the stages' kept channel ratios
+           scale this model's widths (`analysis.architecture.
+           transferred_widths`). Unstructured ("Transferred Guided
+           Sparsification"): the source mask's kept-weight ratio per stage
+           given to every prunable layer of the same stage here, the
+           classifier matched by layer name (`analysis.transfer`), placed
+           at random as for guided. The source's pretraining is the one a
+           `pruned` run of the source model / data shares. The summary
+           records the source's dense accuracy and workdir as
+           `source/test/accuracy` and `source_workdir` (this model is never
+           trained dense here, so `dense/test/accuracy` is empty).
 With `pruning.criterion="bn_scale"` and `pruning.slimming_strength > 0` the
 pretraining is network slimming's sparsity training (shared with the
 `slimming` protocol), so "pruned" is the slimmed architecture.
@@ -50,7 +59,7 @@ from typing import Any
 import ml_collections
 
 from jaxprune import checks, config_utils, models, pruning
-from jaxprune.analysis import architecture
+from jaxprune.analysis import architecture, transfer
 from jaxprune.protocols import budget, common, prune_retrain, scoring
 from jaxprune.protocols.registry import protocol
 from jaxprune.pruning import rewind as rewind_lib
@@ -65,15 +74,28 @@ def validate(config: ml_collections.ConfigDict) -> None:
   common.choice(config, "scratch.source", SOURCES)
   common.choice(config, "scratch.e_convention", budget.SCRATCH_E_CONVENTIONS)
   if config.scratch.source == "transferred":
-    common.choice(config, "pruning.name", ("structured",))
-  if config.scratch.source == "transferred":
     if not (config.scratch.transfer_model or config.scratch.transfer_data):
       raise ValueError(
         "scratch.source='transferred' needs scratch.transfer_model and/or "
-        "scratch.transfer_data (the model / data the pattern comes from)"
+        "scratch.transfer_data (the model / data the pattern comes from); "
+        f"scratch.transfer_model is one of {models.names()}"
       )
     if config.scratch.transfer_model:
       checks.field_choice(config, "scratch.transfer_model", models.names())
+    if config.pruning.name == "unstructured":
+      # Stages are known per family; an unknown one would only fail after the
+      # source's whole pretraining.
+      names = {
+        "scratch.transfer_model": config.scratch.transfer_model or config.model.name,
+        "model.name": config.model.name,
+      }
+      for field, name in names.items():
+        try:
+          architecture.param_stage(name)
+        except ValueError as e:
+          raise ValueError(
+            f"scratch.source='transferred', {field}={name!r}: {e}"
+          ) from e
   if config.pruning.name == "structured" and not config.pruning.surgery:
     raise ValueError(
       "protocol 'scratch' with structured pruning needs pruning.surgery=True"
@@ -100,12 +122,43 @@ def architecture_of(
   res = pruning.prune(p, final.params, final.batch_stats, **kwargs, **data)
   if config.scratch.source == "guided" and p.name == "unstructured":
     pattern = architecture.sparsity_pattern(
-      res.masks, model_name=config.model.name, guided=True
+      res.masks, prunable=res.prunable, model_name=config.model.name, guided=True
     )
-    p.allocation, p.criterion, p.pattern = "pattern", "random", json.dumps(pattern)
-    params, batch_stats = common.init_params(config)
-    return pruning.prune(p, params, batch_stats, **kwargs), dense
+    return pattern_masks(config, pattern), dense
   return res, dense
+
+
+def pattern_masks(
+  config: ml_collections.ConfigDict, pattern: dict[str, float]
+) -> pruning.PruneResult:
+  """`config`'s model at initialisation pruned to `pattern` (allocation
+  'pattern', random scores): where the kept weights sit is left to chance."""
+  p = common.resolved(config.pruning)
+  p.allocation, p.criterion, p.pattern = "pattern", "random", json.dumps(pattern)
+  params, batch_stats = common.init_params(config)
+  return pruning.prune(p, params, batch_stats, **common.prune_kwargs(config, 1))
+
+
+def transferred_masks(
+  config: ml_collections.ConfigDict, source: pruning.PruneResult
+) -> pruning.PruneResult:
+  """Unstructured "transferred": `source` (the pruning of
+  `transfer_source(config)`) averaged per stage onto `config`'s model."""
+  # The target's prunable layers under this very predicate: a uniform random
+  # pruning of its initialisation reports them (api.prune builds the
+  # predicate from the model graph; not rebuilt here).
+  p = common.resolved(config.pruning)
+  p.allocation, p.criterion = "uniform", "random"
+  params, batch_stats = common.init_params(config)
+  target = pruning.prune(p, params, batch_stats, **common.prune_kwargs(config, 1))
+  pattern = transfer.transfer_pattern(
+    source.masks,
+    source.prunable,
+    transfer_source(config).model.name,
+    transfer.prunable_layers(target.prunable),
+    config.model.name,
+  )
+  return pattern_masks(config, pattern)
 
 
 def transfer_source(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -158,6 +211,8 @@ def scratch(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     transfer_source(config) if transferred else config, workdir
   )
   structured = config.pruning.name == "structured"
+  if transferred and not structured:
+    res = transferred_masks(config, res)
   if structured:
     widths = scratch_widths(config, res)
     counts = common.measure(config, None, None, widths)
@@ -192,8 +247,13 @@ def scratch(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     "widths": common.widths_json(widths),
     "scratch_epochs": epochs,
     "total_epochs": epochs,
-    "dense_workdir": dense.workdir if dense else None,
-    "dense/test/accuracy": dense.summary.get("test/accuracy") if dense else None,
+    "dense_workdir": dense.workdir if dense and not transferred else None,
+    "dense/test/accuracy": (
+      dense.summary.get("test/accuracy") if dense and not transferred else None
+    ),
     "setup": f"Scratch-{config.scratch.budget} {config.scratch.source}",
   }
+  if transferred:  # The pattern's net, not a dense version of this one.
+    summary["source_workdir"] = dense.workdir
+    summary["source/test/accuracy"] = dense.summary.get("test/accuracy")
   return common.finish(config, workdir, summary)

@@ -42,6 +42,9 @@ LABELS = {
   "model.name": "Model",
   "jsv/mean": "Mean JSV",
   "speedup": "Speedup (x)",
+  "summary:params": "Parameters",
+  "summary:nonzero_params": "Remaining parameters",
+  "summary:nonzero_flops": "Remaining FLOPs",
   **{name: name.upper() for name in ("ft", "lrw", "slr", "clr", "llr", "allr")},
   "acc_allr": "AccALLR",
 }

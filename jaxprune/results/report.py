@@ -17,7 +17,7 @@ setting reproduces (from `third_party/paper_results/`).
 Command line:
   python -m jaxprune.report --results=DIR/results.jsonl --out=DIR/report \
       [--metric=test/accuracy] [--x=pruning.sparsity --hue=retrain.schedule] \
-      [--formats=png,pdf,svg] \
+      [--where=model.name=vgg19 ...] [--formats=png,pdf,svg] \
       [--paper_config=configs/le2021/table2.py] \
       [--curves=test/accuracy,jsv/mean --curve_panel=retrain.spec \
        --curve_hue=retrain.orthp]
@@ -27,6 +27,16 @@ metrics.jsonl (`jaxprune.results.curves`): `<metric>@start` (epoch 0 of a
 retraining: right after pruning) and `<metric>@end` become table columns
 (name them with --metric), and `curves.png` plots them per epoch, one panel
 per value of --curve_panel, one line per value of --curve_hue.
+
+`--x=summary:FIELD` puts a run-summary field on the x axis instead of a
+config key: a number each row records (`nonzero_params`, `params`,
+`nonzero_flops`, ... or a metric), averaged over the seeds of a setting (it
+varies with the architecture, not the seed, for one-shot patterns) and shown
+as a table column. Rethinking's Figs. 3, 5 and 6 plot accuracy against
+parameter counts this way. `--where=KEY=VALUE` (repeatable, all must hold)
+keeps the rows whose config has KEY equal to VALUE (read as JSON when it
+parses, so `0.5`, `true` and `[1, 2]` are numbers, booleans and lists; else
+a string), e.g. one net of a sweep that trains several.
 """
 
 from __future__ import annotations
@@ -69,6 +79,85 @@ EXTRA_FIELDS = (
   "accuracy_before",
   "images_per_second",
 )
+
+
+SUMMARY_AXIS = "summary:"  # `--x=summary:FIELD`: a run-summary field, not config.
+
+
+def summary_value(row: dict[str, Any], field: str) -> float | None:
+  """A row's numeric run-summary `field`: a top-level row field (the
+  `sweeps.SUMMARY_FIELDS` a run records, e.g. `nonzero_params`) or a metric."""
+  for value in (row.get(field), row.get("metrics", {}).get(field)):
+    if _is_number(value):
+      return value
+  return None
+
+
+def summary_fields(rows: Sequence[dict[str, Any]]) -> list[str]:
+  """The numeric run-summary fields of any row (what `summary:` can name)."""
+  skip = {"seed", "config_hash"}
+  top = {k for r in rows for k, v in r.items() if _is_number(v) and k not in skip}
+  metrics = {k for r in rows for k, v in r.get("metrics", {}).items() if _is_number(v)}
+  return sorted(top | metrics)
+
+
+def parse_where(items: Sequence[str]) -> list[tuple[str, Any]]:
+  """`KEY=VALUE` filters as (key, value); VALUE read as JSON when it parses."""
+  out = []
+  for item in items:
+    key, sep, text = item.partition("=")
+    if not sep or not key:
+      raise ValueError(f"--where wants KEY=VALUE (a config key), got {item!r}")
+    try:
+      value = json.loads(text)
+    except json.JSONDecodeError:
+      value = text  # A bare string: `model.name=vgg19`.
+    out.append((key, value))
+  return out
+
+
+def where(
+  rows: Sequence[dict[str, Any]], filters: Sequence[tuple[str, Any]]
+) -> list[dict[str, Any]]:
+  """The rows whose config value of every filter key equals its value."""
+
+  def keep(row: dict[str, Any]) -> bool:
+    for key, value in filters:
+      have = config_value(row, key)
+      # Tuples come back from JSON as lists; "0.50" and 0.5 are one value.
+      if have is _MISSING or not (have == value or str(have) == str(value)):
+        return False
+    return True
+
+  return [r for r in rows if keep(r)]
+
+
+def add_summary_axis(
+  aggregated: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]], axis: str
+) -> list[dict[str, Any]]:
+  """Each setting gets `axis` (`summary:FIELD`) in its setting: the mean over
+  its completed rows of FIELD (exact when the seeds agree), if any has it.
+
+  Rows are matched to settings as `aggregate` grouped them (`aggregate` of
+  the same rows, without the axis among its keys).
+  """
+  field = axis.removeprefix(SUMMARY_AXIS)
+  keys = setting_keys(rows, [k for a in aggregated for k in a["setting"]])
+  values: dict[str, list[float]] = {}
+  for row in rows:
+    if row.get("status", "completed") != "completed":
+      continue
+    v = summary_value(row, field)
+    if v is not None:
+      values.setdefault(json.dumps(setting_of(row, keys), sort_keys=True), []).append(v)
+  out = []
+  for a in aggregated:
+    vs = values.get(json.dumps(a["setting"], sort_keys=True))
+    setting = dict(a["setting"])
+    if vs:
+      setting[axis] = vs[0] if len(set(vs)) == 1 else float(np.mean(vs))
+    out.append({**a, "setting": setting})
+  return out
 
 
 def _values(row: dict[str, Any]) -> dict[str, float]:
@@ -212,9 +301,18 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--out", required=True, help="output directory")
   parser.add_argument("--metric", action="append", help="metrics to tabulate")
   parser.add_argument(
-    "--x", help="config key on the x axis (numeric: lines; else points)"
+    "--x",
+    help="config key on the x axis (numeric: lines; else points), or "
+    "summary:FIELD, a run-summary field such as summary:nonzero_params",
   )
   parser.add_argument("--hue", help="config key giving one line per value")
+  parser.add_argument(
+    "--where",
+    action="append",
+    default=[],
+    metavar="KEY=VALUE",
+    help="keep the rows whose config KEY equals VALUE (repeatable: all hold)",
+  )
   parser.add_argument(
     "--formats", default="png,pdf", help=f"figure formats, any of {','.join(FORMATS)}"
   )
@@ -240,7 +338,32 @@ def main(argv: Sequence[str] | None = None) -> int:
   )
   if not rows:
     parser.error(f"--results has no rows: {args.results}")
-  for key in (args.x, args.hue):
+  try:
+    filters = parse_where(args.where)
+  except ValueError as e:
+    parser.error(str(e))
+  for key, value in filters:
+    if all(config_value(r, key) is _MISSING for r in rows):
+      parser.error(
+        f"--where {key!r} is no config field of these rows; swept: "
+        f"{', '.join(setting_keys(rows)) or 'nothing'}"
+      )
+    kept = where(rows, [(key, value)])
+    if not kept:
+      seen = sorted({json.dumps(config_value(r, key)) for r in rows})
+      parser.error(f"--where {key}={value!r} matches no row; its values: {seen}")
+    rows = kept
+  summary_x = bool(args.x and args.x.startswith(SUMMARY_AXIS))
+  if args.hue and args.hue.startswith(SUMMARY_AXIS):
+    parser.error("--hue takes a config key; only --x reads summary:FIELD")
+  if summary_x:
+    field = args.x.removeprefix(SUMMARY_AXIS)
+    if all(summary_value(r, field) is None for r in rows):
+      parser.error(
+        f"--x {args.x!r}: no row records a number {field!r}; run-summary "
+        f"fields: {', '.join(summary_fields(rows)) or 'none'}"
+      )
+  for key in (None if summary_x else args.x, args.hue):
     if key and all(config_value(r, key) is _MISSING for r in rows):
       parser.error(
         f"--x/--hue {key!r} is no config field of these rows; swept: "
@@ -257,7 +380,9 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{', '.join(setting_keys(rows)) or 'nothing'}"
         )
     rows = curves.attach_endpoints(rows, sweep_dir, curve_metrics)
-  aggregated = aggregate(rows, extra_keys=(args.x, args.hue))
+  aggregated = aggregate(rows, extra_keys=(None if summary_x else args.x, args.hue))
+  if summary_x:
+    aggregated = add_summary_axis(aggregated, rows, args.x)
   metrics = args.metric or ["test/accuracy"]
   theirs = None
   if args.paper_config:
@@ -275,7 +400,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   if args.x:
     formats = [f for f in args.formats.split(",") if f]
     for metric in metrics:
-      name = metric.replace("/", "_") + f"_vs_{args.x.replace('.', '_')}.png"
+      axis = args.x.replace(".", "_").replace(":", "_")
+      name = metric.replace("/", "_") + f"_vs_{axis}.png"
       path = os.path.join(args.out, name)
       try:
         figure(aggregated, metric, args.x, args.hue, path, formats=formats)
