@@ -254,6 +254,27 @@ def sfp(config: ml_collections.ConfigDict, ratio: float) -> ml_collections.Confi
   return config
 
 
+# SFP's soft phase from a pretrained model (assumed, docs/provenance.md F19:
+# neither Liu et al. 2019 nor the seeds print it): SFP's own 200-epoch schedule.
+SFP_PRETRAINED_EPOCHS = 200
+SFP_PRETRAINED_SPEC = "0:0.1,60:0.02,120:0.004,160:0.0008"
+
+
+def sfp_pretrained(
+  config: ml_collections.ConfigDict, ratio: float
+) -> ml_collections.ConfigDict:
+  """`sfp` from a pretrained model (`sfp.pretrained`): the dense model of the
+  config's own schedule, then `SFP_PRETRAINED_EPOCHS` of soft pruning with
+  `SFP_PRETRAINED_SPEC`, no fine-tuning after the hard prune."""
+  dense_epochs, dense_schedule = config.num_epochs, config.schedule
+  config = sfp(config, ratio)
+  config.num_epochs, config.schedule = dense_epochs, dense_schedule
+  config.sfp.pretrained = True
+  config.sfp.num_epochs = SFP_PRETRAINED_EPOCHS
+  config.sfp.schedule_spec = SFP_PRETRAINED_SPEC
+  return config
+
+
 def magnitude(
   config: ml_collections.ConfigDict, sparsity: float, allocation: str = "global"
 ) -> ml_collections.ConfigDict:
@@ -314,6 +335,11 @@ def finalize(
     config.pruning.imp_cycles = min(config.pruning.imp_cycles, 2)
     config.pruning.rewind_epoch = min(config.pruning.rewind_epoch, 1)
     config.scratch.b_extra_epochs = 0
+    if config.sfp.pretrained:  # The soft phase: 1 epoch at its first LR.
+      config.sfp.num_epochs = 1
+      config.sfp.schedule_spec = (
+        "0:" + config.sfp.schedule_spec.split(",")[0].split(":")[1]
+      )
     if config.data.name in ("imagenet2012", "imagenet100"):
       config.data.image_size = (32, 32)  # ImageNet nets run on 32x32 in smoke.
   return config

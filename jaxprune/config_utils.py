@@ -173,6 +173,15 @@ def _protocol_sections(c: ml_collections.ConfigDict) -> None:
   c.scratch.b_extra_epochs = 0  # K2 of K1 * F1 / F2 + K2.
   c.scratch.max_speedup = 0.0  # Cap on F1 / F2 (Liu et al.'s ImageNet: 2); 0: none.
 
+  # Soft Filter Pruning (protocol "sfp"). pretrained=False: soft pruning while
+  # training from scratch (num_epochs, schedule). True: the dense model of the
+  # normal schedule (shared cache, as prune_retrain) is soft-pruned for
+  # sfp.num_epochs with the piecewise LR sfp.schedule_spec.
+  c.sfp = ml_collections.ConfigDict()
+  c.sfp.pretrained = False
+  c.sfp.num_epochs = 0  # Soft phase length with pretrained=True (must be > 0).
+  c.sfp.schedule_spec = ""  # "epoch:lr,..." over the soft phase; "": required.
+
   # Wang et al. 2023's prune-at-epoch-k protocols over the scratch schedule.
   c.prune_epoch = ml_collections.ConfigDict()
   c.prune_epoch.setup = "pkfn"  # pkfn | sx_a | sx_b

@@ -9,7 +9,7 @@ with `source="uniform"` builds it without a pretraining) trained from a fresh
 initialisation for the same epochs / the same FLOPs. 5 seeds.
 
 Not covered here: the ImageNet rows (`table10_imagenet.py`) and Table 11 (SFP starting from
-a pretrained model; `sfp` trains from scratch).
+a pretrained model, `sfp.pretrained`: `table11.py`).
 
 Run:
   python -m jaxprune.sweeps --config=configs/liu2019/table10.py --workdir=workdirs/liu2019_table10

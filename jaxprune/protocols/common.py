@@ -63,6 +63,7 @@ PROTOCOL_SECTIONS = (
   "scratch",
   "prune_epoch",
   "during",
+  "sfp",
 )
 
 

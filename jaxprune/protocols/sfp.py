@@ -21,6 +21,13 @@ Then the final hard prune with surgery (the zeroed filters: their score is 0)
 and, with `retrain.num_epochs > 0`, retraining of the small model in
 `retrain/` with `retrain.schedule` (FT, CLR, ... as `prune_retrain`).
 
+With `sfp.pretrained=True` the soft pruning starts instead from the dense
+model of the normal `num_epochs`/`schedule` training (`common.dense_phase`,
+the cache `prune_retrain` shares, or `retrain.dense_workdir`) and runs in
+`soft/` for `sfp.num_epochs` with the piecewise LR `sfp.schedule_spec` (He et
+al.'s pretrained recipe, Liu et al. 2019 Table 11); the summary also records
+`dense/test/accuracy`. The soft pruning itself is the one `epoch_end_hook`.
+
 Summary: the last phase's metrics, `sfp/accuracy` (before retraining),
 counts, widths and `soft_events` (per epoch: channels zeroed and channels
 that regrew since the previous epoch's zeroing).
@@ -52,6 +59,30 @@ def validate(config: ml_collections.ConfigDict) -> None:
   weight = [c for c in structured.CRITERIA.names() if c not in CHANNEL_CRITERIA]
   common.choice(config, "pruning.criterion", ("", *weight))
   common.choice(config, "pruning.group_allocation", ("per_group",))
+  common.choice(config, "sfp.pretrained", (False, True))
+  if config.sfp.pretrained:
+    if not (isinstance(config.sfp.num_epochs, int) and config.sfp.num_epochs > 0):
+      raise ValueError(
+        f"sfp.num_epochs must be an int > 0 with sfp.pretrained=True, got "
+        f"{config.sfp.num_epochs!r}"
+      )
+    if not config.sfp.schedule_spec:
+      raise ValueError(
+        "sfp.schedule_spec must be set with sfp.pretrained=True "
+        "(piecewise 'epoch:lr,...' over the soft phase), got ''"
+      )
+    # Milestones (epochs or fractions "a/b" of sfp.num_epochs) are checked
+    # against the phase length when its schedule is built.
+    items = [t.split(":") for t in config.sfp.schedule_spec.split(",")]
+    try:
+      ok = all(len(t) == 2 and float(t[1]) >= 0 for t in items)
+    except ValueError:
+      ok = False
+    if not ok or items[0][0].strip() != "0":
+      raise ValueError(
+        f"sfp.schedule_spec must be 'epoch:lr,...' starting at epoch 0, got "
+        f"{config.sfp.schedule_spec!r}"
+      )
   if config.retrain.num_epochs < 0:
     raise ValueError(
       f"retrain.num_epochs must be >= 0 (0: no retraining), got "
@@ -118,18 +149,36 @@ def _size(tree: Any) -> int:
 @protocol("sfp", validate=validate)
 def sfp(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   events: list[dict[str, int]] = []
-  # Shared (keyed by the training fields and the whole pruning section) by
-  # every run that only differs in what follows the soft pruning.
-  keep = tuple(config.pruning.keys())
-  train = common.cached_phase(
-    common.training_config(config, keep_pruning=keep),
-    workdir,
-    config,
-    on_epoch_end=epoch_end_hook(config, events),
-    callbacks=[events_callback(events)],
-  )
+  dense = None
+  if config.sfp.pretrained:
+    # The normal dense training (shared with prune_retrain's cache), then the
+    # soft phase from its weights with its own length and LR schedule.
+    dense = common.dense_phase(config, workdir)
+    start = dense.final()
+    soft_epochs = int(config.sfp.num_epochs)
+    sched = dict(name="piecewise", spec=config.sfp.schedule_spec, epochs=soft_epochs)
+    train = common.run_phase(
+      common.phase_config(config, soft_epochs, sched),
+      os.path.join(workdir, "soft"),
+      start=Start(start.params, start.batch_stats, None),
+      on_epoch_end=epoch_end_hook(config, events),
+      callbacks=[events_callback(events)],
+    )
+    train_epochs = int(dense.summary.get("epoch", config.num_epochs)) + soft_epochs
+  else:
+    # Shared (keyed by the training fields and the whole pruning section) by
+    # every run that only differs in what follows the soft pruning.
+    keep = tuple(config.pruning.keys())
+    train = common.cached_phase(
+      common.training_config(config, keep_pruning=keep),
+      workdir,
+      config,
+      on_epoch_end=epoch_end_hook(config, events),
+      callbacks=[events_callback(events)],
+    )
+    train_epochs = int(config.num_epochs)
   final = train.final()
-  res = _prune(config, final.params, final.batch_stats, config.num_epochs, True)
+  res = _prune(config, final.params, final.batch_stats, train_epochs, True)
   phase, current = train, Start(res.params, res.batch_stats, res.masks)
   epochs = int(config.retrain.num_epochs)
   if epochs:
@@ -157,7 +206,7 @@ def sfp(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     "target_sparsity": config.pruning.ratio,
     **counts,
     "widths": common.widths_json(res.widths),
-    "total_epochs": config.num_epochs + epochs,
+    "total_epochs": train_epochs + epochs,
     "train_workdir": train.workdir,
     # Logged with every evaluation (eval_every_epochs=1 logs every epoch).
     "soft_events": [
@@ -167,4 +216,8 @@ def sfp(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     ],
     "setup": f"SFP {config.retrain.schedule if epochs else 'no retraining'}",
   }
+  if dense is not None:
+    summary["dense/test/accuracy"] = dense.summary.get("test/accuracy")
+    summary["dense_workdir"] = dense.workdir
+    summary["setup"] = "SFP pretrained " + summary["setup"].removeprefix("SFP ")
   return common.finish(config, workdir, summary)
