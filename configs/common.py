@@ -356,6 +356,19 @@ def sweep(
   return sweeps.seeds(points, seeds)
 
 
+def arch_points(ratios: dict[str, Sequence[float]]) -> list[dict[str, Any]]:
+  """One point per (model, prune ratio) of `{model name: ratios}`."""
+  return [{"model.name": m, "pruning.ratio": r} for m, rs in ratios.items() for r in rs]
+
+
+def method_label(setting: dict[str, Any], otherwise: str) -> str:
+  """A published table's method column for a sweep setting: `scratche` /
+  `scratchb` for the Scratch-E / Scratch-B rows, `otherwise` for the rest."""
+  if setting["protocol"] == "scratch":
+    return "scratch" + setting["scratch.budget"].lower()
+  return otherwise
+
+
 def nptm_onecycle(
   points: Sequence[dict[str, Any]], flavor: str = "le2021"
 ) -> list[dict[str, Any]]:

@@ -53,8 +53,5 @@ def paper_cell(setting):
   """The Table 2 test-accuracy cell a sweep setting reproduces (--paper_config)."""
   preset = setting["pruning.preset"]
   arch = "vgg16" if preset == "vgg16_a" else preset.replace("_", "")  # VGG-16 is A.
-  if setting["protocol"] == "scratch":
-    method = "scratch" + setting["scratch.budget"].lower()
-  else:
-    method = setting["retrain.schedule"]
+  method = common.method_label(setting, setting["retrain.schedule"])
   return {"paper": "le2021", "row_id": f"t2_{setting['data.name']}_{arch}_{method}"}

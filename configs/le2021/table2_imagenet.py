@@ -48,8 +48,5 @@ def get_sweep(arg=None):
 def paper_cell(setting):
   """The Table 2 ImageNet top-1 cell a sweep setting reproduces (--paper_config)."""
   arch = setting["pruning.preset"].replace("_", "")
-  if setting["protocol"] == "scratch":
-    method = "scratch" + setting["scratch.budget"].lower()
-  else:
-    method = setting["retrain.schedule"]
+  method = common.method_label(setting, setting["retrain.schedule"])
   return {"paper": "le2021", "row_id": f"t2_imagenet_{arch}_{method}"}

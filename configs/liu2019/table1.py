@@ -38,8 +38,5 @@ def get_sweep(arg=None):
 def paper_cell(setting):
   """The Table 1 test-accuracy cell a sweep setting reproduces (--paper_config)."""
   arch = setting["pruning.preset"].replace("_", "")
-  if setting["protocol"] == "scratch":
-    method = "scratch" + setting["scratch.budget"].lower()
-  else:
-    method = "finetuned"
+  method = common.method_label(setting, "finetuned")
   return {"paper": "liu2019", "row_id": f"t1_cifar10_{arch}_{method}"}

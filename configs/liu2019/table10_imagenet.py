@@ -37,16 +37,12 @@ def get_config(arg=None):
 
 
 def get_sweep(arg=None):
-  archs = [
-    {"model.name": m, "pruning.ratio": r} for m, rs in RATIOS.items() for r in rs
-  ]
+  archs = common.arch_points(RATIOS)
   return common.sweep([{**a, **m} for a in archs for m in METHODS], [0], arg)
 
 
 def paper_cell(setting):
   """The Table 10 ImageNet top-1 cell a sweep setting reproduces (--paper_config)."""
-  method = "pruned"
-  if setting["protocol"] == "scratch":
-    method = "scratch" + setting["scratch.budget"].lower()
+  method = common.method_label(setting, "pruned")
   arch = f"imagenet_{setting['model.name']}_pr{setting['pruning.ratio']}"
   return {"paper": "liu2019", "row_id": f"t10_{arch}_{method}"}

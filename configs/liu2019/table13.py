@@ -46,8 +46,5 @@ def paper_cell(setting):
     setting["model.name"],
     setting["pruning.ratio"],
   )
-  if setting["protocol"] == "scratch":
-    method = "scratch" + setting["scratch.budget"].lower()
-  else:
-    method = "finetuned"
+  method = common.method_label(setting, "finetuned")
   return {"paper": "liu2019", "row_id": f"t13_{data}_{model}_pr{ratio}_{method}"}

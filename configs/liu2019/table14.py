@@ -31,8 +31,5 @@ def get_sweep(arg=None):
 
 def paper_cell(setting):
   """The Table 14 test-accuracy cell a sweep setting reproduces (--paper_config)."""
-  if setting["protocol"] == "scratch":
-    method = "scratch" + setting["scratch.budget"].lower()
-  else:
-    method = "finetuned"
+  method = common.method_label(setting, "finetuned")
   return {"paper": "liu2019", "row_id": f"t14_cifar10_resnet56_pr0.9_{method}"}

@@ -32,10 +32,7 @@ def get_sweep(arg=None):
 
 def paper_cell(setting):
   """The Table 15 test-accuracy cell a sweep setting reproduces (--paper_config)."""
-  if setting["protocol"] == "scratch":
-    method = "scratch" + setting["scratch.budget"].lower()
-  else:
-    method = "finetuned"
+  method = common.method_label(setting, "finetuned")
   return {
     "paper": "liu2019",
     "row_id": f"t15_{setting['data.name']}_vgg19_pr0.95_{method}",

@@ -66,8 +66,5 @@ def paper_cell(setting):
   model = setting["model.name"]
   if (model, ratio) not in PUBLISHED[data]:
     return None
-  if setting["protocol"] == "scratch":
-    method = "scratch" + setting["scratch.budget"].lower()
-  else:
-    method = "finetuned"
+  method = common.method_label(setting, "finetuned")
   return {"paper": "liu2019", "row_id": f"t4_{data}_{model}_pr{ratio}_{method}"}

@@ -35,8 +35,5 @@ def get_sweep(arg=None):
 
 def paper_cell(setting):
   """The Table 4 ImageNet top-1 cell a sweep setting reproduces (--paper_config)."""
-  if setting["protocol"] == "scratch":
-    method = "scratch" + setting["scratch.budget"].lower()
-  else:
-    method = "finetuned"
+  method = common.method_label(setting, "finetuned")
   return {"paper": "liu2019", "row_id": f"t4_imagenet_vgg11_pr0.5_{method}"}

@@ -60,8 +60,5 @@ def paper_cell(setting):
   if sparsity not in PUBLISHED_SPARSITIES[data]:
     return None
   model = setting["model.name"].replace("_", "")
-  if setting["protocol"] == "scratch":
-    method = "scratch" + setting["scratch.budget"].lower()
-  else:
-    method = "finetuned"
+  method = common.method_label(setting, "finetuned")
   return {"paper": "liu2019", "row_id": f"t6_{data}_{model}_pr{sparsity}_{method}"}

@@ -41,9 +41,6 @@ def get_sweep(arg=None):
 def paper_cell(setting):
   """The Table 6 ImageNet top-1 cell a sweep setting reproduces (--paper_config)."""
   model = setting["model.name"].replace("_bn", "")
-  if setting["protocol"] == "scratch":
-    method = "scratch" + setting["scratch.budget"].lower()
-  else:
-    method = "finetuned"
+  method = common.method_label(setting, "finetuned")
   sparsity = setting["pruning.sparsity"]
   return {"paper": "liu2019", "row_id": f"t6_imagenet_{model}_pr{sparsity}_{method}"}
