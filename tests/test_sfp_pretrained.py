@@ -146,6 +146,9 @@ def test_pretrained_end_to_end_with_retraining(tiny_fmnist, cache_dir, tmp_path)
     ("sfp.schedule_spec", "", "sfp.schedule_spec must be set"),
     ("sfp.schedule_spec", "5:0.1", "sfp.schedule_spec must be 'epoch:lr"),
     ("sfp.schedule_spec", "0:abc", "sfp.schedule_spec must be 'epoch:lr"),
+    # The factory's checks: starts increase; milestones lie in the 2 epochs.
+    ("sfp.schedule_spec", "0:0.1,0:0.01", "strictly increasing"),
+    ("sfp.schedule_spec", "0:0.1,5:0.01", "milestone 5 is beyond"),
   ],
 )
 def test_bad_fields_raise_naming_the_field(tiny_fmnist, cache_dir, field, value, match):

@@ -42,7 +42,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxprune import config_utils, io_utils, models, pruning
+from jaxprune import config_utils, io_utils, models, pruning, schedules
 from jaxprune.protocols import common, prune_retrain
 from jaxprune.protocols.registry import protocol
 from jaxprune.pruning import structured
@@ -71,18 +71,17 @@ def validate(config: ml_collections.ConfigDict) -> None:
         "sfp.schedule_spec must be set with sfp.pretrained=True "
         "(piecewise 'epoch:lr,...' over the soft phase), got ''"
       )
-    # Milestones (epochs or fractions "a/b" of sfp.num_epochs) are checked
-    # against the phase length when its schedule is built.
-    items = [t.split(":") for t in config.sfp.schedule_spec.split(",")]
+    # The soft phase's schedule is built by the schedule factory, so its
+    # checks (format, epoch 0 first, increasing starts, fractions of
+    # sfp.num_epochs, milestones inside the phase) are the factory's.
     try:
-      ok = all(len(t) == 2 and float(t[1]) >= 0 for t in items)
-    except ValueError:
-      ok = False
-    if not ok or items[0][0].strip() != "0":
+      schedules.validate(_soft_schedule(config), path="sfp.schedule")
+    except ValueError as e:
       raise ValueError(
-        f"sfp.schedule_spec must be 'epoch:lr,...' starting at epoch 0, got "
-        f"{config.sfp.schedule_spec!r}"
-      )
+        f"sfp.schedule_spec must be 'epoch:lr,...' starting at epoch 0 (epochs or "
+        f"fractions p/q of sfp.num_epochs={config.sfp.num_epochs}), got "
+        f"{config.sfp.schedule_spec!r}: {e}"
+      ) from None
   if config.retrain.num_epochs < 0:
     raise ValueError(
       f"retrain.num_epochs must be >= 0 (0: no retraining), got "
@@ -90,6 +89,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
     )
   if config.retrain.num_epochs:
     prune_retrain.validate_retrain(config, config.retrain.num_epochs)
+
+
+def _soft_schedule(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The piecewise LR of the pretrained soft phase (sfp.schedule_spec)."""
+  return ml_collections.ConfigDict(
+    dict(name="piecewise", spec=config.sfp.schedule_spec, epochs=config.sfp.num_epochs)
+  )
 
 
 def _prune(config: ml_collections.ConfigDict, params, batch_stats, epoch, surgery):
@@ -156,7 +162,7 @@ def sfp(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     dense = common.dense_phase(config, workdir)
     start = dense.final()
     soft_epochs = int(config.sfp.num_epochs)
-    sched = dict(name="piecewise", spec=config.sfp.schedule_spec, epochs=soft_epochs)
+    sched = _soft_schedule(config).to_dict()
     train = common.run_phase(
       common.phase_config(config, soft_epochs, sched),
       os.path.join(workdir, "soft"),
