@@ -158,14 +158,16 @@ def prefer_matmul(
 
   Read off `experiments/benchmarks/conv_shapes.md` (forward + both gradients
   of every distinct conv of LeNet-5, ResNet-20/56 and VGG-16 at batch 128,
-  the two impls timed interleaved). Matmul won by 1.5-58x on three kinds of
-  conv and lost or tied (0.4-1.06x) on the rest:
+  the two impls timed interleaved; re-measured on jax 0.10.2). Matmul won by
+  1.2-25x on three kinds of conv and lost or tied (0.7-1.15x) on the rest:
 
-  * few input channels (``cin <= 3``: the first layer; its im2col is narrow
-    while XLA's filter gradient transposes the whole batch): 1.7-2.8x;
+  * few input channels (``cin <= 8``: the first layer, LeNet-5's second; the
+    im2col is narrow while XLA's filter gradient transposes the whole
+    batch): 1.3-2.9x;
   * at most 4 output pixels (LeNet-5's conv2, VGG-16's 2x2 stage), where a
-    conv is a dense layer: 4-58x;
-  * 64+ input channels on 16x16 outputs (VGG-16's conv2/conv3): 1.5-2.5x.
+    conv is a dense layer: 5.7-25x;
+  * 64+ input channels on 128+ output pixels (VGG-16's conv1-conv3: XLA's
+    filter gradient of the 32x32x64 conv alone takes seconds): 1.8-3.8x.
   """
   _, h, w, cin = lhs_shape
   kh, kw = rhs_shape[:2]
@@ -173,7 +175,7 @@ def prefer_matmul(
   pixels = ((h + ph0 + ph1 - kh) // strides[0] + 1) * (
     (w + pw0 + pw1 - kw) // strides[1] + 1
   )
-  return cin <= 3 or pixels <= 4 or (cin >= 64 and 128 <= pixels <= 256)
+  return cin <= 8 or pixels <= 4 or (cin >= 64 and pixels >= 128)
 
 
 def _auto(
