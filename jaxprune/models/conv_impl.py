@@ -161,9 +161,10 @@ def prefer_matmul(
   the two impls timed interleaved; re-measured on jax 0.10.2). Matmul won by
   1.2-25x on three kinds of conv and lost or tied (0.7-1.15x) on the rest:
 
-  * few input channels (``cin <= 8``: the first layer, LeNet-5's second; the
-    im2col is narrow while XLA's filter gradient transposes the whole
-    batch): 1.3-2.9x;
+  * few input channels (``cin <= 3``: the first layer; its im2col is narrow
+    while XLA's filter gradient transposes the whole batch): 2.0-2.9x. Not
+    LeNet-5's conv1 (6 channels): 1.3x alone, but its whole epoch took 31.8 s
+    instead of 16.4 s with it as a matmul (RESULTS.md figure 3);
   * at most 4 output pixels (LeNet-5's conv2, VGG-16's 2x2 stage), where a
     conv is a dense layer: 5.7-25x;
   * 64+ input channels on 128+ output pixels (VGG-16's conv1-conv3: XLA's
@@ -175,7 +176,7 @@ def prefer_matmul(
   pixels = ((h + ph0 + ph1 - kh) // strides[0] + 1) * (
     (w + pw0 + pw1 - kw) // strides[1] + 1
   )
-  return cin <= 8 or pixels <= 4 or (cin >= 64 and pixels >= 128)
+  return cin <= 3 or pixels <= 4 or (cin >= 64 and pixels >= 128)
 
 
 def _auto(
