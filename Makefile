@@ -72,13 +72,21 @@ reproduce-di-long: $(VENV)/.installed
 # not keep their disks: restore the committed record of finished runs, run
 # what is left (resumable), and save the record before the machine goes:
 #   nohup make long-runs > long_runs.log 2>&1 &   ...   make long-runs-save
+# It also saves the record every LONG_SAVE_EVERY seconds while it runs (and at
+# the end), so a session cut off mid-run still has every finished row to commit.
 LONG_WORKDIR ?= workdirs/cpu_full
 LONG_RECORD ?= experiments/results/cpu_full/record
+LONG_SAVE_EVERY ?= 900
 long-runs: $(VENV)/.installed
 	$(PY) -m jaxprune.data prepare
 	if [ -d $(LONG_RECORD) ]; then $(PY) -m jaxprune.results.record restore $(LONG_RECORD) $(LONG_WORKDIR); fi
+	( while sleep $(LONG_SAVE_EVERY); do \
+	    $(PY) -m jaxprune.results.record save $(LONG_WORKDIR) $(LONG_RECORD); done ) & \
+	saver=$$!; \
 	JAX_PLATFORMS=cpu $(PY) -m jaxprune.reproduce --suite=configs/cpu_full \
-		--workdir=$(LONG_WORKDIR) --out=experiments/results/cpu_full
+		--workdir=$(LONG_WORKDIR) --out=experiments/results/cpu_full; \
+	status=$$?; kill $$saver; \
+	$(PY) -m jaxprune.results.record save $(LONG_WORKDIR) $(LONG_RECORD); exit $$status
 
 long-runs-save: $(VENV)/.installed
 	$(PY) -m jaxprune.results.record save $(LONG_WORKDIR) $(LONG_RECORD)
