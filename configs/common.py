@@ -241,6 +241,19 @@ def network_slimming(
   return config
 
 
+def slimming_scratch(model: str, strength: float) -> ml_collections.ConfigDict:
+  """Rethinking Sec. 5: an architecture (`scratch.source`) trained from scratch
+  for as many epochs as the large model (Scratch-E), the `pruned` one found by
+  network slimming with sparsity `strength` at `pruning.ratio` (default 0.4)."""
+  config = rethinking_cifar(base("scratch"), model)
+  # Tied to num_epochs: `:smoke` rescales the spec to 2 epochs but leaves a
+  # literal `schedule.epochs` at 160, which Scratch's stretch would misread.
+  config.schedule.epochs = config.get_ref("num_epochs")
+  network_slimming(config, 0.4, strength)
+  config.scratch.budget = "E"
+  return config
+
+
 def sfp(config: ml_collections.ConfigDict, ratio: float) -> ml_collections.ConfigDict:
   """Soft Filter Pruning (protocol `sfp`): L2 filter norms, `ratio` of the first
   conv of every block zeroed each epoch, trained 200 epochs with SFP's

@@ -57,13 +57,8 @@ TRANSFERRED = {
 
 
 def get_config(arg=None):
-  config = common.rethinking_cifar(common.base("scratch"), "vgg16")
+  config = common.slimming_scratch("vgg16", 1e-4)
   config.model.classifier = "slimming"
-  # Tied to num_epochs: `:smoke` rescales the spec to 2 epochs but leaves a
-  # literal `schedule.epochs` at 160, which Scratch's stretch would misread.
-  config.schedule.epochs = config.get_ref("num_epochs")
-  common.network_slimming(config, 0.4, 1e-4)
-  config.scratch.budget = "E"
   return common.finalize(config, arg)
 
 

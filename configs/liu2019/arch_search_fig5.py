@@ -42,12 +42,7 @@ SOURCES = ("pruned", "uniform")
 
 
 def get_config(arg=None):
-  config = common.rethinking_cifar(common.base("scratch"), "preresnet164")
-  # Tied to num_epochs: `:smoke` rescales the spec to 2 epochs but leaves a
-  # literal `schedule.epochs` at 160, which Scratch's stretch would misread.
-  config.schedule.epochs = config.get_ref("num_epochs")
-  common.network_slimming(config, 0.4, 1e-5)
-  config.scratch.budget = "E"
+  config = common.slimming_scratch("preresnet164", 1e-5)
   return common.finalize(config, arg)
 
 
