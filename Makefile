@@ -82,10 +82,10 @@ long-runs: $(VENV)/.installed
 	if [ -d $(LONG_RECORD) ]; then $(PY) -m jaxprune.results.record restore $(LONG_RECORD) $(LONG_WORKDIR); fi
 	( while sleep $(LONG_SAVE_EVERY); do \
 	    $(PY) -m jaxprune.results.record save $(LONG_WORKDIR) $(LONG_RECORD); done ) & \
-	saver=$$!; \
+	saver=$$!; trap 'kill $$saver 2>/dev/null' EXIT INT TERM; \
 	JAX_PLATFORMS=cpu $(PY) -m jaxprune.reproduce --suite=configs/cpu_full \
 		--workdir=$(LONG_WORKDIR) --out=experiments/results/cpu_full; \
-	status=$$?; kill $$saver; \
+	status=$$?; kill $$saver 2>/dev/null; \
 	$(PY) -m jaxprune.results.record save $(LONG_WORKDIR) $(LONG_RECORD); exit $$status
 
 long-runs-save: $(VENV)/.installed
