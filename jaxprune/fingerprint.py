@@ -56,7 +56,12 @@ def files(kind: str) -> list[str]:
   for group in KINDS[kind]:
     for entry in SOURCES[group]:
       path = os.path.join(PACKAGE, entry)
-      found = glob.glob(os.path.join(path, "**", "*.py"), recursive=True)
+      # Python and the native kernels' C++ (`models/native/`).
+      found = [
+        f
+        for ext in ("py", "cc")
+        for f in glob.glob(os.path.join(path, "**", f"*.{ext}"), recursive=True)
+      ]
       out.update(found if os.path.isdir(path) else [path])
   return sorted(os.path.relpath(p, PACKAGE) for p in out)
 

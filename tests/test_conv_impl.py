@@ -21,7 +21,7 @@ import pytest
 from step_helpers import jitted_step
 
 from jaxprune import config_utils, models
-from jaxprune.models import conv_impl
+from jaxprune.models import conv_impl, native_conv
 from jaxprune.train import state as state_lib
 from jaxprune.train import steps as steps_lib
 from jaxprune.train import validation
@@ -218,6 +218,9 @@ RESNET_CONV = conv_impl.ConvShape(
 
 def test_auto_follows_the_rule_on_cpu_and_picks_xla_elsewhere(monkeypatch):
   auto = conv_impl.function("auto")
+  # Without the native kernels (tests/test_native_conv.py covers them): the
+  # matmul rule.
+  monkeypatch.setattr(native_conv, "usable", lambda: False)
   for conv in (LENET_CONV0, RESNET_CONV):
     rule = conv_impl.prefer_matmul(
       conv.input_shape, conv.kernel_shape, conv.strides, conv.padding
@@ -242,7 +245,8 @@ def test_auto_follows_the_rule_on_cpu_and_picks_xla_elsewhere(monkeypatch):
 def test_bad_conv_impl_is_a_one_line_error():
   with pytest.raises(
     ValueError,
-    match=r"^model.conv_impl must be one of \['auto', 'xla', 'matmul'\], got 'fast'$",
+    match=r"^model.conv_impl must be one of \['auto', 'xla', 'matmul', 'native'\], "
+    r"got 'fast'$",
   ):
     models.create("resnet20", conv_impl="fast")
   config = config_utils.base_config()
@@ -332,6 +336,8 @@ def _recomputed_transposes(hlo: str) -> list[str]:
 def test_conv_inputs_are_transposed_from_memory_not_recomputed(monkeypatch):
   # XLA:CPU fuses the producers of a conv input into the transpose its filter
   # gradient needs (strided reads, recomputation); `materialized` stops it.
+  # (XLA's kernel: the native one, where built, has no such transposes.)
+  monkeypatch.setattr(native_conv, "usable", lambda: False)
   hlo = _conv_chain_filter_grad_hlo()
   assert "dimensions={3,1,2,0}" in hlo  # The test looks at the right thing.
   assert _recomputed_transposes(hlo) == []

@@ -1,4 +1,4 @@
-r"""Benchmark: one conv's forward, input gradient and filter gradient, XLA vs PyTorch.
+r"""Benchmark: one conv's forward, input gradient and filter gradient, XLA / native vs PyTorch.
 
   JAX_PLATFORMS=cpu .venv/bin/python experiments/benchmarks/conv_parts.py \
       [--repeats=5] [--out=experiments/benchmarks/conv_parts.md]
@@ -9,8 +9,10 @@ ResNet-56's 16/32/64-channel 3x3 convs) and its two vjp halves, each jitted
 on its own, against ``torch.nn.functional.conv2d`` and
 ``torch.nn.grad.conv2d_input`` / ``conv2d_weight`` (oneDNN) on the same
 shapes, 2 threads each. The shapes are ResNet-56's three stages and VGG-16's
-32x32x64 conv at batch 128. The two libraries take turns per repeat; a cell
-is the minimum over repeats (the kernels' own speed, not the machine's load).
+32x32x64 conv at batch 128. Beside XLA's kernel, jaxprune's native one
+(`jaxprune.models.native_conv`, what ``auto`` runs these convs on where it is
+built). The sides take turns per repeat; a cell is the minimum over repeats
+(the kernels' own speed, not the machine's load).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import torch
 from jax import lax
 
 from jaxprune import io_utils
+from jaxprune.models import native_conv
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # (NHWC input, Cout, used by); 3x3, stride 1, SAME.
@@ -41,13 +44,18 @@ PARTS = ("fwd", "dx", "dw")
 _DN = ("NHWC", "HWIO", "NHWC")
 
 
-def _jax_parts(x_shape, cout) -> dict[str, Callable[[], object]]:
+def _xla_conv(a, b):
+  return lax.conv_general_dilated(a, b, (1, 1), "SAME", dimension_numbers=_DN)
+
+
+def _native_conv(a, b):
+  return native_conv.conv(a, b, ((1, 1), (1, 1)))
+
+
+def _jax_parts(x_shape, cout, conv=_xla_conv) -> dict[str, Callable[[], object]]:
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.standard_normal(x_shape), jnp.float32)
   w = jnp.asarray(rng.standard_normal((3, 3, x_shape[-1], cout)) * 0.1, jnp.float32)
-
-  def conv(a, b):
-    return lax.conv_general_dilated(a, b, (1, 1), "SAME", dimension_numbers=_DN)
 
   g = jnp.asarray(rng.standard_normal((*x_shape[:3], cout)), jnp.float32)
   fwd = jax.jit(conv)
@@ -77,6 +85,8 @@ def measure(repeats: int) -> list[dict]:
   rows = []
   for x_shape, cout, used_by in SHAPES:
     sides = {"jax": _jax_parts(x_shape, cout), "torch": _torch_parts(x_shape, cout)}
+    if not native_conv.unavailable():
+      sides["native"] = _jax_parts(x_shape, cout, _native_conv)
     times = {(s, p): [] for s in sides for p in PARTS}
     for fns in sides.values():
       for fn in fns.values():
@@ -96,22 +106,29 @@ def measure(repeats: int) -> list[dict]:
 
 def render(rows: list[dict], command: str, load: tuple[float, float]) -> str:
   lines = [
-    "# One conv split in forward / input gradient / filter gradient: XLA vs PyTorch",
+    "# One conv split in forward / input gradient / filter gradient: XLA and "
+    "native vs PyTorch",
     "",
     f"Written by `{command}` on "
     f"{datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')};"
     f" 1-min load average {load[0]:.1f} before, {load[1]:.1f} after, on "
     f"{os.cpu_count()} CPUs. Minimum ms over repeats, 3x3 SAME convs, 2 threads.",
     "",
-    "| conv (NHWC -> Cout) | used by | part | XLA ms | PyTorch ms | XLA / PyTorch |",
-    "|---|---|---|---:|---:|---:|",
+    f"Native kernels: {native_conv.unavailable() or 'built'}.",
+    "",
+    "| conv (NHWC -> Cout) | used by | part | XLA ms | native ms | PyTorch ms "
+    "| XLA / PyTorch | native / PyTorch |",
+    "|---|---|---|---:|---:|---:|---:|---:|",
   ]
   for r in rows:
     name = "x".join(map(str, r["shape"])) + f" -> {r['cout']}"
     for part in PARTS:
       j, t = r[f"jax_{part}_ms"], r[f"torch_{part}_ms"]
+      n = r.get(f"native_{part}_ms")
+      native = (f"{n:.1f}", f"{n / t:.2f}") if n else ("-", "-")
       lines.append(
-        f"| {name} | {r['used_by']} | {part} | {j:.1f} | {t:.1f} | {j / t:.2f} |"
+        f"| {name} | {r['used_by']} | {part} | {j:.1f} | {native[0]} | {t:.1f} "
+        f"| {j / t:.2f} | {native[1]} |"
       )
   return "\n".join(lines) + "\n"
 

@@ -38,6 +38,7 @@ the compiled program.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -47,6 +48,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxprune.models import native_conv
 
 METHODS = ("jacrev", "jacfwd")
 # Chosen by experiments/benchmarks/jsv.py (reverse mode wins for C << D).
@@ -119,7 +122,9 @@ def _batch_singular_values(
 ) -> jax.Array:
   # Full-precision matmuls: on GPUs/TPUs the default (TF32 / bf16 passes)
   # would cost ~1e-3 relative error in JSVs that the tests pin to 1e-5.
-  with jax.default_matmul_precision("highest"):
+  # Forward mode cannot see through the native convs' custom VJP: XLA's then.
+  xla_only = native_conv.xla_only() if method == "jacfwd" else contextlib.nullcontext()
+  with jax.default_matmul_precision("highest"), xla_only:
     return jax.vmap(
       lambda e: _per_example_singular_values(apply_fn, e, method, solver)
     )(x)

@@ -1,4 +1,4 @@
-"""Which convolution kernel a model's convs run on: XLA's or slices + one matmul.
+"""Which convolution kernel a model's convs run on: XLA's, slices + one matmul, or native.
 
 Every conv of the zoo is an ``nn.Conv`` built by `initializers.conv`, which
 hands it the ``conv_general_dilated`` callable chosen here (`function`), so the
@@ -13,10 +13,16 @@ masks, surgery, counting, JSV and checkpoints do not see the difference.
   matmul contracting N*H*W, which XLA:CPU runs without the ``[C, H, W, N]``
   transposes it inserts in front of its own filter-gradient convolutions
   (`experiments/benchmarks/profile.md`).
+* ``"native"``: `native_conv.conv` (register-blocked AVX2 C++ kernels
+  through the XLA FFI, built on first use) for every conv it supports (stride
+  1, float32, pads below the kernel size) whatever its size; the others, and all of them
+  inside `native_conv.xla_only()`, as ``auto``. A ValueError when the kernels
+  cannot run here (the reason is named).
 * ``"auto"`` (the default of ``config.model.conv_impl``): xla on GPU/TPU; on
-  CPU, per layer, `prefer_matmul` (a rule read off the measured table in
-  `experiments/benchmarks/conv_shapes.md`), and the input of every conv left
-  on XLA's kernel `materialized` (below).
+  CPU, per layer, `prefer_native` when the native kernels are built (see
+  `native_conv`; inside `native_conv.xla_only()` never), else `prefer_matmul`
+  (rules read off the measured tables in `experiments/benchmarks/`), and the
+  input of every conv left on XLA's kernel `materialized` (below).
 
 Why `materialized`: XLA:CPU's filter-gradient convolution wants the layer's
 input as [C, H, W, N], so the backward pass transposes every conv input. Its
@@ -41,9 +47,9 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxprune import checks
-from jaxprune.models import matmul_impl
+from jaxprune.models import matmul_impl, native_conv
 
-CONV_IMPLS = ("auto", "xla", "matmul")
+CONV_IMPLS = ("auto", "xla", "matmul", "native")
 _NHWC = ("NHWC", "HWIO", "NHWC")
 
 
@@ -179,9 +185,28 @@ def prefer_matmul(
   return cin <= 3 or pixels <= 4 or (cin >= 64 and pixels >= 128)
 
 
-def _auto(
-  lhs: jax.Array, rhs: jax.Array, window_strides, padding, **kwargs
-) -> jax.Array:
+def prefer_native(
+  lhs_shape: Sequence[int], rhs_shape: Sequence[int], strides: Sequence[int], padding
+) -> bool:
+  """The ``auto`` rule for the native kernels (when they are built): every
+  conv they support with at least 8 output pixels per row and 64 in all.
+  Their forward tile is 6 pixels of a row, so narrower maps waste lanes, and
+  the matmul path wins there anyway (`prefer_matmul`: at most 4 pixels)."""
+  _, h, w, _ = lhs_shape
+  kh, kw = rhs_shape[:2]
+  (top, bottom), (left, right) = _explicit_pads(padding, (h, w), (kh, kw), strides)
+  oh, ow = h + top + bottom - kh + 1, w + left + right - kw + 1
+  pads = ((top, bottom), (left, right))
+  return (
+    ow >= 8
+    and oh * ow >= 64
+    and native_conv.supports(lhs_shape, rhs_shape, strides, pads, jnp.float32)
+  )
+
+
+def _plain_2d(lhs, rhs, kwargs) -> bool:
+  """Whether a ``conv_general_dilated`` call (its keyword arguments) is a
+  plain NHWC/HWIO 2-D conv: what the matmul and native paths compute."""
   unsupported = _unsupported(
     lhs,
     rhs,
@@ -190,10 +215,51 @@ def _auto(
     kwargs.get("rhs_dilation"),
     kwargs.get("feature_group_count", 1),
   )
+  return not unsupported and kwargs.get("batch_group_count", 1) == 1
+
+
+def _native_pads(lhs, rhs, window_strides, padding, kwargs):
+  """This call's pads as `native_conv.conv` takes them, or None when it cannot
+  compute exactly this call."""
+  if not _plain_2d(lhs, rhs, kwargs):
+    return None
+  if kwargs.get("preferred_element_type") not in (None, jnp.float32):
+    return None
+  pads = _explicit_pads(padding, lhs.shape[1:3], rhs.shape[:2], window_strides)
+  pads = tuple(tuple(int(v) for v in pair) for pair in pads)
+  fits = lhs.dtype == rhs.dtype and native_conv.supports(
+    lhs.shape, rhs.shape, window_strides, pads, lhs.dtype
+  )
+  return pads if fits else None
+
+
+def native(lhs: jax.Array, rhs: jax.Array, window_strides, padding, **kwargs):
+  """``conv_impl="native"``: the native kernels wherever they fit."""
+  why = native_conv.unavailable()
+  if not why and jax.default_backend() != "cpu":
+    why = f"the kernels are CPU-only, the backend is {jax.default_backend()}"
+  if why:
+    raise ValueError(f"model.conv_impl='native' cannot run here: {why}")
+  # Inside `native_conv.xla_only()` (forward-mode autodiff) XLA's kernels.
+  pads = _native_pads(lhs, rhs, window_strides, padding, kwargs)
+  if pads is not None and not native_conv.in_xla_only():
+    return native_conv.conv(lhs, rhs, pads)
+  return _auto(lhs, rhs, window_strides, padding, **kwargs)
+
+
+def _auto(
+  lhs: jax.Array, rhs: jax.Array, window_strides, padding, **kwargs
+) -> jax.Array:
+  pads = _native_pads(lhs, rhs, window_strides, padding, kwargs)
+  if (
+    pads is not None
+    and native_conv.usable()
+    and prefer_native(lhs.shape, rhs.shape, window_strides, padding)
+  ):
+    return native_conv.conv(lhs, rhs, pads)
   use_matmul = (
     jax.default_backend() == "cpu"
-    and not unsupported
-    and kwargs.get("batch_group_count", 1) == 1
+    and _plain_2d(lhs, rhs, kwargs)
     and prefer_matmul(lhs.shape, rhs.shape, window_strides, padding)
   )
   if use_matmul:
@@ -244,6 +310,9 @@ def conv_layers(model: nn.Module, input_shape: Sequence[int]) -> dict[str, ConvS
 def function(conv_impl: str) -> Callable[..., jax.Array]:
   """The ``conv_general_dilated`` callable for ``nn.Conv`` under `conv_impl`."""
   check(conv_impl)
-  return {"auto": _auto, "xla": lax.conv_general_dilated, "matmul": matmul_conv}[
-    conv_impl
-  ]
+  return {
+    "auto": _auto,
+    "xla": lax.conv_general_dilated,
+    "matmul": matmul_conv,
+    "native": native,
+  }[conv_impl]

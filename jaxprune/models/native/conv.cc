@@ -1,0 +1,361 @@
+// Direct stride-1 convolutions (any kernel size, any zero padding) for
+// XLA:CPU, called through the XLA FFI by jaxprune/models/native_conv.py
+// (which explains when and why).
+//
+// Layouts: x [..., N, H, W, CI] (NHWC), k [..., KH, KW, CI, CO] (HWIO), leading
+// "..." dims from vmap (JAX's vmap_method="expand_dims": every operand has
+// them, 1 where it is not batched, so they broadcast). Any channel counts:
+// output channels run in tiles of 16 and 8 lanes and a masked tail.
+//
+// Both kernels keep a tile of the result in AVX2 registers for a whole
+// reduction (one image, zero-padded into a per-thread buffer so the inner
+// loops have no bounds checks): forward, 6 output pixels x 16 channels over
+// (kh, kw, ci); filter gradient, 4 input channels x 16 output channels over
+// every output pixel of an image, per tap. The pads are attributes. Accumulators are named variables because GCC
+// keeps arrays of vectors in memory in these loops.
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+// Lanes [0, n) of a tail vector (n < 8).
+inline __m256i TailMask(int n) {
+  alignas(32) int32_t m[8];
+  for (int i = 0; i < 8; ++i) m[i] = i < n ? -1 : 0;
+  return _mm256_load_si256(reinterpret_cast<const __m256i*>(m));
+}
+
+// 1 vector of 8 lanes, or a masked partial one.
+template <bool kMasked>
+inline __m256 Load(const float* p, __m256i mask) {
+  if constexpr (kMasked) return _mm256_maskload_ps(p, mask);
+  return _mm256_loadu_ps(p);
+}
+template <bool kMasked>
+inline void Store(float* p, __m256 v, __m256i mask) {
+  if constexpr (kMasked) _mm256_maskstore_ps(p, mask, v);
+  else _mm256_storeu_ps(p, v);
+}
+
+// The padding of a conv and the shapes it implies.
+struct Geometry {
+  int h, w, ci, co, kh, kw;  // Input size and channels, kernel size.
+  int top, bottom, left, right;
+  int hp() const { return h + top + bottom; }  // Padded input.
+  int wp() const { return w + left + right; }
+  int oh() const { return hp() - kh + 1; }  // Output.
+  int ow() const { return wp() - kw + 1; }
+  // The padded image plus slack for the last forward tile's over-read.
+  size_t padded() const { return ((size_t)hp() * wp() + kw + 8) * ci; }
+};
+
+void PadImage(const float* x, float* xp, const Geometry& g) {
+  const int wp = g.wp(), c = g.ci;
+  std::memset(xp, 0, sizeof(float) * g.padded());
+  for (int i = 0; i < g.h; ++i)
+    std::memcpy(xp + ((size_t)(i + g.top) * wp + g.left) * c, x + (size_t)i * g.w * c,
+                sizeof(float) * (size_t)g.w * c);
+}
+
+constexpr int kPixels = 6;  // Output pixels per forward tile.
+
+// out[p, cb + 0..(kTwo ? 16 : 8)) for the kPixels pixels starting at xs
+// (the padded input at the tile's top-left tap). npix < kPixels: the last
+// tile of a row; its extra lanes read padding / the next row, not stored.
+template <bool kTwo, bool kMasked>
+void FwdTile(const float* xs, const float* k, float* o, int wp, int ci_n, int co_n,
+             int kh_n, int kw_n, int npix, __m256i mask) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
+  __m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0, b5 = a0;
+  for (int kh = 0; kh < kh_n; ++kh)
+    for (int kw = 0; kw < kw_n; ++kw) {
+      const float* xt = xs + ((size_t)kh * wp + kw) * ci_n;
+      const float* kt = k + (size_t)(kh * kw_n + kw) * ci_n * co_n;
+      for (int ci = 0; ci < ci_n; ++ci) {
+        const float* kr = kt + (size_t)ci * co_n;
+        const __m256 w0 = kTwo ? _mm256_loadu_ps(kr) : Load<kMasked>(kr, mask);
+        const __m256 w1 = kTwo ? _mm256_loadu_ps(kr + 8) : w0;
+        const float* xc = xt + ci;
+#define JP_PIXEL(P, A, B)                                      \
+  {                                                            \
+    const __m256 v = _mm256_broadcast_ss(xc + (size_t)(P) * ci_n); \
+    A = _mm256_fmadd_ps(v, w0, A);                             \
+    if (kTwo) B = _mm256_fmadd_ps(v, w1, B);                   \
+  }
+        JP_PIXEL(0, a0, b0) JP_PIXEL(1, a1, b1) JP_PIXEL(2, a2, b2)
+        JP_PIXEL(3, a3, b3) JP_PIXEL(4, a4, b4) JP_PIXEL(5, a5, b5)
+#undef JP_PIXEL
+      }
+    }
+  const __m256 as[kPixels] = {a0, a1, a2, a3, a4, a5};
+  const __m256 bs[kPixels] = {b0, b1, b2, b3, b4, b5};
+  for (int p = 0; p < kPixels; ++p) {
+    if (p >= npix) break;
+    float* dst = o + (size_t)p * co_n;
+    if (kTwo) {
+      _mm256_storeu_ps(dst, as[p]);
+      _mm256_storeu_ps(dst + 8, bs[p]);
+    } else {
+      Store<kMasked>(dst, as[p], mask);
+    }
+  }
+}
+
+// One image: xp padded (PadImage), out [oh, ow, co].
+void FwdImage(const float* xp, const float* k, float* out, const Geometry& g) {
+  const int wp = g.wp(), oh = g.oh(), ow = g.ow(), ci = g.ci, co = g.co;
+  const __m256i tail = TailMask(co % 8);
+  for (int y = 0; y < oh; ++y)
+    for (int cb = 0; cb < co;) {
+      const int left = co - cb;
+      for (int x0 = 0; x0 < ow; x0 += kPixels) {
+        const int npix = std::min(kPixels, ow - x0);
+        const float* xs = xp + ((size_t)y * wp + x0) * ci;
+        float* o = out + ((size_t)y * ow + x0) * co + cb;
+        if (left >= 16)
+          FwdTile<true, false>(xs, k + cb, o, wp, ci, co, g.kh, g.kw, npix, tail);
+        else if (left >= 8)
+          FwdTile<false, false>(xs, k + cb, o, wp, ci, co, g.kh, g.kw, npix, tail);
+        else
+          FwdTile<false, true>(xs, k + cb, o, wp, ci, co, g.kh, g.kw, npix, tail);
+      }
+      cb += left >= 16 ? 16 : 8;
+    }
+}
+
+// dk[ci0 + 0..kCi, cb + lanes] += sum over the image's pixels of
+// xs[pixel, ci0 + i] * g[pixel, cb + lanes]; xs is the padded input shifted
+// by the tap.
+template <int kCi, bool kTwo, bool kMasked>
+void DwTile(const float* xs, const float* g, float* dk, int h, int w, int wp, int ci_n,
+            int co_n, __m256i mask) {
+  __m256 a[kCi], b[kCi];
+  for (int i = 0; i < kCi; ++i) {
+    a[i] = kTwo ? _mm256_loadu_ps(dk + (size_t)i * co_n)
+                : Load<kMasked>(dk + (size_t)i * co_n, mask);
+    b[i] = kTwo ? _mm256_loadu_ps(dk + (size_t)i * co_n + 8) : a[i];
+  }
+  for (int y = 0; y < h; ++y) {
+    const float* xr = xs + (size_t)y * wp * ci_n;
+    const float* gr = g + (size_t)y * w * co_n;
+    for (int x = 0; x < w; ++x) {
+      const float* gp = gr + (size_t)x * co_n;
+      const __m256 g0 = kTwo ? _mm256_loadu_ps(gp) : Load<kMasked>(gp, mask);
+      const __m256 g1 = kTwo ? _mm256_loadu_ps(gp + 8) : g0;
+      const float* xp = xr + (size_t)x * ci_n;
+#pragma GCC unroll 4
+      for (int i = 0; i < kCi; ++i) {
+        const __m256 v = _mm256_broadcast_ss(xp + i);
+        a[i] = _mm256_fmadd_ps(v, g0, a[i]);
+        if (kTwo) b[i] = _mm256_fmadd_ps(v, g1, b[i]);
+      }
+    }
+  }
+  for (int i = 0; i < kCi; ++i) {
+    if (kTwo) {
+      _mm256_storeu_ps(dk + (size_t)i * co_n, a[i]);
+      _mm256_storeu_ps(dk + (size_t)i * co_n + 8, b[i]);
+    } else {
+      Store<kMasked>(dk + (size_t)i * co_n, a[i], mask);
+    }
+  }
+}
+
+template <int kCi>
+void DwTiles(const float* xs, const float* g, float* dk, int h, int w, int wp, int ci_n,
+             int co_n, __m256i tail) {
+  for (int cb = 0; cb < co_n;) {
+    const int left = co_n - cb;
+    if (left >= 16)
+      DwTile<kCi, true, false>(xs, g + cb, dk + cb, h, w, wp, ci_n, co_n, tail);
+    else if (left >= 8)
+      DwTile<kCi, false, false>(xs, g + cb, dk + cb, h, w, wp, ci_n, co_n, tail);
+    else
+      DwTile<kCi, false, true>(xs, g + cb, dk + cb, h, w, wp, ci_n, co_n, tail);
+    cb += left >= 16 ? 16 : 8;
+  }
+}
+
+// dk [kh, kw, ci, co] += this image's part; xp padded (PadImage), g [oh, ow, co].
+void DwImage(const float* xp, const float* g, float* dk, const Geometry& geo) {
+  const int wp = geo.wp(), oh = geo.oh(), ow = geo.ow(), ci_n = geo.ci, co = geo.co;
+  const __m256i tail = TailMask(co % 8);
+  for (int kh = 0; kh < geo.kh; ++kh)
+    for (int kw = 0; kw < geo.kw; ++kw) {
+      const float* xs = xp + ((size_t)kh * wp + kw) * ci_n;
+      float* dkt = dk + (size_t)(kh * geo.kw + kw) * ci_n * co;
+      int ci = 0;
+      for (; ci + 4 <= ci_n; ci += 4)
+        DwTiles<4>(xs + ci, g, dkt + (size_t)ci * co, oh, ow, wp, ci_n, co, tail);
+      for (; ci < ci_n; ++ci)
+        DwTiles<1>(xs + ci, g, dkt + (size_t)ci * co, oh, ow, wp, ci_n, co, tail);
+    }
+}
+
+// Runs body(t) for t in [0, n): the chunks are claimed from a shared counter
+// by this thread and by n - 1 tasks on XLA's intra-op pool. This thread can
+// run every chunk itself, so it never waits for a task that has not started
+// (XLA may run this call on a pool thread while the others are busy): it
+// only waits for chunks another thread has claimed and is running. A task
+// that starts after the last chunk was claimed touches only the shared
+// counters, which it co-owns.
+template <typename F>
+void ParallelFor(ffi::ThreadPool pool, int n, const F& body) {
+  struct Counters {
+    std::atomic<int> next{0}, done{0};
+  };
+  auto counters = std::make_shared<Counters>();
+  const F* fn = &body;
+  auto work = [counters, fn, n] {
+    for (int t; (t = counters->next.fetch_add(1, std::memory_order_relaxed)) < n;) {
+      (*fn)(t);
+      counters->done.fetch_add(1, std::memory_order_release);
+    }
+  };
+  for (int t = 1; t < n; ++t) {
+    auto task = work;  // Schedule takes ownership of a copy.
+    pool.Schedule(std::move(task));
+  }
+  work();
+  while (counters->done.load(std::memory_order_acquire) < n) std::this_thread::yield();
+}
+
+int Workers() { return std::max(1u, std::thread::hardware_concurrency()); }
+
+// Leading (vmap) dims of an operand of rank 4 + L, and where operand `i`'s
+// slice for output leading index `flat` starts (size-1 dims broadcast).
+struct Leading {
+  std::vector<int64_t> out;  // Broadcast leading shape.
+  int64_t count = 1;
+  void Init(const std::vector<ffi::Span<const int64_t>>& dims) {
+    const size_t rank = dims[0].size() - 4;
+    out.assign(rank, 1);
+    for (const auto& d : dims)
+      for (size_t i = 0; i < rank; ++i) out[i] = std::max(out[i], d[i]);
+    for (int64_t v : out) count *= v;
+  }
+  // Offset (in slices) of the operand with leading dims `d` for output index `flat`.
+  int64_t Slice(ffi::Span<const int64_t> d, int64_t flat) const {
+    int64_t offset = 0, stride = 1;
+    for (int64_t i = (int64_t)out.size() - 1; i >= 0; --i) {
+      const int64_t idx = flat % out[i];
+      flat /= out[i];
+      if (d[i] != 1) offset += idx * stride;
+      stride *= d[i];
+    }
+    return offset;
+  }
+};
+
+ffi::Error CheckRank(ffi::Span<const int64_t> d, const char* what) {
+  if (d.size() < 4)
+    return ffi::Error::InvalidArgument(std::string(what) + " must have rank >= 4");
+  return ffi::Error::Success();
+}
+
+ffi::Error ForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
+                       ffi::Buffer<ffi::F32> k, ffi::ResultBuffer<ffi::F32> y,
+                       int64_t top, int64_t bottom, int64_t left, int64_t right) {
+  auto xd = x.dimensions(), kd = k.dimensions();
+  if (auto e = CheckRank(xd, "x"); e.failure()) return e;
+  if (xd.size() != kd.size())
+    return ffi::Error::InvalidArgument("x and k must have the same leading dims");
+  const size_t r = xd.size();
+  const Geometry geo{(int)xd[r - 3], (int)xd[r - 2], (int)xd[r - 1], (int)kd[r - 1],
+                     (int)kd[r - 4], (int)kd[r - 3], (int)top, (int)bottom,
+                     (int)left, (int)right};
+  const int n = xd[r - 4];
+  if (kd[r - 2] != geo.ci)
+    return ffi::Error::InvalidArgument("k must be [KH, KW, Cin, Cout]");
+  if (geo.oh() < 1 || geo.ow() < 1)
+    return ffi::Error::InvalidArgument("the kernel is larger than the padded input");
+  Leading lead;
+  lead.Init({xd, kd});
+  const size_t x_img = (size_t)geo.h * geo.w * geo.ci;
+  const size_t y_img = (size_t)geo.oh() * geo.ow() * geo.co;
+  const size_t k_size = (size_t)geo.kh * geo.kw * geo.ci * geo.co;
+  const int64_t images = lead.count * n;
+  const int workers = (int)std::min<int64_t>(Workers(), images);
+  ParallelFor(pool, workers, [&](int t) {
+    std::vector<float> xp(geo.padded(), 0.f);
+    for (int64_t j = images * t / workers; j < images * (t + 1) / workers; ++j) {
+      const int64_t l = j / n, i = j % n;
+      const float* xi = x.typed_data() + (lead.Slice(xd, l) * n + i) * x_img;
+      const float* kl = k.typed_data() + lead.Slice(kd, l) * k_size;
+      PadImage(xi, xp.data(), geo);
+      FwdImage(xp.data(), kl, y->typed_data() + (size_t)j * y_img, geo);
+    }
+  });
+  return ffi::Error::Success();
+}
+
+ffi::Error FilterGradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
+                          ffi::Buffer<ffi::F32> g, ffi::ResultBuffer<ffi::F32> dk,
+                          int64_t top, int64_t bottom, int64_t left, int64_t right) {
+  auto xd = x.dimensions(), gd = g.dimensions(), kd = dk->dimensions();
+  if (auto e = CheckRank(xd, "x"); e.failure()) return e;
+  if (xd.size() != gd.size())
+    return ffi::Error::InvalidArgument("x and g must have the same leading dims");
+  const size_t r = xd.size(), rk = kd.size();
+  const Geometry geo{(int)xd[r - 3], (int)xd[r - 2], (int)xd[r - 1], (int)gd[r - 1],
+                     (int)kd[rk - 4], (int)kd[rk - 3], (int)top, (int)bottom,
+                     (int)left, (int)right};
+  const int n = xd[r - 4];
+  if (gd[r - 4] != n || gd[r - 3] != geo.oh() || gd[r - 2] != geo.ow())
+    return ffi::Error::InvalidArgument("g must be [N, OH, OW, Cout] of this conv");
+  Leading lead;
+  lead.Init({xd, gd});
+  const size_t x_img = (size_t)geo.h * geo.w * geo.ci;
+  const size_t g_img = (size_t)geo.oh() * geo.ow() * geo.co;
+  const size_t k_size = (size_t)geo.kh * geo.kw * geo.ci * geo.co;
+  const int workers = (int)std::min<int64_t>(Workers(), n);
+  std::vector<float> parts((size_t)workers * k_size);
+  for (int64_t l = 0; l < lead.count; ++l) {
+    const float* xl = x.typed_data() + lead.Slice(xd, l) * n * x_img;
+    const float* gl = g.typed_data() + lead.Slice(gd, l) * n * g_img;
+    std::fill(parts.begin(), parts.end(), 0.f);
+    ParallelFor(pool, workers, [&](int t) {
+      std::vector<float> xp(geo.padded(), 0.f);
+      float* mine = parts.data() + (size_t)t * k_size;
+      for (int i = n * t / workers; i < n * (t + 1) / workers; ++i) {
+        PadImage(xl + (size_t)i * x_img, xp.data(), geo);
+        DwImage(xp.data(), gl + (size_t)i * g_img, mine, geo);
+      }
+    });
+    float* out = dk->typed_data() + (size_t)l * k_size;
+    for (size_t i = 0; i < k_size; ++i) {
+      float s = 0.f;
+      for (int t = 0; t < workers; ++t) s += parts[(size_t)t * k_size + i];
+      out[i] = s;
+    }
+  }
+  return ffi::Error::Success();
+}
+
+}  // namespace
+
+#define JP_BIND                                  \
+  ffi::Ffi::Bind()                               \
+      .Ctx<ffi::ThreadPool>()                    \
+      .Arg<ffi::Buffer<ffi::F32>>()              \
+      .Arg<ffi::Buffer<ffi::F32>>()              \
+      .Ret<ffi::Buffer<ffi::F32>>()              \
+      .Attr<int64_t>("pad_top")                  \
+      .Attr<int64_t>("pad_bottom")               \
+      .Attr<int64_t>("pad_left")                 \
+      .Attr<int64_t>("pad_right")
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxpruneConvForward, ForwardImpl, JP_BIND);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxpruneConvFilterGrad, FilterGradImpl, JP_BIND);
