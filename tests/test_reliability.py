@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import types
 
 import jax
 import numpy as np
@@ -244,6 +245,43 @@ def test_no_good_checkpoint_is_a_one_line_error_naming_it(tmp_path, damage):
     ckpt.restore("final")
   message = str(error.value)
   assert "\n" not in message and f"delete {step_dir}" in message
+
+
+def _unraisable(error_factory):
+  """An unraisable-hook argument for the exception `error_factory` raises."""
+  try:
+    error_factory()
+  except RuntimeError as e:
+    return types.SimpleNamespace(
+      exc_type=type(e),
+      exc_value=e,
+      exc_traceback=e.__traceback__,
+      err_msg=None,
+      object=None,
+    )
+
+
+def test_late_reads_of_a_failed_restore_are_dropped_and_nothing_else(monkeypatch):
+  # tensorstore reads still in flight when a damaged checkpoint's restore fails
+  # complete after orbax closed its event loop; their callbacks' errors used to
+  # print tracebacks that buried (and in CI split) the one-line error.
+  seen = []
+  monkeypatch.setattr(sys, "unraisablehook", lambda u: seen.append(u.exc_value))
+  checkpointing._drop_late_read_callbacks()
+  checkpointing._drop_late_read_callbacks()  # Installs once.
+
+  def call_soon_threadsafe():
+    raise RuntimeError("Event loop is closed")
+
+  def elsewhere():
+    raise RuntimeError("Event loop is closed")
+
+  def other():
+    raise RuntimeError("something else")
+
+  for factory in (call_soon_threadsafe, elsewhere, other):
+    sys.unraisablehook(_unraisable(factory))
+  assert [str(e) for e in seen] == ["Event loop is closed", "something else"]
 
 
 # ------------------------------------------------------------------ item 6

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import warnings
 from typing import Any
 
@@ -71,6 +72,39 @@ def checksum(tree: Any) -> str:
 def _reason(error: Exception) -> str:
   text = str(error).strip().splitlines()
   return f"{type(error).__name__}: {text[0][:150] if text else ''}".rstrip(": ")
+
+
+def _is_late_read_callback(unraisable: Any) -> bool:
+  """Whether an unraisable exception is a tensorstore read finishing after a
+  failed restore: orbax has closed the event loop it restored on, so the read's
+  done-callback cannot schedule onto it. Harmless, but printed as tracebacks
+  (at random moments, even inside the one-line error) unless dropped."""
+  if not (
+    isinstance(unraisable.exc_value, RuntimeError)
+    and str(unraisable.exc_value) == "Event loop is closed"
+  ):
+    return False
+  tb = unraisable.exc_traceback
+  while tb is not None:
+    if tb.tb_frame.f_code.co_name == "call_soon_threadsafe":
+      return True
+    tb = tb.tb_next
+  return False
+
+
+def _drop_late_read_callbacks() -> None:
+  """Installs (once) an unraisable hook that drops `_is_late_read_callback`
+  exceptions and hands every other one to the hook it replaces."""
+  if getattr(sys.unraisablehook, "_jaxprune_late_reads", False):
+    return
+  previous = sys.unraisablehook
+
+  def hook(unraisable: Any) -> None:
+    if not _is_late_read_callback(unraisable):
+      previous(unraisable)
+
+  hook._jaxprune_late_reads = True
+  sys.unraisablehook = hook
 
 
 def abstract_like(tree: Any) -> Any:
@@ -138,6 +172,7 @@ class Checkpointer:
     manager = self._manager(kind)
     if manager is None:
       return None
+    _drop_late_read_callbacks()  # A damaged file fails reads still in flight.
     steps = [step] if step is not None else sorted(manager.all_steps(), reverse=True)
     for n, s in enumerate(steps):
       try:
