@@ -9,10 +9,12 @@
 //
 // Both kernels keep a tile of the result in AVX2 registers for a whole
 // reduction (one image, zero-padded into a per-thread buffer so the inner
-// loops have no bounds checks): forward, 6 output pixels x 16 channels over
-// (kh, kw, ci); filter gradient, 4 input channels x 16 output channels over
-// every output pixel of an image, per tap. The pads are attributes. Accumulators are named variables because GCC
-// keeps arrays of vectors in memory in these loops.
+// loops have no bounds checks): forward, 6 output pixels (consecutive in
+// row-major order, across row ends) x 16 channels over (kh, kw, ci); filter
+// gradient, a group of up to 8 input channels (or, with one input channel,
+// kernel taps) x 16 output channels over every output pixel of an image, per
+// tap. The pads are attributes. Forward accumulators are named variables
+// because GCC keeps arrays of vectors in memory in that loop.
 
 #include <immintrin.h>
 
@@ -70,32 +72,36 @@ void PadImage(const float* x, float* xp, const Geometry& g) {
 }
 
 constexpr int kPixels = 6;  // Output pixels per forward tile.
+constexpr int kStrip = 8 * kPixels;  // Pixels per pass over the output channels.
 
-// out[p, cb + 0..(kTwo ? 16 : 8)) for the kPixels pixels starting at xs
-// (the padded input at the tile's top-left tap). npix < kPixels: the last
-// tile of a row; its extra lanes read padding / the next row, not stored.
+// out[p, cb + 0..(kTwo ? 16 : 8)) for kPixels output pixels whose top-left
+// taps sit at xp + off[p]. A tile runs over the output in row-major order,
+// across row ends, so no tile is partly empty except the image's last
+// (npix < kPixels: its extra pixels repeat a real one and are not stored).
 template <bool kTwo, bool kMasked>
-void FwdTile(const float* xs, const float* k, float* o, int wp, int ci_n, int co_n,
-             int kh_n, int kw_n, int npix, __m256i mask) {
+void FwdTile(const float* xp, const int64_t* off, const float* k, float* o, int wp,
+             int ci_n, int co_n, int kh_n, int kw_n, int npix, __m256i mask) {
   __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
   __m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0, b5 = a0;
+  const float *p0 = xp + off[0], *p1 = xp + off[1], *p2 = xp + off[2];
+  const float *p3 = xp + off[3], *p4 = xp + off[4], *p5 = xp + off[5];
   for (int kh = 0; kh < kh_n; ++kh)
     for (int kw = 0; kw < kw_n; ++kw) {
-      const float* xt = xs + ((size_t)kh * wp + kw) * ci_n;
+      const size_t tap = ((size_t)kh * wp + kw) * ci_n;
       const float* kt = k + (size_t)(kh * kw_n + kw) * ci_n * co_n;
       for (int ci = 0; ci < ci_n; ++ci) {
         const float* kr = kt + (size_t)ci * co_n;
         const __m256 w0 = kTwo ? _mm256_loadu_ps(kr) : Load<kMasked>(kr, mask);
         const __m256 w1 = kTwo ? _mm256_loadu_ps(kr + 8) : w0;
-        const float* xc = xt + ci;
-#define JP_PIXEL(P, A, B)                                      \
-  {                                                            \
-    const __m256 v = _mm256_broadcast_ss(xc + (size_t)(P) * ci_n); \
-    A = _mm256_fmadd_ps(v, w0, A);                             \
-    if (kTwo) B = _mm256_fmadd_ps(v, w1, B);                   \
+        const size_t at = tap + ci;
+#define JP_PIXEL(P, A, B)                              \
+  {                                                    \
+    const __m256 v = _mm256_broadcast_ss(P + at);      \
+    A = _mm256_fmadd_ps(v, w0, A);                     \
+    if (kTwo) B = _mm256_fmadd_ps(v, w1, B);           \
   }
-        JP_PIXEL(0, a0, b0) JP_PIXEL(1, a1, b1) JP_PIXEL(2, a2, b2)
-        JP_PIXEL(3, a3, b3) JP_PIXEL(4, a4, b4) JP_PIXEL(5, a5, b5)
+        JP_PIXEL(p0, a0, b0) JP_PIXEL(p1, a1, b1) JP_PIXEL(p2, a2, b2)
+        JP_PIXEL(p3, a3, b3) JP_PIXEL(p4, a4, b4) JP_PIXEL(p5, a5, b5)
 #undef JP_PIXEL
       }
     }
@@ -113,26 +119,36 @@ void FwdTile(const float* xs, const float* k, float* o, int wp, int ci_n, int co
   }
 }
 
-// One image: xp padded (PadImage), out [oh, ow, co].
+// One image: xp padded (PadImage), out [oh, ow, co]. Strips of kStrip output
+// pixels, each swept once per block of output channels (the strip's input
+// rows stay in cache while the weights change).
 void FwdImage(const float* xp, const float* k, float* out, const Geometry& g) {
-  const int wp = g.wp(), oh = g.oh(), ow = g.ow(), ci = g.ci, co = g.co;
+  const int wp = g.wp(), ow = g.ow(), ci = g.ci, co = g.co;
+  const int pixels = g.oh() * ow;
   const __m256i tail = TailMask(co % 8);
-  for (int y = 0; y < oh; ++y)
+  int64_t off[kStrip + kPixels];
+  for (int s0 = 0; s0 < pixels; s0 += kStrip) {
+    const int n = std::min(kStrip, pixels - s0);
+    for (int i = 0; i < n + kPixels; ++i) {
+      const int p = s0 + std::min(i, n - 1);  // Past the end: repeat the last.
+      off[i] = ((int64_t)(p / ow) * wp + p % ow) * ci;
+    }
     for (int cb = 0; cb < co;) {
       const int left = co - cb;
-      for (int x0 = 0; x0 < ow; x0 += kPixels) {
-        const int npix = std::min(kPixels, ow - x0);
-        const float* xs = xp + ((size_t)y * wp + x0) * ci;
-        float* o = out + ((size_t)y * ow + x0) * co + cb;
+      for (int t = 0; t < n; t += kPixels) {
+        const int npix = std::min(kPixels, n - t);
+        float* o = out + (size_t)(s0 + t) * co + cb;
         if (left >= 16)
-          FwdTile<true, false>(xs, k + cb, o, wp, ci, co, g.kh, g.kw, npix, tail);
+          FwdTile<true, false>(xp, off + t, k + cb, o, wp, ci, co, g.kh, g.kw, npix, tail);
         else if (left >= 8)
-          FwdTile<false, false>(xs, k + cb, o, wp, ci, co, g.kh, g.kw, npix, tail);
+          FwdTile<false, false>(xp, off + t, k + cb, o, wp, ci, co, g.kh, g.kw, npix,
+                                tail);
         else
-          FwdTile<false, true>(xs, k + cb, o, wp, ci, co, g.kh, g.kw, npix, tail);
+          FwdTile<false, true>(xp, off + t, k + cb, o, wp, ci, co, g.kh, g.kw, npix, tail);
       }
       cb += left >= 16 ? 16 : 8;
     }
+  }
 }
 
 // dk[ci0 + 0..kCi, cb + lanes] += sum over the image's pixels of
@@ -155,7 +171,7 @@ void DwTile(const float* xs, const float* g, float* dk, int h, int w, int wp, in
       const __m256 g0 = kTwo ? _mm256_loadu_ps(gp) : Load<kMasked>(gp, mask);
       const __m256 g1 = kTwo ? _mm256_loadu_ps(gp + 8) : g0;
       const float* xp = xr + (size_t)x * ci_n;
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int i = 0; i < kCi; ++i) {
         const __m256 v = _mm256_broadcast_ss(xp + i);
         a[i] = _mm256_fmadd_ps(v, g0, a[i]);
@@ -188,20 +204,50 @@ void DwTiles(const float* xs, const float* g, float* dk, int h, int w, int wp, i
   }
 }
 
+// DwTiles for a group of `n` (1..8) consecutive input floats of each pixel.
+void DwGroup(int n, const float* xs, const float* g, float* dk, int h, int w, int wp,
+             int ci_n, int co_n, __m256i tail) {
+  switch (n) {
+#define JP_CASE(N) \
+  case N:          \
+    return DwTiles<N>(xs, g, dk, h, w, wp, ci_n, co_n, tail);
+    JP_CASE(1) JP_CASE(2) JP_CASE(3) JP_CASE(4)
+    JP_CASE(5) JP_CASE(6) JP_CASE(7) JP_CASE(8)
+#undef JP_CASE
+  }
+}
+
 // dk [kh, kw, ci, co] += this image's part; xp padded (PadImage), g [oh, ow, co].
+// Each tile sums one group of input channels for every pixel into registers:
+// up to 4 channels when the output channels fill two vectors, up to 8 when
+// they fill one, so every FMA chain has company while it waits on the last.
+// With one input channel the group is the kernel row's taps instead: in the
+// padded image a pixel's next tap is the next float, as a next channel would
+// be, and in dk the next tap follows at the same stride.
 void DwImage(const float* xp, const float* g, float* dk, const Geometry& geo) {
   const int wp = geo.wp(), oh = geo.oh(), ow = geo.ow(), ci_n = geo.ci, co = geo.co;
   const __m256i tail = TailMask(co % 8);
-  for (int kh = 0; kh < geo.kh; ++kh)
+  const int most = co >= 16 ? 4 : 8;
+  for (int kh = 0; kh < geo.kh; ++kh) {
+    if (ci_n == 1) {
+      for (int kw = 0; kw < geo.kw;) {
+        const int n = std::min(most, geo.kw - kw);
+        DwGroup(n, xp + (size_t)kh * wp + kw, g, dk + (size_t)(kh * geo.kw + kw) * co, oh,
+                ow, wp, 1, co, tail);
+        kw += n;
+      }
+      continue;
+    }
     for (int kw = 0; kw < geo.kw; ++kw) {
       const float* xs = xp + ((size_t)kh * wp + kw) * ci_n;
       float* dkt = dk + (size_t)(kh * geo.kw + kw) * ci_n * co;
-      int ci = 0;
-      for (; ci + 4 <= ci_n; ci += 4)
-        DwTiles<4>(xs + ci, g, dkt + (size_t)ci * co, oh, ow, wp, ci_n, co, tail);
-      for (; ci < ci_n; ++ci)
-        DwTiles<1>(xs + ci, g, dkt + (size_t)ci * co, oh, ow, wp, ci_n, co, tail);
+      for (int ci = 0; ci < ci_n;) {
+        const int n = std::min(most, ci_n - ci);
+        DwGroup(n, xs + ci, g, dkt + (size_t)ci * co, oh, ow, wp, ci_n, co, tail);
+        ci += n;
+      }
     }
+  }
 }
 
 // Runs body(t) for t in [0, n): the chunks are claimed from a shared counter
