@@ -9,6 +9,10 @@ through output gates instead, so agreement checks the gate derivation too.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -231,3 +235,44 @@ def test_score_batches_default_and_errors():
   assert data_scores.num_batches("hrank", 3) == 3
   with pytest.raises(ValueError, match="score_batches must be >= 0"):
     data_scores.num_batches("hrank", -1)
+
+
+_THREADED_HRANK = textwrap.dedent(
+  """
+  import os, threading
+  os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:2])  # 2 pool threads.
+  import jax, jax.numpy as jnp
+  from jaxprune import models
+  from jaxprune.pruning import data_scores
+  model = models.create("lenet5_relu")
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 1)), train=False)
+  groups = models.channel_groups("lenet5_relu", 10)
+  labels = jnp.zeros(128, jnp.int32)
+  def score(seed):
+    total = None
+    for b in range(16):
+      x = jax.random.normal(jax.random.key(100 * seed + b), (128, 32, 32, 1))
+      s = data_scores.batch_statistics("hrank", model, variables, x, labels, groups)
+      total = s if total is None else jax.tree_util.tree_map(jnp.add, total, s)
+    jax.block_until_ready(total)
+  threads = [threading.Thread(target=score, args=(i,)) for i in range(4)]
+  for t in threads:
+    t.start()
+  for t in threads:
+    t.join()
+  print("scored")
+  """
+)
+
+
+def test_hrank_scoring_in_threads_finishes():
+  # A grouped sweep prunes its runs in threads. HRank's batched SVDs used to
+  # deadlock there: jaxlib's kernel blocks a pool thread on its own queued
+  # chunks, and two programs in flight filled both pool threads of a 2-core
+  # machine (`jaxprune.blocking_kernels`). Before the fix this hung about half the runs
+  # (timing-dependent: a pass without the fix is luck, a failure is the bug).
+  proc = subprocess.run(
+    [sys.executable, "-c", _THREADED_HRANK], capture_output=True, text=True, timeout=150
+  )
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert proc.stdout.strip() == "scored"

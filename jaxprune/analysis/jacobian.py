@@ -48,6 +48,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxprune import blocking_kernels
 from jaxprune.models import native_conv
 
 METHODS = ("jacrev", "jacfwd")
@@ -192,7 +193,11 @@ def jacobian_singular_values(
     if valid < size:  # Pad with copies of the first example; dropped below.
       filler = jnp.broadcast_to(chunk[:1], (size - valid, *chunk.shape[1:]))
       chunk = jnp.concatenate([chunk, filler])
-    chunks.append(_batch_singular_values(fn, chunk, method, solver)[:valid])
+    # Batched eigh / SVD: one such program at a time (`blocking_kernels`).
+    values = blocking_kernels.run_alone(
+      _batch_singular_values, fn, chunk, method, solver
+    )
+    chunks.append(values[:valid])
   return jnp.concatenate(chunks) if len(chunks) > 1 else chunks[0]
 
 

@@ -51,7 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxprune import checks
+from jaxprune import blocking_kernels, checks
 from jaxprune.models.graph import ChannelGroup
 
 CHANNEL_CRITERIA = ("taylor_fo_bn", "fisher", "hrank")
@@ -196,7 +196,8 @@ def batch_statistics(
   checks.choice(criterion, "criterion", DATA_CRITERIA)
   points = channel_points(groups)
   sizes = {g.name: g.size for g in groups if g.name in points}
-  return _batch(
+  call = functools.partial(
+    _batch,
     model,
     variables,
     x,
@@ -205,6 +206,9 @@ def batch_statistics(
     points=tuple(sorted(points.items())),
     sizes=tuple(sorted(sizes.items())),
   )
+  # HRank's ranks are batched SVDs: see `blocking_kernels` (grouped runs score
+  # in threads).
+  return blocking_kernels.run_alone(call) if criterion == "hrank" else call()
 
 
 def flops_per_channel(groups: Sequence[ChannelGroup], layers: Sequence[Any]) -> dict:
