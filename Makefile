@@ -11,7 +11,7 @@ CONFIG ?= configs/mlp7_fashion_mnist.py
 MINI_WORKDIR ?= workdirs/mini
 MINI_OUT ?= experiments/results/mini
 
-.PHONY: demo test lint format bench bench-gpu reproduce-mini reproduce-di-long long-runs long-runs-save clean
+.PHONY: demo test lint format bench bench-gpu reproduce-mini reproduce-di-long long-runs long-runs-gpu long-runs-save clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -87,6 +87,21 @@ long-runs: $(VENV)/.installed
 		--workdir=$(LONG_WORKDIR) --out=experiments/results/cpu_full; \
 	status=$$?; kill $$saver 2>/dev/null; \
 	$(PY) -m jaxprune.results.record save $(LONG_WORKDIR) $(LONG_RECORD); exit $$status
+
+# DI Table 7 of that suite on one GPU, as GPU_SHARDS sweep processes side by
+# side (LeNet-5 rows are CPU-days); same workdir and record as long-runs.
+# GPU_LIMIT: seconds each shard may run (empty: no limit); GPU_PY: a Python
+# with jaxprune's dependencies and a CUDA jax (default: the venv's).
+GPU_SHARDS ?= 6
+GPU_LIMIT ?=
+GPU_PY ?= $(PY)
+long-runs-gpu:
+	$(GPU_PY) -m jaxprune.data prepare
+	if [ -d $(LONG_RECORD) ]; then $(GPU_PY) -m jaxprune.results.record restore $(LONG_RECORD) $(LONG_WORKDIR); fi
+	PY=$(GPU_PY) LIMIT=$(GPU_LIMIT) bash experiments/gpu_shards.sh \
+		configs/cpu_full/wang2021_di.py:table7 $(LONG_WORKDIR)/wang2021_di/table7 \
+		$(GPU_SHARDS) --group_runs=10 --config.cache_dir=$(abspath $(LONG_WORKDIR))/cache; \
+	status=$$?; $(GPU_PY) -m jaxprune.results.record save $(LONG_WORKDIR) $(LONG_RECORD); exit $$status
 
 long-runs-save: $(VENV)/.installed
 	$(PY) -m jaxprune.results.record save $(LONG_WORKDIR) $(LONG_RECORD)

@@ -5,6 +5,7 @@ import os
 import pathlib
 import subprocess
 
+import jax
 import pytest
 
 from jaxprune import io_utils, protocols
@@ -98,6 +99,11 @@ def test_smoke_run_writes_report_with_verdicts(tiny_fmnist, tmp_path):
   assert all(v.status != verdicts.NO_DATA for v in sections[0]["verdicts"])
   assert (out / "wang2023_lr_epochs.csv").exists()
   assert any(f.endswith(".png") for f in sections[0]["figures"])
+  # Every row says where it ran, and the section counts them.
+  where = sweeps.platform()
+  assert where.startswith("cpu: ") and f"jax {jax.__version__}" in where
+  assert sections[0]["platforms"] == {where: 4}
+  assert f"({where} 4 rows)." in text
   # A second invocation reuses every finished run.
   again = reproduce.run_suite(
     SUITE,
@@ -190,3 +196,38 @@ def test_smoke_run_without_out_writes_to_scratch(tiny_fmnist, tmp_path, capsys):
   scratch = tmp_path / reproduce.PARTIAL_OUT / "REPORT.md"
   assert "SMOKE" in scratch.read_text()
   assert f"report goes to {tmp_path / reproduce.PARTIAL_OUT}" in capsys.readouterr().out
+
+
+def test_where_rows_ran_is_said_only_when_recorded():
+  unrecorded = reproduce.UNRECORDED
+  assert reproduce._where_ran({}) == ""
+  assert reproduce._where_ran({unrecorded: 7}) == ""  # Old reports stay as they were.
+  assert (
+    reproduce._where_ran({"cpu: cpu, jax 0.10.2": 3, "gpu: NVIDIA H200, jax 0.11.2": 2})
+    == " (cpu: cpu, jax 0.10.2 3 rows; gpu: NVIDIA H200, jax 0.11.2 2 rows)"
+  )
+  assert reproduce._where_ran({"cpu: cpu, jax 0.10.2": 3, unrecorded: 1}).endswith(
+    "; not recorded 1 rows)"
+  )
+
+
+def test_table7_runs_mlp7_first_then_lenet5s_short_points_before_long():
+  """The order the cheap rows arrive in: every MLP-7-ReLU point, then both
+  LeNet-5s' 90-epoch and Scratch points, then their 900-epoch points."""
+  module = sweeps.load_sweep_module(os.path.join(FULL_SUITE, "wang2021_di.py"))
+  order = [
+    (p["model.name"], p.get("retrain.num_epochs") == module.LONG_EPOCHS)
+    for p in module.get_sweep("table7")
+  ]
+  stages = [order[0]]
+  for stage in order[1:]:
+    if stage != stages[-1]:
+      stages.append(stage)
+  assert stages == [
+    ("mlp7_relu", False),
+    ("mlp7_relu", True),
+    ("lenet5_linear", False),
+    ("lenet5_relu", False),
+    ("lenet5_linear", True),
+    ("lenet5_relu", True),
+  ]

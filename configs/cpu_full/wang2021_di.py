@@ -14,8 +14,15 @@ pruning and OrthP). The paper's claims (Sec. 3.3, Table 3):
 `table7`: Table 7 the same way on the other three nets (PR 0.9 on every
 hidden layer: `configs/wang2021_di/table7.py`), the four hypotheses checked per
 net. MLP-7-ReLU runs first (minutes per run); each LeNet-5 run is hours on
-this CPU (about 16 s per epoch, 180 to 990 epochs), so its rows arrive over
-many sessions of `make long-runs`.
+this CPU (about 10 s per epoch, 90 to 990 epochs), so its rows come from a
+GPU when one is lent (`make long-runs-gpu`: six sweep shards side by side)
+and otherwise arrive over many sessions of `make long-runs`. The first 45
+rows (MLP-7-ReLU's 90-epoch and Scratch points, 25; LeNet-5-Linear's, 15;
+MLP-7-ReLU 900 epochs, 5) ran on an NVIDIA H200 (jax 0.11.2, CUDA), before
+rows recorded their platform. GPU runs are not bit-reproducible: the same 25
+points run again on a fresh machine moved single runs' accuracies by up to
+2 points (seed spreads here are of that size), so a rerun there is a new
+sample, not a check.
 
 The published column is MNIST, ours Fashion-MNIST (harder: lower accuracies);
 the claims are about differences, which the two datasets can share.
@@ -119,7 +126,9 @@ EXPERIMENTS = {
 }
 
 
-# Table 7's nets in the order they run: MLP-7-ReLU (minutes a run) first.
+# Table 7's nets in the order of their cost: every MLP-7-ReLU point (minutes
+# a run on the CPU) first, then both LeNet-5s' 90-epoch and Scratch points, so
+# H1 and H3 have their LeNet-5 rows before any 900-epoch LeNet-5 group starts.
 TABLE7_ORDER = ("mlp7_relu", "lenet5_linear", "lenet5_relu")
 
 
@@ -139,8 +148,9 @@ def get_sweep(arg=None):
     return sorted(
       points,
       key=lambda p: (
-        TABLE7_ORDER.index(p["model.name"]),
+        TABLE7_ORDER.index(p["model.name"]) > 0,  # LeNet-5s after MLP-7.
         p.get("retrain.num_epochs") == LONG_EPOCHS,
+        TABLE7_ORDER.index(p["model.name"]),
       ),
     )
   points = table3.get_sweep(base.paper_arg(is_smoke))

@@ -29,6 +29,7 @@ without `--out` its report goes to `<workdir>/report_partial/` (printed), and an
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime
 import glob
 import os
@@ -142,6 +143,7 @@ def run_experiment(
   claims = [{"paper": paper, **c} for c in _claims(module, name, arg)]
   found = [verdicts.evaluate(c, aggregated) for c in claims]
   run_seconds = sum(r.get("wall_time_seconds") or 0.0 for r in rows)
+  platforms = collections.Counter(r.get("platform", UNRECORDED) for r in rows)
   return {
     "paper": paper,
     "experiment": name,
@@ -151,6 +153,7 @@ def run_experiment(
     "points": points,
     "wall_seconds": time.time() - start,
     "run_seconds": run_seconds,
+    "platforms": dict(sorted(platforms.items())),
     "table": markdown,
     "figures": [os.path.relpath(f, out) for f in figures],
     "verdicts": found,
@@ -172,6 +175,19 @@ def _machine() -> str:
     f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, "
     f"jax {jax.__version__} on {jax.devices()[0].platform}"
   )
+
+
+# Rows written before rows recorded their platform (see the experiment's notes).
+UNRECORDED = "not recorded"
+
+
+def _where_ran(platforms: dict[str, int]) -> str:
+  """' (on cpu: ... 40 rows, gpu: ... 5 rows)', or '' when no row says where
+  it ran (older reports stay as they were)."""
+  if set(platforms) <= {UNRECORDED}:
+    return ""
+  parts = [f"{name} {n} rows" for name, n in platforms.items()]
+  return " (" + "; ".join(parts) + ")"
 
 
 PARTIAL_MARK = "(PARTIAL"  # In the title of a report of part of a suite.
@@ -247,7 +263,9 @@ def write_report(
       )
       + "; "
       f"{s['wall_seconds'] / 60:.1f} min in this invocation; the rows' runs took "
-      f"{s['run_seconds'] / 60:.1f} min when they ran.",
+      f"{s['run_seconds'] / 60:.1f} min when they ran"
+      + _where_ran(s.get("platforms", {}))
+      + ".",
       "",
       s["table"],
     ]

@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import jax
 import ml_collections
 
 import jaxprune
@@ -132,6 +133,13 @@ def git_commit() -> str:
     return "unknown"
 
 
+def platform() -> str:
+  """Where this process's runs train, e.g. "gpu: NVIDIA H200, jax 0.11.2" (every
+  row records it: a suite's rows may come from several machines)."""
+  device = jax.devices()[0]
+  return f"{device.platform}: {device.device_kind}, jax {jax.__version__}"
+
+
 def make_row(
   overrides: dict[str, Any],
   config: ml_collections.ConfigDict,
@@ -148,6 +156,7 @@ def make_row(
     "jaxprune_version": jaxprune.__version__,
     "git_commit": git_commit(),
     "code_fingerprint": fingerprint.code("prune"),
+    "platform": platform(),
     "config": config_utils.to_json_dict(config),
   }
   row.update({k: summary[k] for k in SUMMARY_FIELDS if k in summary})
