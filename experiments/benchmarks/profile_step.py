@@ -54,6 +54,11 @@ CATEGORIES = (
   "copies/transposes",
   "elementwise/other",
 )
+# FFI targets of jaxprune.models.native_conv, by the category of their work.
+NATIVE_CONV = {
+  "jaxprune_conv_forward": "conv forward",
+  "jaxprune_conv_filter_grad": "conv filter-gradient",
+}
 _INSTR = re.compile(r"^\s*(?:ROOT )?%([\w.\-]+) = (.*?) ([a-z][a-z0-9\-]*)\((.*)$")
 _COMP = re.compile(r"^(?:ENTRY )?%([\w.\-]+) ")
 _MOVES = {"parameter", "copy", "transpose", "bitcast", "reshape", "tuple"}
@@ -117,6 +122,11 @@ def classify(name: str, instrs: dict, comps: dict, batch: int) -> str:
       conv = {**conv, "op_name": conv["op_name"] or op_name}
     return _conv_kind(conv, instrs, batch)
   backward = "transpose(" in op_name
+  target = re.search(r'custom_call_target="(\w+)"', instr["rest"])
+  if target and target.group(1) in NATIVE_CONV:  # jaxprune's native kernels.
+    kind = NATIVE_CONV[target.group(1)]
+    # The input gradient is the forward kernel run on the output gradient.
+    return "conv input-gradient" if kind == "conv forward" and backward else kind
   if "preprocess" in op_name:
     return "augmentation"
   if re.search(r"/(bn\w*|\w*_bn\d*|BatchNorm\w*)/", op_name):

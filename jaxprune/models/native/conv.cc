@@ -10,7 +10,8 @@
 // Both kernels keep a tile of the result in AVX2 registers for a whole
 // reduction (one image, zero-padded into a per-thread buffer so the inner
 // loops have no bounds checks): forward, 6 output pixels (consecutive in
-// row-major order, across row ends) x 16 channels over (kh, kw, ci); filter
+// row-major order, across row ends) x 16 channels, or 12 pixels x 8 channels
+// for the last 8 or fewer, over (kh, kw, ci); filter
 // gradient, a group of up to 8 input channels (or, with one input channel,
 // kernel taps) x 16 output channels over every output pixel of an image, per
 // tap. The pads are attributes. Forward accumulators are named variables
@@ -71,16 +72,16 @@ void PadImage(const float* x, float* xp, const Geometry& g) {
                 sizeof(float) * (size_t)g.w * c);
 }
 
-constexpr int kPixels = 6;  // Output pixels per forward tile.
-constexpr int kStrip = 8 * kPixels;  // Pixels per pass over the output channels.
+constexpr int kPixels = 6;  // Output pixels per forward tile of two vectors.
+constexpr int kNarrowPixels = 12;  // ... of one vector (8 or fewer channels left).
+constexpr int kStrip = 4 * kNarrowPixels;  // Pixels per pass over the channels.
 
-// out[p, cb + 0..(kTwo ? 16 : 8)) for kPixels output pixels whose top-left
-// taps sit at xp + off[p]. A tile runs over the output in row-major order,
-// across row ends, so no tile is partly empty except the image's last
-// (npix < kPixels: its extra pixels repeat a real one and are not stored).
-template <bool kTwo, bool kMasked>
+// out[p, cb + 0..16) for kPixels output pixels whose top-left taps sit at
+// xp + off[p]. A tile runs over the output in row-major order, across row
+// ends, so no tile is partly empty except the image's last (npix < kPixels:
+// its extra pixels repeat a real one and are not stored).
 void FwdTile(const float* xp, const int64_t* off, const float* k, float* o, int wp,
-             int ci_n, int co_n, int kh_n, int kw_n, int npix, __m256i mask) {
+             int ci_n, int co_n, int kh_n, int kw_n, int npix) {
   __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
   __m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0, b5 = a0;
   const float *p0 = xp + off[0], *p1 = xp + off[1], *p2 = xp + off[2];
@@ -91,14 +92,13 @@ void FwdTile(const float* xp, const int64_t* off, const float* k, float* o, int 
       const float* kt = k + (size_t)(kh * kw_n + kw) * ci_n * co_n;
       for (int ci = 0; ci < ci_n; ++ci) {
         const float* kr = kt + (size_t)ci * co_n;
-        const __m256 w0 = kTwo ? _mm256_loadu_ps(kr) : Load<kMasked>(kr, mask);
-        const __m256 w1 = kTwo ? _mm256_loadu_ps(kr + 8) : w0;
+        const __m256 w0 = _mm256_loadu_ps(kr), w1 = _mm256_loadu_ps(kr + 8);
         const size_t at = tap + ci;
 #define JP_PIXEL(P, A, B)                              \
   {                                                    \
     const __m256 v = _mm256_broadcast_ss(P + at);      \
     A = _mm256_fmadd_ps(v, w0, A);                     \
-    if (kTwo) B = _mm256_fmadd_ps(v, w1, B);           \
+    B = _mm256_fmadd_ps(v, w1, B);                     \
   }
         JP_PIXEL(p0, a0, b0) JP_PIXEL(p1, a1, b1) JP_PIXEL(p2, a2, b2)
         JP_PIXEL(p3, a3, b3) JP_PIXEL(p4, a4, b4) JP_PIXEL(p5, a5, b5)
@@ -110,12 +110,43 @@ void FwdTile(const float* xp, const int64_t* off, const float* k, float* o, int 
   for (int p = 0; p < kPixels; ++p) {
     if (p >= npix) break;
     float* dst = o + (size_t)p * co_n;
-    if (kTwo) {
-      _mm256_storeu_ps(dst, as[p]);
-      _mm256_storeu_ps(dst + 8, bs[p]);
-    } else {
-      Store<kMasked>(dst, as[p], mask);
+    _mm256_storeu_ps(dst, as[p]);
+    _mm256_storeu_ps(dst + 8, bs[p]);
+  }
+}
+
+// FwdTile for one vector of output channels (8, or a masked tail): 12 pixels,
+// so twelve FMA chains hide the FMA latency that 6 could not. With 8 or fewer
+// output channels this is every tile (LeNet-5's convs and the input gradient
+// of its second conv, whose output channels are the conv's 6 inputs).
+template <bool kMasked>
+void FwdTileNarrow(const float* xp, const int64_t* off, const float* k, float* o,
+                   int wp, int ci_n, int co_n, int kh_n, int kw_n, int npix,
+                   __m256i mask) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
+  __m256 a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+  const float *p0 = xp + off[0], *p1 = xp + off[1], *p2 = xp + off[2];
+  const float *p3 = xp + off[3], *p4 = xp + off[4], *p5 = xp + off[5];
+  const float *p6 = xp + off[6], *p7 = xp + off[7], *p8 = xp + off[8];
+  const float *p9 = xp + off[9], *p10 = xp + off[10], *p11 = xp + off[11];
+  for (int kh = 0; kh < kh_n; ++kh)
+    for (int kw = 0; kw < kw_n; ++kw) {
+      const size_t tap = ((size_t)kh * wp + kw) * ci_n;
+      const float* kt = k + (size_t)(kh * kw_n + kw) * ci_n * co_n;
+      for (int ci = 0; ci < ci_n; ++ci) {
+        const __m256 w0 = Load<kMasked>(kt + (size_t)ci * co_n, mask);
+        const size_t at = tap + ci;
+#define JP_PIXEL(P, A) A = _mm256_fmadd_ps(_mm256_broadcast_ss(P + at), w0, A);
+        JP_PIXEL(p0, a0) JP_PIXEL(p1, a1) JP_PIXEL(p2, a2) JP_PIXEL(p3, a3)
+        JP_PIXEL(p4, a4) JP_PIXEL(p5, a5) JP_PIXEL(p6, a6) JP_PIXEL(p7, a7)
+        JP_PIXEL(p8, a8) JP_PIXEL(p9, a9) JP_PIXEL(p10, a10) JP_PIXEL(p11, a11)
+#undef JP_PIXEL
+      }
     }
+  const __m256 as[kNarrowPixels] = {a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11};
+  for (int p = 0; p < kNarrowPixels; ++p) {
+    if (p >= npix) break;
+    Store<kMasked>(o + (size_t)p * co_n, as[p], mask);
   }
 }
 
@@ -126,25 +157,26 @@ void FwdImage(const float* xp, const float* k, float* out, const Geometry& g) {
   const int wp = g.wp(), ow = g.ow(), ci = g.ci, co = g.co;
   const int pixels = g.oh() * ow;
   const __m256i tail = TailMask(co % 8);
-  int64_t off[kStrip + kPixels];
+  int64_t off[kStrip + kNarrowPixels];
   for (int s0 = 0; s0 < pixels; s0 += kStrip) {
     const int n = std::min(kStrip, pixels - s0);
-    for (int i = 0; i < n + kPixels; ++i) {
+    for (int i = 0; i < n + kNarrowPixels; ++i) {
       const int p = s0 + std::min(i, n - 1);  // Past the end: repeat the last.
       off[i] = ((int64_t)(p / ow) * wp + p % ow) * ci;
     }
     for (int cb = 0; cb < co;) {
       const int left = co - cb;
-      for (int t = 0; t < n; t += kPixels) {
-        const int npix = std::min(kPixels, n - t);
+      const int step = left >= 16 ? kPixels : kNarrowPixels;
+      for (int t = 0; t < n; t += step) {
+        const int npix = std::min(step, n - t);
         float* o = out + (size_t)(s0 + t) * co + cb;
         if (left >= 16)
-          FwdTile<true, false>(xp, off + t, k + cb, o, wp, ci, co, g.kh, g.kw, npix, tail);
+          FwdTile(xp, off + t, k + cb, o, wp, ci, co, g.kh, g.kw, npix);
         else if (left >= 8)
-          FwdTile<false, false>(xp, off + t, k + cb, o, wp, ci, co, g.kh, g.kw, npix,
-                                tail);
+          FwdTileNarrow<false>(xp, off + t, k + cb, o, wp, ci, co, g.kh, g.kw, npix,
+                               tail);
         else
-          FwdTile<false, true>(xp, off + t, k + cb, o, wp, ci, co, g.kh, g.kw, npix, tail);
+          FwdTileNarrow<true>(xp, off + t, k + cb, o, wp, ci, co, g.kh, g.kw, npix, tail);
       }
       cb += left >= 16 ? 16 : 8;
     }
