@@ -10,7 +10,8 @@ rows record it (`code_fingerprint`).
   train  data, models, schedules, the train loop, config handling
   prune  train's files plus pruning, OrthP and the pruning protocols' code
 
-Files outside these sets (reports, verdicts, launchers, docs) never
+Files outside these sets (reports, verdicts, launchers, docs), and those of
+`IO_ONLY` inside them (checkpoint I/O, metric writers, progress bars), never
 invalidate a cache. A criterion or allocation registered from a user's own
 module is covered by `outside` (the pruned cache's key holds the hash of its
 source). `python -m jaxprune.sweeps --force` recomputes the entries a sweep
@@ -47,6 +48,15 @@ SOURCES = {
   ),
 }
 KINDS = {"train": ("train",), "prune": ("train", "prune")}
+# Files inside those sets that only store, log or show what was computed: an
+# edit there cannot change a number, so it does not re-run cached trainings
+# (a checkpoint format it can no longer read fails loudly on restore).
+IO_ONLY = (
+  "data/__main__.py",
+  "train/checkpointing.py",
+  "train/metric_writers.py",
+  "train/progress.py",
+)
 
 
 def files(kind: str) -> list[str]:
@@ -63,7 +73,9 @@ def files(kind: str) -> list[str]:
         for f in glob.glob(os.path.join(path, "**", f"*.{ext}"), recursive=True)
       ]
       out.update(found if os.path.isdir(path) else [path])
-  return sorted(os.path.relpath(p, PACKAGE) for p in out)
+  return sorted(
+    r for r in (os.path.relpath(p, PACKAGE) for p in out) if r not in IO_ONLY
+  )
 
 
 @functools.cache

@@ -140,6 +140,11 @@ def test_code_fingerprint_follows_the_code_caches_depend_on(tmp_path, monkeypatc
     f.write("\n# an edited criterion\n")
   new_train, new_prune = codes()
   assert new_train == train and new_prune != prune
+  for rel in fingerprint.IO_ONLY:  # Storing or showing results changes no number.
+    assert (package / rel).exists(), rel
+    with open(package / rel, "a") as f:
+      f.write("\n# an I/O change\n")
+  assert codes() == (new_train, new_prune)
   with open(package / "train" / "steps.py", "a") as f:
     f.write("\n# an edited train step\n")
   assert codes()[0] != train
