@@ -91,8 +91,10 @@ long-runs: $(VENV)/.installed
 # DI Table 7 of that suite on one GPU, as GPU_SHARDS sweep processes side by
 # side (LeNet-5 rows are CPU-days); same workdir and record as long-runs.
 # GPU_LIMIT: seconds each shard may run (empty: no limit); GPU_PY: a Python
-# with jaxprune's dependencies and a CUDA jax (default: the venv's).
+# with jaxprune's dependencies and a CUDA jax (default: the venv's);
+# GPU_GROUP_RUNS: runs per vmapped group (small nets: more runs per step).
 GPU_SHARDS ?= 6
+GPU_GROUP_RUNS ?= 10
 GPU_LIMIT ?=
 GPU_PY ?= $(PY)
 long-runs-gpu:
@@ -100,7 +102,7 @@ long-runs-gpu:
 	if [ -d $(LONG_RECORD) ]; then $(GPU_PY) -m jaxprune.results.record restore $(LONG_RECORD) $(LONG_WORKDIR); fi
 	PY=$(GPU_PY) LIMIT=$(GPU_LIMIT) bash experiments/gpu_shards.sh \
 		configs/cpu_full/wang2021_di.py:table7 $(LONG_WORKDIR)/wang2021_di/table7 \
-		$(GPU_SHARDS) --group_runs=10 --config.cache_dir=$(abspath $(LONG_WORKDIR))/cache; \
+		$(GPU_SHARDS) --group_runs=$(GPU_GROUP_RUNS) --config.cache_dir=$(abspath $(LONG_WORKDIR))/cache; \
 	status=$$?; $(GPU_PY) -m jaxprune.results.record save $(LONG_WORKDIR) $(LONG_RECORD); exit $$status
 
 long-runs-save: $(VENV)/.installed
