@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -282,6 +283,33 @@ def test_late_reads_of_a_failed_restore_are_dropped_and_nothing_else(monkeypatch
   for factory in (call_soon_threadsafe, elsewhere, other):
     sys.unraisablehook(_unraisable(factory))
   assert [str(e) for e in seen] == ["Event loop is closed", "something else"]
+
+
+def test_unretrieved_read_errors_of_a_failed_restore_are_dropped(caplog):
+  # The failed restore's other reads end in errors nobody awaits; asyncio used
+  # to log each with a traceback when the task was collected (seen in CI).
+  checkpointing._drop_unretrieved_read_errors()
+  checkpointing._drop_unretrieved_read_errors()  # Installs once.
+  logger = logging.getLogger("asyncio")
+  assert (
+    sum(isinstance(f, checkpointing._UnretrievedReadErrors) for f in logger.filters)
+    == 1
+  )
+  with caplog.at_level(logging.ERROR, logger="asyncio"):
+    logger.error(
+      "Task exception was never retrieved\nfuture: <Task finished name='Task-1' "
+      "coro=<async_deserialize() done> exception=ValueError('NOT_FOUND')>"
+    )
+    logger.error(
+      "Future exception was never retrieved\nfuture: <Future finished "
+      "exception=ValueError('NOT_FOUND: [tensorstore_spec=...]')>"
+    )
+    logger.error("Task exception was never retrieved\nfuture: <Task coro=<mine()>>")
+    logger.error("Unclosed client session")
+  assert [r.getMessage().splitlines()[-1] for r in caplog.records] == [
+    "future: <Task coro=<mine()>>",
+    "Unclosed client session",
+  ]
 
 
 # ------------------------------------------------------------------ item 6

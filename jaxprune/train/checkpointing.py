@@ -26,6 +26,7 @@ Synopsis:
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import sys
 import warnings
@@ -107,6 +108,28 @@ def _drop_late_read_callbacks() -> None:
   sys.unraisablehook = hook
 
 
+class _UnretrievedReadErrors(logging.Filter):
+  """Drops asyncio's "exception was never retrieved" reports of a failed
+  restore's other reads: once the first read of a damaged checkpoint fails,
+  orbax stops awaiting the rest, and each of their errors (the same damage) is
+  logged with its traceback when the task is collected, around the one-line
+  error. Other asyncio reports pass."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    message = record.getMessage()
+    unretrieved = "exception was never retrieved" in message
+    return not (
+      unretrieved and ("async_deserialize" in message or "tensorstore_spec" in message)
+    )
+
+
+def _drop_unretrieved_read_errors() -> None:
+  """Installs (once) `_UnretrievedReadErrors` on the asyncio logger."""
+  logger = logging.getLogger("asyncio")
+  if not any(isinstance(f, _UnretrievedReadErrors) for f in logger.filters):
+    logger.addFilter(_UnretrievedReadErrors())
+
+
 def abstract_like(tree: Any) -> Any:
   """Shape/dtype/sharding skeleton of `tree`, the restore target."""
   return jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, tree)
@@ -173,6 +196,7 @@ class Checkpointer:
     if manager is None:
       return None
     _drop_late_read_callbacks()  # A damaged file fails reads still in flight.
+    _drop_unretrieved_read_errors()
     steps = [step] if step is not None else sorted(manager.all_steps(), reverse=True)
     for n, s in enumerate(steps):
       try:
