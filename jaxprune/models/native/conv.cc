@@ -120,8 +120,11 @@ void FwdTile(const float* xp, const int64_t* off, const float* k, float* o, int 
 // output channels this is every tile (LeNet-5's convs and the input gradient
 // of its second conv, whose output channels are the conv's 6 inputs).
 template <bool kMasked>
+// Its first `full` pixels store all 8 lanes even when fewer channels are left
+// (`FwdImage` says when that is safe): a masked store is microcoded on AMD
+// cores and cost more than the tile's FMAs for LeNet-5's 6-channel outputs.
 void FwdTileNarrow(const float* xp, const int64_t* off, const float* k, float* o,
-                   int wp, int ci_n, int co_n, int kh_n, int kw_n, int npix,
+                   int wp, int ci_n, int co_n, int kh_n, int kw_n, int npix, int full,
                    __m256i mask) {
   __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
   __m256 a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
@@ -146,7 +149,10 @@ void FwdTileNarrow(const float* xp, const int64_t* off, const float* k, float* o
   const __m256 as[kNarrowPixels] = {a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11};
   for (int p = 0; p < kNarrowPixels; ++p) {
     if (p >= npix) break;
-    Store<kMasked>(o + (size_t)p * co_n, as[p], mask);
+    if (p < full)
+      _mm256_storeu_ps(o + (size_t)p * co_n, as[p]);
+    else
+      Store<kMasked>(o + (size_t)p * co_n, as[p], mask);
   }
 }
 
@@ -157,6 +163,8 @@ void FwdImage(const float* xp, const float* k, float* out, const Geometry& g) {
   const int wp = g.wp(), ow = g.ow(), ci = g.ci, co = g.co;
   const int pixels = g.oh() * ow;
   const __m256i tail = TailMask(co % 8);
+  // The last pixel whose 8 lanes end inside the image (co < 8).
+  const int last_full = pixels - (8 + co - 1) / co;
   int64_t off[kStrip + kNarrowPixels];
   for (int s0 = 0; s0 < pixels; s0 += kStrip) {
     const int n = std::min(kStrip, pixels - s0);
@@ -170,13 +178,20 @@ void FwdImage(const float* xp, const float* k, float* out, const Geometry& g) {
       for (int t = 0; t < n; t += step) {
         const int npix = std::min(step, n - t);
         float* o = out + (size_t)(s0 + t) * co + cb;
+        // With fewer than 8 channels in all, a pixel's 8-lane store spills
+        // into the next pixels' channels, which their own stores (later in
+        // this thread: pixels ascend) overwrite. Never past the image's end:
+        // the next image may belong to another thread.
+        const int full =
+            co < 8 ? std::clamp(last_full - (s0 + t) + 1, 0, npix) : 0;
         if (left >= 16)
           FwdTile(xp, off + t, k + cb, o, wp, ci, co, g.kh, g.kw, npix);
         else if (left >= 8)
-          FwdTileNarrow<false>(xp, off + t, k + cb, o, wp, ci, co, g.kh, g.kw, npix,
+          FwdTileNarrow<false>(xp, off + t, k + cb, o, wp, ci, co, g.kh, g.kw, npix, 0,
                                tail);
         else
-          FwdTileNarrow<true>(xp, off + t, k + cb, o, wp, ci, co, g.kh, g.kw, npix, tail);
+          FwdTileNarrow<true>(xp, off + t, k + cb, o, wp, ci, co, g.kh, g.kw, npix, full,
+                              tail);
       }
       cb += left >= 16 ? 16 : 8;
     }
