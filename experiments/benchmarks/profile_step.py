@@ -41,6 +41,7 @@ import numpy as np
 import train_step
 
 from jaxprune import io_utils, models
+from jaxprune.models import native_conv
 
 CATEGORIES = (
   "conv forward",
@@ -54,10 +55,10 @@ CATEGORIES = (
   "copies/transposes",
   "elementwise/other",
 )
-# FFI targets of jaxprune.models.native_conv, by the category of their work.
+# jaxprune's native kernels' FFI targets, by the category of their work.
 NATIVE_CONV = {
-  "jaxprune_conv_forward": "conv forward",
-  "jaxprune_conv_filter_grad": "conv filter-gradient",
+  native_conv.FORWARD_TARGET: "conv forward",
+  native_conv.FILTER_GRAD_TARGET: "conv filter-gradient",
 }
 _INSTR = re.compile(r"^\s*(?:ROOT )?%([\w.\-]+) = (.*?) ([a-z][a-z0-9\-]*)\((.*)$")
 _COMP = re.compile(r"^(?:ENTRY )?%([\w.\-]+) ")

@@ -182,8 +182,8 @@ UNRECORDED = "not recorded"
 
 
 def _where_ran(platforms: dict[str, int]) -> str:
-  """' (on cpu: ... 40 rows, gpu: ... 5 rows)', or '' when no row says where
-  it ran (older reports stay as they were)."""
+  """' (cpu: cpu, jax 0.10.2 40 rows; gpu: NVIDIA H200, jax 0.11.2 5 rows)', or
+  '' when no row says where it ran (older reports stay as they were)."""
   if set(platforms) <= {UNRECORDED}:
     return ""
   parts = [f"{name} {n} rows" for name, n in platforms.items()]
