@@ -231,3 +231,17 @@ def test_table7_runs_mlp7_first_then_lenet5s_short_points_before_long():
     ("lenet5_linear", True),
     ("lenet5_relu", True),
   ]
+
+
+def test_table7_nets_argument_keeps_those_nets_points_and_their_hashes():
+  """`table7,nets=...` (a GPU running only the LeNet-5s) is the same points,
+  in the same order, as the full sweep's for those nets; unknown nets fail."""
+  module = sweeps.load_sweep_module(os.path.join(FULL_SUITE, "wang2021_di.py"))
+  lenets = ("lenet5_linear", "lenet5_relu")
+  full = [p for p in module.get_sweep("table7") if p["model.name"] in lenets]
+  assert module.get_sweep("table7,nets=lenet5_linear+lenet5_relu") == full
+  assert len(full) == 90
+  assert module.get_config("table7,nets=lenet5_relu") == module.get_config("table7")
+  for bad in ("table7,nets=lenet", "nets=mlp7_relu"):
+    with pytest.raises(ValueError, match="nets="):
+      module.get_sweep(bad)

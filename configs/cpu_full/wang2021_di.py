@@ -19,7 +19,8 @@ GPU when one is lent (`make long-runs-gpu`: six sweep shards side by side)
 and otherwise arrive over many sessions of `make long-runs`. The first 45
 rows (MLP-7-ReLU's 90-epoch and Scratch points, 25; LeNet-5-Linear's, 15;
 MLP-7-ReLU 900 epochs, 5) ran on an NVIDIA H200 (jax 0.11.2, CUDA), before
-rows recorded their platform. GPU runs are not bit-reproducible: the same 25
+rows recorded their platform; the other LeNet-5 90-epoch and Scratch rows
+(35) ran there too (`table7,nets=lenet5_linear+lenet5_relu`) and say so. GPU runs are not bit-reproducible: the same 25
 points run again on a fresh machine moved single runs' accuracies by up to
 2 points (seed spreads here are of that size), so a rerun there is a new
 sample, not a check.
@@ -33,6 +34,7 @@ the claims are about differences, which the two datasets can share.
 
 from configs.cpu_full import base
 from configs.wang2021_di import table3, table7
+from jaxprune import config_args
 
 LONG_EPOCHS = 900
 S90_HIGH, S90_LOW, S900_HIGH, S900_LOW = (f["retrain.spec"] for f in table3.FINETUNES)
@@ -132,8 +134,25 @@ EXPERIMENTS = {
 TABLE7_ORDER = ("mlp7_relu", "lenet5_linear", "lenet5_relu")
 
 
+def _parse(arg):
+  """'table7,smoke,nets=lenet5_linear+lenet5_relu' -> ("table7", True, the
+  nets). `nets` ('+'-separated, default all) limits Table 7's sweep to some
+  nets, e.g. a lent GPU running only the LeNet-5s while this CPU runs
+  MLP-7-ReLU's 900-epoch points: the points keep their hashes, so rows from
+  both land in one workdir."""
+  parsed = config_args.parse_arg(arg, experiment="", smoke=False, nets="")
+  nets = tuple(n for n in parsed.nets.split("+") if n) or TABLE7_ORDER
+  unknown = sorted(set(nets) - set(TABLE7_ORDER))
+  if unknown or (parsed.nets and parsed.experiment != "table7"):
+    raise ValueError(
+      f"config argument {arg!r}: nets= takes '+'-separated names from "
+      f"{TABLE7_ORDER} with table7 (unknown: {unknown})"
+    )
+  return parsed.experiment, parsed.smoke, nets
+
+
 def get_config(arg=None):
-  name, is_smoke = base.smoke(arg)
+  name, is_smoke, _ = _parse(arg)
   paper = table7 if name == "table7" else table3
   return paper.get_config(base.paper_arg(is_smoke))
 
@@ -142,11 +161,11 @@ def get_sweep(arg=None):
   """Table 3's points, the 90-epoch ones and Scratch first: they end within
   the first half hour, so H1 and H3 have their rows long before the 900-epoch
   runs (10 to a group, "group_runs") end one group at a time."""
-  name, is_smoke = base.smoke(arg)
+  name, is_smoke, nets = _parse(arg)
   if name == "table7":
     points = table7.get_sweep(base.paper_arg(is_smoke))
     return sorted(
-      points,
+      (p for p in points if p["model.name"] in nets),
       key=lambda p: (
         TABLE7_ORDER.index(p["model.name"]) > 0,  # LeNet-5s after MLP-7.
         p.get("retrain.num_epochs") == LONG_EPOCHS,
