@@ -94,6 +94,12 @@ ODD = [
   (9, 11, 5, 10, (5, 3), ((2, 1), (0, 2))),
   (7, 7, 6, 9, (1, 1), ((0, 0), (0, 0))),
   (6, 8, 4, 12, (2, 4), ((1, 0), (3, 1))),
+  # Few output channels (forward or input gradient): row dot products
+  # (`UseRowDot`), also with uneven pads and packed weights too big for the
+  # kernel's stack buffer.
+  (6, 10, 16, 5, (5, 5), ((2, 1), (0, 3))),
+  (5, 6, 7, 2, (3, 2), ((1, 1), (1, 0))),
+  (9, 9, 64, 2, (7, 7), ((3, 3), (3, 3))),
 ]
 
 
@@ -202,19 +208,28 @@ def test_masked_resnet_step_matches_xla_and_stays_masked():
 
 
 @pytest.mark.parametrize("method", ["jacrev", "jacfwd"])
-def test_jacobian_analysis_runs_on_xla_convs(method, monkeypatch):
-  # jacfwd cannot differentiate a custom VJP, and vmapped per-example
-  # Jacobians are slower on the native kernels: the analysis traces XLA's.
+def test_jacobian_analysis_runs_jacfwd_on_xla_convs_and_jacrev_on_native(
+  method, monkeypatch
+):
+  # jacfwd cannot differentiate a custom VJP, so the analysis traces XLA's
+  # convs for it; jacrev keeps the native kernels (faster: one call per conv
+  # for all examples and cotangents). Either way the values equal XLA's.
   x = _random((3, 32, 32, 3), 4)
   nets = {}
   for impl in ("native", "xla"):
     model = models.create("resnet20", conv_impl=impl, width_multiplier=0.25)
     nets[impl] = (model, model.init(jax.random.key(0), x, train=False))
 
-  def refuse(*args):
-    raise AssertionError("the Jacobian analysis called a native kernel")
+  calls = []
+  forward = native_conv._forward
 
-  monkeypatch.setattr(native_conv, "_forward", refuse)
+  def counted(*args):
+    if method == "jacfwd":
+      raise AssertionError("jacfwd traced a native kernel")
+    calls.append(args[0].shape)
+    return forward(*args)
+
+  monkeypatch.setattr(native_conv, "_forward", counted)
   out = {}
   for impl, (model, variables) in nets.items():
 
@@ -222,4 +237,5 @@ def test_jacobian_analysis_runs_on_xla_convs(method, monkeypatch):
       return model.apply(variables, z, train=False)
 
     out[impl] = analysis.jacobian_singular_values(apply_fn, x, method=method)
+  assert bool(calls) == (method == "jacrev")
   assert _rel(out["native"], out["xla"]) < 1e-5

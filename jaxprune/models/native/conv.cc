@@ -14,7 +14,9 @@
 // for the last 8 or fewer, over (kh, kw, ci); filter
 // gradient, a group of up to 8 input channels (or, with one input channel,
 // kernel taps) x 16 output channels over every output pixel of an image, per
-// tap. The pads are attributes. Forward accumulators are named variables
+// tap. With very few output channels (the input gradient of a conv on 1- or
+// 3-channel images) the forward is instead 8 output pixels at a time, each a
+// dot product along kernel rows (`FwdImageRowDot`). The pads are attributes. Forward accumulators are named variables
 // because GCC keeps arrays of vectors in memory in that loop.
 
 #include <immintrin.h>
@@ -156,10 +158,81 @@ void FwdTileNarrow(const float* xp, const int64_t* off, const float* k, float* o
   }
 }
 
+// Sum of each of 8 vectors, as one vector: lane p = sum of a[p]'s lanes.
+inline __m256 HorizontalSums(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __m256 a4,
+                             __m256 a5, __m256 a6, __m256 a7) {
+  const __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+  const __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(a4, a5), _mm256_hadd_ps(a6, a7));
+  return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20),
+                       _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+// Whether `FwdImageRowDot` beats the channel-vector tiles: with very few output
+// channels (the input gradient of a conv on 1- or 3-channel images, which the
+// Jacobian analysis needs) most of those tiles' 8 lanes are idle.
+bool UseRowDot(const Geometry& g) {
+  const int row_vectors = (g.kw * g.ci + 7) / 8;
+  return g.co <= 8 && 5 * g.co * row_vectors < 4 * g.kw * g.ci;
+}
+
+// One image for few output channels: each output is a dot product of
+// contiguous floats, since in the padded NHWC image a kernel row's taps x
+// channels (kw * ci floats) follow one another. So the kernel rows are packed
+// once per output channel (zero-padded to whole vectors: the over-read lanes
+// meet zero weights and stay inside `padded()`'s slack), and 8 output pixels
+// at a time keep one accumulator each over (kernel row, vector), summed across
+// lanes at the end.
+void FwdImageRowDot(const float* xp, const float* k, float* out, const Geometry& g) {
+  const int wp = g.wp(), ow = g.ow(), ci = g.ci, co = g.co;
+  const int len = g.kw * ci, nv = (len + 7) / 8;
+  const int pixels = g.oh() * ow;
+  alignas(32) float pack[8 * 8 * 8 * 8];  // Bigger kernels use `big`.
+  std::vector<float> big;
+  float* packed = pack;
+  const size_t per_o = (size_t)g.kh * nv * 8;
+  if (per_o * co > sizeof(pack) / sizeof(float)) {
+    big.resize(per_o * co);
+    packed = big.data();
+  }
+  for (int o = 0; o < co; ++o)
+    for (int i = 0; i < g.kh; ++i)
+      for (int l = 0; l < nv * 8; ++l)
+        packed[o * per_o + (size_t)i * nv * 8 + l] =
+            l < len ? k[((size_t)i * len + l) * co + o] : 0.f;
+  const size_t row = (size_t)wp * ci;
+  int64_t off[8];
+  for (int p0 = 0; p0 < pixels; p0 += 8) {
+    const int npix = std::min(8, pixels - p0);
+    for (int q = 0; q < 8; ++q) {
+      const int p = p0 + std::min(q, npix - 1);  // Past the end: repeat the last.
+      off[q] = ((int64_t)(p / ow) * wp + p % ow) * ci;
+    }
+    for (int o = 0; o < co; ++o) {
+      const float* w = packed + o * per_o;
+      __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      __m256 a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+      for (int i = 0; i < g.kh; ++i)
+        for (int v = 0; v < nv; ++v) {
+          const __m256 wv = _mm256_loadu_ps(w + ((size_t)i * nv + v) * 8);
+          const size_t at = i * row + (size_t)v * 8;
+#define JP_PIXEL(Q, A) A = _mm256_fmadd_ps(_mm256_loadu_ps(xp + off[Q] + at), wv, A);
+          JP_PIXEL(0, a0) JP_PIXEL(1, a1) JP_PIXEL(2, a2) JP_PIXEL(3, a3)
+          JP_PIXEL(4, a4) JP_PIXEL(5, a5) JP_PIXEL(6, a6) JP_PIXEL(7, a7)
+#undef JP_PIXEL
+        }
+      alignas(32) float sums[8];
+      _mm256_store_ps(sums, HorizontalSums(a0, a1, a2, a3, a4, a5, a6, a7));
+      float* dst = out + (size_t)p0 * co + o;
+      for (int q = 0; q < npix; ++q) dst[(size_t)q * co] = sums[q];
+    }
+  }
+}
+
 // One image: xp padded (PadImage), out [oh, ow, co]. Strips of kStrip output
 // pixels, each swept once per block of output channels (the strip's input
 // rows stay in cache while the weights change).
 void FwdImage(const float* xp, const float* k, float* out, const Geometry& g) {
+  if (UseRowDot(g)) return FwdImageRowDot(xp, k, out, g);
   const int wp = g.wp(), ow = g.ow(), ci = g.ci, co = g.co;
   const int pixels = g.oh() * ow;
   const __m256i tail = TailMask(co % 8);
