@@ -11,7 +11,7 @@ CONFIG ?= configs/mlp7_fashion_mnist.py
 MINI_WORKDIR ?= workdirs/mini
 MINI_OUT ?= experiments/results/mini
 
-.PHONY: demo test lint format bench bench-gpu reproduce-mini reproduce-di-long long-runs long-runs-gpu long-runs-save clean
+.PHONY: demo test test-slow lint format bench bench-gpu reproduce-mini reproduce-di-long long-runs long-runs-gpu long-runs-save clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,14 @@ format: $(VENV)/.installed-test
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# Two tiers: `make test` (under 15 min on 2 cores) leaves out the tests marked
+# slow (whole-pipeline runs: multi-process, Ray, the README walkthrough, every
+# config's hash...), `make test-slow` runs only those; `.ci/run` runs both.
 test: lint
-	JAX_PLATFORMS=cpu $(PY) -m pytest -q -n auto --dist=loadfile --durations=30
+	JAX_PLATFORMS=cpu $(PY) -m pytest -q -n auto --dist=loadfile --durations=30 -m "not slow"
+
+test-slow: $(VENV)/.installed-test
+	JAX_PLATFORMS=cpu $(PY) -m pytest -q -n auto --dist=loadfile --durations=30 -m slow
 
 bench: $(VENV)/.installed-test
 	$(PY) -m pip install -q torch==2.13.0
@@ -92,16 +98,21 @@ long-runs: $(VENV)/.installed
 # side (LeNet-5 rows are CPU-days); same workdir and record as long-runs.
 # GPU_LIMIT: seconds each shard may run (empty: no limit); GPU_PY: a Python
 # with jaxprune's dependencies and a CUDA jax (default: the venv's);
-# GPU_GROUP_RUNS: runs per vmapped group (small nets: more runs per step).
+# GPU_GROUP_RUNS: runs per vmapped group (small nets: more runs per step);
+# GPU_NETS: only these nets' points ('+'-separated, e.g.
+# lenet5_linear+lenet5_relu, while this CPU runs MLP-7-ReLU's).
 GPU_SHARDS ?= 6
 GPU_GROUP_RUNS ?= 10
 GPU_LIMIT ?=
 GPU_PY ?= $(PY)
+GPU_NETS ?=
+comma := ,
 long-runs-gpu:
 	$(GPU_PY) -m jaxprune.data prepare
 	if [ -d $(LONG_RECORD) ]; then $(GPU_PY) -m jaxprune.results.record restore $(LONG_RECORD) $(LONG_WORKDIR); fi
 	PY=$(GPU_PY) LIMIT=$(GPU_LIMIT) bash experiments/gpu_shards.sh \
-		configs/cpu_full/wang2021_di.py:table7 $(LONG_WORKDIR)/wang2021_di/table7 \
+		configs/cpu_full/wang2021_di.py:table7$(if $(GPU_NETS),$(comma)nets=$(GPU_NETS)) \
+		$(LONG_WORKDIR)/wang2021_di/table7 \
 		$(GPU_SHARDS) --group_runs=$(GPU_GROUP_RUNS) --config.cache_dir=$(abspath $(LONG_WORKDIR))/cache; \
 	status=$$?; $(GPU_PY) -m jaxprune.results.record save $(LONG_WORKDIR) $(LONG_RECORD); exit $$status
 

@@ -4,7 +4,9 @@ Tests never touch the network or the real dataset: `tiny_fmnist` writes four
 IDX .gz files whose classes are separable (a bright 7x7 patch at a
 class-dependent position plus noise) and prepares `fashion_mnist_local` from
 them into a temporary TFDS data dir. `process_env` is the environment of the
-suite's `python` subprocesses.
+suite's `python` subprocesses. Tests listed in `slow_tests.txt` get the
+`slow` marker (`tiers.py`: `make test` leaves them out, `make test-slow` runs
+them).
 """
 
 from __future__ import annotations
@@ -164,3 +166,13 @@ def prune_config(tiny_fmnist):
   c.retrain.num_epochs, c.retrain.schedule = 1, "ft"
   c.lock()
   return c
+
+
+def pytest_collection_modifyitems(config, items):
+  """Marks the tests `tiers.py` lists as slow (`make test` leaves them out)."""
+  import tiers
+
+  slow = tiers.slow_node_ids()
+  for item in items:
+    if item.nodeid in slow:
+      item.add_marker(pytest.mark.slow)
