@@ -20,7 +20,7 @@ import xml.etree.ElementTree as ET
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LIST = os.path.join(HERE, "slow_tests.txt")
-THRESHOLD_S = 12.0
+THRESHOLD_S = 10.0
 
 
 def slow_node_ids() -> set[str]:
