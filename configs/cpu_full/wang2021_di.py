@@ -20,10 +20,10 @@ and otherwise arrive over many sessions of `make long-runs`. The first 45
 rows (MLP-7-ReLU's 90-epoch and Scratch points, 25; LeNet-5-Linear's, 15;
 MLP-7-ReLU 900 epochs, 5) ran on an NVIDIA H200 (jax 0.11.2, CUDA), before
 rows recorded their platform; the other LeNet-5 90-epoch and Scratch rows
-(35) ran there too (`table7,nets=lenet5_linear+lenet5_relu`) and say so. GPU runs are not bit-reproducible: the same 25
-points run again on a fresh machine moved single runs' accuracies by up to
-2 points (seed spreads here are of that size), so a rerun there is a new
-sample, not a check.
+(35) ran there too (`table7,nets=lenet5_linear+lenet5_relu`) and say so.
+GPU runs are not bit-reproducible: the same 25 points run again on a fresh
+machine moved single runs' accuracies by up to 2 points (seed spreads here
+are of that size), so a rerun there is a new sample, not a check.
 
 The published column is MNIST, ours Fashion-MNIST (harder: lower accuracies);
 the claims are about differences, which the two datasets can share.
