@@ -14,10 +14,11 @@
 // for the last 8 or fewer, over (kh, kw, ci); filter
 // gradient, a group of up to 8 input channels (or, with one input channel,
 // kernel taps) x 16 output channels over every output pixel of an image, per
-// tap. With very few output channels (the input gradient of a conv on 1- or
-// 3-channel images) the forward is instead 8 output pixels at a time, each a
-// dot product along kernel rows (`FwdImageRowDot`). The pads are attributes. Forward accumulators are named variables
-// because GCC keeps arrays of vectors in memory in that loop.
+// tap. With few output channels (input gradients of convs with few input
+// channels) the forward is instead 8 output pixels at a time, each a dot
+// product along kernel rows (`FwdImageRowDot`). The pads are attributes.
+// Forward accumulators are named variables because GCC keeps arrays of
+// vectors in memory in that loop.
 
 #include <immintrin.h>
 
@@ -167,9 +168,10 @@ inline __m256 HorizontalSums(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __m256 
                        _mm256_permute2f128_ps(u0, u1, 0x31));
 }
 
-// Whether `FwdImageRowDot` beats the channel-vector tiles: with very few output
-// channels (the input gradient of a conv on 1- or 3-channel images, which the
-// Jacobian analysis needs) most of those tiles' 8 lanes are idle.
+// Whether `FwdImageRowDot` needs fewer FMAs than the channel-vector tiles,
+// whose 8 lanes are mostly idle with few output channels: the input gradients
+// of convs on 1- or 3-channel images (which the Jacobian analysis needs) and
+// of LeNet-5's second conv (6 channels, every train step).
 bool UseRowDot(const Geometry& g) {
   const int row_vectors = (g.kw * g.ci + 7) / 8;
   return g.co <= 8 && 5 * g.co * row_vectors < 4 * g.kw * g.ci;
@@ -186,7 +188,7 @@ void FwdImageRowDot(const float* xp, const float* k, float* out, const Geometry&
   const int wp = g.wp(), ow = g.ow(), ci = g.ci, co = g.co;
   const int len = g.kw * ci, nv = (len + 7) / 8;
   const int pixels = g.oh() * ow;
-  alignas(32) float pack[8 * 8 * 8 * 8];  // Bigger kernels use `big`.
+  float pack[8 * 8 * 8 * 8];  // Bigger kernels use `big`.
   std::vector<float> big;
   float* packed = pack;
   const size_t per_o = (size_t)g.kh * nv * 8;
