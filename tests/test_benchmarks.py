@@ -77,3 +77,26 @@ def test_quick_run_writes_every_figure(tiny_fmnist, tmp_path):
   assert results["figures"]["grouped_runs"]["data"]["di_table3"]["rows_match"]
   # Recompile guard inside the runner: one train-epoch compile across a prune.
   assert results["figures"]["compile"]["data"]["train_epoch_compiles"] == 1
+
+
+def _load_runner():
+  import importlib.util
+
+  spec = importlib.util.spec_from_file_location("bench_run_all", RUNNER)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_repeats_flag_is_recorded_in_the_figure_command_and_checked(tmp_path):
+  import argparse
+
+  runner = _load_runner()
+  flags = dict(quick=False, data_dir=None, manual_dir=None, driver_models=None)
+  args = argparse.Namespace(**flags, grouped_cases=None, repeats=7)
+  command = runner.command_for(args, "train_step")
+  assert command.endswith("--only=train_step --repeats=7"), command
+  args.repeats = None
+  assert "--repeats" not in runner.command_for(args, "train_step")
+  with pytest.raises(SystemExit):
+    runner.main(["--only=train_step", "--repeats=0", f"--out={tmp_path}"])

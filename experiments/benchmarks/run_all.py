@@ -352,9 +352,9 @@ def command_for(args: argparse.Namespace, key: str) -> str:
   )
   parts += [".venv/bin/python", "experiments/benchmarks/run_all.py", f"--only={key}"]
   parts += ["--quick"] * args.quick
-  for flag in ("data_dir", "manual_dir", "driver_models", "grouped_cases"):
+  for flag in ("data_dir", "manual_dir", "driver_models", "grouped_cases", "repeats"):
     if getattr(args, flag):
-      parts.append(f"--{flag}={shlex.quote(getattr(args, flag))}")
+      parts.append(f"--{flag}={shlex.quote(str(getattr(args, flag)))}")
   return " ".join(parts)
 
 
@@ -371,7 +371,15 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument(
     "--grouped_cases", default=None, help="figure 4 cases (default: all three)"
   )
+  parser.add_argument(
+    "--repeats",
+    type=int,
+    default=None,
+    help="timed rounds of the step, epoch and driver figures (default 3)",
+  )
   args = parser.parse_args(argv)
+  if args.repeats is not None and args.repeats < 1:
+    parser.error(f"--repeats must be >= 1, got {args.repeats}")
   wanted = [k for k in args.only.split(",") if k]
   unknown = set(wanted) - set(FIGURES)
   if unknown:
@@ -388,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes["driver_models"] = tuple(args.driver_models.split(","))
   if args.grouped_cases:
     sizes["grouped_cases"] = tuple(args.grouped_cases.split(","))
+  if args.repeats is not None:
+    sizes["repeats"] = args.repeats
   ctx = {"sizes": sizes, "env": env, "data": data}
   # Figures not re-run keep their earlier numbers (each carries its own date,
   # commit and load), so `--only=...` refreshes part of the report.
