@@ -2,9 +2,11 @@ r"""Runs every speed figure of issue 9 and writes RESULTS.md + results.json.
 
   JAX_PLATFORMS=cpu .venv/bin/python experiments/benchmarks/run_all.py \
       [--quick] [--only=train_step,jsv,...] [--out=experiments/benchmarks] \
-      [--data_dir=DIR --manual_dir=DIR]
+      [--data_dir=DIR --manual_dir=DIR] [--repeats=N]
 
-`make bench` runs it with the defaults (a few minutes on 2 quiet cores);
+`make bench` runs it with the defaults (about 40 min on 2 quiet cores);
+`--repeats=7` times more rounds of the step, epoch and driver figures where the
+host's speed drifts;
 `--quick` shrinks every size (batch 4, a few hundred examples, one repeat) to
 check the pipeline in about a minute: its numbers mean nothing. Figures (each a
 median of several timed repeats after warm-up/compilation), reusing the
