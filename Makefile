@@ -75,11 +75,14 @@ reproduce-di-long: $(VENV)/.installed
 	done
 
 # The full-settings CPU suite (configs/cpu_full: hours) on machines that do
-# not keep their disks: restore the committed record of finished runs, run
-# what is left (resumable), and save the record before the machine goes:
+# not keep their disks: restore the committed record (finished runs, and the
+# newest checkpoints of unfinished ones), run what is left (resumable), and
+# save the record before the machine goes:
 #   nohup make long-runs > long_runs.log 2>&1 &   ...   make long-runs-save
 # It also saves the record every LONG_SAVE_EVERY seconds while it runs (and at
-# the end), so a session cut off mid-run still has every finished row to commit.
+# the end), so a session cut off mid-run still has every finished row, and
+# every unfinished run's last checkpoint, to commit. The report is
+# experiments/results/cpu_full/REPORT.md.
 LONG_WORKDIR ?= workdirs/cpu_full
 LONG_RECORD ?= experiments/results/cpu_full/record
 LONG_SAVE_EVERY ?= 900
@@ -87,12 +90,12 @@ long-runs: $(VENV)/.installed
 	$(PY) -m jaxprune.data prepare
 	if [ -d $(LONG_RECORD) ]; then $(PY) -m jaxprune.results.record restore $(LONG_RECORD) $(LONG_WORKDIR); fi
 	( while sleep $(LONG_SAVE_EVERY); do \
-	    $(PY) -m jaxprune.results.record save $(LONG_WORKDIR) $(LONG_RECORD); done ) & \
+	    $(PY) -m jaxprune.results.record save --inflight $(LONG_WORKDIR) $(LONG_RECORD); done ) & \
 	saver=$$!; trap 'kill $$saver 2>/dev/null' EXIT INT TERM; \
 	JAX_PLATFORMS=cpu $(PY) -m jaxprune.reproduce --suite=configs/cpu_full \
 		--workdir=$(LONG_WORKDIR) --out=experiments/results/cpu_full; \
 	status=$$?; kill $$saver 2>/dev/null; \
-	$(PY) -m jaxprune.results.record save $(LONG_WORKDIR) $(LONG_RECORD); exit $$status
+	$(PY) -m jaxprune.results.record save --inflight $(LONG_WORKDIR) $(LONG_RECORD); exit $$status
 
 # DI Table 7 of that suite on one GPU, as GPU_SHARDS sweep processes side by
 # side (LeNet-5 rows are CPU-days); same workdir and record as long-runs.
@@ -114,10 +117,10 @@ long-runs-gpu:
 		configs/cpu_full/wang2021_di.py:table7$(if $(GPU_NETS),$(comma)nets=$(GPU_NETS)) \
 		$(LONG_WORKDIR)/wang2021_di/table7 \
 		$(GPU_SHARDS) --group_runs=$(GPU_GROUP_RUNS) --config.cache_dir=$(abspath $(LONG_WORKDIR))/cache; \
-	status=$$?; $(GPU_PY) -m jaxprune.results.record save $(LONG_WORKDIR) $(LONG_RECORD); exit $$status
+	status=$$?; $(GPU_PY) -m jaxprune.results.record save --inflight $(LONG_WORKDIR) $(LONG_RECORD); exit $$status
 
 long-runs-save: $(VENV)/.installed
-	$(PY) -m jaxprune.results.record save $(LONG_WORKDIR) $(LONG_RECORD)
+	$(PY) -m jaxprune.results.record save --inflight $(LONG_WORKDIR) $(LONG_RECORD)
 
 clean:
 	rm -rf $(VENV) workdirs .pytest_cache .ruff_cache

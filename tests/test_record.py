@@ -9,13 +9,19 @@ per-epoch logs.
 from __future__ import annotations
 
 import gzip
+import io
 import os
+import pathlib
+import tarfile
 
+import jax
+import numpy as np
 import pytest
 
 from jaxprune import io_utils
 from jaxprune.protocols import grouped
-from jaxprune.results import curves, record, sweeps
+from jaxprune.results import curves, inflight, record, sweeps
+from jaxprune.train import checkpointing, train_and_evaluate
 
 
 def _fake_run(ran):
@@ -47,12 +53,16 @@ def test_saved_record_restores_rows_and_curves_and_skips_finished_points(
     os.path.join(first, "runs", "deadbeef", "retrain", "metrics.jsonl"), {"epoch": 0}
   )
   saved = str(tmp_path / "record")
-  assert record.save(str(tmp_path / "machine1"), saved) == {"rows": 2, "logs": 2}
+  assert record.save(str(tmp_path / "machine1"), saved) == {
+    "rows": 2,
+    "logs": 2,
+    "studies": 0,
+  }
   assert not os.path.exists(os.path.join(saved, "paper", "exp", "runs", "deadbeef"))
   assert record.save(str(tmp_path / "machine1"), saved)["rows"] == 0  # Merged.
 
   second = str(tmp_path / "machine2")
-  assert record.restore(saved, second) == {"rows": 2, "logs": 2}
+  assert record.restore(saved, second) == {"rows": 2, "logs": 2, "studies": 0}
   ran = []
   exp = os.path.join(second, "paper", "exp")
   sweeps.run_sweep(tiny_config, sweep, exp, run_fn=_fake_run(ran), group="none")
@@ -65,10 +75,97 @@ def test_saved_record_restores_rows_and_curves_and_skips_finished_points(
   assert restored == {0: 2.0, 1: 3.0, 2: 4.0}  # Seed 1's curve, from the record.
 
   # The second machine's record adds seed 2 to the first's.
-  assert record.save(second, saved) == {"rows": 1, "logs": 1}
+  assert record.save(second, saved) == {"rows": 1, "logs": 1, "studies": 0}
   assert (
     len(io_utils.read_jsonl(os.path.join(saved, "paper", "exp", "results.jsonl"))) == 3
   )
+
+
+def test_a_studys_rows_travel_in_the_record_and_the_newest_copy_wins(tmp_path):
+  # An analysis study (no sweep, no results.jsonl) keeps its rows in
+  # study.jsonl: the report is rebuilt from the record without checkpoints.
+  work = tmp_path / "work" / "paper" / "jsv"
+  io_utils.rewrite_jsonl(str(work / record.STUDY_FILE), [{"seed": 0, "metrics": {}}])
+  saved = str(tmp_path / "record")
+  assert record.save(str(tmp_path / "work"), saved)["studies"] == 1
+  assert record.save(str(tmp_path / "work"), saved)["studies"] == 0  # Unchanged.
+  io_utils.rewrite_jsonl(str(work / record.STUDY_FILE), [{"seed": 1, "metrics": {}}])
+  assert record.save(str(tmp_path / "work"), saved)["studies"] == 1  # Replaced.
+  assert io_utils.read_jsonl(os.path.join(saved, "paper", "jsv", "study.jsonl")) == [
+    {"seed": 1, "metrics": {}}
+  ]
+  fresh = tmp_path / "fresh"
+  assert record.restore(saved, str(fresh)) == {"rows": 0, "logs": 0, "studies": 1}
+  # A workdir's own study rows are never overwritten by a restore.
+  io_utils.rewrite_jsonl(str(work / record.STUDY_FILE), [{"seed": 2, "metrics": {}}])
+  assert record.restore(saved, str(tmp_path / "work"))["studies"] == 0
+  assert io_utils.read_jsonl(str(work / record.STUDY_FILE))[0]["seed"] == 2
+
+
+def _final_params(workdir):
+  with checkpointing.Checkpointer(os.path.join(workdir, "checkpoints")) as ckpt:
+    return ckpt.restore("final")[0]["params"]
+
+
+def test_an_unfinished_run_travels_in_the_record_and_resumes_bit_identically(
+  tiny_config, tmp_path, monkeypatch, capsys
+):
+  # A fresh clone each session: a run longer than a session goes on from its
+  # packed newest checkpoint instead of starting over.
+  reference = str(tmp_path / "uninterrupted")
+  train_and_evaluate(tiny_config, reference)
+  run = tmp_path / "machine1" / "paper" / "exp" / "runs" / "abc123"
+  original_save = checkpointing.Checkpointer.save
+
+  def save_then_die(self, kind, step, state, meta):
+    original_save(self, kind, step, state, meta)
+    if kind == "latest":
+      raise KeyboardInterrupt("the machine goes after the first checkpoint")
+
+  monkeypatch.setattr(checkpointing.Checkpointer, "save", save_then_die)
+  with pytest.raises(KeyboardInterrupt):
+    train_and_evaluate(tiny_config, str(run))
+  monkeypatch.setattr(checkpointing.Checkpointer, "save", original_save)
+
+  saved = str(tmp_path / "record")
+  assert record.save(str(tmp_path / "machine1"), saved)["rows"] == 0
+  assert not os.path.exists(os.path.join(saved, "paper", "exp", "inflight"))
+  counts = record.save(str(tmp_path / "machine1"), saved, inflight=True)
+  assert counts["inflight"] == 1
+  pack = os.path.join(saved, "paper", "exp", "inflight", "abc123.tar.gz")
+  first = pathlib.Path(pack).read_bytes()
+  assert record.save(str(tmp_path / "machine1"), saved, inflight=True)["inflight"] == 0
+  assert pathlib.Path(pack).read_bytes() == first  # Deterministic: not rewritten.
+  packed = inflight.pack(str(run))
+  with tarfile.open(fileobj=io.BytesIO(gzip.decompress(packed))) as tar:
+    members = tar.getnames()
+  assert "config.json" in members and "metrics.jsonl" in members
+  assert not any("tensorboard" in m or m.endswith(".lock") for m in members)
+  assert any(m.startswith("checkpoints/latest/") for m in members)
+
+  fresh = tmp_path / "machine2"
+  assert record.restore(saved, str(fresh))["inflight"] == 1
+  resumed = str(fresh / "paper" / "exp" / "runs" / "abc123")
+  rows = io_utils.read_jsonl(os.path.join(resumed, "metrics.jsonl"))
+  assert [r["epoch"] for r in rows] == [1]  # It goes on from epoch 1.
+  capsys.readouterr()
+  assert train_and_evaluate(tiny_config, resumed)["epoch"] == 3
+  assert "Resuming from epoch 1" in capsys.readouterr().out  # Not from scratch.
+  want, got = _final_params(reference), _final_params(resumed)
+  jax.tree_util.tree_map(np.testing.assert_array_equal, want, got)
+  assert record.restore(saved, str(fresh)).get("inflight", 0) == 0  # Has its own.
+
+  # Once its row is in the record, the pack goes.
+  io_utils.append_jsonl(
+    str(fresh / "paper" / "exp" / "results.jsonl"), {"config_hash": "abc123"}
+  )
+  record.save(str(fresh), saved, inflight=True)
+  assert not os.path.exists(pack)
+
+  other = pathlib.Path(pack).with_name("def456.tar.gz")  # A run with no row.
+  other.write_bytes(first[:-20])  # Truncated.
+  with pytest.raises(ValueError, match=r"corrupt record file .*def456\.tar\.gz"):
+    record.restore(saved, str(tmp_path / "machine3"))
 
 
 def test_a_corrupt_record_file_is_named(tmp_path):

@@ -79,15 +79,19 @@ def test_every_mini_experiment_is_listed_once():
 def test_smoke_run_writes_report_with_verdicts(tiny_fmnist, tmp_path):
   data_dir, manual_dir, _ = tiny_fmnist
   out = tmp_path / "out"
-  sections = reproduce.run_suite(
-    SUITE,
-    str(tmp_path / "wd"),
-    str(out),
-    smoke=True,
-    only=["wang2023:lr_epochs"],
-    config_overrides={"data.data_dir": data_dir, "data.manual_dir": manual_dir},
-    command="pytest",
-  )
+
+  def run(report_dir, report_only=False):
+    return reproduce.run_suite(
+      SUITE,
+      str(tmp_path / "wd"),
+      str(report_dir),
+      smoke=True,
+      only=["wang2023:lr_epochs"],
+      config_overrides={"data.data_dir": data_dir, "data.manual_dir": manual_dir},
+      report_only=report_only,
+    )
+
+  sections = run(out)
   assert [s["experiment"] for s in sections] == ["lr_epochs"]
   assert sections[0]["runs"] == 4  # 4 settings x 1 smoke seed.
   text = (out / "REPORT.md").read_text()
@@ -103,32 +107,24 @@ def test_smoke_run_writes_report_with_verdicts(tiny_fmnist, tmp_path):
   where = sweeps.platform()
   assert where.startswith("cpu: ") and f"jax {jax.__version__}" in where
   assert sections[0]["platforms"] == {where: 4}
-  assert f"({where} 4 rows)." in text
+  assert f"({where} 4 rows); commits: {sweeps.git_commit()} 4 rows." in text
+  assert f"--only=wang2023:lr_epochs --smoke --data_dir={data_dir}" in text
+  assert f"--manual_dir={manual_dir} --report_only\n" in text
   # A second invocation reuses every finished run.
-  again = reproduce.run_suite(
-    SUITE,
-    str(tmp_path / "wd"),
-    str(out),
-    smoke=True,
-    only=["wang2023:lr_epochs"],
-    config_overrides={"data.data_dir": data_dir, "data.manual_dir": manual_dir},
-  )
+  again = run(out)
   assert again[0]["wall_seconds"] < sections[0]["wall_seconds"]
   assert again[0]["table"] == sections[0]["table"]
+  # Nothing of the invocation (date, machine, its time) is in the report: a
+  # resumed run with nothing left, or --report_only, rewrites it byte for byte.
+  assert (out / "REPORT.md").read_text() == text
+  run(out, report_only=True)
+  assert (out / "REPORT.md").read_text() == text
 
   # --report_only on an unfinished sweep: nothing runs, the report says so.
   results = tmp_path / "wd" / "wang2023" / "lr_epochs" / sweeps.RESULTS_FILE
   rows = io_utils.read_jsonl(str(results))
   io_utils.rewrite_jsonl(str(results), rows[:3])
-  partial = reproduce.run_suite(
-    SUITE,
-    str(tmp_path / "wd"),
-    str(tmp_path / "progress"),
-    smoke=True,
-    only=["wang2023:lr_epochs"],
-    config_overrides={"data.data_dir": data_dir, "data.manual_dir": manual_dir},
-    report_only=True,
-  )
+  partial = run(tmp_path / "progress", report_only=True)
   assert (partial[0]["runs"], partial[0]["points"]) == (3, 4)
   assert len(io_utils.read_jsonl(str(results))) == 3  # The 4th point did not run.
   text = (tmp_path / "progress" / "REPORT.md").read_text()
@@ -136,9 +132,40 @@ def test_smoke_run_writes_report_with_verdicts(tiny_fmnist, tmp_path):
   assert text.splitlines()[0].startswith("# Mini-reproduction report (SMOKE")
 
 
+def test_a_studys_rows_are_kept_for_report_only(tmp_path, monkeypatch):
+  calls = []
+
+  def study(config, paper_dir):
+    calls.append(paper_dir)
+    return [{"overrides": {"x": 1}, "seed": 0, "metrics": {"jsv/mean": 1.0}}]
+
+  monkeypatch.setattr(reproduce.studies, "get", lambda name: study)
+  exp_dir = str(tmp_path / "wd" / "paper" / "jsv")
+  args = ("isometry", None, str(tmp_path / "wd"), "paper", exp_dir)
+  rows = reproduce._study_rows(*args, report_only=False)
+  assert calls == [str(tmp_path / "wd" / "paper")]
+  assert reproduce._study_rows(*args, report_only=True) == rows  # Read, not run.
+  assert len(calls) == 1
+  assert reproduce._study_rows(*args[:4], str(tmp_path / "none"), True) == []
+
+
 def test_only_that_selects_nothing_is_an_error(tmp_path):
   with pytest.raises(ValueError, match="selects no experiment"):
     reproduce.run_suite(SUITE, str(tmp_path), str(tmp_path), only=["nope"])
+
+
+def test_report_only_on_a_workdir_without_rows_names_the_record_to_restore(
+  tmp_path, capsys
+):
+  # It would replace a committed report with an empty one.
+  report = pathlib.Path(COMMITTED, "cpu_full", "REPORT.md")
+  before = report.read_text()
+  with pytest.raises(SystemExit):
+    reproduce.main(
+      ["--suite=configs/cpu_full", f"--workdir={tmp_path}", "--report_only"]
+    )
+  assert "restore experiments/results/cpu_full/record" in capsys.readouterr().err
+  assert report.read_text() == before
 
 
 COMMITTED = os.path.join(os.path.dirname(__file__), os.pardir, "experiments", "results")
@@ -157,6 +184,8 @@ def test_partial_run_never_targets_committed_results(tmp_path):
     "wd", reproduce.PARTIAL_OUT
   )
   assert reproduce.output_dir(None, "wd", partial=False) == reproduce.DEFAULT_OUT
+  full = reproduce.output_dir(None, "wd", partial=False, suite_dir="configs/cpu_full/")
+  assert full == os.path.join("experiments", "results", "cpu_full")
   assert reproduce.output_dir(str(tmp_path), "wd", partial=True) == str(tmp_path)
 
 

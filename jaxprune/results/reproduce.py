@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import datetime
 import glob
 import os
 import platform
@@ -44,11 +43,16 @@ import jax
 import ml_collections
 
 from jaxprune import compile_cache, io_utils
-from jaxprune.results import curves, report, studies, sweeps, verdicts
+from jaxprune.results import curves, record, report, studies, sweeps, verdicts
 
 SHARED_RECIPE = "base.py"
-DEFAULT_OUT = "experiments/results/mini"  # The committed full report.
+RESULTS_ROOT = "experiments/results"  # <root>/<suite name>: its committed report.
+DEFAULT_OUT = os.path.join(RESULTS_ROOT, "mini")
 PARTIAL_OUT = "report_partial"  # Under --workdir: partial / smoke reports.
+
+
+class SuiteError(ValueError):
+  """An invocation that selects nothing to run or report (the CLI's one-line error)."""
 
 
 def paper_files(suite_dir: str) -> list[str]:
@@ -112,8 +116,8 @@ def run_experiment(
     sweeps.run_sweep(config, sweep, exp_dir, group_runs=spec.get("group_runs"))
   if sweep:
     rows = _current_rows(config, sweep, exp_dir)
-  if spec.get("analysis") and not report_only:
-    rows += studies.get(spec["analysis"])(config, os.path.join(workdir, paper))
+  if spec.get("analysis"):
+    rows += _study_rows(spec["analysis"], config, workdir, paper, exp_dir, report_only)
   # Metrics "<m>@start" / "<m>@end" are read from the runs' per-epoch logs.
   ends = sorted({m.split("@")[0] for m in spec["metrics"] if "@" in m})
   if ends:
@@ -126,11 +130,12 @@ def run_experiment(
   stem = f"{paper}_{name}"
   io_utils.atomic_write_bytes(os.path.join(out, f"{stem}.csv"), table_csv.encode())
   figures = []
-  for metric, x, hue in spec.get("figures", []):
+  # No rows yet (a --report_only of an unstarted experiment): no figures.
+  for metric, x, hue in spec.get("figures", []) if rows else []:
     path = os.path.join(out, f"{stem}_{metric.replace('/', '_')}_vs_{x}.png")
     report.figure(aggregated, metric, x, hue, path)
     figures.append(path)
-  if spec.get("jsv_curves"):  # {"panel": keys, "hue": keys}: Fig. 2 style.
+  if spec.get("jsv_curves") and rows:  # {"panel": keys, "hue": keys}: Fig. 2.
     curve = curves.figure(
       rows,
       exp_dir,
@@ -144,6 +149,7 @@ def run_experiment(
   found = [verdicts.evaluate(c, aggregated) for c in claims]
   run_seconds = sum(r.get("wall_time_seconds") or 0.0 for r in rows)
   platforms = collections.Counter(r.get("platform", UNRECORDED) for r in rows)
+  commits = collections.Counter(r.get("git_commit", UNRECORDED) for r in rows)
   return {
     "paper": paper,
     "experiment": name,
@@ -154,10 +160,31 @@ def run_experiment(
     "wall_seconds": time.time() - start,
     "run_seconds": run_seconds,
     "platforms": dict(sorted(platforms.items())),
+    "commits": dict(sorted(commits.items(), key=lambda kv: (-kv[1], kv[0]))),
     "table": markdown,
     "figures": [os.path.relpath(f, out) for f in figures],
     "verdicts": found,
   }
+
+
+def _study_rows(
+  name: str,
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  paper: str,
+  exp_dir: str,
+  report_only: bool,
+) -> list[dict[str, Any]]:
+  """Runs the study and keeps its rows in `<exp_dir>/study.jsonl` (saved in a
+  record with the sweep's rows), or with `report_only` reads them from there:
+  a report regenerates from the record without the checkpoints the study read."""
+  path = os.path.join(exp_dir, record.STUDY_FILE)
+  if report_only:
+    return io_utils.read_jsonl(path)
+  rows = studies.get(name)(config, os.path.join(workdir, paper))
+  os.makedirs(exp_dir, exist_ok=True)
+  io_utils.rewrite_jsonl(path, rows)
+  return rows
 
 
 def _machine() -> str:
@@ -193,40 +220,80 @@ def _where_ran(platforms: dict[str, int]) -> str:
 PARTIAL_MARK = "(PARTIAL"  # In the title of a report of part of a suite.
 
 
+def _counted(counts: dict[str, int]) -> str:
+  """{"6b0809b": 45, "ab2dce8": 35} -> '6b0809b 45 rows, ab2dce8 35 rows'."""
+  return ", ".join(f"{name} {n} rows" for name, n in counts.items())
+
+
+# Config overrides that are command-line flags (they change the runs' hashes,
+# so regenerating a report from those runs needs them too).
+OVERRIDE_FLAGS = {"data.data_dir": "--data_dir", "data.manual_dir": "--manual_dir"}
+
+
+def suite_commands(
+  suite_dir: str,
+  workdir: str,
+  out: str,
+  only: Sequence[str],
+  smoke: bool,
+  config_overrides: dict[str, Any] | None = None,
+) -> tuple[str, str]:
+  """(the command that runs what is missing, the one that only regenerates the
+  report), from the suite's arguments alone: the report names them whichever
+  invocation wrote it, so regenerating it reproduces it byte for byte."""
+  run = f"python -m jaxprune.reproduce --suite={suite_dir} --workdir={workdir}"
+  run += f" --out={out}" + "".join(f" --only={o}" for o in only)
+  run += " --smoke" if smoke else ""
+  for key, flag in OVERRIDE_FLAGS.items():
+    if (config_overrides or {}).get(key):
+      run += f" {flag}={config_overrides[key]}"
+  return run, run + " --report_only"
+
+
 def write_report(
   sections: list[dict[str, Any]],
   out: str,
   *,
-  command: str,
-  wall: float,
+  commands: tuple[str, str],
   smoke: bool,
   partial: bool = False,
+  mini: bool = True,
 ) -> str:
+  """Writes REPORT.md and verdicts.json. Everything in them comes from the
+  rows and the suite's arguments (no date, machine or invocation time, which
+  go to the log instead), so a report regenerated from the same rows, with
+  `--report_only` or by a resumed run that had nothing left to do, is the same
+  file byte for byte."""
   all_verdicts = [v for s in sections for v in s["verdicts"]]
   counts = {
     status: sum(v.status == status for v in all_verdicts)
     for status in verdicts.STATUSES
   }
   partial = partial or any(s.get("points", 0) > s["runs"] for s in sections)
-  title = "# Mini-reproduction report"
+  title = "# Mini-reproduction report" if mini else "# Reproduction report"
   if smoke:
     title += " (SMOKE: not a result)"
   elif partial:
     title += (
       f" {PARTIAL_MARK}: selected or unfinished experiments, not the whole suite)"
     )
+  commits: collections.Counter = collections.Counter()
+  for s in sections:
+    commits.update(s.get("commits", {}))
+  by_count = dict(sorted(commits.items(), key=lambda kv: (-kv[1], kv[0])))
   lines = [
     title,
     "",
-    "Generated by code from the runs; do not edit by hand. Regenerate with:",
+    "Generated by code from the runs; do not edit by hand. Run what is missing "
+    "(finished runs are reused) with:",
     "",
-    f"    {command}",
+    f"    {commands[0]}",
     "",
-    f"- date: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-    f"- git commit: {sweeps.git_commit()}",
-    f"- machine: {_machine()}",
-    f"- wall time of this invocation: {wall / 60:.1f} min "
-    "(finished runs are reused, so a resumed invocation is shorter)",
+    "and regenerate this report from the runs alone with:",
+    "",
+    f"    {commands[1]}",
+    "",
+    f"- the runs' git commits: {_counted(by_count) or 'none'}",
     f"- the runs' own wall time, summed over every row when it ran: "
     f"{sum(x['run_seconds'] for x in sections) / 60:.1f} min",
     "- claims: " + ", ".join(f"{counts[s]} {s}" for s in verdicts.STATUSES),
@@ -261,10 +328,9 @@ def write_report(
         if s.get("points", 0) > s["runs"]
         else ""
       )
-      + "; "
-      f"{s['wall_seconds'] / 60:.1f} min in this invocation; the rows' runs took "
-      f"{s['run_seconds'] / 60:.1f} min when they ran"
+      + f"; the rows' runs took {s['run_seconds'] / 60:.1f} min when they ran"
       + _where_ran(s.get("platforms", {}))
+      + (f"; commits: {_counted(s['commits'])}" if s.get("commits") else "")
       + ".",
       "",
       s["table"],
@@ -288,7 +354,6 @@ def run_suite(
   smoke: bool = False,
   only: Sequence[str] = (),
   config_overrides: dict[str, Any] | None = None,
-  command: str = "",
   report_only: bool = False,
 ) -> list[dict[str, Any]]:
   """Runs the selected experiments in file order; writes the report."""
@@ -315,14 +380,32 @@ def run_suite(
         )
       )
   if not sections:
-    raise ValueError(f"--only {list(only)} selects no experiment of {suite_dir}")
+    raise SuiteError(f"--only {list(only)} selects no experiment of {suite_dir}")
+  if report_only and not any(s["runs"] for s in sections):
+    # An empty report would replace a committed one: restore the record first.
+    raise SuiteError(
+      f"--report_only: {workdir} has no rows of {suite_dir}; restore its record "
+      f"first: python -m jaxprune.results.record restore "
+      f"{default_out(suite_dir)}/record {workdir}"
+    )
   write_report(
     sections,
     out,
-    command=command,
-    wall=time.time() - start,
+    commands=suite_commands(suite_dir, workdir, out, only, smoke, config_overrides),
     smoke=smoke,
     partial=bool(only),
+    mini=os.path.basename(os.path.normpath(suite_dir)) == "mini",
+  )
+  for s in sections:
+    print(
+      f"[reproduce] {s['paper']}:{s['experiment']}: {s['runs']} rows, "
+      f"{s['wall_seconds'] / 60:.1f} min in this invocation",
+      flush=True,
+    )
+  print(
+    f"[reproduce] {(time.time() - start) / 60:.1f} min in all, at commit "
+    f"{sweeps.git_commit()} on {_machine()}",
+    flush=True,
   )
   return sections
 
@@ -354,11 +437,18 @@ def is_partial_report(path: str) -> bool:
     return False
 
 
-def output_dir(out: str | None, workdir: str, *, partial: bool) -> str:
+def default_out(suite_dir: str) -> str:
+  """The committed report of a suite: configs/cpu_full -> experiments/results/cpu_full."""
+  return os.path.join(RESULTS_ROOT, os.path.basename(os.path.normpath(suite_dir)))
+
+
+def output_dir(
+  out: str | None, workdir: str, *, partial: bool, suite_dir: str = "configs/mini"
+) -> str:
   """Where the report goes: a partial run never overwrites committed results
   (a committed partial report, e.g. a long run's progress, it may replace)."""
   if out is None:
-    return os.path.join(workdir, PARTIAL_OUT) if partial else DEFAULT_OUT
+    return os.path.join(workdir, PARTIAL_OUT) if partial else default_out(suite_dir)
   if partial and holds_committed_files(out) and not is_partial_report(out):
     raise ValueError(
       f"--out={out} holds committed results; a partial (--only) or --smoke run "
@@ -373,7 +463,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--workdir", default="workdirs/mini")
   parser.add_argument(
     "--out",
-    help=f"report directory (default: {DEFAULT_OUT} for a full run, "
+    help=f"report directory (default: {RESULTS_ROOT}/<suite name> for a full "
+    "run, e.g. experiments/results/mini; "
     f"<workdir>/{PARTIAL_OUT} with --only or --smoke)",
   )
   parser.add_argument("--only", action="append", default=[], help="PAPER[:EXP]")
@@ -381,8 +472,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument(
     "--report_only",
     action="store_true",
-    help="run nothing: report the rows the workdir has so far (a long run's "
-    "progress; counts as partial for --out)",
+    help="run nothing: write the report from the rows the workdir has (a long "
+    "run's progress, or a committed report regenerated from its restored record)",
   )
   parser.add_argument("--data_dir", help="TFDS data dir (default: TFDS's)")
   parser.add_argument("--manual_dir", help="IDX files of fashion_mnist_local")
@@ -390,30 +481,31 @@ def main(argv: Sequence[str] | None = None) -> int:
   args = parser.parse_args(argv)
   try:
     compile_cache.setup(args.compile_cache)  # Before the first compile.
-    partial = bool(args.only or args.smoke or args.report_only)
-    out = output_dir(args.out, args.workdir, partial=partial)
+    partial = bool(args.only or args.smoke)
+    out = output_dir(args.out, args.workdir, partial=partial, suite_dir=args.suite)
   except ValueError as e:
     parser.error(str(e))
   if args.out is None and partial:
-    print(f"[reproduce] partial run: report goes to {out} (not {DEFAULT_OUT})")
-  overrides = {}
-  if args.data_dir:
-    overrides["data.data_dir"] = args.data_dir
-  if args.manual_dir:
-    overrides["data.manual_dir"] = args.manual_dir
-  command = "python -m jaxprune.reproduce " + " ".join(
-    sys.argv[1:] if argv is None else argv
-  )
-  sections = run_suite(
-    args.suite,
-    args.workdir,
-    out,
-    smoke=args.smoke,
-    only=args.only,
-    config_overrides=overrides,
-    command=command.strip(),
-    report_only=args.report_only,
-  )
+    print(
+      f"[reproduce] partial run: report goes to {out} (not {default_out(args.suite)})"
+    )
+  overrides = {
+    key: getattr(args, flag[2:])
+    for key, flag in OVERRIDE_FLAGS.items()
+    if getattr(args, flag[2:])
+  }
+  try:
+    sections = run_suite(
+      args.suite,
+      args.workdir,
+      out,
+      smoke=args.smoke,
+      only=args.only,
+      config_overrides=overrides,
+      report_only=args.report_only,
+    )
+  except SuiteError as e:
+    parser.error(str(e))
   found = [v for s in sections for v in s["verdicts"]]
   for v in found:
     print(f"[reproduce] {v.status:15s} {v.claim_id}")
