@@ -41,6 +41,11 @@ DI_TABLE3_EPOCHS = 90
 
 
 # ---------------------------------------------------------------- figure 5
+# Speed-up goals over torch.func: LeNet-5's is issue 16's (2x, for the CPU conv
+# work), the others keep issue 9's first target (20x).
+JSV_GOALS = {"mlp7_relu": 20.0, "lenet5_relu": 2.0, "resnet20": 20.0}
+
+
 def fig_jsv(ctx: dict) -> dict:
   s = ctx["sizes"]
   rows, notes, out = [], [], []
@@ -54,16 +59,17 @@ def fig_jsv(ctx: dict) -> dict:
         f"{1e3 * best:.0f} ms ({r['faster_method']} + Gram eigvals)",
         f"{1e3 * r['torch_s']:.0f} ms (vmap(jacrev) + svdvals)",
         r["speedup"],
-        ">= 20x",
-        r["speedup"] >= 20,
+        f">= {JSV_GOALS[name]:g}x",
+        r["speedup"] >= JSV_GOALS[name],
       )
     )
     notes.append(
       f"{name}: mean JSV jaxprune {r['jacrev_jsv']:.5f}, PyTorch {r['torch_jsv']:.5f} "
       "(same weights, same inputs)."
     )
-    if r["speedup"] < 20:
-      notes.append(f"{name}: missed, {shortfall(r['speedup'], 20, True)}.")
+    if r["speedup"] < JSV_GOALS[name]:
+      goal = JSV_GOALS[name]
+      notes.append(f"{name}: missed, {shortfall(r['speedup'], goal, True)}.")
   notes.append(
     "Whole measurement per call: per-example input-output Jacobians, singular "
     "values, mean (jaxprune: analysis.jacobian_singular_values, batches of 256; "
