@@ -84,6 +84,38 @@ def _current_rows(
   return [r for r in rows if r["config_hash"] in wanted]
 
 
+def _experiment(
+  module: Any,
+  name: str,
+  workdir: str,
+  smoke: bool,
+  config_overrides: dict[str, Any] | None,
+) -> tuple[str, ml_collections.ConfigDict, list[dict[str, Any]]]:
+  """(arg, base config, sweep) of one experiment of a paper file."""
+  arg = f"{name},smoke" if smoke else name
+  config = sweeps.apply_overrides(module.get_config(arg), config_overrides or {})
+  with config.unlocked():
+    config.cache_dir = os.path.abspath(os.path.join(workdir, "cache"))
+  return arg, config, module.get_sweep(arg)
+
+
+def has_rows(
+  module: Any,
+  paper: str,
+  name: str,
+  workdir: str,
+  *,
+  smoke: bool = False,
+  config_overrides: dict[str, Any] | None = None,
+) -> bool:
+  """Whether the workdir holds any row of the experiment (sweep or study)."""
+  _, config, sweep = _experiment(module, name, workdir, smoke, config_overrides)
+  exp_dir = os.path.join(workdir, paper, name)
+  if os.path.exists(os.path.join(exp_dir, record.STUDY_FILE)):
+    return True
+  return bool(sweep) and bool(_current_rows(config, sweep, exp_dir))
+
+
 def run_experiment(
   module: Any,
   paper: str,
@@ -101,11 +133,7 @@ def run_experiment(
   no data)."""
 
   spec = module.EXPERIMENTS[name]
-  arg = f"{name},smoke" if smoke else name
-  config = sweeps.apply_overrides(module.get_config(arg), config_overrides or {})
-  with config.unlocked():
-    config.cache_dir = os.path.abspath(os.path.join(workdir, "cache"))
-  sweep = module.get_sweep(arg)
+  arg, config, sweep = _experiment(module, name, workdir, smoke, config_overrides)
   exp_dir = os.path.join(workdir, paper, name)
   start = time.time()
   rows: list[dict[str, Any]] = []
@@ -358,35 +386,32 @@ def run_suite(
 ) -> list[dict[str, Any]]:
   """Runs the selected experiments in file order; writes the report."""
   start = time.time()
-  os.makedirs(out, exist_ok=True)
-  sections = []
+  selected = []
   for path in paper_files(suite_dir):
     paper = os.path.splitext(os.path.basename(path))[0]
     module = sweeps.load_sweep_module(path)
-    for name in module.EXPERIMENTS:
-      if not _selected(paper, name, only):
-        continue
-      print(f"[reproduce] {paper}:{name}", flush=True)
-      sections.append(
-        run_experiment(
-          module,
-          paper,
-          name,
-          workdir,
-          out,
-          smoke=smoke,
-          config_overrides=config_overrides,
-          report_only=report_only,
-        )
-      )
-  if not sections:
+    selected += [
+      (module, paper, n) for n in module.EXPERIMENTS if _selected(paper, n, only)
+    ]
+  if not selected:
     raise SuiteError(f"--only {list(only)} selects no experiment of {suite_dir}")
-  if report_only and not any(s["runs"] for s in sections):
-    # An empty report would replace a committed one: restore the record first.
+  flags = {"smoke": smoke, "config_overrides": config_overrides}
+  if report_only and not any(has_rows(*e, workdir, **flags) for e in selected):
+    # An empty report (and tables) would replace committed ones: checked
+    # before anything is written.
     raise SuiteError(
       f"--report_only: {workdir} has no rows of {suite_dir}; restore its record "
       f"first: python -m jaxprune.results.record restore "
       f"{default_out(suite_dir)}/record {workdir}"
+    )
+  os.makedirs(out, exist_ok=True)
+  sections = []
+  for module, paper, name in selected:
+    print(f"[reproduce] {paper}:{name}", flush=True)
+    sections.append(
+      run_experiment(
+        module, paper, name, workdir, out, report_only=report_only, **flags
+      )
     )
   write_report(
     sections,
