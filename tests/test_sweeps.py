@@ -107,3 +107,20 @@ def test_shards_partition_the_points(tiny_config, tmp_path):
   assert {k: sorted(v) for k, v in ran.items()} == {0: [0, 1], 1: [2]}
   with pytest.raises(ValueError, match="shard must be"):
     sweeps.run_sweep(tiny_config, sweep, str(tmp_path), shard=(2, 2))
+
+
+def test_rows_record_the_commit_read_before_any_point_runs(tiny_config, tmp_path):
+  # A long sweep's rows name the code it loaded, not the commit the checkout
+  # has moved to by the time the first row lands.
+  sweeps.git_commit.cache_clear()
+  seen = []
+
+  def run(config, workdir):
+    seen.append(sweeps.git_commit.cache_info().currsize)
+    return {"status": "completed", "test/accuracy": 0.5}
+
+  rows = sweeps.run_sweep(
+    tiny_config, [{"seed": 0}], str(tmp_path), run_fn=run, group="none"
+  )
+  assert seen == [1]  # Already read when the point started.
+  assert rows[0]["git_commit"] == sweeps.git_commit()

@@ -233,6 +233,9 @@ def run_sweep(
   that was written before this call (entries written during it are shared as
   usual).
   """
+  # Rows record the commit of the code this process loaded: read it now, not
+  # when the first row lands (hours later the checkout may be at another).
+  git_commit()
   # Not at the top: config files import this module for `product` / `seeds`,
   # and loading a config must not pull in the protocols (TFDS, orbax, jax).
   import jax
