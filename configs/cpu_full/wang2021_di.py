@@ -13,17 +13,22 @@ pruning and OrthP). The paper's claims (Sec. 3.3, Table 3):
 
 `table7`: Table 7 the same way on the other three nets (PR 0.9 on every
 hidden layer: `configs/wang2021_di/table7.py`), the four hypotheses checked per
-net. MLP-7-ReLU runs first (minutes per run); each LeNet-5 run is hours on
-this CPU (about 10 s per epoch, 90 to 990 epochs), so its rows come from a
-GPU when one is lent (`make long-runs-gpu`: six sweep shards side by side)
-and otherwise arrive over many sessions of `make long-runs`. The first 45
-rows (MLP-7-ReLU's 90-epoch and Scratch points, 25; LeNet-5-Linear's, 15;
-MLP-7-ReLU 900 epochs, 5) ran on an NVIDIA H200 (jax 0.11.2, CUDA), before
-rows recorded their platform; the other LeNet-5 90-epoch and Scratch rows
-(35) ran there too (`table7,nets=lenet5_linear+lenet5_relu`) and say so.
-GPU runs are not bit-reproducible: the same 25 points run again on a fresh
-machine moved single runs' accuracies by up to 2 points (seed spreads here
-are of that size), so a rerun there is a new sample, not a check.
+net. MLP-7-ReLU runs first (minutes per run); each 900-epoch LeNet-5 run is
+hours on this CPU, so its rows come from a GPU when one is lent (`make
+long-runs-gpu`: six sweep shards side by side) and otherwise arrive over
+several sessions of `make long-runs`, whose saved record carries the
+unfinished runs' newest checkpoints from one session to the next. The first
+45 rows (MLP-7-ReLU's 90-epoch and Scratch points, 25; LeNet-5-Linear's, 15;
+MLP-7-ReLU 900 epochs from LR 0.01 without OrthP, 5) ran on an NVIDIA H200
+(jax 0.11.2, CUDA), before rows recorded their platform; the other LeNet-5
+90-epoch and Scratch rows (35) ran there too
+(`table7,nets=lenet5_linear+lenet5_relu`) and say so; MLP-7-ReLU's other 15
+900-epoch rows ran on this CPU from dense pretrainings trained here (their
+mean JSV right after pruning differs from the GPU rows' for that reason: each
+seed's dense network is another sample). GPU runs are not bit-reproducible:
+the same 25 points run again on a fresh machine moved single runs'
+accuracies by up to 2 points (seed spreads here are of that size), so a
+rerun there is a new sample, not a check.
 
 The published column is MNIST, ours Fashion-MNIST (harder: lower accuracies);
 the claims are about differences, which the two datasets can share.
