@@ -13,11 +13,12 @@ pruning and OrthP). The paper's claims (Sec. 3.3, Table 3):
 
 `table7`: Table 7 the same way on the other three nets (PR 0.9 on every
 hidden layer: `configs/wang2021_di/table7.py`), the four hypotheses checked per
-net. MLP-7-ReLU runs first (minutes per run); each 900-epoch LeNet-5 run is
-hours on this CPU, so its rows come from a GPU when one is lent (`make
-long-runs-gpu`: six sweep shards side by side) and otherwise arrive over
-several sessions of `make long-runs`, whose saved record carries the
-unfinished runs' newest checkpoints from one session to the next. The first
+net. MLP-7-ReLU runs first (minutes per run); a group of five 900-epoch
+LeNet-5 runs takes about an hour on this CPU (3.9 s per epoch), so their rows
+come from a GPU when one is lent (`make long-runs-gpu`: six sweep shards
+side by side) or arrive over several sessions of `make long-runs`, whose
+saved record carries the unfinished runs' newest checkpoints from one
+session to the next. The first
 45 rows (MLP-7-ReLU's 90-epoch and Scratch points, 25; LeNet-5-Linear's, 15;
 MLP-7-ReLU 900 epochs from LR 0.01 without OrthP, 5) ran on an NVIDIA H200
 (jax 0.11.2, CUDA), before rows recorded their platform; the other LeNet-5
