@@ -188,7 +188,7 @@ def run_experiment(
     "wall_seconds": time.time() - start,
     "run_seconds": run_seconds,
     "platforms": dict(sorted(platforms.items())),
-    "commits": dict(sorted(commits.items(), key=lambda kv: (-kv[1], kv[0]))),
+    "commits": dict(commits),
     "table": markdown,
     "figures": [os.path.relpath(f, out) for f in figures],
     "verdicts": found,
@@ -249,8 +249,10 @@ PARTIAL_MARK = "(PARTIAL"  # In the title of a report of part of a suite.
 
 
 def _counted(counts: dict[str, int]) -> str:
-  """{"6b0809b": 45, "ab2dce8": 35} -> '6b0809b 45 rows, ab2dce8 35 rows'."""
-  return ", ".join(f"{name} {n} rows" for name, n in counts.items())
+  """{"ab2dce8": 35, "6b0809b": 45} -> '6b0809b 45 rows, ab2dce8 35 rows'
+  (most rows first)."""
+  ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+  return ", ".join(f"{name} {n} rows" for name, n in ordered)
 
 
 # Config overrides that are command-line flags (they change the runs' hashes,
@@ -308,7 +310,6 @@ def write_report(
   commits: collections.Counter = collections.Counter()
   for s in sections:
     commits.update(s.get("commits", {}))
-  by_count = dict(sorted(commits.items(), key=lambda kv: (-kv[1], kv[0])))
   lines = [
     title,
     "",
@@ -321,7 +322,7 @@ def write_report(
     "",
     f"    {commands[1]}",
     "",
-    f"- the runs' git commits: {_counted(by_count) or 'none'}",
+    f"- the runs' git commits: {_counted(commits) or 'none'}",
     f"- the runs' own wall time, summed over every row when it ran: "
     f"{sum(x['run_seconds'] for x in sections) / 60:.1f} min",
     "- claims: " + ", ".join(f"{counts[s]} {s}" for s in verdicts.STATUSES),
