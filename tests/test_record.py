@@ -187,3 +187,21 @@ def test_group_runs_caps_a_group_and_rejects_nonsense(tiny_config):
   assert [len(g) for g in grouped.form_groups(points, "auto")] == [7]
   with pytest.raises(ValueError, match="--group_runs must be a positive integer"):
     grouped.form_groups(points, "auto", max_runs=0)
+
+
+def test_a_pack_takes_the_newest_committed_step_of_each_kind(tmp_path):
+  kind = tmp_path / "checkpoints" / "latest"
+  for step, marked in (("10", True), ("20", True), ("30", False)):
+    (kind / step).mkdir(parents=True)
+    (kind / step / "state").write_bytes(step.encode())
+    if marked:
+      (kind / step / inflight.COMMITTED).write_text("")
+  (kind / "40.orbax-checkpoint-tmp-1").mkdir()  # A save in progress.
+  files = list(inflight._files(str(tmp_path)))
+  assert files == [
+    f"checkpoints/latest/20/{inflight.COMMITTED}",
+    "checkpoints/latest/20/state",
+  ]
+  for step in ("10", "20"):  # An orbax that writes no marks: the newest step.
+    (kind / step / inflight.COMMITTED).unlink()
+  assert list(inflight._files(str(tmp_path))) == ["checkpoints/latest/30/state"]

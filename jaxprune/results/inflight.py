@@ -40,11 +40,12 @@ COMMITTED = "commit_success.txt"  # Orbax's mark of a complete step.
 
 
 def _newest_complete_step(kind_dir: str) -> str | None:
-  steps = [d for d in os.listdir(kind_dir) if d.isdigit()]
-  for step in sorted(steps, key=int, reverse=True):
-    if os.path.exists(os.path.join(kind_dir, step, COMMITTED)):
-      return step
-  return None
+  """The newest step directory with orbax's commit mark, else (an orbax that
+  writes none: its atomic rename is the mark) the newest step directory;
+  in-progress saves have non-numeric temporary names either way."""
+  steps = sorted((d for d in os.listdir(kind_dir) if d.isdigit()), key=int)
+  marked = [s for s in steps if os.path.exists(os.path.join(kind_dir, s, COMMITTED))]
+  return (marked or steps or [None])[-1]
 
 
 def _files(run_dir: str) -> Iterator[str]:
