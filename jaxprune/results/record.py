@@ -85,9 +85,7 @@ def save(workdir: str, dest: str, inflight: bool = False) -> dict[str, int]:
   for sweep_dir in _sweep_dirs(workdir):
     rel = os.path.relpath(sweep_dir, workdir)
     out = os.path.join(dest, rel)
-    if os.path.exists(os.path.join(sweep_dir, STUDY_FILE)):
-      os.makedirs(out, exist_ok=True)
-      counts["studies"] += _copy_study(sweep_dir, out, overwrite=True)
+    counts["studies"] += _copy_study(sweep_dir, out, overwrite=True)
     rows = io_utils.read_jsonl(os.path.join(sweep_dir, sweeps.RESULTS_FILE))
     if inflight:
       finished = {r["config_hash"] for r in rows}
