@@ -11,7 +11,7 @@ CONFIG ?= configs/mlp7_fashion_mnist.py
 MINI_WORKDIR ?= workdirs/mini
 MINI_OUT ?= experiments/results/mini
 
-.PHONY: demo test test-slow lint format bench bench-gpu reproduce-mini reproduce-di-long long-runs long-runs-gpu long-runs-save clean
+.PHONY: demo test test-slow lint format bench bench-gpu reproduce-mini reproduce-di-long long-runs long-runs-shards long-runs-gpu long-runs-save clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -97,8 +97,34 @@ long-runs: $(VENV)/.installed
 	status=$$?; kill $$saver 2>/dev/null; \
 	$(PY) -m jaxprune.results.record save --inflight $(LONG_WORKDIR) $(LONG_RECORD); exit $$status
 
+# DI Table 7's LeNet-5 points (the suite's long tail) on this CPU as SHARDS
+# sweep processes, each pinned to one core and single-threaded
+# (experiments/shards.sh, PIN=1: about 1.6x the run-epochs per second of one
+# two-threaded process for these small nets), saving the record as long-runs
+# does; then the report from the rows so far (--report_only). Same workdir,
+# record and points as long-runs:
+#   nohup make long-runs-shards > long_runs.log 2>&1 &   ...   make long-runs-save
+SHARDS ?= 2
+comma := ,
+SHARD_NETS ?= lenet5_linear+lenet5_relu
+long-runs-shards: $(VENV)/.installed
+	$(PY) -m jaxprune.data prepare
+	if [ -d $(LONG_RECORD) ]; then $(PY) -m jaxprune.results.record restore $(LONG_RECORD) $(LONG_WORKDIR); fi
+	( while sleep $(LONG_SAVE_EVERY); do \
+	    $(PY) -m jaxprune.results.record save --inflight $(LONG_WORKDIR) $(LONG_RECORD); done ) & \
+	saver=$$!; trap 'kill $$saver 2>/dev/null' EXIT INT TERM; \
+	PY=$(PY) PIN=1 bash experiments/shards.sh \
+		configs/cpu_full/wang2021_di.py:table7$(comma)nets=$(SHARD_NETS) \
+		$(LONG_WORKDIR)/wang2021_di/table7 $(SHARDS) --group_runs=10 \
+		--config.cache_dir=$(abspath $(LONG_WORKDIR))/cache; \
+	status=$$?; kill $$saver 2>/dev/null; \
+	$(PY) -m jaxprune.results.record save --inflight $(LONG_WORKDIR) $(LONG_RECORD); \
+	JAX_PLATFORMS=cpu $(PY) -m jaxprune.reproduce --suite=configs/cpu_full \
+		--workdir=$(LONG_WORKDIR) --out=experiments/results/cpu_full --report_only; \
+	exit $$status
+
 # DI Table 7 of that suite on one GPU, as GPU_SHARDS sweep processes side by
-# side (LeNet-5 rows are CPU-days); same workdir and record as long-runs.
+# side (LeNet-5 rows are hours on a CPU); same workdir and record as long-runs.
 # GPU_LIMIT: seconds each shard may run (empty: no limit); GPU_PY: a Python
 # with jaxprune's dependencies and a CUDA jax (default: the venv's);
 # GPU_GROUP_RUNS: runs per vmapped group (small nets: more runs per step);
@@ -109,11 +135,10 @@ GPU_GROUP_RUNS ?= 10
 GPU_LIMIT ?=
 GPU_PY ?= $(PY)
 GPU_NETS ?=
-comma := ,
 long-runs-gpu:
 	$(GPU_PY) -m jaxprune.data prepare
 	if [ -d $(LONG_RECORD) ]; then $(GPU_PY) -m jaxprune.results.record restore $(LONG_RECORD) $(LONG_WORKDIR); fi
-	PY=$(GPU_PY) LIMIT=$(GPU_LIMIT) bash experiments/gpu_shards.sh \
+	PY=$(GPU_PY) LIMIT=$(GPU_LIMIT) bash experiments/shards.sh \
 		configs/cpu_full/wang2021_di.py:table7$(if $(GPU_NETS),$(comma)nets=$(GPU_NETS)) \
 		$(LONG_WORKDIR)/wang2021_di/table7 \
 		$(GPU_SHARDS) --group_runs=$(GPU_GROUP_RUNS) --config.cache_dir=$(abspath $(LONG_WORKDIR))/cache; \
