@@ -16,9 +16,10 @@ hidden layer: `configs/wang2021_di/table7.py`), the four hypotheses checked per
 net. MLP-7-ReLU runs first (minutes per run); a group of five 900-epoch
 LeNet-5 runs takes about an hour on this CPU (3.9 s per epoch), so their rows
 come from a GPU when one is lent (`make long-runs-gpu`: six sweep shards
-side by side) or arrive over several sessions of `make long-runs`, whose
-saved record carries the unfinished runs' newest checkpoints from one
-session to the next. The first
+side by side) or arrive over several sessions of `make long-runs` or `make
+long-runs-shards` (two sweep shards, each single-threaded on one core: about
+1.6x the throughput for these small nets), whose saved record carries the
+unfinished runs' newest checkpoints from one session to the next. The first
 45 rows (MLP-7-ReLU's 90-epoch and Scratch points, 25; LeNet-5-Linear's, 15;
 MLP-7-ReLU 900 epochs from LR 0.01 without OrthP, 5) ran on an NVIDIA H200
 (jax 0.11.2, CUDA), before rows recorded their platform; the other LeNet-5
@@ -26,7 +27,11 @@ MLP-7-ReLU 900 epochs from LR 0.01 without OrthP, 5) ran on an NVIDIA H200
 (`table7,nets=lenet5_linear+lenet5_relu`) and say so; MLP-7-ReLU's other 15
 900-epoch rows ran on this CPU from dense pretrainings trained here (their
 mean JSV right after pruning differs from the GPU rows' for that reason: each
-seed's dense network is another sample). GPU runs are not bit-reproducible:
+seed's dense network is another sample), and so did the LeNet-5 900-epoch
+rows: LeNet-5-Linear's from LR 0.01 without OrthP in one two-threaded
+process, the others in `make long-runs-shards`' single-threaded shards (XLA
+may sum in another order with one thread: a run is another sample, not a
+different method). GPU runs are not bit-reproducible:
 the same 25 points run again on a fresh machine moved single runs'
 accuracies by up to 2 points (seed spreads here are of that size), so a
 rerun there is a new sample, not a check.
