@@ -57,6 +57,17 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
     raise
 
 
+def write_bytes_if_changed(path: str, data: bytes) -> bool:
+  """Atomically writes `data` to `path` unless the file already holds exactly
+  that; returns whether it wrote (committed records then show no churn)."""
+  if os.path.exists(path):
+    with open(path, "rb") as f:
+      if f.read() == data:
+        return False
+  atomic_write_bytes(path, data)
+  return True
+
+
 def atomic_write_figure(fig: Any, path: str, *, dpi: int = 130) -> str:
   """Saves a matplotlib figure atomically in the format of `path`'s extension
   (png, pdf, svg; png without one); returns `path`."""

@@ -30,6 +30,17 @@ def test_failed_write_leaves_old_file_and_no_temporary(tmp_path):
   assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
 
 
+def test_write_bytes_if_changed_leaves_an_identical_file_alone(tmp_path):
+  path = str(tmp_path / "sub" / "pack.tar.gz")
+  assert io_utils.write_bytes_if_changed(path, b"abc")  # New file (and folder).
+  os.utime(path, (0, 0))
+  assert not io_utils.write_bytes_if_changed(path, b"abc")
+  assert os.stat(path).st_mtime == 0  # Not rewritten.
+  assert io_utils.write_bytes_if_changed(path, b"abd")
+  with open(path, "rb") as f:
+    assert f.read() == b"abd"
+
+
 def test_read_jsonl_skips_a_truncated_last_line(tmp_path):
   path = str(tmp_path / "metrics.jsonl")
   io_utils.append_jsonl(path, {"epoch": 1})

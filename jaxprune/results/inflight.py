@@ -112,14 +112,8 @@ def save(sweep_dir: str, out: str, finished: set[str]) -> int:
       continue
     data = pack(run_dir)
     target = os.path.join(target_dir, digest + SUFFIX)
-    if data is None:
-      continue
-    if os.path.exists(target):
-      with open(target, "rb") as f:
-        if f.read() == data:
-          continue
-    io_utils.atomic_write_bytes(target, data)
-    written += 1
+    if data is not None:
+      written += io_utils.write_bytes_if_changed(target, data)
   for name in sorted(os.listdir(target_dir)) if os.path.isdir(target_dir) else []:
     if name.endswith(SUFFIX) and name[: -len(SUFFIX)] in finished:
       os.remove(os.path.join(target_dir, name))  # Its row is in the record now.

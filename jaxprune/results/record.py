@@ -57,13 +57,7 @@ def _copy_study(src_dir: str, dest_dir: str, *, overwrite: bool) -> int:
   if not os.path.exists(src) or (os.path.exists(dest) and not overwrite):
     return 0
   with open(src, "rb") as f:
-    data = f.read()
-  if os.path.exists(dest):
-    with open(dest, "rb") as f:
-      if f.read() == data:
-        return 0
-  io_utils.atomic_write_bytes(dest, data)
-  return 1
+    return int(io_utils.write_bytes_if_changed(dest, f.read()))
 
 
 def _run_logs(run_dir: str) -> Iterator[str]:
