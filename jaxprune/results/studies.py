@@ -13,7 +13,6 @@ the shape `jaxprune.results.report.aggregate` reads (`overrides` without the see
 
 from __future__ import annotations
 
-import glob
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -21,11 +20,12 @@ from typing import Any
 import jax
 import ml_collections
 
-from jaxprune import checks, io_utils, models, pruning
+from jaxprune import checks, config_utils, io_utils, models, pruning
 from jaxprune.analysis import callbacks, jacobian
 from jaxprune.analysis.orthp import orthp as orthogonalize
 from jaxprune.data import pipeline
-from jaxprune.train import checkpointing
+from jaxprune.protocols import common
+from jaxprune.results import sweeps
 
 # Table 1's networks (MNIST there, Fashion-MNIST here), all 32x32x1 inputs.
 TABLE1_MODELS = ("mlp7_linear", "mlp7_relu", "lenet5_linear", "lenet5_relu")
@@ -97,15 +97,34 @@ def jsv_vs_ratio_rows(
   return rows
 
 
-def pretrained_runs(sweep_dir: str) -> list[tuple[int, str]]:
-  """(seed, dense workdir) of every distinct pretraining a sweep's runs used."""
-  found = {}
-  for path in sorted(glob.glob(os.path.join(sweep_dir, "runs", "*", "summary.json"))):
-    summary = io_utils.read_json(path)
-    config = io_utils.read_json(os.path.join(os.path.dirname(path), "config.json"))
-    if summary.get("dense_workdir"):
-      found.setdefault(summary["dense_workdir"], int(config["seed"]))
-  return sorted((seed, workdir) for workdir, seed in found.items())
+def pretrainings(
+  sweep_dir: str, cache_dir: str | None = None
+) -> list[tuple[int, common.Phase]]:
+  """(seed, finished dense phase) of every distinct pretraining that the
+  prune-retrain rows of the sweep in `sweep_dir` started from.
+
+  Each is found from the row's own config, in the shared cache (`cache_dir`,
+  the invoking suite's, else the sweep's `cache/`), and trained there if it is
+  missing: a record carries rows, not caches, so after a `restore` the study
+  retrains what it reads (deterministically on a CPU) instead of silently
+  leaving Fig. 1 out.
+  """
+  found: dict[str, tuple[int, ml_collections.ConfigDict]] = {}
+  for row in io_utils.read_jsonl(os.path.join(sweep_dir, sweeps.RESULTS_FILE)):
+    run_config = ml_collections.ConfigDict(row["config"])
+    if run_config.protocol != "prune_retrain":
+      continue  # Scratch points have no pretraining.
+    with run_config.unlocked():  # Resume-safe: the hashes stay the same.
+      run_config.cache_dir = cache_dir
+      run_config.progress = False
+    key = config_utils.config_hash(common.training_config(run_config))
+    found.setdefault(key, (int(row["seed"]), run_config))
+  # `dense_phase` places the cache by the run's workdir: a run of this sweep.
+  run_workdir = os.path.join(sweep_dir, "runs", "pretraining")
+  return sorted(
+    ((seed, common.dense_phase(c, run_workdir)) for seed, c in found.values()),
+    key=lambda pair: pair[0],
+  )
 
 
 def isometry(config: ml_collections.ConfigDict, paper_dir: str) -> list[dict[str, Any]]:
@@ -115,18 +134,17 @@ def isometry(config: ml_collections.ConfigDict, paper_dir: str) -> list[dict[str
     config: the experiment's config (data, model, seeds come from it; its
       `analysis.jsv_num_examples` training images are the JSV inputs).
     paper_dir: the paper's directory of the mini reproduction; Fig. 1 prunes
-      the pretrained networks of its `table3` sweep (one row set per seed).
+      the pretrained networks of its `table3` sweep's rows (one row set per
+      seed; `pretrainings`: retrained where the cache lacks them).
   """
   data_config = ml_collections.ConfigDict(config.data.to_dict())
   data_config.train_limit = int(config.analysis.jsv_num_examples)
   data = pipeline.load(data_config)
   inputs = callbacks.fixed_inputs(data, int(config.analysis.jsv_num_examples))
-  seeds = sorted({seed for seed, _ in pretrained_runs(_table3(paper_dir))}) or [0]
-  rows = init_jsv_rows(inputs, seeds)
-  for seed, dense_workdir in pretrained_runs(_table3(paper_dir)):
-    with checkpointing.Checkpointer(os.path.join(dense_workdir, "checkpoints")) as ck:
-      params = ck.restore("final")[0]["params"]
-    rows += jsv_vs_ratio_rows(params, config.model.name, inputs, seed)
+  dense = pretrainings(_table3(paper_dir), config.get("cache_dir"))
+  rows = init_jsv_rows(inputs, sorted({seed for seed, _ in dense}) or [0])
+  for seed, phase in dense:
+    rows += jsv_vs_ratio_rows(phase.final().params, config.model.name, inputs, seed)
   return rows
 
 
