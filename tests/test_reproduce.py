@@ -144,6 +144,10 @@ def test_a_studys_rows_are_kept_for_report_only(tmp_path, monkeypatch):
   args = ("isometry", None, str(tmp_path / "wd"), "paper", exp_dir)
   rows = reproduce._study_rows(*args, report_only=False)
   assert calls == [str(tmp_path / "wd" / "paper")]
+  # Stamped as a sweep's rows are: where and at which commit they ran.
+  assert rows[0]["git_commit"] == sweeps.git_commit()
+  assert rows[0]["platform"] == sweeps.platform()
+  assert rows[0]["wall_time_seconds"] >= 0.0
   assert reproduce._study_rows(*args, report_only=True) == rows  # Read, not run.
   assert len(calls) == 1
   assert reproduce._study_rows(*args[:4], str(tmp_path / "none"), True) == []

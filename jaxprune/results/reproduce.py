@@ -209,7 +209,15 @@ def _study_rows(
   path = os.path.join(exp_dir, record.STUDY_FILE)
   if report_only:
     return io_utils.read_jsonl(path)
+  commit, where, start = sweeps.git_commit(), sweeps.platform(), time.time()
   rows = studies.get(name)(config, os.path.join(workdir, paper))
+  # Stamped like a sweep's rows: the commit (read before the study runs), the
+  # platform, and the study's time shared out, so the summed time is its own.
+  seconds = (time.time() - start) / max(len(rows), 1)
+  rows = [
+    {"git_commit": commit, "platform": where, "wall_time_seconds": seconds, **r}
+    for r in rows
+  ]
   os.makedirs(exp_dir, exist_ok=True)
   io_utils.rewrite_jsonl(path, rows)
   return rows
