@@ -107,6 +107,11 @@ long-runs: $(VENV)/.installed
 SHARDS ?= 2
 comma := ,
 SHARD_NETS ?= lenet5_linear+lenet5_relu
+# Runs per group: 5 splits each setting's 10 points (two LRs x 5 seeds) into
+# two groups that the two shards take side by side, so both cores stay busy
+# to the end (groups of 10 left one shard with two settings, the other with
+# one). In-flight runs resume from their own checkpoints in any grouping.
+SHARD_GROUP_RUNS ?= 5
 long-runs-shards: $(VENV)/.installed
 	$(PY) -m jaxprune.data prepare
 	if [ -d $(LONG_RECORD) ]; then $(PY) -m jaxprune.results.record restore $(LONG_RECORD) $(LONG_WORKDIR); fi
@@ -115,7 +120,7 @@ long-runs-shards: $(VENV)/.installed
 	saver=$$!; trap 'kill $$saver 2>/dev/null' EXIT INT TERM; \
 	PY=$(PY) PIN=1 bash experiments/shards.sh \
 		configs/cpu_full/wang2021_di.py:table7$(comma)nets=$(SHARD_NETS) \
-		$(LONG_WORKDIR)/wang2021_di/table7 $(SHARDS) --group_runs=10 \
+		$(LONG_WORKDIR)/wang2021_di/table7 $(SHARDS) --group_runs=$(SHARD_GROUP_RUNS) \
 		--config.cache_dir=$(abspath $(LONG_WORKDIR))/cache; \
 	status=$$?; kill $$saver 2>/dev/null; \
 	$(PY) -m jaxprune.results.record save --inflight $(LONG_WORKDIR) $(LONG_RECORD); \
