@@ -97,16 +97,17 @@ long-runs: $(VENV)/.installed
 	status=$$?; kill $$saver 2>/dev/null; \
 	$(PY) -m jaxprune.results.record save --inflight $(LONG_WORKDIR) $(LONG_RECORD); exit $$status
 
-# DI Table 7's LeNet-5 points (the suite's long tail) on this CPU as SHARDS
-# sweep processes, each pinned to one core and single-threaded
-# (experiments/shards.sh, PIN=1: about 1.6x the run-epochs per second of one
-# two-threaded process for these small nets), saving the record as long-runs
-# does; then the report from the rows so far (--report_only). Same workdir,
-# record and points as long-runs:
+# The suite's DI tables (hours of 900-epoch runs) on this CPU as SHARDS sweep
+# processes, each pinned to one core and single-threaded (experiments/shards.sh,
+# PIN=1: about 1.6x the run-epochs per second of one two-threaded process for
+# these small nets), one SHARD_SWEEPS entry after the other, saving the
+# record as long-runs does; then the report from the rows so far
+# (--report_only). Same workdir, record and points as long-runs:
 #   nohup make long-runs-shards > long_runs.log 2>&1 &   ...   make long-runs-save
+# An entry is an experiment of configs/cpu_full/wang2021_di.py with its
+# arguments, e.g. SHARD_SWEEPS=table7,nets=lenet5_linear+lenet5_relu.
 SHARDS ?= 2
-comma := ,
-SHARD_NETS ?= lenet5_linear+lenet5_relu
+SHARD_SWEEPS ?= table3 table7
 # Runs per group: 5 splits each setting's 10 points (two LRs x 5 seeds) into
 # two groups that the two shards take side by side, so both cores stay busy
 # to the end (groups of 10 left one shard with two settings, the other with
@@ -117,12 +118,13 @@ long-runs-shards: $(VENV)/.installed
 	if [ -d $(LONG_RECORD) ]; then $(PY) -m jaxprune.results.record restore $(LONG_RECORD) $(LONG_WORKDIR); fi
 	( while sleep $(LONG_SAVE_EVERY); do \
 	    $(PY) -m jaxprune.results.record save --inflight $(LONG_WORKDIR) $(LONG_RECORD); done ) & \
-	saver=$$!; trap 'kill $$saver 2>/dev/null' EXIT INT TERM; \
-	PY=$(PY) PIN=1 bash experiments/shards.sh \
-		configs/cpu_full/wang2021_di.py:table7$(comma)nets=$(SHARD_NETS) \
-		$(LONG_WORKDIR)/wang2021_di/table7 $(SHARDS) --group_runs=$(SHARD_GROUP_RUNS) \
-		--config.cache_dir=$(abspath $(LONG_WORKDIR))/cache; \
-	status=$$?; kill $$saver 2>/dev/null; \
+	saver=$$!; trap 'kill $$saver 2>/dev/null' EXIT INT TERM; status=0; \
+	for sweep in $(SHARD_SWEEPS); do \
+	  PY=$(PY) PIN=1 bash experiments/shards.sh configs/cpu_full/wang2021_di.py:$$sweep \
+	    $(LONG_WORKDIR)/wang2021_di/$${sweep%%,*} $(SHARDS) --group_runs=$(SHARD_GROUP_RUNS) \
+	    --config.cache_dir=$(abspath $(LONG_WORKDIR))/cache || status=1; \
+	done; \
+	kill $$saver 2>/dev/null; \
 	$(PY) -m jaxprune.results.record save --inflight $(LONG_WORKDIR) $(LONG_RECORD); \
 	JAX_PLATFORMS=cpu $(PY) -m jaxprune.reproduce --suite=configs/cpu_full \
 		--workdir=$(LONG_WORKDIR) --out=experiments/results/cpu_full --report_only; \

@@ -225,3 +225,36 @@ def test_setup_labels_of_every_comparison_in_the_paper_configs():
             assert got == want, (paper, key)
             named[key] += 1
   assert all(named.values()), named
+
+
+# DI Table 7 caption: "The pruning ratio is 90% for the first 6 fc layers of
+# MLP-7 and for the first 3 conv layers of LeNet-5"; Sec. 3.3: L1-norm pruning
+# "prunes those with the least norms by a predefined pruning ratio r".
+DI_KEPT = {
+  # (net, ratio) -> channels kept per pruned group; groups not named stay whole.
+  ("mlp7_linear", 0.8): {f"fc{i}": 20 for i in range(6)},
+  ("mlp7_linear", 0.9): {f"fc{i}": 10 for i in range(6)},
+  ("mlp7_relu", 0.9): {f"fc{i}": 10 for i in range(6)},
+  # 6 and 16 filters at 90 %: one left (the author's code keeps at least one).
+  ("lenet5_linear", 0.9): {"conv0": 1, "conv1": 1, "conv2": 12},
+  ("lenet5_relu", 0.9): {"conv0": 1, "conv1": 1, "conv2": 12},
+}
+
+
+@pytest.mark.parametrize("rel", ["wang2021_di/table3.py", "wang2021_di/table7.py"])
+def test_di_mnist_tables_prune_exactly_r_of_the_stated_layers(rel):
+  """Every pruned point of DI Tables 3 and 7 keeps (1 - r) of the neurons or
+  filters of exactly the layers the paper names: 10 of 100 at r = 0.9 (not 9,
+  as int(100 * (1 - 0.9)) gives), and LeNet-5's fc layer (120 -> 84) whole."""
+  from jaxprune import models
+  from jaxprune.pruning import api
+
+  seen = set()
+  for overrides, config in points(rel):
+    if config.protocol != "prune_retrain" or overrides.get("seed"):
+      continue
+    name, ratio = config.model.name, config.pruning.ratio
+    groups = models.channel_groups(name, 10)
+    assert api.keep_targets(config.pruning, groups) == DI_KEPT[name, ratio], overrides
+    seen.add((name, ratio))
+  assert len(seen) == (2 if rel.endswith("table3.py") else 3)
