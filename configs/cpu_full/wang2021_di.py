@@ -30,7 +30,9 @@ MNIST configs kept int(n * (1 - r)) neurons or filters (9 of 100 at r = 0.9, 19
 at 0.8, where the paper prunes exactly r: now ceil(r * n) pruned, as the
 author's code) and pruned LeNet-5's fc layer too (84 -> 8; the paper prunes
 only the first 3 conv layers). The superseded rows are in git history (the
-record at 49f4319).
+record at 49f4319). The first rerun rows record commit 8498911: they were
+launched from the fix's working tree before it was committed (f499aa7); their
+config hashes are the corrected points'.
 
 The published column is MNIST, ours Fashion-MNIST (harder: lower accuracies);
 the claims are about differences, which the two datasets can share.
