@@ -4,8 +4,9 @@ As configs/wang2021_di/table3.py on the other three MNIST nets, PR 0.9 on the
 first 6 fc layers (MLP-7: `groups=all`, every hidden layer) / first 3 conv
 layers (LeNet-5: its fc layer 120 -> 84 is skipped); the classifier stays.
 ceil(0.9 n) of a layer's n neurons or filters are pruned, at least one kept:
-MLP-7 keeps 10 of 100, LeNet-5 1 of 6, 1 of 16 and 12 of 120 filters. OrthP gain from the
-activation (1 for linear nets, sqrt 2 for ReLU: docs/provenance.md F9). 5 seeds.
+MLP-7 keeps 10 of 100, LeNet-5 1 of 6, 1 of 16 and 12 of 120 filters. OrthP
+gain from the activation (1 for linear nets, sqrt 2 for ReLU:
+docs/provenance.md F9). 5 seeds.
 
 Run:
   python -m jaxprune.sweeps --config=configs/wang2021_di/table7.py --workdir=workdirs/wang2021_di_table7
