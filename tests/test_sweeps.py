@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
 
@@ -124,3 +125,30 @@ def test_rows_record_the_commit_read_before_any_point_runs(tiny_config, tmp_path
   )
   assert seen == [1]  # Already read when the point started.
   assert rows[0]["git_commit"] == sweeps.git_commit()
+
+
+def test_commit_says_dirty_when_code_or_configs_differ_from_it(tmp_path):
+  # A row from an uncommitted edit of the code must not pass for the commit's:
+  # the session-9 DI rerun's first rows named 8498911 but ran its fix's tree.
+  def git(*args):
+    subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+  git("init", "-q")
+  git("config", "user.email", "t@example.com")
+  git("config", "user.name", "t")
+  for name in ("jaxprune/a.py", "configs/b.py", "experiments/results/r.jsonl"):
+    (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / name).write_text("x = 1\n")
+  git("add", ".")
+  git("commit", "-q", "-m", "init")
+  clean = sweeps.describe_commit(str(tmp_path))
+  assert len(clean) >= 7 and "dirty" not in clean
+  # Results written while a sweep runs are not code: still clean.
+  (tmp_path / "experiments/results/r.jsonl").write_text("x = 2\n")
+  assert sweeps.describe_commit(str(tmp_path)) == clean
+  (tmp_path / "configs/b.py").write_text("x = 2\n")
+  assert sweeps.describe_commit(str(tmp_path)) == clean + "-dirty"
+  git("checkout", "configs/b.py")
+  (tmp_path / "jaxprune/a.py").write_text("x = 3\n")
+  assert sweeps.describe_commit(str(tmp_path)) == clean + "-dirty"
+  assert sweeps.describe_commit(str(tmp_path / "nowhere")) == "unknown"

@@ -117,20 +117,38 @@ def expand(
   return points
 
 
-@functools.cache
-def git_commit() -> str:
-  """The repository's commit, read once per process (every row records it)."""
-  try:
-    out = subprocess.run(
-      ["git", "rev-parse", "--short", "HEAD"],
-      cwd=os.path.dirname(os.path.abspath(__file__)),
-      capture_output=True,
-      text=True,
-      timeout=10,
+# What a run's outcome depends on; other tracked files (results, docs) change
+# while sweeps run and do not make their rows' code differ from the commit's.
+CODE_PATHS = ("jaxprune", "configs")
+
+
+def describe_commit(repo_dir: str) -> str:
+  """The short commit of the repository holding `repo_dir`, with "-dirty" when
+  tracked files under CODE_PATHS differ from it; "unknown" outside a checkout."""
+
+  def git(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+      ["git", *args], cwd=repo_dir, capture_output=True, text=True, timeout=10
     )
-    return out.stdout.strip() or "unknown"
+
+  try:
+    commit = git("rev-parse", "--short", "HEAD")
+    if commit.returncode or not commit.stdout.strip():
+      return "unknown"
+    top = git("rev-parse", "--show-toplevel").stdout.strip()
+    paths = [os.path.join(top, p) for p in CODE_PATHS]
+    # Exit status 1: a difference (staged or not) from HEAD under those paths.
+    changed = git("diff", "--quiet", "HEAD", "--", *paths).returncode == 1
+    return commit.stdout.strip() + ("-dirty" if changed else "")
   except (OSError, subprocess.SubprocessError):
     return "unknown"
+
+
+@functools.cache
+def git_commit() -> str:
+  """jaxprune's commit (`describe_commit`), read once per process (every row
+  records it)."""
+  return describe_commit(os.path.dirname(os.path.abspath(__file__)))
 
 
 def platform() -> str:
