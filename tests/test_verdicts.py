@@ -172,11 +172,11 @@ def test_decreasing_needs_strictly_falling_means():
   )
 
 
-def test_gain_shrinks_with_orthp():
-  claim = {
+def orthp_claim(kind):
+  return {
     "id": "orthp",
     "text": "OrthP shrinks the gain of LR 0.01 over 0.001",
-    "kind": "gain_shrinks",
+    "kind": kind,
     "metric": "test/accuracy",
     "a": {"lr": 0.01},
     "b": {"lr": 0.001},
@@ -184,16 +184,24 @@ def test_gain_shrinks_with_orthp():
     "otherwise": {"orthp": False},
   }
 
+
+def orthp_rows(no_orthp, with_orthp, noise=(-0.001, 0.0, 0.001)):
+  """Settings of LR 0.01 / 0.001 without and with OrthP, seeds around means."""
+  return rows(
+    {
+      (("lr", 0.01), ("orthp", False)): [no_orthp[0] + e for e in noise],
+      (("lr", 0.001), ("orthp", False)): [no_orthp[1] + e for e in noise],
+      (("lr", 0.01), ("orthp", True)): [with_orthp[0] + e for e in noise],
+      (("lr", 0.001), ("orthp", True)): [with_orthp[1] + e for e in noise],
+    }
+  )
+
+
+def test_gain_shrinks_with_orthp():
+  claim = orthp_claim("gain_shrinks")
+
   def agg(no_orthp, with_orthp):
-    noise = (-0.001, 0.0, 0.001)  # Three seeds around each mean.
-    return rows(
-      {
-        (("lr", 0.01), ("orthp", False)): [no_orthp[0] + e for e in noise],
-        (("lr", 0.001), ("orthp", False)): [no_orthp[1] + e for e in noise],
-        (("lr", 0.01), ("orthp", True)): [with_orthp[0] + e for e in noise],
-        (("lr", 0.001), ("orthp", True)): [with_orthp[1] + e for e in noise],
-      }
-    )
+    return orthp_rows(no_orthp, with_orthp)
 
   good = verdicts.evaluate(claim, agg((0.92, 0.90), (0.925, 0.924)))
   assert good.status == verdicts.REPRODUCED
@@ -201,6 +209,29 @@ def test_gain_shrinks_with_orthp():
   # No gain without OrthP to begin with: the premise fails.
   bad = verdicts.evaluate(claim, agg((0.90, 0.92), (0.925, 0.924)))
   assert bad.status == verdicts.NOT_REPRODUCED
+
+
+def test_gap_shrinks_from_either_side_and_refuses_an_overshoot():
+  # "OrthP removes the gap": |a - b| smaller with OrthP, whichever LR led.
+  claim = orthp_claim("gap_shrinks")
+
+  def status(no_orthp, with_orthp, noise=(-0.001, 0.0, 0.001)):
+    return verdicts.evaluate(claim, orthp_rows(no_orthp, with_orthp, noise)).status
+
+  # Table 3 at PR 0.8, 900 epochs: -0.90 without OrthP, -0.03 with it ...
+  table3 = ((0.9164, 0.9254), (0.9281, 0.9284))
+  assert status(*table3) == verdicts.REPRODUCED
+  # ... which the signed claim calls a gain that grew.
+  signed = verdicts.evaluate(orthp_claim("gain_shrinks"), orthp_rows(*table3))
+  assert signed.status == verdicts.NOT_REPRODUCED
+  assert status((0.92, 0.90), (0.925, 0.924)) == verdicts.REPRODUCED  # +2 -> +0.1
+  assert status((0.92, 0.90), (0.90, 0.93)) == verdicts.NOT_REPRODUCED  # -> -3
+  assert status((0.90, 0.92), (0.93, 0.90)) == verdicts.NOT_REPRODUCED  # -> +3
+  assert status((0.92, 0.90), (0.93, 0.90)) == verdicts.NOT_REPRODUCED  # grew
+  # No gap to close: inconclusive, whatever OrthP does.
+  assert status((0.92, 0.92), (0.92, 0.92)) == verdicts.INCONCLUSIVE
+  wide = (-0.02, 0.0, 0.02)
+  assert status((0.92, 0.90), (0.915, 0.905), wide) == verdicts.INCONCLUSIVE
 
 
 def test_bad_claims_are_refused_with_the_field_named():

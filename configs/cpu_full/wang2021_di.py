@@ -9,7 +9,14 @@ pruning and OrthP). The paper's claims (Sec. 3.3, Table 3):
   H1  without OrthP, LR 0.01 beats LR 0.001 at 90 epochs;
   H2  without OrthP, that gain shrinks (or reverses) at 900 epochs;
   H3  OrthP removes the gain at 90 epochs (it shrinks with OrthP);
-  H4  ... and at 900 epochs.
+  H4  ... and at 900 epochs, where LR 0.001 leads without OrthP (the paper:
+      -0.90 and -2.61), so the gap's size is what OrthP shrinks: -0.90 ->
+      -0.03 holds (verdict kind gap_shrinks). Reports up to 1aebc7f
+      compared signed gains for H4, which the paper's own Table 3 fails.
+
+Every claim is checked against the paper's own numbers too
+(tests/test_paper_fidelity.py): Table 3's hold; Table 7's are inconclusive
+at 95 % (the paper: "OrthP does not always help"), none fails.
 
 `table7`: Table 7 the same way on the other three nets (PR 0.9 on MLP-7's
 hidden layers and LeNet-5's three conv layers: `configs/wang2021_di/table7.py`),
@@ -100,15 +107,21 @@ def _hypotheses(suffix: str, table: str, for_each: tuple[str, ...]) -> list[dict
       {"retrain.num_epochs": 90},
       for_each,
     ),
-    _gain(
-      f"wang2021_di.h4_orthp_removes_gain_at_900{suffix}",
-      f"H4: OrthP shrinks the gain of LR 0.01 over 0.001 at 900 epochs ({table}, "
-      "Sec. 3.3)",
-      {"retrain.orthp": True},
-      {"retrain.orthp": False},
-      {"retrain.num_epochs": 900},
-      for_each,
-    ),
+    {
+      # Without OrthP, LR 0.001 leads at 900 epochs (the paper's Table 3:
+      # -0.90 and -2.61), so "the gap" is the size of the difference: the
+      # signed gain_shrinks of H2/H3 would call -0.90 -> -0.03 a gain that grew.
+      **_gain(
+        f"wang2021_di.h4_orthp_closes_gap_at_900{suffix}",
+        "H4: OrthP shrinks the gap between LR 0.01 and 0.001 (whichever leads) "
+        f"at 900 epochs ({table}, Sec. 3.3)",
+        {"retrain.orthp": True},
+        {"retrain.orthp": False},
+        {"retrain.num_epochs": 900},
+        for_each,
+      ),
+      "kind": "gap_shrinks",
+    },
   ]
 
 
