@@ -14,9 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxprune import config_utils, schedules
+from jaxprune import schedules
 from jaxprune.protocols import bimp, prune_retrain
-from jaxprune.results import paper_results, report, sweeps, verdicts
+from jaxprune.results import paper_check, sweeps, verdicts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPE = 4  # Steps per epoch: enough to see per-step schedules, cheap to evaluate.
@@ -260,34 +260,6 @@ def test_di_mnist_tables_prune_exactly_r_of_the_stated_layers(rel):
   assert len(seen) == (2 if rel.endswith("table3.py") else 3)
 
 
-def _published_rows(rel: str, arg: str) -> list[dict]:
-  """Rows as a sweep of configs/<rel> would write them, with the paper's own
-  numbers: each setting's five seeds spread so that their mean and (ddof 0)
-  std are the published mean and std."""
-  module = sweeps.load_sweep_module(os.path.join(ROOT, "configs", rel))
-  table = paper_results.load("wang2021_di")
-  spread = np.array([-2.0, -1.0, 0.0, 1.0, 2.0]) / np.sqrt(2.0)  # mean 0, std 1
-  rows = []
-  for overrides, config, _ in sweeps.expand(
-    module.get_config(arg), module.get_sweep(arg)
-  ):
-    setting = {k: v for k, v in overrides.items() if k != "seed"}
-    setting.setdefault("protocol", config.protocol)
-    criteria = dict(module.paper_cell(setting))
-    criteria.pop("paper")
-    (cell,) = paper_results.find(table, **criteria)
-    value = cell["mean"] + cell["std"] * spread[int(config.seed)]
-    rows.append(
-      {
-        "overrides": overrides,
-        "config": config_utils.to_json_dict(config),
-        "seed": int(config.seed),
-        "metrics": {"test/accuracy": value / 100.0},
-      }
-    )
-  return rows
-
-
 @pytest.mark.parametrize("arg", ["table3", "table7"])
 def test_di_hypotheses_hold_on_the_papers_own_numbers(arg):
   """A claim the paper's own Table 3 / Table 7 would fail encodes something
@@ -295,9 +267,13 @@ def test_di_hypotheses_hold_on_the_papers_own_numbers(arg):
   the performance advantage of a large LR over a small LR will be even
   smaller") once compared signed gains at 900 epochs: -0.90 without OrthP and
   -0.03 with it is a gap closed, not a gain that grew."""
-  rel = "cpu_full/wang2021_di.py"
-  module = sweeps.load_sweep_module(os.path.join(ROOT, "configs", rel))
-  aggregated = report.aggregate(_published_rows(rel, arg))
+  module = sweeps.load_sweep_module(
+    os.path.join(ROOT, "configs", "cpu_full/wang2021_di.py")
+  )
+  rows = paper_check.point_rows(module.get_config(arg), module.get_sweep(arg))
+  aggregated = paper_check.published_settings(
+    rows, module.paper_cell, module.PUBLISHED_RUNS
+  )
   found = {
     c["id"]: verdicts.evaluate(c, aggregated) for c in module.EXPERIMENTS[arg]["claims"]
   }

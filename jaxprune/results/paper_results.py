@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +168,19 @@ def value(rows: Iterable[Row], **criteria: Any) -> tuple[float, float | None]:
       f"expected exactly one row for {criteria}, found {len(hits)}: {ids}"
     )
   return hits[0]["mean"], hits[0]["std"]
+
+
+def cell(cell_criteria: Mapping[str, Any], cache: dict[str, list[Row]]) -> Row:
+  """The one published row a paper config's ``paper_cell`` names (criteria
+  with ``paper``, the CSV); ``cache`` keeps each paper's CSV read once."""
+  criteria = dict(cell_criteria)
+  paper = criteria.pop("paper")
+  if paper not in cache:
+    cache[paper] = load(paper)
+  found = find(cache[paper], **criteria)
+  if len(found) != 1:
+    raise ValueError(
+      f"paper_cell -> {cell_criteria} matches {len(found)} published rows; "
+      "it must match exactly one"
+    )
+  return found[0]

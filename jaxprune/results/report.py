@@ -237,20 +237,7 @@ def published(
         file=sys.stderr,
       )
       criteria = None
-    if not criteria:
-      out.append(None)
-      continue
-    criteria = dict(criteria)
-    paper = criteria.pop("paper")
-    if paper not in tables_by_paper:
-      tables_by_paper[paper] = paper_results.load(paper)
-    found = paper_results.find(tables_by_paper[paper], **criteria)
-    if len(found) != 1:
-      raise ValueError(
-        f"paper_cell({a['setting']}) -> {criteria} matches {len(found)} published "
-        "rows; it must match exactly one"
-      )
-    out.append(found[0])
+    out.append(paper_results.cell(criteria, tables_by_paper) if criteria else None)
   return out
 
 

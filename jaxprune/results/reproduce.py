@@ -7,8 +7,11 @@ title, the metrics to tabulate, figures `(metric, x override, hue override)`,
 an optional analysis study (`jaxprune.results.studies`), optional mean-JSV
 curves (`jsv_curves: {"panel": keys, "hue": keys}`), metrics read at the start
 and end of the runs' curves (`jsv/mean@start`), the published numbers beside
-ours when the file defines `paper_cell(setting)`, and the claims to check (`jaxprune.results.verdicts`; `get_claims(arg)` when
-they depend on the arg). `base.py` is the suite's shared recipe, not a paper.
+ours when the file defines `paper_cell(setting)`, and the claims to check
+(`jaxprune.results.verdicts`; `get_claims(arg)` when they depend on the arg),
+each also checked on the paper's own numbers when the file sets
+`PUBLISHED_RUNS` too (`jaxprune.results.paper_check`). `base.py` is the
+suite's shared recipe, not a paper.
 
 `run_suite` runs each experiment's sweep resumably in
 `<workdir>/<paper>/<experiment>/` (all sharing `<workdir>/cache`, so equal
@@ -43,7 +46,15 @@ import jax
 import ml_collections
 
 from jaxprune import compile_cache, io_utils
-from jaxprune.results import curves, record, report, studies, sweeps, verdicts
+from jaxprune.results import (
+  curves,
+  paper_check,
+  record,
+  report,
+  studies,
+  sweeps,
+  verdicts,
+)
 
 SHARED_RECIPE = "base.py"
 RESULTS_ROOT = "experiments/results"  # <root>/<suite name>: its committed report.
@@ -175,6 +186,7 @@ def run_experiment(
     figures += [curve] if curve else []
   claims = [{"paper": paper, **c} for c in _claims(module, name, arg)]
   found = [verdicts.evaluate(c, aggregated) for c in claims]
+  found = paper_check.annotate(found, claims, module, config, sweep)
   run_seconds = sum(r.get("wall_time_seconds") or 0.0 for r in rows)
   platforms = collections.Counter(r.get("platform", UNRECORDED) for r in rows)
   commits = collections.Counter(r.get("git_commit", UNRECORDED) for r in rows)
@@ -344,11 +356,16 @@ def write_report(
     "",
     "## Verdicts",
     "",
-    "| paper | claim | verdict |",
-    "|---|---|---|",
+  ]
+  # A last column where some claim was also checked on the paper's numbers.
+  theirs = any(v.paper_status for v in all_verdicts)
+  lines += [
+    "| paper | claim | verdict |" + (" on the paper's own numbers |" if theirs else ""),
+    "|---|---|---|" + ("---|" if theirs else ""),
   ]
   for v in all_verdicts:
-    lines.append(f"| {v.paper} | {v.text} | {v.status} |")
+    mark = f" {v.paper_status or '-'} |" if theirs else ""
+    lines.append(f"| {v.paper} | {v.text} | {v.status} |{mark}")
   papers_seen = set()
   for s in sections:
     if s["paper"] not in papers_seen:  # The paper file's docstring, once.

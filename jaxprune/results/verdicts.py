@@ -94,9 +94,16 @@ class Verdict:
   text: str
   status: str  # REPRODUCED | NOT_REPRODUCED | NO_DATA
   evidence: tuple[str, ...]  # One line per group: the numbers and the test.
+  # The same claim on the paper's own numbers (`jaxprune.results.paper_check`);
+  # empty where the paper config does not say how to read them.
+  paper_status: str = ""
+  paper_evidence: tuple[str, ...] = ()
 
   def as_dict(self) -> dict[str, Any]:
-    return dataclasses.asdict(self)
+    out = dataclasses.asdict(self)
+    if not self.paper_status:
+      del out["paper_status"], out["paper_evidence"]
+    return out
 
 
 def matches(setting: Mapping[str, Any], where: Mapping[str, Any]) -> bool:
@@ -417,4 +424,7 @@ def markdown(verdicts: Sequence[Verdict]) -> str:
   for v in verdicts:
     lines.append(f"- **{v.status}** — {v.text} (`{v.claim_id}`)")
     lines += [f"  - {e}" for e in v.evidence]
+    if v.paper_status:
+      lines.append(f"  - on the paper's own numbers: **{v.paper_status}**")
+      lines += [f"    - {e}" for e in v.paper_evidence]
   return "\n".join(lines) + "\n"
