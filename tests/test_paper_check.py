@@ -25,7 +25,7 @@ def table3():
 
 def test_published_settings_hold_the_papers_mean_std_and_runs(table3):
   module, config, sweep = table3
-  rows = paper_check.point_rows(config, sweep)
+  rows = sweeps.point_rows(config, sweep)
   found = paper_check.published_settings(rows, module.paper_cell, 5)
   assert len(found) == len(rows) // 5 == 18  # Every setting, seeds folded.
   (cell,) = [
@@ -45,7 +45,7 @@ def test_published_settings_hold_the_papers_mean_std_and_runs(table3):
 
 def test_cells_without_a_spread_or_of_other_metrics_are_left_out(table3):
   module, config, sweep = table3
-  rows = paper_check.point_rows(config, sweep)
+  rows = sweeps.point_rows(config, sweep)
 
   def cell(setting):
     if setting["protocol"] == "scratch":  # Unpruned: printed without a std.

@@ -270,7 +270,7 @@ def test_di_hypotheses_hold_on_the_papers_own_numbers(arg):
   module = sweeps.load_sweep_module(
     os.path.join(ROOT, "configs", "cpu_full/wang2021_di.py")
   )
-  rows = paper_check.point_rows(module.get_config(arg), module.get_sweep(arg))
+  rows = sweeps.point_rows(module.get_config(arg), module.get_sweep(arg))
   aggregated = paper_check.published_settings(
     rows, module.paper_cell, module.PUBLISHED_RUNS
   )

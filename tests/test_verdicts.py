@@ -295,3 +295,23 @@ def test_close_and_increasing():
   )
   falling = {**rising, "kind": "decreasing", "x": "epochs"}
   assert verdicts.evaluate(falling, agg).status == verdicts.NOT_REPRODUCED
+
+
+def test_planned_settings_without_rows_make_their_group_no_data():
+  # An unfinished sweep: rows of the 2-epoch budget only. Without the plan the
+  # claim would be decided on the groups that happen to have rows.
+  agg = schedules(ft={2: [0.80, 0.81]}, clr={2: [0.90, 0.91]}, budgets=(2,))
+  assert verdicts.evaluate(GREATER, agg).status == verdicts.REPRODUCED
+  planned = [
+    {"retrain.schedule": s, "retrain.num_epochs": b}
+    for s in ("ft", "clr")
+    for b in (2, 8)
+  ]
+  verdict = verdicts.evaluate(GREATER, agg, planned)
+  assert verdict.status == verdicts.NO_DATA
+  assert any("retrain.num_epochs=8] missing" in e for e in verdict.evidence)
+  # Once the rows are in, the plan changes nothing.
+  full = schedules(
+    ft={2: [0.80, 0.81], 8: [0.8, 0.81]}, clr={2: [0.9, 0.91], 8: [0.9, 0.91]}
+  )
+  assert verdicts.evaluate(GREATER, full, planned) == verdicts.evaluate(GREATER, full)

@@ -23,7 +23,6 @@ from typing import Any
 
 import ml_collections
 
-from jaxprune import config_utils
 from jaxprune.results import paper_results, sweeps, verdicts
 from jaxprune.results.settings import setting_keys, setting_of
 
@@ -72,17 +71,6 @@ def published_settings(
   return out
 
 
-def point_rows(
-  config: ml_collections.ConfigDict, sweep: Sequence[Mapping[str, Any]]
-) -> list[dict[str, Any]]:
-  """Every sweep point as a bare row ({"overrides", "config"}): its setting
-  is read the way a finished row's is."""
-  return [
-    {"overrides": o, "config": config_utils.to_json_dict(c)}
-    for o, c, _ in sweeps.expand(config, sweep)
-  ]
-
-
 def annotate(
   found: Sequence[verdicts.Verdict],
   claims: Sequence[Mapping[str, Any]],
@@ -95,7 +83,8 @@ def annotate(
   runs = getattr(module, "PUBLISHED_RUNS", None)
   if not (sweep and claims and runs and hasattr(module, "paper_cell")):
     return list(found)
-  theirs = published_settings(point_rows(config, sweep), module.paper_cell, runs)
+  rows = sweeps.point_rows(config, sweep)
+  theirs = published_settings(rows, module.paper_cell, runs)
   out = []
   for ours, claim in zip(found, claims, strict=True):
     paper = verdicts.evaluate(claim, theirs)

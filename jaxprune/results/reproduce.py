@@ -55,6 +55,7 @@ from jaxprune.results import (
   sweeps,
   verdicts,
 )
+from jaxprune.results.settings import setting_keys, setting_of
 
 SHARED_RECIPE = "base.py"
 RESULTS_ROOT = "experiments/results"  # <root>/<suite name>: its committed report.
@@ -185,7 +186,11 @@ def run_experiment(
     )
     figures += [curve] if curve else []
   claims = [{"paper": paper, **c} for c in _claims(module, name, arg)]
-  found = [verdicts.evaluate(c, aggregated) for c in claims]
+  # Every point's setting, so an unfinished sweep's missing groups are no data.
+  planned = sweeps.point_rows(config, sweep) if sweep else []
+  keys = setting_keys(planned)
+  planned = [setting_of(r, keys) for r in planned]
+  found = [verdicts.evaluate(c, aggregated, planned) for c in claims]
   found = paper_check.annotate(found, claims, module, config, sweep)
   run_seconds = sum(r.get("wall_time_seconds") or 0.0 for r in rows)
   platforms = collections.Counter(r.get("platform", UNRECORDED) for r in rows)

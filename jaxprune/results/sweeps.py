@@ -117,6 +117,17 @@ def expand(
   return points
 
 
+def point_rows(
+  base: ml_collections.ConfigDict, sweep: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+  """Every point as a bare row ({"overrides", "config"}), whose setting
+  (`jaxprune.results.settings`) reads as its finished row's will."""
+  return [
+    {"overrides": o, "config": config_utils.to_json_dict(c)}
+    for o, c, _ in expand(base, sweep)
+  ]
+
+
 # What a run's outcome depends on; other tracked files (results, docs) change
 # while sweeps run and do not make their rows' code differ from the commit's.
 CODE_PATHS = ("jaxprune", "configs")

@@ -378,9 +378,15 @@ def validate(claim: Mapping[str, Any]) -> None:
 
 
 def evaluate(
-  claim: Mapping[str, Any], aggregated: Sequence[Mapping[str, Any]]
+  claim: Mapping[str, Any],
+  aggregated: Sequence[Mapping[str, Any]],
+  planned: Sequence[Mapping[str, Any]] = (),
 ) -> Verdict:
-  """The verdict of one claim over aggregated settings (see module docstring)."""
+  """The verdict of one claim over aggregated settings (see module docstring).
+
+  `planned`: every setting the experiment will have (its sweep's), so that a
+  group whose settings have no rows yet is "no data", not silently absent
+  from an unfinished sweep's verdict."""
   validate(claim)
   # Accuracies are fractions in the runs and percentages in the papers.
   scale = 100.0 if claim["metric"].endswith("accuracy") else 1.0
@@ -388,7 +394,9 @@ def evaluate(
   # Groups come from the settings the claim is about, not from every setting
   # of the experiment (a scratch baseline may not have a retraining budget).
   filters = [claim[f] for f in ("a", "b", "among") if f in claim] or [{}]
-  relevant = [e for e in aggregated if any(matches(e["setting"], f) for f in filters)]
+  # Planned settings enter without metrics: they add groups, never numbers.
+  entries = [*aggregated, *({"setting": p, "mean": {}, "std": {}} for p in planned)]
+  relevant = [e for e in entries if any(matches(e["setting"], f) for f in filters)]
   results = [
     _untestable(claim, group) or check(claim, aggregated, group, scale)
     for group in _groups(relevant, claim.get("for_each", ()))
