@@ -66,13 +66,14 @@ def test_verdicts_carry_the_papers_status_into_report_and_json(table3, tmp_path)
   module, config, sweep = table3
   claims = module.EXPERIMENTS["table3"]["claims"]
   ours = [verdicts.evaluate(c, []) for c in claims]  # No rows: no data.
-  found = paper_check.annotate(ours, claims, module, config, sweep)
+  rows = sweeps.point_rows(config, sweep)
+  found = paper_check.annotate(ours, claims, module, rows)
   assert [v.status for v in found] == [verdicts.NO_DATA] * 4
   assert [v.paper_status for v in found] == [verdicts.REPRODUCED] * 4
   assert "+0.82 [95% CI" in found[0].paper_evidence[0]
   # A paper file without PUBLISHED_RUNS: verdicts unchanged.
   bare = types.SimpleNamespace(paper_cell=module.paper_cell)
-  assert paper_check.annotate(ours, claims, bare, config, sweep) == ours
+  assert paper_check.annotate(ours, claims, bare, rows) == ours
 
   section = {
     "paper": "wang2021_di",

@@ -21,9 +21,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import ml_collections
-
-from jaxprune.results import paper_results, sweeps, verdicts
+from jaxprune.results import paper_results, verdicts
 from jaxprune.results.settings import setting_keys, setting_of
 
 # Published metric name -> the runs' metric it reproduces.
@@ -75,16 +73,15 @@ def annotate(
   found: Sequence[verdicts.Verdict],
   claims: Sequence[Mapping[str, Any]],
   module: Any,
-  config: ml_collections.ConfigDict,
-  sweep: Sequence[Mapping[str, Any]] | None,
+  point_rows: Sequence[Mapping[str, Any]],
 ) -> list[verdicts.Verdict]:
   """`found` (our verdicts of `claims`), each with its verdict on the
-  paper's numbers when `module` defines `paper_cell` and `PUBLISHED_RUNS`."""
+  paper's numbers when `module` defines `paper_cell` and `PUBLISHED_RUNS`;
+  `point_rows`: the sweep's points (`sweeps.point_rows`)."""
   runs = getattr(module, "PUBLISHED_RUNS", None)
-  if not (sweep and claims and runs and hasattr(module, "paper_cell")):
+  if not (point_rows and claims and runs and hasattr(module, "paper_cell")):
     return list(found)
-  rows = sweeps.point_rows(config, sweep)
-  theirs = published_settings(rows, module.paper_cell, runs)
+  theirs = published_settings(point_rows, module.paper_cell, runs)
   out = []
   for ours, claim in zip(found, claims, strict=True):
     paper = verdicts.evaluate(claim, theirs)

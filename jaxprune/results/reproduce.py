@@ -187,11 +187,11 @@ def run_experiment(
     figures += [curve] if curve else []
   claims = [{"paper": paper, **c} for c in _claims(module, name, arg)]
   # Every point's setting, so an unfinished sweep's missing groups are no data.
-  planned = sweeps.point_rows(config, sweep) if sweep else []
-  keys = setting_keys(planned)
-  planned = [setting_of(r, keys) for r in planned]
+  point_rows = sweeps.point_rows(config, sweep) if sweep else []
+  keys = setting_keys(point_rows)
+  planned = [setting_of(r, keys) for r in point_rows]
   found = [verdicts.evaluate(c, aggregated, planned) for c in claims]
-  found = paper_check.annotate(found, claims, module, config, sweep)
+  found = paper_check.annotate(found, claims, module, point_rows)
   run_seconds = sum(r.get("wall_time_seconds") or 0.0 for r in rows)
   platforms = collections.Counter(r.get("platform", UNRECORDED) for r in rows)
   commits = collections.Counter(r.get("git_commit", UNRECORDED) for r in rows)

@@ -39,9 +39,9 @@ Kinds (every comparison is made separately for each combination of the
                   is a gap to close). "OrthP removes the gap at 900 epochs",
                   where the gain without OrthP is negative.
 
-Comparisons of means (greater, gain_shrinks, decreasing/increasing) are made
-on the effect size with its 95 % confidence interval over seeds (Welch's
-t-interval from each setting's mean, std and number of seeds): a group
+Comparisons of means (greater, gain_shrinks, gap_shrinks, decreasing /
+increasing) are made on the effect size with its 95 % confidence interval over
+seeds (Welch's t-interval from each setting's mean, std and number of seeds): a group
 *holds* when the interval lies on the claimed side of zero, *fails* when it
 lies on the other side, and is *inconclusive* when it spans zero (or a
 setting has fewer than 2 seeds and differs from the other).
