@@ -205,3 +205,77 @@ def test_a_pack_takes_the_newest_committed_step_of_each_kind(tmp_path):
   for step in ("10", "20"):  # An orbax that writes no marks: the newest step.
     (kind / step / inflight.COMMITTED).unlink()
   assert list(inflight._files(str(tmp_path))) == ["checkpoints/latest/30/state"]
+
+
+def test_an_unfinished_prune_retrain_run_resumes_without_retraining_its_dense_phase(
+  prune_config, tmp_path, monkeypatch, capsys
+):
+  # The record carries the shared cache entries (dense phase, first pruning)
+  # an unfinished run reads, so a fresh machine resumes it at once.
+  from jaxprune import protocols
+  from jaxprune.protocols import common, prune_retrain
+
+  config = prune_config.copy_and_resolve_references()
+  with config.unlocked():
+    config.retrain.num_epochs = 2
+  reference = protocols.run(config, str(tmp_path / "reference" / "runs" / "r"))
+  sweep = tmp_path / "machine1" / "paper" / "exp"
+  original_save = checkpointing.Checkpointer.save
+
+  def save_then_die(self, kind, step, state, meta):
+    original_save(self, kind, step, state, meta)
+    if kind == "latest" and f"{os.sep}cycle1{os.sep}" in self.directory:
+      raise KeyboardInterrupt("the machine goes in the retraining")
+
+  monkeypatch.setattr(checkpointing.Checkpointer, "save", save_then_die)
+  with pytest.raises(KeyboardInterrupt):
+    protocols.run(config, str(sweep / "runs" / "abc123"))
+  monkeypatch.setattr(checkpointing.Checkpointer, "save", original_save)
+
+  saved = str(tmp_path / "record")
+  counts = record.save(str(tmp_path / "machine1"), saved, inflight=True)
+  assert (counts["inflight"], counts["cache"]) == (1, 2)
+  packs = sorted(
+    os.path.relpath(os.path.join(d, f), saved)
+    for d, _, fs in os.walk(os.path.join(saved, inflight.CACHE_DIR))
+    for f in fs
+  )
+  assert [p.split(os.sep)[:4] for p in packs] == [
+    [inflight.CACHE_DIR, "paper", "exp", "cache"]
+  ] * 2
+  dense_pack = next(p for p in packs if f"{os.sep}train{os.sep}" in p)
+  data = gzip.decompress(pathlib.Path(saved, dense_pack).read_bytes())
+  with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+    names = tar.getnames()
+  assert "summary.json" in names and any(
+    n.startswith("checkpoints/final/") for n in names
+  )
+  assert not any(n.startswith("checkpoints/latest/") for n in names)  # Not read.
+
+  fresh = tmp_path / "machine2"
+  assert record.restore(saved, str(fresh))["cache"] == 2
+  trained = []
+  original_train = common.train_and_evaluate
+
+  def recording_train(cfg, workdir, **kwargs):
+    trained.append(workdir)
+    return original_train(cfg, workdir, **kwargs)
+
+  def no_pruning(*args, **kwargs):
+    raise AssertionError("the pruning should come from the restored cache")
+
+  monkeypatch.setattr(common, "train_and_evaluate", recording_train)
+  monkeypatch.setattr(prune_retrain, "prune_once", no_pruning)
+  capsys.readouterr()
+  resumed = protocols.run(config, str(fresh / "paper" / "exp" / "runs" / "abc123"))
+  assert [os.path.basename(w) for w in trained] == ["cycle1"]  # No dense phase.
+  assert "Resuming from epoch 1" in capsys.readouterr().out
+  assert resumed["test/accuracy"] == reference["test/accuracy"]
+  assert record.restore(saved, str(fresh)).get("cache", 0) == 0  # Has its own.
+
+  # Once the run has its row, no unfinished run reads the entries: packs go.
+  io_utils.append_jsonl(
+    str(fresh / "paper" / "exp" / "results.jsonl"), {"config_hash": "abc123"}
+  )
+  assert record.save(str(fresh), saved, inflight=True)["cache"] == 0
+  assert not any(fs for _, _, fs in os.walk(os.path.join(saved, inflight.CACHE_DIR)))

@@ -19,6 +19,18 @@ resume and the run falls back to an older one or starts over: never a wrong
 result, at worst lost epochs. A pack whose files vanish while it is read is
 skipped (the record keeps the previous one).
 
+A resume also reads the shared cache entries the run started from: its dense
+phase (`<cache>/train/<hash>-<code>/`, only its final checkpoint is read) and
+its first pruning (`<cache>/pruned/<key>/`). Without them a fresh machine
+retrains the dense network before it can resume (25 minutes for five LeNet-5
+seeds). So `save` also packs each complete entry an unfinished run of the
+workdir reads (`cache_entries`, found from the run's `config.json` the way the
+protocols find them) into `<record>/inflight_cache/<path in the
+workdir>.tar.gz`, for entries inside the workdir, and drops the packs no
+unfinished run needs; `restore` unpacks each where the workdir has no such
+entry (into a temporary sibling, renamed when complete, so a killed restore
+never leaves half an entry that looks complete).
+
 The record then holds binary state, a few hundred KB per small run, replaced
 on every save: commit it only for runs that cannot finish in one session.
 """
@@ -28,6 +40,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import shutil
 import tarfile
 from collections.abc import Iterator
 
@@ -48,13 +61,15 @@ def _newest_complete_step(kind_dir: str) -> str | None:
   return (marked or steps or [None])[-1]
 
 
-def _files(run_dir: str) -> Iterator[str]:
-  """Paths (relative to `run_dir`, sorted) a resume of the run needs."""
+def _files(run_dir: str, kinds: tuple[str, ...] | None = None) -> Iterator[str]:
+  """Paths (relative to `run_dir`, sorted) a resume of the run needs (of the
+  checkpoint kinds in `kinds` only, if given)."""
   for here, dirs, files in os.walk(run_dir):
     rel = os.path.relpath(here, run_dir)
     if os.path.basename(os.path.dirname(here)) == "checkpoints":
       newest = _newest_complete_step(here)  # `here` is checkpoints/<kind>.
-      dirs[:] = [newest] if newest else []
+      wanted = kinds is None or os.path.basename(here) in kinds
+      dirs[:] = [newest] if newest and wanted else []
     else:
       dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS)
     for name in sorted(files):
@@ -66,12 +81,13 @@ def has_checkpoint(run_dir: str) -> bool:
   return any(f"checkpoints{os.sep}" in f for f in _files(run_dir))
 
 
-def pack(run_dir: str) -> bytes | None:
-  """The run's resumable files as deterministic tar.gz bytes; None if one of
-  them vanished while it was read (the run moved on: pack it next time)."""
+def pack(run_dir: str, kinds: tuple[str, ...] | None = None) -> bytes | None:
+  """The run's resumable files (checkpoints of `kinds` only, if given) as
+  deterministic tar.gz bytes; None if one of them vanished while it was read
+  (the run moved on: pack it next time)."""
   buffer = io.BytesIO()
   with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-    for rel in _files(run_dir):
+    for rel in _files(run_dir, kinds):
       try:
         with open(os.path.join(run_dir, rel), "rb") as f:
           data = f.read()
@@ -134,4 +150,104 @@ def restore(record_dir: str, sweep_dir: str, finished: set[str]) -> int:
       continue  # The workdir's own run is never overwritten.
     unpack(os.path.join(source, name), run_dir)
     restored += 1
+  return restored
+
+
+# ------------------------------------------------------------------ shared cache
+CACHE_DIR = "inflight_cache"  # Under the record's root.
+DENSE_KINDS = ("final",)  # A finished dense phase is read from its final step.
+
+
+def cache_entries(run_dir: str) -> list[str]:
+  """The complete shared cache entries (directories) a resume of the run in
+  `run_dir` reads: its dense phase and, for prune -> retrain, the first
+  pruning of it; found from the run's `config.json` as the protocols find them
+  (`common.dense_phase`, `prune_retrain.first_prune`). A run of another
+  protocol, or whose entries are not there, gets fewer or none."""
+  import ml_collections  # Imported here: packing runs alone needs none of it.
+
+  from jaxprune import config_utils
+  from jaxprune.protocols import common, prune_retrain, pruned_cache
+
+  path = os.path.join(run_dir, "config.json")
+  if not os.path.exists(path):
+    return []
+  config = ml_collections.ConfigDict(io_utils.read_json(path))
+  if config.get("retrain") is None or config.retrain.get("dense_workdir"):
+    return []  # A given dense run is not in the cache.
+  train_config = common.training_config(config)
+  root = common.cache_root(config, run_dir)
+  dense = common.dense_cache_dir(root, train_config)
+  if not common.completed(dense, train_config):
+    return []
+  found = [dense]
+  if config.get("protocol") == "prune_retrain":
+    digest = pruned_cache.key(
+      config,
+      config_utils.config_hash(train_config),
+      cycle=1,
+      cumulative=prune_retrain.cycle_targets(config)[0],
+    )
+    pruned = os.path.join(root, "pruned", digest)
+    if os.path.exists(os.path.join(pruned, "meta.json")):  # Written last.
+      found.append(pruned)
+  return found
+
+
+def unfinished_runs(sweep_dir: str, finished: set[str]) -> list[str]:
+  """The run directories of `sweep_dir` that have started (a config.json) but
+  have no row."""
+  runs = os.path.join(sweep_dir, "runs")
+  return [
+    os.path.join(runs, d)
+    for d in (sorted(os.listdir(runs)) if os.path.isdir(runs) else [])
+    if d not in finished and os.path.exists(os.path.join(runs, d, "config.json"))
+  ]
+
+
+def save_cache(workdir: str, dest: str, run_dirs: list[str]) -> int:
+  """Packs every cache entry inside `workdir` that one of `run_dirs` reads
+  into `<dest>/inflight_cache/` and drops the packs none of them reads;
+  returns the number of packs written."""
+  root = os.path.abspath(workdir)
+  wanted = {}
+  for run_dir in run_dirs:
+    for entry in cache_entries(run_dir):
+      rel = os.path.relpath(os.path.abspath(entry), root)
+      if not rel.startswith(os.pardir + os.sep):  # Outside: not carried.
+        wanted[rel.replace(os.sep, "/") + SUFFIX] = entry
+  target_dir = os.path.join(dest, CACHE_DIR)
+  written = 0
+  for name, entry in sorted(wanted.items()):
+    data = pack(entry, DENSE_KINDS)
+    if data is not None:
+      target = os.path.join(target_dir, *name.split("/"))
+      written += io_utils.write_bytes_if_changed(target, data)
+  for here, _, files in os.walk(target_dir):
+    for f in files:
+      rel = os.path.relpath(os.path.join(here, f), target_dir).replace(os.sep, "/")
+      if rel not in wanted:
+        os.remove(os.path.join(here, f))  # No unfinished run reads it now.
+  return written
+
+
+def restore_cache(src: str, workdir: str) -> int:
+  """Unpacks each cache pack of the record `src` whose entry `workdir` lacks;
+  returns the number unpacked."""
+  source = os.path.join(src, CACHE_DIR)
+  restored = 0
+  for here, dirs, files in os.walk(source):
+    dirs.sort()
+    for name in sorted(files):
+      if not name.endswith(SUFFIX):
+        continue
+      rel = os.path.relpath(os.path.join(here, name), source)[: -len(SUFFIX)]
+      entry = os.path.join(workdir, rel)
+      if os.path.exists(entry):
+        continue  # The workdir's own entry is never overwritten.
+      partial = entry + ".restoring"
+      shutil.rmtree(partial, ignore_errors=True)  # Of a killed restore.
+      unpack(os.path.join(here, name), partial)
+      os.replace(partial, entry)
+      restored += 1
   return restored

@@ -23,6 +23,10 @@ saved unless `save --inflight` packs their newest checkpoints too
 (`jaxprune.results.inflight`), for runs longer than a machine lives.
 
   python -m jaxprune.results.record save --inflight WORKDIR RECORD_DIR
+
+With `--inflight` the record also carries the shared cache entries (dense
+phase, first pruning) those unfinished runs read, so a fresh machine resumes
+them without retraining their dense networks (`inflight.save_cache`).
 """
 
 from __future__ import annotations
@@ -72,10 +76,12 @@ def save(workdir: str, dest: str, inflight: bool = False) -> dict[str, int]:
   """Merges the record of every sweep under `workdir` into `dest` (same
   relative layout; rows already there are kept, a study's rows replaced);
   returns {"rows": n, "logs": m, "studies": k} written (and "inflight": the
-  unfinished runs' packs, with `inflight`)."""
+  unfinished runs' packs and "cache": the cache entries they read, with
+  `inflight`)."""
   counts = {"rows": 0, "logs": 0, "studies": 0}
   if inflight:
     counts["inflight"] = 0
+  unfinished: list[str] = []
   for sweep_dir in _sweep_dirs(workdir):
     rel = os.path.relpath(sweep_dir, workdir)
     out = os.path.join(dest, rel)
@@ -84,6 +90,7 @@ def save(workdir: str, dest: str, inflight: bool = False) -> dict[str, int]:
     if inflight:
       finished = {r["config_hash"] for r in rows}
       counts["inflight"] += inflight_runs.save(sweep_dir, out, finished)
+      unfinished += inflight_runs.unfinished_runs(sweep_dir, finished)
     if not rows:
       continue
     os.makedirs(out, exist_ok=True)
@@ -99,6 +106,8 @@ def save(workdir: str, dest: str, inflight: bool = False) -> dict[str, int]:
           data = gzip.compress(f.read(), compresslevel=9, mtime=0)
         io_utils.atomic_write_bytes(target, data)
         counts["logs"] += 1
+  if inflight:
+    counts["cache"] = inflight_runs.save_cache(workdir, dest, unfinished)
   return counts
 
 
@@ -110,6 +119,9 @@ def restore(src: str, workdir: str) -> dict[str, int]:
   if not os.path.isdir(src):
     raise FileNotFoundError(f"record directory {src!r} does not exist")
   counts = {"rows": 0, "logs": 0, "studies": 0}
+  n = inflight_runs.restore_cache(src, workdir)
+  if n:
+    counts["cache"] = n
   for record_dir in _sweep_dirs(src):
     rel = os.path.relpath(record_dir, src)
     sweep_dir = os.path.join(workdir, rel)
@@ -176,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     f"[record] {args.command}: {counts['rows']} rows, {counts['logs']} logs, "
     f"{counts['studies']} studies"
     + (f", {counts['inflight']} unfinished runs" if "inflight" in counts else "")
+    + (f", {counts['cache']} cache entries" if "cache" in counts else "")
     + f" ({where})"
   )
   return 0
