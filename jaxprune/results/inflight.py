@@ -164,8 +164,10 @@ def cache_entries(run_dir: str) -> list[str]:
   pruning of it; found from the run's `config.json` as the protocols find them
   (`common.dense_phase`, `prune_retrain.first_prune`). A run of another
   protocol, or whose entries are not there, gets fewer or none."""
-  import ml_collections  # Imported here: packing runs alone needs none of it.
+  # Imported here: packing runs alone needs none of the protocol machinery.
+  import ml_collections
 
+  # The protocols' own functions find the entries as a resume does.
   from jaxprune import config_utils
   from jaxprune.protocols import common, prune_retrain, pruned_cache
 
