@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from jaxprune import config_utils, io_utils, protocols
-from jaxprune.results import sweeps
+from jaxprune.results import inflight, sweeps
 
 
 def test_product_and_seeds_expand_in_order():
@@ -152,3 +152,47 @@ def test_commit_says_dirty_when_code_or_configs_differ_from_it(tmp_path):
   (tmp_path / "jaxprune/a.py").write_text("x = 3\n")
   assert sweeps.describe_commit(str(tmp_path)) == clean + "-dirty"
   assert sweeps.describe_commit(str(tmp_path / "nowhere")) == "unknown"
+
+
+def test_every_planned_point_has_its_config_before_the_first_point_runs(
+  tiny_config, tmp_path
+):
+  # `record save --inflight` finds the cache entries a point will read from its
+  # run directory's config.json: a point that has not started needs one too,
+  # or a fresh clone retrains its dense phase.
+  workdir = str(tmp_path)
+  runs = os.path.join(workdir, "runs")
+  seen = []
+
+  def run(config, run_dir):
+    seen.append(
+      sorted(
+        d
+        for d in os.listdir(runs)
+        if os.path.exists(os.path.join(runs, d, "config.json"))
+      )
+    )
+    return {"status": "completed", "test/accuracy": 0.5}
+
+  sweep = sweeps.seeds([{}], [0, 1, 2])
+  rows = sweeps.run_sweep(
+    tiny_config, sweep, workdir, shard=(0, 2), run_fn=run, group="none"
+  )
+  assert [r["seed"] for r in rows] == [0, 2]  # This shard's points only.
+  assert seen[0] == sorted(r["config_hash"] for r in rows)
+  assert inflight.unfinished_runs(workdir, set()) == [
+    os.path.join(runs, d) for d in seen[0]
+  ]
+
+
+def test_a_bad_point_stops_the_sweep_before_any_point_runs(tiny_config, tmp_path):
+  ran = []
+
+  def run(config, run_dir):
+    ran.append(run_dir)
+    return {"status": "completed", "test/accuracy": 0.5}
+
+  sweep = [{"seed": 0}, {"seed": 1, "protocol": "no_such_protocol"}]
+  with pytest.raises(ValueError, match="no_such_protocol"):
+    sweeps.run_sweep(tiny_config, sweep, str(tmp_path), run_fn=run, group="none")
+  assert ran == []

@@ -25,7 +25,7 @@ its first pruning (`<cache>/pruned/<key>/`). Without them a fresh machine
 retrains the dense network before it can resume (25 minutes for five LeNet-5
 seeds). So `save` also packs each complete entry an unfinished run of the
 workdir reads (`cache_entries`, found from the run's `config.json` the way the
-protocols find them) into `<record>/inflight_cache/<path in the
+protocols find them; points that have not started have theirs too) into `<record>/inflight_cache/<path in the
 workdir>.tar.gz`, for entries inside the workdir, and drops the packs no
 unfinished run needs; `restore` unpacks each where the workdir has no such
 entry (into a temporary sibling, renamed when complete, so a killed restore
@@ -197,8 +197,10 @@ def cache_entries(run_dir: str) -> list[str]:
 
 
 def unfinished_runs(sweep_dir: str, finished: set[str]) -> list[str]:
-  """The run directories of `sweep_dir` that have started (a config.json) but
-  have no row."""
+  """The run directories of `sweep_dir` that have a config.json but no row:
+  the points started and, since a sweep writes every planned point's
+  config.json before it runs the first (`sweeps.write_planned_configs`), the
+  points still waiting."""
   runs = os.path.join(sweep_dir, "runs")
   return [
     os.path.join(runs, d)

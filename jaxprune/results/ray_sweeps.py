@@ -211,6 +211,7 @@ def run_sweep_ray(
       min_groups=options.tasks or max(slots, 1),
       group_runs=group_runs,
     )
+    sweeps.write_planned_configs(workdir, groups)
     task = ray.remote(_run_task).options(
       num_cpus=options.cpus_per_task,
       num_gpus=options.gpus_per_task,

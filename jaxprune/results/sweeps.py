@@ -288,6 +288,7 @@ def run_sweep(
     group_mode=group_mode,
     group_runs=group_runs,
   )
+  write_planned_configs(workdir, groups)
   record = functools.partial(_record, workdir, replace=force)
   appended: list[dict[str, Any]] = []
   refresh = common.refreshing_caches() if force else contextlib.nullcontext()
@@ -349,6 +350,23 @@ def plan_groups(
     if k % count == index
   ]
   return len(points), [g for g in groups if g]
+
+
+def write_planned_configs(workdir: str, groups: Sequence[Sequence[Member]]) -> None:
+  """Validates every planned point and writes its run directory's config.json
+  before the first point runs. A bad point then stops the sweep before hours
+  of other points ran, and `record save --inflight` finds, from these
+  config.json files, the cache entries (dense phase, first pruning) that
+  points which have not started yet will read, so a fresh clone does not
+  retrain them (`jaxprune.results.inflight.cache_entries`)."""
+  # Not at the top: see run_sweep.
+  from jaxprune import protocols
+  from jaxprune.train import loop as train_loop
+
+  for members in groups:
+    for _, _, config, digest in members:
+      protocols.validate(config)
+      train_loop.prepare_workdir(config, os.path.join(workdir, "runs", digest))
 
 
 # Writes a finished point's row: (point, summary) -> the row, or None if it
