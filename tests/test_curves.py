@@ -104,3 +104,57 @@ def test_report_curves_columns_and_figure(tmp_path, capsys):
       ]
     )
   assert "--curve_panel" in capsys.readouterr().err
+
+
+def _line_colours(fig):
+  colours = {}
+  for ax in fig.axes:
+    for line in ax.get_lines():
+      colours.setdefault(line.get_label(), set()).add(tuple(line.get_color()))
+  return colours
+
+
+def test_a_setting_has_one_colour_in_every_panel_and_the_legend_names_all(tmp_path):
+  # A panel without a setting must not shift the other settings' colours: the
+  # Table 7 figure's panels hold different models, and per-panel colour order
+  # made one colour mean two settings.
+  rows, _ = _sweep(tmp_path)
+  rows = [
+    r
+    for r in rows
+    if r["overrides"]["retrain.spec"] == "0:0.001" or r["overrides"]["retrain.orthp"]
+  ]
+  fig = curves.draw(
+    rows, str(tmp_path), ["jsv/mean"], panel="retrain.spec", hue="retrain.orthp"
+  )
+  colours = _line_colours(fig)
+  assert sorted(colours) == ["orthp=False", "orthp=True"]
+  assert all(len(c) == 1 for c in colours.values())
+  assert len({c for cs in colours.values() for c in cs}) == 2  # Told apart.
+  (legend,) = fig.legends
+  assert [t.get_text() for t in legend.get_texts()] == ["orthp=False", "orthp=True"]
+
+
+def test_a_scratch_run_is_not_averaged_into_a_retraining_curve(tmp_path):
+  rows, logged = _sweep(tmp_path)
+  for row in rows:  # Seed 1 of each setting becomes a Scratch run.
+    row["config"] = {"protocol": "scratch" if row["seed"] else "prune_retrain"}
+  assert curves.hue_keys(rows, ["retrain.spec"], ["retrain.orthp"]) == [
+    "retrain.orthp",
+    "protocol",
+  ]
+  fig = curves.draw(
+    rows, str(tmp_path), ["jsv/mean"], panel="retrain.spec", hue="retrain.orthp"
+  )
+  assert len(_line_colours(fig)) == 4  # 2 OrthP settings x 2 protocols.
+  (line,) = [
+    ln
+    for ln in fig.axes[0].get_lines()
+    if ln.get_label() == "orthp=True, protocol=scratch"
+  ]
+  assert fig.axes[0].get_title() == "spec=0:0.001"
+  assert list(line.get_ydata()) == pytest.approx(list(logged[".00111"]))  # One seed.
+  # One protocol: no protocol key (the figure of a sweep without Scratch).
+  assert curves.hue_keys(rows[:1], ["retrain.spec"], ["retrain.orthp"]) == [
+    "retrain.orthp"
+  ]

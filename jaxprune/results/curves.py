@@ -12,8 +12,10 @@ retraining phase, the JSV after retraining its last logged epoch.
       `<metric>@end` to each row's metrics, so the report's `aggregate` / `tables`
       give them mean ± std like any other column;
   load(rows, sweep_dir, metric, keys)  {label: {epoch: [value per seed]}};
-  figure(...)  one panel per value of a key (e.g. the retraining schedule),
-      one line per value of another (e.g. OrthP on/off), std bands.
+  draw(...) / figure(...)  one panel per value of a key (e.g. the retraining
+      schedule), one line per value of others (e.g. OrthP on/off; the
+      protocol too where a Scratch run shares a panel), std bands, one
+      colour per line across panels.
 
 The phase read is the run's last retraining cycle (`cycleN`), else its only
 phase (`scratch`, `run`, ...).
@@ -27,6 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from jaxprune import io_utils
@@ -110,20 +113,56 @@ def figure(
   hue: str | Sequence[str],
   title: str = "",
 ) -> str | None:
+  """Writes `draw(...)` to `path`; returns it, or None when no run logged any
+  of `metrics`."""
+  fig = draw(rows, sweep_dir, metrics, panel=panel, hue=hue, title=title)
+  if fig is None:
+    return None
+  plots.save_figure(fig, path)
+  return path
+
+
+def hue_keys(
+  rows: Sequence[dict[str, Any]], panel: Sequence[str], hue: Sequence[str]
+) -> list[str]:
+  """`hue`, plus "protocol" when the rows ran more than one: a Scratch run and
+  a retraining on the same schedule and setting are different curves, and a
+  line averaging them would pass for either."""
+  ran = {repr(settings.config_value(r, "protocol")) for r in rows}
+  if len(ran) > 1 and "protocol" not in (*panel, *hue):
+    return [*hue, "protocol"]
+  return list(hue)
+
+
+def draw(
+  rows: Sequence[dict[str, Any]],
+  sweep_dir: str,
+  metrics: Sequence[str],
+  *,
+  panel: str | Sequence[str],
+  hue: str | Sequence[str],
+  title: str = "",
+) -> Figure | None:
   """Curves of `metrics` (figure rows) per value of the `panel` key(s) (figure
-  columns), one line per value of the `hue` key(s), mean over seeds with a
-  ±std band; None when no run logged any of them."""
+  columns), one line per value of the `hue` key(s) (`hue_keys`), mean over
+  seeds with a ±std band; None when no run logged any of them. A setting has
+  one colour in every panel, and one legend below the panels names them all."""
   panel = [panel] if isinstance(panel, str) else list(panel)
-  hue = [hue] if isinstance(hue, str) else list(hue)
+  hue = hue_keys(rows, panel, [hue] if isinstance(hue, str) else list(hue))
   panels = sorted({_label(r, panel) for r in rows})
   data = {m: {p: {} for p in panels} for m in metrics}
   for p in panels:
     members = [r for r in rows if _label(r, panel) == p]
     for m in metrics:
       data[m][p] = load(members, sweep_dir, m, hue)
-  if not any(c for m in data.values() for c in m.values()):
+  labels = sorted({label for m in data.values() for c in m.values() for label in c})
+  if not labels:
     return None
-  fig = Figure(figsize=(3.6 * len(panels), 2.8 * len(metrics)))
+  palette = colormaps["tab10" if len(labels) <= 10 else "tab20"]
+  colour = {label: palette(k % palette.N) for k, label in enumerate(labels)}
+  # Constrained layout: a row's x labels would overlap the next row's axes.
+  fig = Figure(figsize=(3.6 * len(panels), 2.8 * len(metrics)), layout="constrained")
+  handles = {}
   for i, m in enumerate(metrics):
     for j, p in enumerate(panels):
       ax = fig.add_subplot(len(metrics), len(panels), i * len(panels) + j + 1)
@@ -133,8 +172,17 @@ def figure(
         mean = np.asarray([v.mean() for v in values])
         std = np.asarray([v.std() for v in values])
         scale = 100.0 if "accuracy" in m else 1.0
-        ax.plot(epochs, mean * scale, label=label or "all", lw=1.2)
-        ax.fill_between(epochs, (mean - std) * scale, (mean + std) * scale, alpha=0.25)
+        (line,) = ax.plot(
+          epochs, mean * scale, label=label or "all", lw=1.2, color=colour[label]
+        )
+        handles.setdefault(label, line)
+        ax.fill_between(
+          epochs,
+          (mean - std) * scale,
+          (mean + std) * scale,
+          alpha=0.25,
+          color=colour[label],
+        )
       ax.set_xlabel("epoch")
       ax.set_ylabel(LABELS.get(m, m), fontsize=8)
       if i == 0:
@@ -142,9 +190,13 @@ def figure(
       ax.grid(alpha=0.3)
       if "jsv" in m:
         ax.set_yscale("log")
-      if i == 0 and j == 0:
-        ax.legend(fontsize=7)
+  fig.legend(
+    [handles[label] for label in labels],
+    [label or "all" for label in labels],
+    loc="outside lower center",
+    ncols=min(len(labels), 4),
+    fontsize=7,
+  )
   if title:
     fig.suptitle(f"{title} (mean ± std over seeds)", fontsize=9)
-  plots.save_figure(fig, path)
-  return path
+  return fig
