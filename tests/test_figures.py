@@ -222,3 +222,77 @@ def test_summary_axis_and_where_errors_name_the_flag(tmp_path, capsys, flags, me
     report.main(["--results", str(results), "--out", str(tmp_path / "o"), *flags])
   err = capsys.readouterr().err.strip().splitlines()[-1]
   assert message in err, err
+
+
+def test_settings_that_differ_off_the_axes_get_their_own_lines(tmp_path, monkeypatch):
+  # Le & Hua's budget figure (x: retraining epochs, hue: schedule) once joined
+  # the L1 and the magnitude points of a schedule into one zigzag line.
+  from jaxprune.results import figures
+
+  drawn = []
+
+  def keep(fig, path, dpi):
+    # One errorbar container per line; one panel per pruning method.
+    drawn.append(
+      [
+        (ax.get_title(), c.get_label(), c.lines[0].get_color(), c.lines[0].get_xydata())
+        for ax in fig.axes
+        for c in ax.containers
+      ]
+    )
+    return path
+
+  monkeypatch.setattr(figures.io_utils, "atomic_write_figure", keep)
+
+  def setting(method, schedule, epochs, acc):
+    return {
+      "setting": {
+        "pruning.method": method,
+        "retrain.schedule": schedule,
+        "retrain.num_epochs": epochs,
+      },
+      "mean": {"test/accuracy": acc},
+      "std": {"test/accuracy": 0.0},
+      "n": 5,
+    }
+
+  aggregated = [
+    setting(m, s, e, acc)
+    for m, offset in (("l1", 0.0), ("magnitude", 0.1))
+    for s in ("ft", "clr")
+    for e, acc in ((40, 0.5 + offset), (80, 0.6 + offset))
+  ]
+  assert figures.other_keys(aggregated, ("retrain.num_epochs", "retrain.schedule")) == [
+    "pruning.method"
+  ]
+  figures.figure(
+    aggregated,
+    "test/accuracy",
+    "retrain.num_epochs",
+    "retrain.schedule",
+    str(tmp_path / "f.png"),
+  )
+  (lines,) = drawn
+  assert len(lines) == 4  # 2 schedules x 2 pruning methods.
+  assert {(title, label) for title, label, *_ in lines} == {
+    (f"method={m}", s) for m in ("l1", "magnitude") for s in ("FT", "CLR")
+  }
+  for title, _, _, xy in lines:  # One point per budget, this method's.
+    offset = 0.1 if title == "method=magnitude" else 0.0
+    want = [[40, 50 + 100 * offset], [80, 60 + 100 * offset]]
+    np.testing.assert_allclose(xy, want)
+  colours = {
+    label: {c for _, lb, c, _ in lines if lb == label} for label in ("FT", "CLR")
+  }
+  assert all(len(c) == 1 for c in colours.values())  # One colour per schedule.
+  assert colours["FT"] != colours["CLR"]
+  # A key that only follows another (the sparsity of each method; CLR's
+  # cyclic momentum follows the hue) does not name the panels.
+  for a in aggregated:
+    a["setting"]["pruning.sparsity"] = (
+      0.9 if a["setting"]["pruning.method"] == "l1" else 0.5
+    )
+    a["setting"]["retrain.cycle_momentum"] = a["setting"]["retrain.schedule"] == "clr"
+  assert figures.other_keys(aggregated, ("retrain.num_epochs", "retrain.schedule")) == [
+    "pruning.method"
+  ]

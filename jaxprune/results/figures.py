@@ -64,6 +64,40 @@ def _is_numeric_axis(values: Sequence[Any]) -> bool:
   return all(_is_number(v) for v in values)
 
 
+def _short(key: str, names: dict[str, str]) -> str:
+  return names.get(key, key.split(".")[-1])
+
+
+def other_keys(
+  usable: Sequence[dict[str, Any]], shown: Sequence[str | None]
+) -> list[str]:
+  """The setting keys besides `shown` (the x axis and the hue) that tell the
+  settings apart: each combination of their values gets its own panel, so two
+  settings at one x (say L1 and magnitude pruning) are never joined into one
+  line that zigzags between them. Keys that only follow others (a pruning
+  method's own sparsity, CLR's cyclic momentum) are left out of the names."""
+
+  def combinations(keys: Sequence[str]) -> int:
+    """Distinct settings told apart by the shown keys and `keys`."""
+    return len(
+      {
+        json.dumps(
+          [a["setting"].get(k) for k in (*shown, *keys)], sort_keys=True, default=str
+        )
+        for a in usable
+      }
+    )
+
+  keys = sorted({k for a in usable for k in a["setting"]} - set(shown))
+  chosen: list[str] = []
+  for key in keys:
+    if combinations(chosen) == combinations(keys):
+      break
+    if combinations([*chosen, key]) > combinations(chosen):
+      chosen.append(key)
+  return chosen
+
+
 def figure(
   aggregated: Sequence[dict[str, Any]],
   metric: str,
@@ -74,7 +108,9 @@ def figure(
   formats: Sequence[str] = ("png",),
   labels: dict[str, str] | None = None,
 ) -> list[str]:
-  """`metric` (mean ± std over seeds) vs setting key `x`, one line per `hue`.
+  """`metric` (mean ± std over seeds) vs setting key `x`, one line per `hue`
+  (one colour per value throughout), one panel per combination of the other
+  keys that tell settings apart (`other_keys`).
 
   Sized for one paper column; names from `LABELS` (+ `labels`); accuracies
   and sparsities in %; the dense model's `dense/<metric>` as a dashed line;
@@ -103,10 +139,17 @@ def figure(
   xs_all = [a["setting"][x] for a in usable]
   numeric = _is_numeric_axis(xs_all)
   categories = sorted({json.dumps(v, sort_keys=True) for v in xs_all})
-  lines: dict[str, list[tuple[Any, float, float]]] = {}
+  rest = other_keys(usable, (x, hue))
+  # One panel per combination of the other varying keys, one line (colour) per
+  # hue value in it; a hue value has the same colour in every panel.
+  panels: dict[str, dict[str, list[tuple[Any, float, float]]]] = {}
+  dense_of: dict[str, list[float]] = {}
   for a in usable:
     label = (
       _name(a["setting"].get(hue, ""), names) if hue else names.get(metric, metric)
+    )
+    group = ", ".join(
+      f"{_short(k, names)}={_name(a['setting'].get(k), names)}" for k in rest
     )
     value = a["setting"][x]
     pos = (
@@ -114,55 +157,81 @@ def figure(
       if numeric
       else (categories.index(json.dumps(value, sort_keys=True)))
     )
-    lines.setdefault(label, []).append(
+    panels.setdefault(group, {}).setdefault(label, []).append(
       (pos, a["mean"][metric] * scale_y, a["std"][metric] * scale_y)
     )
+    if f"dense/{metric}" in a["mean"]:
+      dense_of.setdefault(group, []).append(a["mean"][f"dense/{metric}"])
+  groups = sorted(panels)
+  hues = sorted({label for lines in panels.values() for label in lines})
   seeds = sorted({a["n"] for a in usable})
   n_text = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}"
   # svg.fonttype none: SVG text stays text (editable, searchable).
   style = {"font.size": 8, "legend.fontsize": 7, "svg.fonttype": "none"}
   with plt.rc_context(style):
-    fig, ax = plt.subplots(figsize=(3.4, 2.9), layout="constrained")
-    offset = 0.08 if not numeric and len(lines) > 1 else 0.0
-    for i, (label, points) in enumerate(sorted(lines.items())):
-      points.sort()
-      px, ys, es = zip(*points)
-      if offset:
-        px = [p + offset * (i - (len(lines) - 1) / 2) for p in px]
-      ax.errorbar(
-        px,
-        ys,
-        yerr=es,
-        marker="o",
-        ms=3,
-        capsize=2,
-        lw=1,
-        ls="-" if numeric else "none",
-        label=label,
-      )
-    dense = [
-      a["mean"][f"dense/{metric}"] for a in usable if f"dense/{metric}" in a["mean"]
-    ]
-    if dense:
-      ax.axhline(np.mean(dense) * scale_y, ls="--", lw=1, color="0.4", label="dense")
-    if not numeric:
-      ax.set_xticks(
-        range(len(categories)), [_name(json.loads(c), names) for c in categories]
-      )
-    ax.set_xlabel(names.get(x, x))
-    ax.set_ylabel(names.get(metric, metric))
-    ax.set_title(f"error bars: std over n={n_text} seeds", fontsize=7)
-    if hue or dense:
-      handles = ax.get_legend_handles_labels()[0]
+    fig, axes = plt.subplots(
+      1,
+      len(groups),
+      figsize=(3.4 * len(groups), 2.9),
+      sharey=True,
+      squeeze=False,
+      layout="constrained",
+    )
+    offset = 0.08 if not numeric and len(hues) > 1 else 0.0
+    handles: dict[str, Any] = {}
+    for ax, group in zip(axes[0], groups):
+      for label, points in sorted(panels[group].items()):
+        k = hues.index(label)
+        points.sort()
+        px, ys, es = zip(*points)
+        if offset:
+          px = [p + offset * (k - (len(hues) - 1) / 2) for p in px]
+        handles.setdefault(
+          label,
+          ax.errorbar(
+            px,
+            ys,
+            yerr=es,
+            marker="o",
+            ms=3,
+            capsize=2,
+            lw=1,
+            ls="-" if numeric else "none",
+            color=f"C{k % 10}",
+            label=label,
+          ),
+        )
+      if group in dense_of:
+        line = ax.axhline(
+          np.mean(dense_of[group]) * scale_y, ls="--", lw=1, color="0.4", label="dense"
+        )
+        handles.setdefault("dense", line)
+      if not numeric:
+        ax.set_xticks(
+          range(len(categories)), [_name(json.loads(c), names) for c in categories]
+        )
+      ax.set_xlabel(names.get(x, x))
+      if group:
+        ax.set_title(group, fontsize=7)
+      ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(names.get(metric, metric))
+    caption = f"error bars: std over n={n_text} seeds"
+    if groups == [""]:
+      axes[0][0].set_title(caption, fontsize=7)
+    else:
+      fig.suptitle(caption, fontsize=7)
+    if hue or dense_of:
+      order = [h for h in hues if h in handles] + (["dense"] if dense_of else [])
       fig.legend(  # Below the axes: it never hides a line.
+        [handles[h] for h in order],
+        order,
         title=names.get(hue, hue) if hue else None,
         loc="outside lower center",
-        ncol=min(len(handles), 5),
+        ncol=min(len(order), 5),
         frameon=False,
         columnspacing=1.0,
         handlelength=1.5,
       )
-    ax.grid(alpha=0.3)
     stem = os.path.splitext(out)[0]
     paths = [io_utils.atomic_write_figure(fig, f"{stem}.{f}", dpi=200) for f in formats]
     plt.close(fig)
