@@ -158,3 +158,46 @@ def test_a_scratch_run_is_not_averaged_into_a_retraining_curve(tmp_path):
   assert curves.hue_keys(rows[:1], ["retrain.spec"], ["retrain.orthp"]) == [
     "retrain.orthp"
   ]
+
+
+def test_split_figures_draw_one_figure_per_value_of_the_key(tmp_path, monkeypatch):
+  rows, _ = _sweep(tmp_path)
+  for row in rows:
+    row["config"] = {"model": {"name": "lenet5/relu" if row["seed"] else "mlp7"}}
+  paths = curves.split_figures(
+    rows,
+    str(tmp_path),
+    ["jsv/mean"],
+    str(tmp_path / "out" / "t7"),
+    panel="retrain.spec",
+    hue="retrain.orthp",
+    split="model.name",
+    title="retraining",
+  )
+  assert paths == [
+    str(tmp_path / "out" / f"t7_{v}.png") for v in ("lenet5_relu", "mlp7")
+  ]
+  assert all(os.path.getsize(p) > 0 for p in paths)
+  drawn = []
+  monkeypatch.setattr(
+    curves,
+    "figure",
+    lambda members, *a, title, **k: drawn.append(
+      (title, sorted({m["seed"] for m in members}))
+    ),
+  )
+  curves.split_figures(
+    rows,
+    str(tmp_path),
+    ["jsv/mean"],
+    "x",
+    panel="retrain.spec",
+    hue=[],
+    split="model.name",
+  )
+  assert drawn == [("name=lenet5/relu", [1]), ("name=mlp7", [0])]
+  drawn.clear()
+  curves.split_figures(
+    rows, str(tmp_path), ["jsv/mean"], "x", panel="retrain.spec", hue=[]
+  )
+  assert drawn == [("", [0, 1])]  # No split: one figure of every row.

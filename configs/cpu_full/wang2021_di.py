@@ -144,7 +144,12 @@ EXPERIMENTS = {
     "fine-tuning epochs",
     "metrics": ["test/accuracy", "jsv/mean@start", "jsv/mean@end"],
     "figures": [],
-    "jsv_curves": {"panel": "retrain.spec", "hue": ["model.name", "retrain.orthp"]},
+    # A figure per network: three networks' curves in one panel are unreadable.
+    "jsv_curves": {
+      "panel": "retrain.spec",
+      "hue": ["retrain.orthp"],
+      "split": "model.name",
+    },
     "group_runs": 10,
     "claims": _hypotheses("_table7", "Table 7", ("model.name",)),
   },

@@ -15,7 +15,8 @@ retraining phase, the JSV after retraining its last logged epoch.
   draw(...) / figure(...)  one panel per value of a key (e.g. the retraining
       schedule), one line per value of others (e.g. OrthP on/off; the
       protocol too where a Scratch run shares a panel), std bands, one
-      colour per line across panels.
+      colour per line across panels;
+  split_figures(...)  one such figure per value of a key (e.g. per network).
 
 The phase read is the run's last retraining cycle (`cycleN`), else its only
 phase (`scratch`, `run`, ...).
@@ -120,6 +121,38 @@ def figure(
     return None
   plots.save_figure(fig, path)
   return path
+
+
+def split_figures(
+  rows: Sequence[dict[str, Any]],
+  sweep_dir: str,
+  metrics: Sequence[str],
+  stem: str,
+  *,
+  panel: str | Sequence[str],
+  hue: str | Sequence[str],
+  split: str | None = None,
+  title: str = "",
+) -> list[str]:
+  """`figure` at `<stem>.png`, or with `split` (a setting key, e.g. the model)
+  one figure per value of it at `<stem>_<value>.png`, so that a table of
+  several networks gets a readable figure per network; returns the paths
+  written."""
+  parts: dict[str, list[dict[str, Any]]] = {}
+  for row in rows:
+    value = "" if split is None else str(settings.config_value(row, split))
+    parts.setdefault(value, []).append(row)
+  paths = []
+  for value, members in sorted(parts.items()):
+    name = f"{stem}_{re.sub(r'[^A-Za-z0-9_.-]', '_', value)}" if split else stem
+    named = ", ".join(
+      t for t in (title, f"{split.split('.')[-1]}={value}" if split else "") if t
+    )
+    path = figure(
+      members, sweep_dir, metrics, name + ".png", panel=panel, hue=hue, title=named
+    )
+    paths += [path] if path else []
+  return paths
 
 
 def hue_keys(

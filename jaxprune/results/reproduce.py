@@ -5,7 +5,8 @@ config (`get_config(arg)`, `get_sweep(arg)`, arg = "EXPERIMENT" or
 "EXPERIMENT,smoke") plus an `EXPERIMENTS` dict describing, per experiment, its
 title, the metrics to tabulate, figures `(metric, x override, hue override)`,
 an optional analysis study (`jaxprune.results.studies`), optional mean-JSV
-curves (`jsv_curves: {"panel": keys, "hue": keys}`), metrics read at the start
+curves (`jsv_curves: {"panel": keys, "hue": keys}`, plus `"split": key` for
+a figure per value of it), metrics read at the start
 and end of the runs' curves (`jsv/mean@start`), the published numbers beside
 ours when the file defines `paper_cell(setting)`, and the claims to check
 (`jaxprune.results.verdicts`; `get_claims(arg)` when they depend on the arg),
@@ -175,16 +176,15 @@ def run_experiment(
     path = os.path.join(out, f"{stem}_{metric.replace('/', '_')}_vs_{x}.png")
     report.figure(aggregated, metric, x, hue, path)
     figures.append(path)
-  if spec.get("jsv_curves") and rows:  # {"panel": keys, "hue": keys}: Fig. 2.
-    curve = curves.figure(
+  if spec.get("jsv_curves") and rows:  # {"panel", "hue"[, "split"]}: Fig. 2.
+    figures += curves.split_figures(
       rows,
       exp_dir,
       ["jsv/mean", "test/accuracy"],
-      os.path.join(out, f"{stem}_jsv_curves.png"),
+      os.path.join(out, f"{stem}_jsv_curves"),
       title="retraining",
       **spec["jsv_curves"],
     )
-    figures += [curve] if curve else []
   claims = [{"paper": paper, **c} for c in _claims(module, name, arg)]
   # Every point's setting, so an unfinished sweep's missing groups are no data.
   point_rows = sweeps.point_rows(config, sweep) if sweep else []
