@@ -129,15 +129,14 @@ def split_figures(
   metrics: Sequence[str],
   stem: str,
   *,
-  panel: str | Sequence[str],
-  hue: str | Sequence[str],
   split: str | None = None,
   title: str = "",
+  **layout: str | Sequence[str],
 ) -> list[str]:
-  """`figure` at `<stem>.png`, or with `split` (a setting key, e.g. the model)
-  one figure per value of it at `<stem>_<value>.png`, so that a table of
-  several networks gets a readable figure per network; returns the paths
-  written."""
+  """`figure` (its `panel` and `hue` in `layout`) at `<stem>.png`, or with
+  `split` (a setting key, e.g. the model) one figure per value of it at
+  `<stem>_<value>.png`, so that a table of several networks gets a readable
+  figure per network; returns the paths written."""
   parts: dict[str, list[dict[str, Any]]] = {}
   for row in rows:
     value = "" if split is None else str(settings.config_value(row, split))
@@ -148,9 +147,7 @@ def split_figures(
     named = ", ".join(
       t for t in (title, f"{split.split('.')[-1]}={value}" if split else "") if t
     )
-    path = figure(
-      members, sweep_dir, metrics, name + ".png", panel=panel, hue=hue, title=named
-    )
+    path = figure(members, sweep_dir, metrics, name + ".png", title=named, **layout)
     paths += [path] if path else []
   return paths
 
