@@ -50,8 +50,8 @@ runs summed 152.8 min for Table 3, 746.1 min for Table 7): on Table 3, H1, H2
 and H3 hold at both ratios and H4 is inconclusive at both (at PR 0.8 the gap
 closes by +0.43 [95 % CI +0.21, +0.66] but may overshoot to the other side);
 on Table 7, MLP-7-ReLU reproduces H1-H3 with H4 inconclusive, and on both
-LeNet-5s every hypothesis is inconclusive: seed spreads of about one point
-swamp effects of a few tenths. The paper's own Table 7 numbers give the same
+LeNet-5s every hypothesis is inconclusive: with seed stds of 0.4-1.9 points
+every interval spans zero. The paper's own Table 7 numbers give the same
 per-net verdicts in 10 of 12 cases; the other 2 are LeNet-5-Linear's H1 and
 H2, which hold there on stds of 0.01-0.03. One LeNet-5-ReLU Scratch seed
 never trains (its ReLUs are dead from initialisation), hence 67.62 +- 28.81.
